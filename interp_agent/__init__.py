@@ -1,0 +1,2 @@
+"""interp-agent: criterion-driven mechanistic interpretability."""
+from interp_agent._version import __version__
