@@ -1,2 +1,36 @@
-"""interp-agent: criterion-driven mechanistic interpretability."""
+"""interp-agent: criterion-driven mechanistic interpretability.
+
+Rank a model's features against a natural-language criterion, with held-out and causal
+evidence, write readable reports, and match features across models.
+
+    from interp_agent import inspect, match
+    left = inspect("toy/model-a", "mentions a measurement unit", backend="toy", out="reports/a")
+"""
+
 from interp_agent._version import __version__
+from interp_agent.api import convert, inspect, match
+from interp_agent.core.errors import (
+    EvidenceError,
+    InputFileError,
+    InterpAgentError,
+    MissingDependencyError,
+    ValidationError,
+)
+from interp_agent.core.inspection import InspectionResult
+from interp_agent.core.matching import load_report
+from interp_agent.core.ranking import RankingConfig
+
+__all__ = [
+    "EvidenceError",
+    "InputFileError",
+    "InspectionResult",
+    "InterpAgentError",
+    "MissingDependencyError",
+    "RankingConfig",
+    "ValidationError",
+    "__version__",
+    "convert",
+    "inspect",
+    "load_report",
+    "match",
+]

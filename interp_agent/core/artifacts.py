@@ -89,7 +89,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
 def clean_json(value: Any) -> Any:
     """Recursively replace NaN and infinities with None so the output is strict JSON."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: clean_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -1,0 +1,218 @@
+"""``inspect``: rank a model's features against a criterion and write the report.
+
+Backends:
+- ``records``: activation records (JSONL file or Parquet dataset folder).
+- ``features``: a feature JSONL dump; no activations, so ranking uses the similarity of
+  labels/explanations to the criterion (semantic) and any intervention evidence.
+- ``toy``: generated records with planted features; every number is labelled synthetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from interp_agent.core.artifacts import run_provenance, schema_version
+from interp_agent.core.errors import ValidationError
+from interp_agent.core.formats.features import FeatureRecord, read_features
+from interp_agent.core.formats.interventions import read_interventions, write_interventions
+from interp_agent.core.formats.records import write_records
+from interp_agent.core.ranking import METHOD, RankingConfig, RecordsSource, rank_records, summarise_interventions
+from interp_agent.core.ranking.causal import CausalEvidence
+from interp_agent.core.ranking.importance import IMPORTANCE_FORMULA, causal_component, importance
+from interp_agent.core.ranking.rank import Progress, _imported
+from interp_agent.core.synthetic import PlantedConfig, planted_interventions, planted_records
+
+Backend = Literal["records", "features", "toy"]
+BACKENDS: tuple[str, ...] = ("records", "features", "toy")
+
+
+@dataclass(frozen=True, slots=True)
+class InspectionResult:
+    """What ``inspect`` returns."""
+
+    report: dict[str, Any]
+    """The report (as written to report.json)."""
+    paths: dict[str, Path]
+    """Written files: json, md, html (and toy inputs for the toy backend); empty when out is None."""
+
+
+def inspect(
+    model: str,
+    criterion: str,
+    *,
+    backend: Backend = "records",
+    records: str | Path | None = None,
+    features: str | Path | None = None,
+    interventions: str | Path | None = None,
+    out: str | Path | None = None,
+    config: RankingConfig | None = None,
+    allow_intervention_criterion_mismatch: bool = False,
+    progress: Progress | None = None,
+) -> InspectionResult:
+    """Rank features against ``criterion`` and, when ``out`` is given, write report.json/.md/.html there.
+
+    Args:
+        model: model name the evidence belongs to (checked against the records' ``model``).
+        criterion: the natural-language criterion.
+        backend: ``records``, ``features`` or ``toy``.
+        records: activation records (JSONL file or Parquet dataset folder); records backend.
+        features: feature JSONL; required by the features backend, adds labels and
+            signatures to the records backend.
+        interventions: intervention records JSONL (causal evidence).
+        out: output folder.
+        config: ranking settings.
+        allow_intervention_criterion_mismatch: use intervention rows naming another criterion.
+        progress: progress callback.
+
+    Raises:
+        ValidationError: a missing or contradictory argument.
+        InputFileError: a bad input file (names file, line, field).
+        EvidenceError: the evidence cannot support a ranking.
+    """
+    if not criterion or not criterion.strip():
+        raise ValidationError("criterion is empty; describe what the features should relate to")
+    if backend not in BACKENDS:
+        raise ValidationError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    config = config or RankingConfig()
+    paths: dict[str, Path] = {}
+    synthetic = backend == "toy"
+    if backend == "toy":
+        if records is not None:
+            raise ValidationError("the toy backend generates its own records; drop --records or use --backend records")
+        if out is None:
+            raise ValidationError("the toy backend writes its generated records to --out; give an output folder")
+        records, toy_interventions = _toy_inputs(model, criterion, Path(out))
+        paths["toy_records"] = Path(records)
+        if interventions is None:
+            interventions = toy_interventions
+            paths["toy_interventions"] = Path(toy_interventions)
+
+    evidence = None
+    if interventions is not None:
+        evidence = summarise_interventions(
+            read_interventions(interventions), criterion,
+            allow_criterion_mismatch=allow_intervention_criterion_mismatch, model=model,
+        )
+    feature_info = {f.feature_id: f for f in read_features(features)} if features is not None else None
+
+    if backend == "features":
+        if feature_info is None:
+            raise ValidationError("the features backend needs --features FILE (feature JSONL)")
+        body = _rank_feature_dump(list(feature_info.values()), criterion, config, evidence)
+    else:
+        if records is None:
+            raise ValidationError("the records backend needs --records FILE (activation records JSONL or Parquet folder)")
+        body = rank_records(RecordsSource(records), config, evidence=evidence, feature_info=feature_info, progress=progress)
+
+    warnings = list(body["warnings"]) + (evidence.warnings if evidence else [])
+    seen = body.pop("models_seen", [])
+    if seen and model not in seen:
+        warnings.append(f"the records name model(s) {seen}, not {model!r}")
+    if synthetic:
+        warnings.insert(0, "SYNTHETIC: the toy backend generated these records; no model was measured")
+        _mark_synthetic(body["features"])
+    report = {
+        "schema_version": schema_version("inspection_report"),
+        "model": model,
+        "criterion": criterion,
+        "backend": backend,
+        "synthetic": synthetic,
+        "provenance": run_provenance({"records": records, "features": features, "interventions": interventions}),
+        "settings": config.to_json() | {"allow_intervention_criterion_mismatch": allow_intervention_criterion_mismatch},
+        "summary": body["summary"],
+        "method": body["method"],
+        "warnings": warnings,
+        "controls": (evidence.controls if evidence else None),
+        "probe_prompts": body["probe_prompts"],
+        "features": body["features"],
+    }
+    if synthetic and report["controls"]:
+        report["controls"]["provenance"] = "synthetic"
+    if out is not None:
+        from interp_agent.core.reports import write_report
+
+        paths |= write_report(report, out)
+    return InspectionResult(report=report, paths=paths)
+
+
+def _toy_inputs(model: str, criterion: str, out: Path) -> tuple[Path, Path]:
+    planted = planted_records(model, criterion, PlantedConfig())
+    rec = write_records(out / "toy-records.jsonl", planted.records, planted.feature_metadata)
+    inter = write_interventions(out / "toy-interventions.jsonl", planted_interventions(planted, criterion))
+    return rec, inter
+
+
+def _mark_synthetic(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "provenance" and isinstance(value, str):
+                node[key] = "synthetic"
+            else:
+                _mark_synthetic(value)
+    elif isinstance(node, list):
+        for value in node:
+            _mark_synthetic(value)
+
+
+def _rank_feature_dump(
+    feats: list[FeatureRecord], criterion: str, config: RankingConfig, evidence: CausalEvidence | None
+) -> dict[str, Any]:
+    from interp_agent.core.matching.text import load_text_encoder
+
+    encoder = load_text_encoder()
+    texts = [_describe(f) for f in feats]
+    sims = encoder.encode(texts) @ encoder.encode([criterion])[0]
+    rows = []
+    for f, sim in zip(feats, np.asarray(sims, dtype=np.float64)):
+        fc = evidence.features.get(f.feature_id) if evidence else None
+        # no measured association to agree with: evidence in either direction shows relevance
+        c = causal_component(fc.strong_causal_score, fc.effect.mean_effect, 1.0) if fc else 0.0
+        a = max(0.0, float(sim))
+        rows.append(
+            {
+                "feature_id": f.feature_id, "rank": 0, "importance": importance(a, None, None, c),
+                "direction": None if fc is None else ("promotes" if fc.effect.mean_effect >= 0 else "suppresses"),
+                "label": f.label, "explanation": f.explanation, "layer": f.layer, "source": f.source or "features",
+                "association": None, "specificity": None, "stability": None,
+                "causal": fc.to_json(None) if fc else None,
+                "importance_components": {
+                    "semantic": {"value": a, "provenance": "semantic"},
+                    "causal": {"value": c, "provenance": "interventional"} if fc else None,
+                },
+                "examples": [{"prompt_id": None, "text": t, "token_index": None, "token": None, "activation": None,
+                              "criterion_score": None} for t in f.examples[: config.n_examples]],
+                "histogram": None, "probe_activations": None,
+                "decoder_signature": list(f.decoder_signature) if f.decoder_signature else None,
+                "imported": _imported(f),
+            }
+        )
+    rows.sort(key=lambda r: (-r["importance"], r["feature_id"]))
+    rows = rows[: config.top_k]
+    for rank, r in enumerate(rows, start=1):
+        r["rank"] = rank
+    return {
+        "summary": {"n_rows": 0, "n_prompts": 0, "n_features_tested": len(feats),
+                    "n_intervention_rows": evidence.n_rows if evidence else 0,
+                    "n_control_rows": evidence.n_control_rows if evidence else 0},
+        "warnings": [
+            "the features backend measures no association: features are ordered by how close their "
+            "label/explanation is to the criterion (semantic, all-MiniLM-L6-v2) and by any intervention "
+            "evidence; add --records for measured association"
+        ],
+        "method": {"importance": IMPORTANCE_FORMULA, "semantic": "cosine similarity of all-MiniLM-L6-v2 embeddings "
+                   "of the criterion and of label + explanation (examples when there is no label)",
+                   "causal": METHOD["causal"]},
+        "probe_prompts": [],
+        "features": rows,
+    }
+
+
+def _describe(f: FeatureRecord) -> str:
+    parts = [p for p in (f.label, f.explanation) if p]
+    if not parts:
+        parts = list(f.examples[:3]) or [f.feature_id]
+    return ". ".join(parts)

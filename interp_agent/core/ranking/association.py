@@ -1,0 +1,366 @@
+"""Streaming association statistics of features against a criterion score.
+
+Two passes over the records, each vectorised per chunk:
+
+1. :class:`FirstPass` keeps sufficient statistics per feature and split (sums of x, x²,
+   x·y, |x|, |x|·y and non-zero counts) for every feature: Pearson r, p- and q-values
+   and specificity for all of them. Memory grows with the number of features only
+   (plus one 8-byte hash per prompt to count distinct prompts).
+2. :class:`SecondPass` revisits only the candidate features (highest |r| on the training
+   split): class histograms (AUROC, plots), Poisson-bootstrap sums (stability), top
+   examples and probe-prompt activations (fingerprints for matching).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from interp_agent.core.ranking.config import RankingConfig
+from interp_agent.core.ranking.sources import Chunk
+from interp_agent.core.ranking.splits import (
+    HELD_OUT,
+    TRAIN,
+    _splitmix64,
+    assign_splits,
+    poisson_bootstrap_weights,
+    prompt_hashes,
+)
+from interp_agent.core.ranking.stats import (
+    benjamini_hochberg,
+    binned_auroc,
+    pearson_from_sums,
+    pearson_p_value,
+    spearman_mean_pairwise,
+)
+
+_SUMS = ("sx", "sxx", "sxy", "sabs", "sabsy", "nnz")
+
+
+class FirstPass:
+    """Sufficient statistics of every feature on the training and held-out splits."""
+
+    def __init__(self, config: RankingConfig) -> None:
+        self.config = config
+        self.n = np.zeros(2)
+        self.sy = np.zeros(2)
+        self.syy = np.zeros(2)
+        self.ymin = np.inf
+        self.ymax = -np.inf
+        self.values: set[float] = set()
+        self.prompt_set: set[int] = set()
+        self.models: set[str] = set()
+        self.cap = 0
+        self.sums = {name: np.zeros((2, 0)) for name in _SUMS}
+        self.xmin = np.zeros(0)
+        self.xmax = np.zeros(0)
+        self.probe_keys = np.zeros(0, dtype=np.uint64)
+        self.probe_ids: list[str] = []
+
+    def _grow(self, n_features: int) -> None:
+        if n_features <= self.cap:
+            return
+        new = max(n_features, 2 * self.cap, 64)
+        for name, arr in self.sums.items():
+            grown = np.zeros((2, new))
+            grown[:, : self.cap] = arr
+            self.sums[name] = grown
+        self.xmin = np.concatenate([self.xmin, np.full(new - self.cap, np.inf)])
+        self.xmax = np.concatenate([self.xmax, np.full(new - self.cap, -np.inf)])
+        self.cap = new
+
+    def update(self, chunk: Chunk, n_features: int) -> None:
+        """Add one chunk of rows."""
+        cfg = self.config
+        self._grow(n_features)
+        h = prompt_hashes(chunk.prompt_ids, cfg.split_salt)
+        g = assign_splits(h, cfg.held_out_fraction, chunk.splits)
+        y = chunk.scores
+        self.models |= chunk.models
+        self.prompt_set.update(h.tolist())
+        if len(self.values) <= 2:
+            self.values.update(np.unique(y)[:3].tolist())
+        if len(y):
+            self.ymin = min(self.ymin, float(y.min()))
+            self.ymax = max(self.ymax, float(y.max()))
+        for gi in (TRAIN, HELD_OUT):
+            yg = y[g == gi]
+            self.n[gi] += len(yg)
+            self.sy[gi] += yg.sum()
+            self.syy[gi] += (yg * yg).sum()
+        self._probes(h, chunk.prompt_ids)
+
+        nz = chunk.act_value != 0
+        r, f, x = chunk.act_row[nz], chunk.act_feature[nz], chunk.act_value[nz]
+        if not len(x):
+            return
+        np.minimum.at(self.xmin, f, x)
+        np.maximum.at(self.xmax, f, x)
+        ga = g[r]
+        ya = y[r]
+        ax = np.abs(x)
+        for gi in (TRAIN, HELD_OUT):
+            m = ga == gi
+            fm, xm, ym, am = f[m], x[m], ya[m], ax[m]
+            cap = self.cap
+            s = self.sums
+            s["sx"][gi] += np.bincount(fm, xm, cap)
+            s["sxx"][gi] += np.bincount(fm, xm * xm, cap)
+            s["sxy"][gi] += np.bincount(fm, xm * ym, cap)
+            s["sabs"][gi] += np.bincount(fm, am, cap)
+            s["sabsy"][gi] += np.bincount(fm, am * ym, cap)
+            s["nnz"][gi] += np.bincount(fm, minlength=cap)
+
+    def _probes(self, h: np.ndarray, prompt_ids: list[str]) -> None:
+        keys = _splitmix64(h)
+        limit = self.config.n_probes
+        if len(self.probe_keys) >= limit:
+            sel = np.nonzero(keys < self.probe_keys.max())[0]
+        else:
+            sel = np.arange(len(keys))
+        if not len(sel):
+            return
+        all_keys = np.concatenate([self.probe_keys, keys[sel]])
+        all_ids = self.probe_ids + [prompt_ids[i] for i in sel]
+        uniq, first = np.unique(all_keys, return_index=True)  # sorted; tokens of one prompt collapse
+        keep = first[:limit]
+        self.probe_keys = all_keys[keep]
+        self.probe_ids = [all_ids[i] for i in keep]
+
+    # -- results ---------------------------------------------------------------------------
+    @property
+    def binary(self) -> bool:
+        """Whether the criterion scores take exactly two values."""
+        return len(self.values) == 2
+
+    @property
+    def score_range(self) -> float:
+        """max - min of the criterion scores (1 when all scores are equal)."""
+        span = self.ymax - self.ymin
+        return span if span > 0 else 1.0
+
+    def correlations(self, n_features: int) -> dict[str, np.ndarray]:
+        """Pearson r and p per split for the first ``n_features`` features, q on the training split."""
+        s = {k: v[:, :n_features] for k, v in self.sums.items()}
+        out: dict[str, np.ndarray] = {}
+        for gi, name in ((TRAIN, "train"), (HELD_OUT, "held_out")):
+            r = pearson_from_sums(self.n[gi], s["sx"][gi], s["sxx"][gi], self.sy[gi], self.syy[gi], s["sxy"][gi])
+            out[f"r_{name}"] = r
+            out[f"p_{name}"] = pearson_p_value(r, self.n[gi])
+        out["q_train"] = benjamini_hochberg(out["p_train"])
+        return out
+
+    def specificity(self, idx: np.ndarray, gi: int, sign: np.ndarray) -> tuple[np.ndarray, float]:
+        """Share of activation mass |x| on criterion-positive rows (scores scaled to [0, 1]).
+
+        For features that suppress the criterion (sign < 0) the share on negative rows.
+        Returns (specificity per feature, base rate of the same side).
+        """
+        lo, span = self.ymin, self.score_range
+        sabs = self.sums["sabs"][gi, idx]
+        pos_mass = (self.sums["sabsy"][gi, idx] - lo * sabs) / span
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(sabs > 0, pos_mass / sabs, np.nan)
+        base = (self.sy[gi] - lo * self.n[gi]) / span / max(self.n[gi], 1)
+        share = np.where(sign < 0, 1.0 - share, share)
+        return share, float(base)
+
+
+class SecondPass:
+    """Histograms, bootstrap sums, examples and probe activations of the candidate features."""
+
+    def __init__(self, config: RankingConfig, first: FirstPass, candidates: np.ndarray) -> None:
+        self.config = config
+        self.first = first
+        self.candidates = candidates
+        c = len(candidates)
+        self.cand_of = np.full(max(first.cap, int(candidates.max(initial=0)) + 1), -1, dtype=np.int64)
+        self.cand_of[candidates] = np.arange(c)
+        lo = first.xmin[candidates]
+        hi = first.xmax[candidates]
+        lo = np.where(np.isfinite(lo), lo, 0.0)
+        hi = np.where(np.isfinite(hi), hi, 1.0)
+        self.lo = lo
+        self.width = np.where(hi > lo, hi - lo, 1.0)
+        self.mid = (first.ymin + first.ymax) / 2.0
+        nb = config.auroc_bins
+        self.hist = np.zeros((4, c, nb))  # (split*2 + class, candidate, bin), class 1 = positive
+        self.rows_gc = np.zeros(4)
+        self.sum_gc = np.zeros((4, c))
+        b = config.bootstrap
+        self.sw = np.zeros(b)
+        self.swy = np.zeros(b)
+        self.swyy = np.zeros(b)
+        self.swx = np.zeros((c, b))
+        self.swxx = np.zeros((c, b))
+        self.swxy = np.zeros((c, b))
+        e = config.n_examples
+        self.top_val = np.full((e, c), -np.inf)
+        self.top_info: np.ndarray = np.empty((e, c), dtype=object)
+        self.probe_index = {pid: i for i, pid in enumerate(first.probe_ids)}
+        self.probe_sum = np.zeros((c, len(first.probe_ids)))
+        self.probe_rows = np.zeros(len(first.probe_ids))
+
+    def update(self, chunk: Chunk) -> None:
+        """Add one chunk (activations restricted to the candidates)."""
+        cfg = self.config
+        n_rows = len(chunk.prompt_ids)
+        if n_rows == 0:
+            return
+        h = prompt_hashes(chunk.prompt_ids, cfg.split_salt)
+        g = assign_splits(h, cfg.held_out_fraction, chunk.splits)
+        y = chunk.scores
+        cls = (y > self.mid).astype(np.int64)
+        gc = g.astype(np.int64) * 2 + cls
+        self.rows_gc += np.bincount(gc, minlength=4)
+
+        keep = chunk.act_feature < len(self.cand_of)
+        ci = np.full(len(chunk.act_feature), -1, dtype=np.int64)
+        ci[keep] = self.cand_of[chunk.act_feature[keep]]
+        keep = (ci >= 0) & (chunk.act_value != 0)
+        c = len(self.candidates)
+        X = np.zeros((n_rows, c))  # X_RC: dense activations of the candidates in this chunk
+        X[chunk.act_row[keep], ci[keep]] = chunk.act_value[keep]
+
+        # histograms of non-zero values, per split and class
+        rr, cc = np.nonzero(X)
+        if len(rr):
+            x = X[rr, cc]
+            nb = cfg.auroc_bins
+            bins = np.clip(((x - self.lo[cc]) / self.width[cc] * nb).astype(np.int64), 0, nb - 1)
+            flat = (gc[rr] * c + cc) * nb + bins
+            self.hist += np.bincount(flat, minlength=4 * c * nb).reshape(4, c, nb)
+        onehot = np.zeros((n_rows, 4))
+        onehot[np.arange(n_rows), gc] = 1.0
+        self.sum_gc += (X.T @ onehot).T
+
+        # Poisson bootstrap of the training split
+        W = poisson_bootstrap_weights(h, cfg.bootstrap, cfg.seed) * (g == TRAIN)[:, None]
+        self.sw += W.sum(0)
+        self.swy += y @ W
+        self.swyy += (y * y) @ W
+        self.swx += X.T @ W
+        self.swxx += (X * X).T @ W
+        self.swxy += (X * y[:, None]).T @ W
+
+        self._examples(chunk, X)
+        pidx = np.fromiter((self.probe_index.get(p, -1) for p in chunk.prompt_ids), dtype=np.int64, count=n_rows)
+        sel = np.nonzero(pidx >= 0)[0]
+        if len(sel):
+            np.add.at(self.probe_rows, pidx[sel], 1.0)
+            onehot_p = np.zeros((len(sel), len(self.probe_rows)))
+            onehot_p[np.arange(len(sel)), pidx[sel]] = 1.0
+            self.probe_sum += X[sel].T @ onehot_p
+
+    def _examples(self, chunk: Chunk, X: np.ndarray) -> None:
+        e = self.config.n_examples
+        n_rows, c = X.shape
+        if n_rows > e:
+            idx = np.argpartition(-X, e - 1, axis=0)[:e]
+        else:
+            idx = np.tile(np.arange(n_rows)[:, None], (1, c))
+        vals = np.take_along_axis(X, idx, axis=0)
+        vals = np.where(vals != 0, vals, -np.inf)
+        both = np.concatenate([self.top_val, vals])
+        order = np.argsort(-both, axis=0, kind="stable")[:e]
+        new_val = np.take_along_axis(both, order, axis=0)
+        new_info = np.empty((e, c), dtype=object)
+        for k, j in zip(*np.nonzero(np.isfinite(new_val))):
+            src = order[k, j]
+            if src < e:
+                new_info[k, j] = self.top_info[src, j]
+            else:
+                r = int(idx[src - e, j])
+                new_info[k, j] = {
+                    "prompt_id": chunk.prompt_ids[r],
+                    "text": chunk.texts[r] if chunk.texts is not None else None,
+                    "token_index": chunk.token_index[r],
+                    "token": chunk.tokens[r] if chunk.tokens is not None else None,
+                    "criterion_score": float(chunk.scores[r]),
+                }
+        self.top_val, self.top_info = new_val, new_info
+
+    # -- results ---------------------------------------------------------------------------
+    def auroc(self) -> np.ndarray:
+        """Binned AUROC per split and candidate, shape [2, C]; NaN when a class is empty.
+
+        Rows where the feature is absent form their own bin at value 0.
+        """
+        c = len(self.candidates)
+        nb = self.config.auroc_bins
+        out = np.full((2, c), np.nan)
+        centers = self.lo[:, None] + (np.arange(nb)[None, :] + 0.5) / nb * self.width[:, None]
+        for gi in (TRAIN, HELD_OUT):
+            neg, pos = self.hist[2 * gi], self.hist[2 * gi + 1]
+            zeros_neg = self.rows_gc[2 * gi] - neg.sum(1)
+            zeros_pos = self.rows_gc[2 * gi + 1] - pos.sum(1)
+            for j in range(c):
+                at = int(np.searchsorted(centers[j], 0.0))
+                p = np.insert(pos[j], at, zeros_pos[j])
+                n = np.insert(neg[j], at, zeros_neg[j])
+                out[gi, j] = binned_auroc(p, n)
+        return out
+
+    def class_means(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean activation on positive and on negative rows, per split: two arrays [2, C]."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = self.sum_gc / self.rows_gc[:, None]
+        return means[[1, 3]], means[[0, 2]]
+
+    def histograms(self) -> list[dict[str, Any]]:
+        """Display histograms (all rows, by class) per candidate."""
+        cfg = self.config
+        factor = cfg.auroc_bins // cfg.hist_bins
+        pos = (self.hist[1] + self.hist[3]).reshape(len(self.candidates), cfg.hist_bins, factor).sum(-1)
+        neg = (self.hist[0] + self.hist[2]).reshape(len(self.candidates), cfg.hist_bins, factor).sum(-1)
+        zeros_pos = self.rows_gc[1] + self.rows_gc[3] - pos.sum(1)
+        zeros_neg = self.rows_gc[0] + self.rows_gc[2] - neg.sum(1)
+        edges = self.lo[:, None] + np.linspace(0, 1, cfg.hist_bins + 1)[None, :] * self.width[:, None]
+        return [
+            {
+                "edges": edges[j].tolist(),
+                "positive": pos[j].astype(int).tolist(),
+                "negative": neg[j].astype(int).tolist(),
+                "zeros_positive": int(zeros_pos[j]),
+                "zeros_negative": int(zeros_neg[j]),
+            }
+            for j in range(len(self.candidates))
+        ]
+
+    def bootstrap(self, top_k: int, sign: np.ndarray) -> dict[str, Any]:
+        """Bootstrap r per candidate and resample; top-k retention frequency; mean rank agreement."""
+        r = pearson_from_sums(
+            self.sw[None, :], self.swx, self.swxx, self.swy[None, :], self.swyy[None, :], self.swxy
+        )  # [C, B]
+        aligned = r * sign[:, None]
+        order = np.argsort(-aligned, axis=0)
+        ranks = np.empty_like(order)
+        np.put_along_axis(ranks, order, np.arange(len(sign))[:, None].repeat(r.shape[1], 1), axis=0)
+        k = min(top_k, len(sign))
+        freq = ((ranks < k) & (aligned > 0)).mean(1)
+        lo, hi = np.percentile(r, [2.5, 97.5], axis=1)
+        return {
+            "top_k_frequency": freq,
+            "r_low": lo,
+            "r_high": hi,
+            "ranking_stability": spearman_mean_pairwise(aligned.T),
+        }
+
+    def examples(self) -> list[list[dict[str, Any]]]:
+        """Top examples per candidate, highest activation first."""
+        out: list[list[dict[str, Any]]] = []
+        for j in range(len(self.candidates)):
+            rows = []
+            for k in range(self.config.n_examples):
+                if np.isfinite(self.top_val[k, j]) and self.top_info[k, j] is not None:
+                    rows.append(self.top_info[k, j] | {"activation": float(self.top_val[k, j])})
+            out.append(rows)
+        return out
+
+    def probe_activations(self) -> list[dict[str, float]]:
+        """Mean activation per probe prompt, per candidate."""
+        ids = self.first.probe_ids
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(self.probe_rows > 0, self.probe_sum / np.maximum(self.probe_rows, 1), 0.0)
+        return [{pid: float(means[j, i]) for i, pid in enumerate(ids)} for j in range(len(self.candidates))]

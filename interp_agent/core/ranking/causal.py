@@ -1,0 +1,171 @@
+"""Causal evidence from intervention records.
+
+Each row's effect is signed by its intervention type (a drop after ablate means the
+feature promotes the criterion; a rise after steer means the same). Control rows
+(``metadata.control_type``) are summarised apart and subtracted: the strong causal
+score shrinks an effect toward zero by the mean side effect and the size of the mean
+control effect, so only what exceeds both counts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from interp_agent.core.formats.interventions import InterventionRecord, normalise_criterion
+from interp_agent.core.ranking.stats import t_interval
+
+
+@dataclass(frozen=True, slots=True)
+class EffectSummary:
+    """Mean signed effect of a set of intervention rows."""
+
+    n: int
+    """Number of rows."""
+    mean_effect: float
+    """Mean signed effect (positive: the feature promotes the criterion)."""
+    ci95: tuple[float, float] | None
+    """Student-t 95% interval of the mean; None with fewer than two rows."""
+    side_effect: float | None
+    """Mean side_effect_score of the rows that report one."""
+
+    @classmethod
+    def of(cls, rows: Sequence[InterventionRecord]) -> EffectSummary:
+        """Summarise rows."""
+        effects = np.array([r.signed_effect for r in rows], dtype=np.float64)
+        sides = [r.side_effect_score for r in rows if r.side_effect_score is not None]
+        mean = float(effects.mean())
+        sd = float(effects.std(ddof=1)) if len(effects) > 1 else 0.0
+        return cls(
+            n=len(rows),
+            mean_effect=mean,
+            ci95=t_interval(mean, sd, len(rows)),
+            side_effect=float(np.mean(sides)) if sides else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureCausal:
+    """Causal evidence about one feature."""
+
+    effect: EffectSummary
+    """Summary of the feature's own rows."""
+    control_effect: float | None
+    """Mean signed effect of the matching controls (its own, else all controls); None without controls."""
+    n_controls: int
+    """Number of control rows behind control_effect."""
+    interventions: dict[str, int]
+    """Row count per intervention type."""
+
+    @property
+    def strong_causal_score(self) -> float:
+        """Effect shrunk toward 0 by side effect and |control effect|; 0 when they explain it all."""
+        e = self.effect.mean_effect
+        penalty = (self.effect.side_effect or 0.0) + abs(self.control_effect or 0.0)
+        return float(np.sign(e) * max(0.0, abs(e) - penalty))
+
+    def to_json(self, association_sign: float | None) -> dict[str, Any]:
+        """The report's ``causal`` block."""
+        agrees = None
+        if association_sign is not None and self.effect.mean_effect != 0:
+            agrees = bool(np.sign(self.effect.mean_effect) == np.sign(association_sign))
+        return {
+            "provenance": "interventional",
+            "n": self.effect.n,
+            "mean_effect": self.effect.mean_effect,
+            "ci95": list(self.effect.ci95) if self.effect.ci95 else None,
+            "side_effect": self.effect.side_effect,
+            "control_effect": self.control_effect,
+            "n_controls": self.n_controls,
+            "strong_causal_score": self.strong_causal_score,
+            "interventions": self.interventions,
+            "agrees_with_association": agrees,
+        }
+
+
+@dataclass(slots=True)
+class CausalEvidence:
+    """All causal evidence of an intervention file, against one criterion."""
+
+    features: dict[str, FeatureCausal] = field(default_factory=dict)
+    """Per feature id."""
+    controls: dict[str, Any] | None = None
+    """Summary of all control rows, or None."""
+    warnings: list[str] = field(default_factory=list)
+    """What was excluded and why."""
+    n_rows: int = 0
+    """Rows used (features and controls)."""
+    n_control_rows: int = 0
+    """Control rows used."""
+
+
+def summarise_interventions(
+    rows: Sequence[InterventionRecord], criterion: str, *, allow_criterion_mismatch: bool = False, model: str | None = None
+) -> CausalEvidence:
+    """Aggregate intervention rows per feature, with controls summarised apart."""
+    evidence = CausalEvidence()
+    wanted = normalise_criterion(criterion)
+    mismatched = [r for r in rows if r.criterion is not None and normalise_criterion(r.criterion) != wanted]
+    if mismatched:
+        example = mismatched[0].criterion
+        if allow_criterion_mismatch:
+            evidence.warnings.append(
+                f"{len(mismatched)} intervention rows name another criterion (e.g. {example!r}); "
+                "used anyway because criterion mismatch is allowed"
+            )
+        else:
+            evidence.warnings.append(
+                f"{len(mismatched)} intervention rows name another criterion (e.g. {example!r}) and were excluded; "
+                "pass --allow-intervention-criterion-mismatch to use them"
+            )
+            dropped = {id(r) for r in mismatched}
+            rows = [r for r in rows if id(r) not in dropped]
+    if model is not None:
+        other = {r.model for r in rows if r.model is not None and r.model != model}
+        if other:
+            evidence.warnings.append(f"intervention rows come from other models {sorted(other)} than {model!r}")
+
+    controls = [r for r in rows if r.control_type is not None]
+    real = [r for r in rows if r.control_type is None]
+    evidence.n_rows = len(rows)
+    evidence.n_control_rows = len(controls)
+    pooled = EffectSummary.of(controls) if controls else None
+    if pooled is not None:
+        by_type: dict[str, list[InterventionRecord]] = defaultdict(list)
+        for r in controls:
+            by_type[r.control_type or "control"].append(r)
+        evidence.controls = {
+            "provenance": "interventional",
+            "n": pooled.n,
+            "mean_effect": pooled.mean_effect,
+            "ci95": list(pooled.ci95) if pooled.ci95 else None,
+            "by_type": {k: {"n": len(v), "mean_effect": EffectSummary.of(v).mean_effect} for k, v in sorted(by_type.items())},
+        }
+    own_controls: dict[str, list[InterventionRecord]] = defaultdict(list)
+    for r in controls:
+        target = r.metadata.get("control_for")
+        if target is not None:
+            own_controls[str(target)].append(r)
+
+    per_feature: dict[str, list[InterventionRecord]] = defaultdict(list)
+    for r in real:
+        per_feature[r.feature_id].append(r)
+    for fid, frows in per_feature.items():
+        ctl = own_controls.get(fid)
+        ctl_summary = EffectSummary.of(ctl) if ctl else pooled
+        evidence.features[fid] = FeatureCausal(
+            effect=EffectSummary.of(frows),
+            control_effect=ctl_summary.mean_effect if ctl_summary else None,
+            n_controls=ctl_summary.n if ctl_summary else 0,
+            interventions=dict(Counter(r.intervention for r in frows)),
+        )
+    if real and not controls:
+        evidence.warnings.append(
+            "intervention evidence has no control rows (metadata.control_type); "
+            "effects are not compared with random or matched controls"
+        )
+    return evidence
