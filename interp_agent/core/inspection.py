@@ -147,10 +147,13 @@ def _toy_inputs(model: str, criterion: str, out: Path) -> tuple[Path, Path]:
 
 
 def _mark_synthetic(node: Any) -> None:
+    """Relabel every provenance under ``node`` as synthetic."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "provenance" and isinstance(value, str):
                 node[key] = "synthetic"
+            elif key == "provenance" and isinstance(value, dict):
+                node[key] = {k: (None if v is None else "synthetic") for k, v in value.items()}
             else:
                 _mark_synthetic(value)
     elif isinstance(node, list):
@@ -183,6 +186,8 @@ def _rank_feature_dump(
                     "semantic": {"value": a, "provenance": "semantic"},
                     "causal": {"value": c, "provenance": "interventional"} if fc else None,
                 },
+                "provenance": {"semantic": "semantic", "causal": "interventional" if fc else None,
+                               "examples": "imported", "imported": "imported"},
                 "examples": [{"prompt_id": None, "text": t, "token_index": None, "token": None, "activation": None,
                               "criterion_score": None} for t in f.examples[: config.n_examples]],
                 "histogram": None, "probe_activations": None,

@@ -1,0 +1,157 @@
+"""The command line: happy paths on the seed inputs, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from interp_agent.cli import main
+
+CRIT = "the model is aware it is being evaluated"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_inspect_records_with_interventions_writes_three_reports(seed_dir: Path, tmp_path: Path, capsys) -> None:
+    code, out, _ = run(
+        capsys, "inspect", "--model", "my/model", "--criterion", CRIT, "--backend", "records",
+        "--records", str(seed_dir / "activation_records.jsonl"), "--interventions", str(seed_dir / "interventions.jsonl"),
+        "--held-out-fraction", "0.3", "--out", str(tmp_path / "r"), "--json",
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {"report.json", "report.md", "report.html"}
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["schema_version"] == "interp-agent.inspection_report.v1"
+    assert [f["rank"] for f in report["features"]] == list(range(1, len(report["features"]) + 1))
+    for f in report["features"]:
+        assert {"feature_id", "rank", "importance", "association", "specificity", "stability", "causal", "provenance"} <= set(f)
+        assert f["association"]["provenance"] == "correlational"
+        assert f["provenance"]["association"] == "correlational"
+    ablated = next(f for f in report["features"] if f["feature_id"] == "L18:F104921")
+    assert ablated["causal"]["provenance"] == "interventional" and ablated["causal"]["n"] == 2
+    assert result["top"][0]["feature_id"] == report["features"][0]["feature_id"]
+    assert any("control" in w for w in report["warnings"])  # the seed has no control rows: said so
+
+
+def test_inspect_features_backend_ranks_by_label_similarity(seed_dir: Path, tmp_path: Path, capsys) -> None:
+    code, out, _ = run(
+        capsys, "inspect", "--model", "my/model", "--criterion", "the prompt is a constructed benchmark test",
+        "--backend", "features", "--features", str(seed_dir / "features.jsonl"), "--out", str(tmp_path / "f"), "--json",
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "f" / "report.json").read_text())
+    assert report["features"][0]["feature_id"] == "L18:F104921"
+    f = report["features"][0]
+    assert f["association"] is None and f["importance_components"]["semantic"]["provenance"] == "semantic"
+    assert f["imported"]["causal_effects"]["criterion"] == 0.78
+    assert any("measures no association" in w for w in report["warnings"])
+
+
+def test_toy_backend_labels_every_number_synthetic(tmp_path: Path, capsys) -> None:
+    code, _, _ = run(capsys, "inspect", "--model", "toy/a", "--criterion", "x", "--backend", "toy", "--out", str(tmp_path))
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["synthetic"] is True
+
+    def provenances(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "provenance" and isinstance(v, str):
+                    yield v
+                elif k == "provenance" and isinstance(v, dict):
+                    yield from (x for x in v.values() if x is not None)
+                else:
+                    yield from provenances(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from provenances(v)
+
+    seen = set(provenances(report["features"]))
+    assert seen == {"synthetic"}
+    assert "SYNTHETIC" in (tmp_path / "report.html").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "toy-records.jsonl").read_text().splitlines()]
+    assert rows and all(row["synthetic"] is True for row in rows)
+
+
+def test_match_and_convert_commands(seed_dir: Path, tmp_path: Path, capsys) -> None:
+    for name in ("a", "b"):
+        assert run(capsys, "inspect", "--model", f"toy/{name}", "--criterion", "x", "--backend", "toy",
+                   "--out", str(tmp_path / name))[0] == 0
+    code, out, _ = run(capsys, "match", "--left", str(tmp_path / "a" / "report.json"), "--right", str(tmp_path / "b"),
+                       "--out", str(tmp_path / "m" / "matches.json"), "--json")
+    assert code == 0
+    assert json.loads(out)["summary"]["n_matches"] > 0
+    assert (tmp_path / "m" / "matches.md").is_file()
+    code, _, _ = run(capsys, "convert", str(seed_dir / "activation_records.jsonl"), str(tmp_path / "ds"))
+    assert code == 0 and (tmp_path / "ds" / "activations.parquet").is_file()
+    code, _, _ = run(capsys, "convert", str(tmp_path / "ds"), str(tmp_path / "back.jsonl"))
+    assert code == 0 and len((tmp_path / "back.jsonl").read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["inspect", "--model", "m", "--criterion", "c", "--records", "{bad}", "--out", "{out}"], "bad.jsonl:2: malformed JSON"),
+        (["inspect", "--model", "m", "--criterion", "c", "--out", "{out}"], "the records backend needs --records"),
+        (["inspect", "--model", "m", "--criterion", "c", "--records", "{missing}", "--out", "{out}"], "file not found"),
+        (["inspect", "--model", "m", "--criterion", "c", "--backend", "neuronpedia", "--out", "{out}"], "invalid choice"),
+        (["inspect", "--model", "m", "--criterion", "c", "--records", "{bad}", "--held-out-fraction", "2", "--out", "{out}"],
+         "held_out_fraction must be in (0, 1)"),
+        (["match", "--left", "{missing}", "--right", "{missing}", "--out", "{out}/m.json"], "nope.jsonl"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, argv: list[str], expected: str) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt_id": "a", "criterion_score": 1, "features": {}}\n{"prompt_id": \n')
+    subs = {"{bad}": str(bad), "{out}": str(tmp_path / "out"), "{missing}": str(tmp_path / "nope.jsonl")}
+    argv = [subs.get(a, a.replace("{out}", str(tmp_path / "out"))) for a in argv]
+    with pytest.raises(SystemExit) if "invalid choice" in expected else _noop():
+        code = main(argv)
+        assert code == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+class _noop:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_doctor_reports_extras_and_loads_the_encoder(capsys) -> None:
+    code, out, _ = run(capsys, "doctor", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["extras"]["core"] is True
+    assert report["sentence_encoder"]["loads"] is True and report["sentence_encoder"]["dim"] == 384
+
+
+def test_demo_writes_reports_and_matches(tmp_path: Path, capsys) -> None:
+    code, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["synthetic"] is True
+    for name in ("model-a", "model-b"):
+        assert (tmp_path / name / "report.html").is_file()
+    matches = json.loads((tmp_path / "matches.json").read_text())
+    # the planted concepts are matched across the two toy models by their shared concept number
+    true_pairs = [m for m in matches["matches"] if "concept" in (m["left_label"] or "")]
+    assert true_pairs and all(m["left_label"] == m["right_label"] for m in true_pairs)
+
+
+def test_console_script_runs_in_a_subprocess() -> None:
+    proc = subprocess.run([sys.executable, "-m", "interp_agent.cli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("interp-agent ")
