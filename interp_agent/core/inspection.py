@@ -106,7 +106,11 @@ def inspect(
     else:
         if records is None:
             raise ValidationError("the records backend needs --records FILE (activation records JSONL or Parquet folder)")
-        body = rank_records(RecordsSource(records), config, evidence=evidence, feature_info=feature_info, progress=progress)
+        source = RecordsSource(records)
+        try:
+            body = rank_records(source, config, evidence=evidence, feature_info=feature_info, progress=progress)
+        finally:
+            source.close()
 
     warnings = list(body["warnings"]) + (evidence.warnings if evidence else [])
     seen = body.pop("models_seen", [])

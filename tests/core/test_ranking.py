@@ -96,7 +96,8 @@ def test_jsonl_and_parquet_give_the_same_report(planted, tmp_path: Path) -> None
 def test_causal_evidence_moves_features_as_it_says(planted) -> None:
     ps, path = planted
     base = rank_records(RecordsSource(path), RankingConfig(top_k=20))["features"]
-    top, fifth = base[0]["feature_id"], base[4]["feature_id"]
+    promoters = [f["feature_id"] for f in base[:5] if f["direction"] == "promotes"]
+    top, fifth = promoters[0], promoters[-1]
     rows = []
     for i in range(8):  # ablating the top feature does nothing; ablating the fifth drops the score a lot
         rows.append(InterventionRecord(top, "ablate", 0.8, 0.8 + (0.01 if i % 2 else -0.01), criterion=CRITERION))

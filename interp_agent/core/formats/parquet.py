@@ -4,7 +4,7 @@ A records dataset is a folder:
 
 - ``activations.parquet``: long sparse rows ``(row int64, feature int32, activation float64)``,
   sorted by ``row``; a feature absent for a row has activation 0.
-- ``rows.parquet``: one line per record row: ``row, prompt_id, token_index, token, text,
+- ``rows.parquet``: one line per record row: ``row, prompt_id, prompt_fnv (FNV-1a of the id), token_index, token, text,
   criterion_score, model, split, extra`` (``extra`` holds unrecognised JSON fields).
 - ``features.parquet``: ``feature, feature_id, label, layer, explanation, decoder_signature``.
 - ``meta.json``: schema version and counts.
@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from interp_agent.core.artifacts import schema_version, write_json
 from interp_agent.core.errors import InputFileError
+from interp_agent.core.formats.ids import fnv1a64
 from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, RecordReader, write_records
 
 ACTIVATIONS = "activations.parquet"
@@ -43,6 +44,7 @@ ROW_SCHEMA = pa.schema(
     [
         ("row", pa.int64()),
         ("prompt_id", pa.string()),
+        ("prompt_fnv", pa.uint64()),
         ("token_index", pa.int32()),
         ("token", pa.string()),
         ("text", pa.string()),
@@ -99,23 +101,8 @@ def write_parquet_dataset(
             if buf_rows:
                 n_nonzero += _write_chunk(aw, rw, buf_rows, n_rows, index)
                 n_rows += len(buf_rows)
-        meta = feature_metadata or {}
         ids = list(index)
-        table = pa.table(
-            {
-                "feature": pa.array(range(len(ids)), pa.int32()),
-                "feature_id": pa.array(ids, pa.string()),
-                "label": pa.array([meta[i].label if i in meta else None for i in ids], pa.string()),
-                "layer": pa.array([meta[i].layer if i in meta else None for i in ids], pa.int32()),
-                "explanation": pa.array([meta[i].explanation if i in meta else None for i in ids], pa.string()),
-                "decoder_signature": pa.array(
-                    [list(meta[i].decoder_signature) if i in meta and meta[i].decoder_signature else None for i in ids],
-                    pa.list_(pa.float64()),
-                ),
-            },
-            schema=FEATURE_SCHEMA,
-        )
-        pq.write_table(table, tmp / FEATURES)
+        write_feature_table(tmp, ids, feature_metadata or {})
         write_json(
             tmp / META,
             {
@@ -132,6 +119,25 @@ def write_parquet_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def write_feature_table(folder: Path, ids: list[str], meta: dict[str, FeatureMeta]) -> None:
+    """Write features.parquet: index, id and metadata of each feature."""
+    table = pa.table(
+        {
+            "feature": pa.array(range(len(ids)), pa.int32()),
+            "feature_id": pa.array(ids, pa.string()),
+            "label": pa.array([meta[i].label if i in meta else None for i in ids], pa.string()),
+            "layer": pa.array([meta[i].layer if i in meta else None for i in ids], pa.int32()),
+            "explanation": pa.array([meta[i].explanation if i in meta else None for i in ids], pa.string()),
+            "decoder_signature": pa.array(
+                [list(meta[i].decoder_signature) if i in meta and meta[i].decoder_signature else None for i in ids],
+                pa.list_(pa.float64()),
+            ),
+        },
+        schema=FEATURE_SCHEMA,
+    )
+    pq.write_table(table, Path(folder) / FEATURES)
 
 
 def _write_chunk(
@@ -159,11 +165,13 @@ def _write_chunk(
             schema=ACTIVATION_SCHEMA,
         )
     )
+    ids = [r.prompt_id for r in rows]
     rw.write_table(
         pa.table(
             {
                 "row": pa.array(range(start, start + len(rows)), pa.int64()),
-                "prompt_id": [r.prompt_id for r in rows],
+                "prompt_id": ids,
+                "prompt_fnv": pa.array(fnv1a64(ids), pa.uint64()),
                 "token_index": pa.array([r.token_index for r in rows], pa.int32()),
                 "token": pa.array([r.token for r in rows], pa.string()),
                 "text": [r.text for r in rows],
@@ -225,19 +233,17 @@ def iter_row_chunks(
     act_file = pq.ParquetFile(p / ACTIVATIONS)
     act_batches = act_file.iter_batches(batch_size=max(batch_rows * 8, 1 << 16), columns=["row", "feature", "activation"])
     keep = None if features is None else pa.array(np.asarray(features, dtype=np.int32))
-    pend_row = np.empty(0, np.int64)
-    pend_feat = np.empty(0, np.int32)
-    pend_val = np.empty(0, np.float64)
+    # activation batches not yet handed out; concatenated once per chunk, not per batch
+    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    pending_max = -1
     exhausted = False
-    last_row = -1
     for batch in row_file.iter_batches(batch_size=batch_rows, columns=cols):
         rows = pa.Table.from_batches([batch])
         row_ids = rows.column("row").to_numpy()
         if len(row_ids) == 0:
             continue
         hi = int(row_ids[-1])
-        # pull activation batches until one passes the last row of this chunk
-        while not exhausted and (len(pend_row) == 0 or pend_row[-1] <= hi):
+        while not exhausted and pending_max <= hi:
             try:
                 ab = next(act_batches)
             except StopIteration:
@@ -246,16 +252,21 @@ def iter_row_chunks(
             if keep is not None:
                 ab = ab.filter(pc.is_in(ab.column("feature"), value_set=keep))
             r = ab.column("row").to_numpy()
-            if len(r) and (r[0] < last_row or np.any(np.diff(r) < 0)):
+            if not len(r):
+                continue
+            if r[0] < pending_max or np.any(r[1:] < r[:-1]):
                 raise InputFileError(p / ACTIVATIONS, "rows are not sorted by 'row'", hint="rewrite it with interp-agent convert")
-            if len(r):
-                last_row = int(r[-1])
-            pend_row = np.concatenate([pend_row, r])
-            pend_feat = np.concatenate([pend_feat, ab.column("feature").to_numpy()])
-            pend_val = np.concatenate([pend_val, ab.column("activation").to_numpy()])
-        cut = int(np.searchsorted(pend_row, hi, side="right"))
-        yield RowChunk(rows, pend_row[:cut], pend_feat[:cut], pend_val[:cut])
-        pend_row, pend_feat, pend_val = pend_row[cut:], pend_feat[cut:], pend_val[cut:]
+            pending_max = int(r[-1])
+            pending.append((r, ab.column("feature").to_numpy(), ab.column("activation").to_numpy()))
+        if len(pending) == 1:
+            p_row, p_feat, p_val = pending[0]
+        elif pending:
+            p_row, p_feat, p_val = (np.concatenate(parts) for parts in zip(*pending))
+        else:
+            p_row, p_feat, p_val = np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.float64)
+        cut = int(np.searchsorted(p_row, hi, side="right"))
+        yield RowChunk(rows, p_row[:cut], p_feat[:cut], p_val[:cut])
+        pending = [(p_row[cut:], p_feat[cut:], p_val[cut:])] if cut < len(p_row) else []
 
 
 def iter_parquet_records(path: str | Path) -> Iterator[ActivationRecord]:

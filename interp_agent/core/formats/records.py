@@ -122,11 +122,19 @@ class RecordReader:
         ids: list[str] = []
         acts: list[float] = []
         if isinstance(feats, dict):
-            for fid, value in feats.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise f.error(f"features.{fid}", f"expected a finite number, got {value!r}")
-                ids.append(fid)
-                acts.append(float(value))
+            ids = list(feats)
+            acts = list(feats.values())
+            kinds = set(map(type, acts))
+            if not kinds <= {float, int}:
+                for fid, value in feats.items():
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        raise f.error(f"features.{fid}", f"expected a finite number, got {value!r}")
+            if int in kinds:
+                for i, (fid, value) in enumerate(feats.items()):
+                    try:
+                        acts[i] = float(value)
+                    except OverflowError:
+                        raise f.error(f"features.{fid}", f"expected a finite number, got {value!r}") from None
         elif isinstance(feats, list):
             for i, entry in enumerate(feats):
                 if not isinstance(entry, dict):
@@ -144,7 +152,7 @@ class RecordReader:
                     self._meta(fid, entry, f, f"features[{i}]")
         else:
             raise f.error("features", "expected a map {feature_id: activation} or a list of objects")
-        if len(set(ids)) != len(ids):
+        if isinstance(feats, list) and len(set(ids)) != len(ids):  # JSON object keys are unique already
             raise f.error("features", "a feature_id appears twice in one row")
         meta = f.mapping("feature_metadata")
         if meta:

@@ -13,9 +13,11 @@ Two passes over the records, each vectorised per chunk:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from interp_agent.core.ranking.config import RankingConfig
 from interp_agent.core.ranking.sources import Chunk
@@ -25,7 +27,7 @@ from interp_agent.core.ranking.splits import (
     _splitmix64,
     assign_splits,
     poisson_bootstrap_weights,
-    prompt_hashes,
+    salted,
 )
 from interp_agent.core.ranking.stats import (
     benjamini_hochberg,
@@ -74,7 +76,7 @@ class FirstPass:
         """Add one chunk of rows."""
         cfg = self.config
         self._grow(n_features)
-        h = prompt_hashes(chunk.prompt_ids, cfg.split_salt)
+        h = salted(chunk.id_hashes, cfg.split_salt)
         g = assign_splits(h, cfg.held_out_fraction, chunk.splits)
         y = chunk.scores
         self.models |= chunk.models
@@ -91,28 +93,33 @@ class FirstPass:
             self.syy[gi] += (yg * yg).sum()
         self._probes(h, chunk.prompt_ids)
 
-        nz = chunk.act_value != 0
-        r, f, x = chunk.act_row[nz], chunk.act_feature[nz], chunk.act_value[nz]
+        r, f, x = chunk.act_row, chunk.act_feature, chunk.act_value
         if not len(x):
             return
-        np.minimum.at(self.xmin, f, x)
-        np.maximum.at(self.xmax, f, x)
-        ga = g[r]
+        # explicit zeros add nothing to the sums; they are only kept out of nnz and the range
+        nonzero = x != 0
+        np.minimum.at(self.xmin, f, np.where(nonzero, x, np.inf))
+        np.maximum.at(self.xmax, f, np.where(nonzero, x, -np.inf))
+        cap = self.cap
+        idx = f + g[r].astype(np.int64) * cap  # one bincount covers both splits
         ya = y[r]
-        ax = np.abs(x)
-        for gi in (TRAIN, HELD_OUT):
-            m = ga == gi
-            fm, xm, ym, am = f[m], x[m], ya[m], ax[m]
-            cap = self.cap
-            s = self.sums
-            s["sx"][gi] += np.bincount(fm, xm, cap)
-            s["sxx"][gi] += np.bincount(fm, xm * xm, cap)
-            s["sxy"][gi] += np.bincount(fm, xm * ym, cap)
-            s["sabs"][gi] += np.bincount(fm, am, cap)
-            s["sabsy"][gi] += np.bincount(fm, am * ym, cap)
-            s["nnz"][gi] += np.bincount(fm, minlength=cap)
+        xy = x * ya
+        s = self.sums
+        sum_x = np.bincount(idx, x, 2 * cap).reshape(2, cap)
+        sum_xy = np.bincount(idx, xy, 2 * cap).reshape(2, cap)
+        s["sx"] += sum_x
+        s["sxy"] += sum_xy
+        s["sxx"] += np.bincount(idx, x * x, 2 * cap).reshape(2, cap)
+        s["nnz"] += np.bincount(idx, nonzero, 2 * cap).reshape(2, cap)
+        if x.min() >= 0:  # non-negative activations (SAE latents, ReLU neurons): |x| = x
+            s["sabs"] += sum_x
+            s["sabsy"] += sum_xy
+        else:
+            ax = np.abs(x)
+            s["sabs"] += np.bincount(idx, ax, 2 * cap).reshape(2, cap)
+            s["sabsy"] += np.bincount(idx, ax * ya, 2 * cap).reshape(2, cap)
 
-    def _probes(self, h: np.ndarray, prompt_ids: list[str]) -> None:
+    def _probes(self, h: np.ndarray, prompt_ids: Sequence[str]) -> None:
         keys = _splitmix64(h)
         limit = self.config.n_probes
         if len(self.probe_keys) >= limit:
@@ -198,7 +205,8 @@ class SecondPass:
         e = config.n_examples
         self.top_val = np.full((e, c), -np.inf)
         self.top_info: np.ndarray = np.empty((e, c), dtype=object)
-        self.probe_index = {pid: i for i, pid in enumerate(first.probe_ids)}
+        # probe_keys are sorted; probe i is probe_keys[i] / probe_ids[i]
+        self.probe_order = np.arange(len(first.probe_keys))
         self.probe_sum = np.zeros((c, len(first.probe_ids)))
         self.probe_rows = np.zeros(len(first.probe_ids))
 
@@ -208,78 +216,85 @@ class SecondPass:
         n_rows = len(chunk.prompt_ids)
         if n_rows == 0:
             return
-        h = prompt_hashes(chunk.prompt_ids, cfg.split_salt)
+        h = salted(chunk.id_hashes, cfg.split_salt)
         g = assign_splits(h, cfg.held_out_fraction, chunk.splits)
         y = chunk.scores
-        cls = (y > self.mid).astype(np.int64)
-        gc = g.astype(np.int64) * 2 + cls
+        gc = g.astype(np.int64) * 2 + (y > self.mid)
         self.rows_gc += np.bincount(gc, minlength=4)
 
-        keep = chunk.act_feature < len(self.cand_of)
-        ci = np.full(len(chunk.act_feature), -1, dtype=np.int64)
-        ci[keep] = self.cand_of[chunk.act_feature[keep]]
+        # sparse triplets (row, candidate, value) of the candidates' non-zero activations
+        f = chunk.act_feature
+        inside = f < len(self.cand_of)
+        ci = np.where(inside, self.cand_of[np.where(inside, f, 0)], -1)
         keep = (ci >= 0) & (chunk.act_value != 0)
+        rr, cc, x = chunk.act_row[keep], ci[keep], chunk.act_value[keep]
         c = len(self.candidates)
-        X = np.zeros((n_rows, c))  # X_RC: dense activations of the candidates in this chunk
-        X[chunk.act_row[keep], ci[keep]] = chunk.act_value[keep]
-
-        # histograms of non-zero values, per split and class
-        rr, cc = np.nonzero(X)
-        if len(rr):
-            x = X[rr, cc]
-            nb = cfg.auroc_bins
+        nb = cfg.auroc_bins
+        if len(x):
             bins = np.clip(((x - self.lo[cc]) / self.width[cc] * nb).astype(np.int64), 0, nb - 1)
-            flat = (gc[rr] * c + cc) * nb + bins
-            self.hist += np.bincount(flat, minlength=4 * c * nb).reshape(4, c, nb)
-        onehot = np.zeros((n_rows, 4))
-        onehot[np.arange(n_rows), gc] = 1.0
-        self.sum_gc += (X.T @ onehot).T
+            self.hist += np.bincount((gc[rr] * c + cc) * nb + bins, minlength=4 * c * nb).reshape(4, c, nb)
+            self.sum_gc += np.bincount(gc[rr] * c + cc, x, 4 * c).reshape(4, c)
 
-        # Poisson bootstrap of the training split
-        W = poisson_bootstrap_weights(h, cfg.bootstrap, cfg.seed) * (g == TRAIN)[:, None]
-        self.sw += W.sum(0)
-        self.swy += y @ W
-        self.swyy += (y * y) @ W
-        self.swx += X.T @ W
-        self.swxx += (X * X).T @ W
-        self.swxy += (X * y[:, None]).T @ W
+        # Poisson bootstrap of the training split: sums as sparse-dense products X^T W
+        W = poisson_bootstrap_weights(h, cfg.bootstrap, cfg.seed) * (g == TRAIN)[:, None].astype(np.float32)
+        W64 = W.astype(np.float64)
+        self.sw += W64.sum(0)
+        self.swy += y @ W64
+        self.swyy += (y * y) @ W64
+        if len(x):
+            X = sparse.csr_matrix((x, (rr, cc)), shape=(n_rows, c))
+            self.swx += np.asarray(X.T @ W64)
+            self.swxx += np.asarray(X.multiply(X).T @ W64)
+            self.swxy += np.asarray(X.multiply(y[:, None]).tocsr().T @ W64)
+            self._examples(chunk, rr, cc, x)
+            self._probe_sums(h, rr, cc, x, n_rows)
 
-        self._examples(chunk, X)
-        pidx = np.fromiter((self.probe_index.get(p, -1) for p in chunk.prompt_ids), dtype=np.int64, count=n_rows)
-        sel = np.nonzero(pidx >= 0)[0]
-        if len(sel):
-            np.add.at(self.probe_rows, pidx[sel], 1.0)
-            onehot_p = np.zeros((len(sel), len(self.probe_rows)))
-            onehot_p[np.arange(len(sel)), pidx[sel]] = 1.0
-            self.probe_sum += X[sel].T @ onehot_p
+    def _probe_sums(self, h: np.ndarray, rr: np.ndarray, cc: np.ndarray, x: np.ndarray, n_rows: int) -> None:
+        keys = self.first.probe_keys
+        if not len(keys):
+            return
+        row_keys = _splitmix64(h)
+        pos = np.minimum(np.searchsorted(keys, row_keys), len(keys) - 1)
+        pidx = np.where(keys[pos] == row_keys, self.probe_order[pos], -1)
+        hit = pidx >= 0
+        if hit.any():
+            self.probe_rows += np.bincount(pidx[hit], minlength=len(keys))
+            sel = hit[rr]
+            n_p = len(keys)
+            self.probe_sum += np.bincount(cc[sel] * n_p + pidx[rr[sel]], x[sel], len(self.candidates) * n_p).reshape(
+                len(self.candidates), n_p
+            )
 
-    def _examples(self, chunk: Chunk, X: np.ndarray) -> None:
+    def _examples(self, chunk: Chunk, rr: np.ndarray, cc: np.ndarray, x: np.ndarray) -> None:
+        """Merge the chunk's activations that beat a candidate's current top examples."""
         e = self.config.n_examples
-        n_rows, c = X.shape
-        if n_rows > e:
-            idx = np.argpartition(-X, e - 1, axis=0)[:e]
-        else:
-            idx = np.tile(np.arange(n_rows)[:, None], (1, c))
-        vals = np.take_along_axis(X, idx, axis=0)
-        vals = np.where(vals != 0, vals, -np.inf)
-        both = np.concatenate([self.top_val, vals])
-        order = np.argsort(-both, axis=0, kind="stable")[:e]
-        new_val = np.take_along_axis(both, order, axis=0)
-        new_info = np.empty((e, c), dtype=object)
-        for k, j in zip(*np.nonzero(np.isfinite(new_val))):
-            src = order[k, j]
-            if src < e:
-                new_info[k, j] = self.top_info[src, j]
-            else:
-                r = int(idx[src - e, j])
-                new_info[k, j] = {
-                    "prompt_id": chunk.prompt_ids[r],
-                    "text": chunk.texts[r] if chunk.texts is not None else None,
-                    "token_index": chunk.token_index[r],
-                    "token": chunk.tokens[r] if chunk.tokens is not None else None,
-                    "criterion_score": float(chunk.scores[r]),
-                }
-        self.top_val, self.top_info = new_val, new_info
+        better = x > self.top_val[-1][cc]  # the e-th best so far (-inf while filling)
+        if not better.any():
+            return
+        rr, cc, x = rr[better], cc[better], x[better]
+        order = np.lexsort((-x, cc))
+        rr, cc, x = rr[order], cc[order], x[order]
+        starts = np.flatnonzero(np.r_[True, cc[1:] != cc[:-1]])
+        ends = np.r_[starts[1:], len(cc)]
+        for a, b in zip(starts, ends):
+            j = int(cc[a])
+            b = min(b, a + e)
+            merged_vals = np.concatenate([self.top_val[:, j], x[a:b]])
+            merged_info = list(self.top_info[:, j]) + [self._row_info(chunk, int(r)) for r in rr[a:b]]
+            top = np.argsort(-merged_vals, kind="stable")[:e]
+            self.top_val[:, j] = merged_vals[top]
+            for k, o in enumerate(top):
+                self.top_info[k, j] = merged_info[o]
+
+    @staticmethod
+    def _row_info(chunk: Chunk, r: int) -> dict[str, Any]:
+        return {
+            "prompt_id": chunk.prompt_ids[r],
+            "text": chunk.texts[r] if chunk.texts is not None else None,
+            "token_index": chunk.token_index[r],
+            "token": chunk.tokens[r] if chunk.tokens is not None else None,
+            "criterion_score": float(chunk.scores[r]),
+        }
 
     # -- results ---------------------------------------------------------------------------
     def auroc(self) -> np.ndarray:

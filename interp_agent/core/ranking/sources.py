@@ -6,13 +6,24 @@ vectorised path. Feature ids are mapped to integer indices in order of first sig
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import chain
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
-from interp_agent.core.formats.parquet import is_parquet_dataset, iter_row_chunks, read_feature_table
+from interp_agent.core.formats.ids import fnv1a64
+from interp_agent.core.formats.parquet import (
+    ACTIVATION_SCHEMA,
+    ROW_SCHEMA,
+    is_parquet_dataset,
+    iter_row_chunks,
+    read_feature_table,
+    write_feature_table,
+)
 from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, RecordReader
 
 
@@ -20,8 +31,10 @@ from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, Rec
 class Chunk:
     """Consecutive record rows and their non-zero activations."""
 
-    prompt_ids: list[str]
+    prompt_ids: Sequence[str]
     """Prompt id of each row."""
+    id_hashes: np.ndarray
+    """Unsalted FNV-1a hash of each row's prompt id (uint64), see splits.fnv1a64."""
     token_index: list[int | None]
     """Token position of each row (None for prompt-level rows)."""
     scores: np.ndarray
@@ -35,7 +48,7 @@ class Chunk:
     act_row: np.ndarray
     """Row (0-based within the chunk) of each activation, int64 [nnz]."""
     act_feature: np.ndarray
-    """Feature index of each activation, int64 [nnz]."""
+    """Feature index of each activation, int32 or int64 [nnz]."""
     act_value: np.ndarray
     """Activation value, float64 [nnz]."""
     models: set[str]
@@ -45,13 +58,14 @@ class Chunk:
 class RecordsSource:
     """A records file or dataset that can be streamed several times."""
 
-    def __init__(self, path: str | Path, *, chunk_rows: int = 4096) -> None:
+    def __init__(self, path: str | Path, *, chunk_rows: int = 512) -> None:
         self.path = Path(path)
         self.chunk_rows = chunk_rows
         self.parquet = is_parquet_dataset(self.path)
         self.feature_ids: list[str] = []
         self.feature_metadata: dict[str, FeatureMeta] = {}
         self._index: dict[str, int] = {}
+        self._spill: tempfile.TemporaryDirectory[str] | None = None
         if self.parquet:
             self.feature_ids, self.feature_metadata = read_feature_table(self.path)
             self._index = {fid: i for i, fid in enumerate(self.feature_ids)}
@@ -62,11 +76,41 @@ class RecordsSource:
         return len(self.feature_ids)
 
     def chunks(self, *, with_text: bool = False, features: np.ndarray | None = None) -> Iterator[Chunk]:
-        """Stream the records as chunks; ``features`` restricts activations to those indices."""
+        """Stream the records as chunks; ``features`` restricts activations to those indices.
+
+        A JSONL file is parsed once: the first full pass also writes a columnar copy to a
+        temporary folder, and later passes read that copy (same rows, same feature indices).
+        """
         if self.parquet:
-            yield from self._parquet_chunks(with_text, features)
+            yield from self._parquet_chunks(self.path, with_text, features)
+        elif self._spill is not None:
+            yield from self._parquet_chunks(Path(self._spill.name), with_text, features)
+        elif features is None:
+            yield from self._jsonl_spilling_chunks(with_text)
         else:
             yield from self._jsonl_chunks(with_text, features)
+
+    def _jsonl_spilling_chunks(self, with_text: bool) -> Iterator[Chunk]:
+        spill = tempfile.TemporaryDirectory(prefix="interp-agent-records-")
+        writer = _SpillWriter(Path(spill.name))
+        try:
+            for chunk in self._jsonl_chunks(True, None):
+                writer.add(chunk)
+                if not with_text:
+                    chunk.texts = chunk.tokens = None
+                yield chunk
+            writer.close(self.feature_ids, self.feature_metadata)
+        except BaseException:
+            writer.abort()
+            spill.cleanup()
+            raise
+        self._spill = spill
+
+    def close(self) -> None:
+        """Remove the temporary columnar copy of a JSONL source, if any."""
+        if self._spill is not None:
+            self._spill.cleanup()
+            self._spill = None
 
     def _jsonl_chunks(self, with_text: bool, features: np.ndarray | None) -> Iterator[Chunk]:
         reader = RecordReader(self.path)
@@ -87,31 +131,27 @@ class RecordsSource:
 
     def _jsonl_chunk(self, rows: list[ActivationRecord], with_text: bool, keep: np.ndarray | None) -> Chunk:
         index = self._index
-        ids = self.feature_ids
-        act_row: list[int] = []
-        act_feature: list[int] = []
-        act_value: list[float] = []
-        models: set[str] = set()
-        for r, record in enumerate(rows):
-            if record.model:
-                models.add(record.model)
-            for fid in record.feature_ids:
-                j = index.get(fid)
-                if j is None:
-                    j = index[fid] = len(ids)
-                    ids.append(fid)
-                act_feature.append(j)
-            act_row.extend([r] * len(record.feature_ids))
-            act_value.extend(record.activations)
-        a_row = np.asarray(act_row, dtype=np.int64)
-        a_feat = np.asarray(act_feature, dtype=np.int64)
-        a_val = np.asarray(act_value, dtype=np.float64)
+        flat_ids = list(chain.from_iterable(r.feature_ids for r in rows))
+        positions = list(map(index.get, flat_ids))
+        if None in positions:  # features seen for the first time get the next indices
+            for k, fid in enumerate(flat_ids):
+                if positions[k] is None:
+                    j = index.get(fid)
+                    if j is None:
+                        j = index[fid] = len(self.feature_ids)
+                        self.feature_ids.append(fid)
+                    positions[k] = j
+        a_feat = np.array(positions, dtype=np.int64)
+        a_row = np.repeat(np.arange(len(rows), dtype=np.int64), [len(r.feature_ids) for r in rows])
+        a_val = np.fromiter(chain.from_iterable(r.activations for r in rows), dtype=np.float64, count=len(flat_ids))
         if keep is not None:
             mask = a_feat < len(keep)
             mask[mask] = keep[a_feat[mask]]
             a_row, a_feat, a_val = a_row[mask], a_feat[mask], a_val[mask]
+        ids = [r.prompt_id for r in rows]
         return Chunk(
-            prompt_ids=[r.prompt_id for r in rows],
+            prompt_ids=ids,
+            id_hashes=fnv1a64(ids),
             token_index=[r.token_index for r in rows],
             scores=np.fromiter((r.criterion_score for r in rows), dtype=np.float64, count=len(rows)),
             splits=[r.split for r in rows],
@@ -120,24 +160,95 @@ class RecordsSource:
             act_row=a_row,
             act_feature=a_feat,
             act_value=a_val,
-            models=models,
+            models={r.model for r in rows if r.model},
         )
 
-    def _parquet_chunks(self, with_text: bool, features: np.ndarray | None) -> Iterator[Chunk]:
-        cols = ["prompt_id", "token_index", "criterion_score", "split", "model"] + (["text", "token"] if with_text else [])
-        for chunk in iter_row_chunks(self.path, row_columns=cols, batch_rows=self.chunk_rows * 8, features=features):
+    def _parquet_chunks(self, path: Path, with_text: bool, features: np.ndarray | None) -> Iterator[Chunk]:
+        cols = ["prompt_id", "prompt_fnv", "token_index", "criterion_score", "split", "model"]
+        cols += ["text", "token"] if with_text else []
+        for chunk in iter_row_chunks(path, row_columns=cols, batch_rows=self.chunk_rows * 8, features=features):
             rows = chunk.rows
             first = int(rows.column("row")[0].as_py()) if rows.num_rows else 0
             models = {m for m in rows.column("model").unique().to_pylist() if m}
+            ids = _ArrowStrings(rows.column("prompt_id"))
             yield Chunk(
-                prompt_ids=rows.column("prompt_id").to_pylist(),
+                prompt_ids=ids,
+                id_hashes=rows.column("prompt_fnv").to_numpy(),
                 token_index=rows.column("token_index").to_pylist(),
                 scores=rows.column("criterion_score").to_numpy(),
                 splits=rows.column("split").to_pylist(),
                 texts=rows.column("text").to_pylist() if with_text else None,
                 tokens=rows.column("token").to_pylist() if with_text else None,
                 act_row=chunk.act_row - first,
-                act_feature=chunk.act_feature.astype(np.int64),
+                act_feature=chunk.act_feature,
                 act_value=chunk.act_value,
                 models=models,
             )
+
+
+class _ArrowStrings(Sequence[str]):
+    """A string column read lazily: only the rows that are looked at become Python strings."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self.array = column.combine_chunks()
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        return self.array[i].as_py()
+
+
+class _SpillWriter:
+    """Writes parsed JSONL chunks as a records dataset (activations and rows tables)."""
+
+    def __init__(self, folder: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self.folder = folder
+        self.acts = pq.ParquetWriter(folder / "activations.parquet", ACTIVATION_SCHEMA)
+        self.rows = pq.ParquetWriter(folder / "rows.parquet", ROW_SCHEMA)
+        self.start = 0
+
+    def add(self, chunk: Chunk) -> None:
+        n = len(chunk.prompt_ids)
+        self.acts.write_table(
+            pa.table(
+                {
+                    "row": pa.array(chunk.act_row + self.start, pa.int64()),
+                    "feature": pa.array(chunk.act_feature, pa.int32()),
+                    "activation": pa.array(chunk.act_value, pa.float64()),
+                },
+                schema=ACTIVATION_SCHEMA,
+            )
+        )
+        self.rows.write_table(
+            pa.table(
+                {
+                    "row": pa.array(np.arange(self.start, self.start + n), pa.int64()),
+                    "prompt_id": pa.array(list(chunk.prompt_ids), pa.string()),
+                    "prompt_fnv": pa.array(chunk.id_hashes, pa.uint64()),
+                    "token_index": pa.array(chunk.token_index, pa.int32()),
+                    "token": pa.array(chunk.tokens, pa.string()),
+                    "text": pa.array(chunk.texts, pa.string()),
+                    "criterion_score": pa.array(chunk.scores, pa.float64()),
+                    "model": pa.array([None] * n, pa.string()),
+                    "split": pa.array(chunk.splits, pa.string()),
+                    "extra": pa.array([None] * n, pa.string()),
+                },
+                schema=ROW_SCHEMA,
+            )
+        )
+        self.start += n
+
+    def close(self, feature_ids: list[str], metadata: dict[str, FeatureMeta]) -> None:
+        self.acts.close()
+        self.rows.close()
+        write_feature_table(self.folder, feature_ids, metadata)
+
+    def abort(self) -> None:
+        for writer in (self.acts, self.rows):
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - best effort while unwinding another error
+                pass

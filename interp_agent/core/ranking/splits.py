@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from interp_agent.core.formats.ids import fnv1a64
+
 TRAIN = 0
 HELD_OUT = 1
 SPLIT_NAMES = ("train", "held_out")
@@ -20,13 +22,15 @@ _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _POISSON1_CDF = np.cumsum([np.exp(-1.0) / np.prod(np.arange(1, k + 1, dtype=float)) for k in range(10)])
 
 
+def salted(fnv: np.ndarray, salt: str) -> np.ndarray:
+    """Mix unsalted id hashes with ``salt`` (BLAKE2b of the salt, then a SplitMix64 finaliser)."""
+    key = np.uint64(int.from_bytes(hashlib.blake2b(salt.encode(), digest_size=8).digest(), "little"))
+    return _splitmix64(fnv ^ key)
+
+
 def prompt_hashes(prompt_ids: Sequence[str], salt: str) -> np.ndarray:
-    """A stable 64-bit hash (BLAKE2b) of each prompt id under ``salt``, as uint64."""
-    key = salt.encode()
-    out = np.empty(len(prompt_ids), dtype=np.uint64)
-    for i, pid in enumerate(prompt_ids):
-        out[i] = int.from_bytes(hashlib.blake2b(pid.encode(), digest_size=8, key=key[:64]).digest(), "little")
-    return out
+    """A stable 64-bit hash of each prompt id under ``salt``, as uint64."""
+    return salted(fnv1a64(prompt_ids), salt)
 
 
 def unit_interval(hashes: np.ndarray) -> np.ndarray:
@@ -54,13 +58,22 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
+def _poisson1_table(bits: int = 16) -> np.ndarray:
+    """Poisson(1) quantile of each of the 2**bits equal slices of [0, 1) (inverse-CDF table)."""
+    u = (np.arange(1 << bits) + 0.5) / (1 << bits)
+    return np.searchsorted(_POISSON1_CDF, u, side="right").astype(np.float32)
+
+
+_POISSON1_TABLE = _poisson1_table()
+
+
 def poisson_bootstrap_weights(hashes: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    """Poisson(1) bootstrap weight of each row in each resample, shape [rows, resamples].
+    """Poisson(1) bootstrap weight of each row in each resample, float32 [rows, resamples].
 
     Weights depend only on (prompt hash, resample, seed), so streaming passes and
     repeated runs agree, and all rows of one prompt share a weight (a cluster bootstrap).
     """
     with np.errstate(over="ignore"):
-        base = hashes[:, None] ^ _splitmix64(np.arange(resamples, dtype=np.uint64) + np.uint64(seed) * np.uint64(1_000_003))[None, :]
-    u = unit_interval(_splitmix64(base))
-    return np.searchsorted(_POISSON1_CDF, u, side="right").astype(np.float64)
+        keys = _splitmix64(np.arange(resamples, dtype=np.uint64) + np.uint64(seed) * np.uint64(1_000_003))
+        mixed = _splitmix64(hashes[:, None] ^ keys[None, :])
+    return _POISSON1_TABLE[(mixed >> np.uint64(48)).astype(np.int64)]
