@@ -1,0 +1,294 @@
+"""Markdown rendering of an inspection report (``report.md``).
+
+Also owns the number formatting and the ranked-table columns that the HTML renderer
+shares, so both renderings print the same digits for the same report. Every block the
+report format allows to be null renders as a dash or a sentence, never an error.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+DASH = "—"
+SYNTHETIC_BANNER = "SYNTHETIC DATA"
+"""Banner text shown (in both renderings) when the report was built from generated data."""
+
+TABLE_COLUMNS = (
+    "Rank", "Feature", "Label", "Direction", "Importance", "Train r", "Held-out r",
+    "Held-out supported", "AUROC (held-out)", "Specificity (held-out)", "Stability",
+    "Causal (strong)",
+)
+"""Columns of the ranked table, in order."""
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|#"})
+
+
+def dig(obj: Any, *keys: str) -> Any:
+    """Nested ``dict.get``: None as soon as a level is missing or is not a dict."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None when it is not a real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def fmt_num(value: Any) -> str:
+    """A number to 3 significant digits; ints as they are, bools as yes/no, null as a dash."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.3g}" if math.isfinite(value) else DASH
+    return str(value)
+
+
+def fmt_p(value: Any) -> str:
+    """A p or q value in scientific notation with 3 significant digits (``1.23e-05``)."""
+    number = _number(value)
+    if number is None:
+        return DASH if value is None or isinstance(value, float) else str(value)
+    return f"{number:.2e}"
+
+
+def fmt_interval(value: Any) -> str:
+    """A two-element interval as ``[lo, hi]``, or a dash."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return f"[{fmt_num(value[0])}, {fmt_num(value[1])}]"
+    return DASH
+
+
+def ranked_features(report: dict) -> list[dict]:
+    """The report's features in rank order (``rank``, then list position); non-dicts dropped."""
+    features = [f for f in (report.get("features") or []) if isinstance(f, dict)]
+    order = sorted(
+        range(len(features)),
+        key=lambda i: (_number(features[i].get("rank")) is None, _number(features[i].get("rank")) or 0, i),
+    )
+    return [features[i] for i in order]
+
+
+def _held_out_or_train(train: Any, held_out: Any) -> tuple[str, float | None]:
+    """The held-out value, else the train value marked ``(train)``, else a dash."""
+    if _number(held_out) is not None:
+        return fmt_num(held_out), _number(held_out)
+    if _number(train) is not None:
+        return f"{fmt_num(train)} (train)", _number(train)
+    return DASH, None
+
+
+def table_row(feature: dict) -> list[tuple[str, Any]]:
+    """Cells of a feature's ranked-table row as (display text, sort value), per ``TABLE_COLUMNS``."""
+    assoc = feature.get("association")
+    supported = dig(assoc, "held_out_supported")
+    auroc = _held_out_or_train(dig(assoc, "train", "auroc"), dig(assoc, "held_out", "auroc"))
+    spec = _held_out_or_train(dig(feature, "specificity", "train"), dig(feature, "specificity", "held_out"))
+    stability = dig(feature, "stability", "bootstrap_top_k_frequency")
+    causal = dig(feature, "causal", "strong_causal_score")
+    cells: list[tuple[Any, Any]] = [
+        (feature.get("rank"), feature.get("rank")),
+        (feature.get("feature_id"), feature.get("feature_id")),
+        (feature.get("label"), feature.get("label")),
+        (feature.get("direction"), feature.get("direction")),
+        (feature.get("importance"), feature.get("importance")),
+        (dig(assoc, "train", "pearson_r"), dig(assoc, "train", "pearson_r")),
+        (dig(assoc, "held_out", "pearson_r"), dig(assoc, "held_out", "pearson_r")),
+        (supported, None if supported is None else int(bool(supported))),
+        auroc,
+        spec,
+        (stability, stability),
+        (causal, causal),
+    ]
+    return [(text if isinstance(text, str) and text else fmt_num(text), sort) for text, sort in cells]
+
+
+def md_text(value: Any) -> str:
+    """User text made safe for one Markdown line or table cell (HTML and Markdown escaped)."""
+    if value is None:
+        return DASH
+    text = " ".join(str(value).split())
+    return html.escape(text, quote=False).translate(_MD_SPECIAL)
+
+
+def _truncate(text: str, limit: int = 240) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Lines of a Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _summary_lines(report: dict) -> list[str]:
+    """Bullet lines of the summary block."""
+    s = report.get("summary") if isinstance(report.get("summary"), dict) else {}
+    alpha = dig(report, "settings", "alpha")
+    lines = [
+        f"- Rows: {fmt_num(s.get('n_rows'))} ({fmt_num(s.get('n_train_rows'))} train, "
+        f"{fmt_num(s.get('n_held_out_rows'))} held out) from {fmt_num(s.get('n_prompts'))} prompts",
+        f"- Scores: {md_text(s.get('score_kind'))}, positive rate {fmt_num(s.get('positive_rate'))}",
+        f"- Features tested: {fmt_num(s.get('n_features_tested'))}; significant on train "
+        f"(q < {fmt_num(alpha)}): {fmt_num(s.get('n_significant_train'))}; "
+        f"confirmed on held-out prompts: {fmt_num(s.get('n_held_out_supported'))}",
+        f"- Ranking stability (mean bootstrap Spearman): {fmt_num(s.get('ranking_stability'))}",
+        f"- Intervention rows: {fmt_num(s.get('n_intervention_rows'))}; "
+        f"control rows: {fmt_num(s.get('n_control_rows'))}",
+    ]
+    controls = report.get("controls")
+    if isinstance(controls, dict):
+        lines.append(
+            f"- Controls ({md_text(controls.get('provenance'))}): n={fmt_num(controls.get('n'))}, "
+            f"mean effect {fmt_num(controls.get('mean_effect'))}, 95% CI {fmt_interval(controls.get('ci95'))}"
+        )
+    return lines
+
+
+def _association_lines(assoc: dict) -> list[str]:
+    """Lines of a feature's association block: train and held-out side by side."""
+    rows = []
+    for key, name, fmt in (
+        ("n", "rows", fmt_num), ("nnz", "non-zero rows", fmt_num), ("pearson_r", "Pearson r", fmt_num),
+        ("p_value", "p", fmt_p), ("q_value", "q", fmt_p), ("auroc", "AUROC", fmt_num),
+        ("mean_positive", "mean activation, positive", fmt_num),
+        ("mean_negative", "mean activation, negative", fmt_num),
+    ):
+        rows.append([name, fmt(dig(assoc, "train", key)), fmt(dig(assoc, "held_out", key))])
+    supported = assoc.get("held_out_supported")
+    verdict = "no held-out rows" if assoc.get("held_out") is None else fmt_num(supported)
+    return [
+        f"Association ({md_text(assoc.get('provenance'))}); supported on held-out prompts: {verdict}",
+        "",
+        *_md_table(["", "train", "held-out"], rows),
+    ]
+
+
+def _feature_lines(feature: dict) -> list[str]:
+    """The Markdown section of one feature."""
+    lines = [
+        f"### {fmt_num(feature.get('rank'))}. {md_text(feature.get('feature_id'))}: "
+        f"{md_text(feature.get('label') or '(no label)')}",
+        "",
+    ]
+    if feature.get("explanation"):
+        lines += [f"> {md_text(feature['explanation'])}", ""]
+    lines.append(
+        f"- Direction: {md_text(feature.get('direction'))}; layer {fmt_num(feature.get('layer'))}; "
+        f"source {md_text(feature.get('source'))}"
+    )
+    components = feature.get("importance_components")
+    parts = [
+        f"{md_text(name)} {fmt_num(dig(comp, 'value'))} ({md_text(dig(comp, 'provenance'))})"
+        for name, comp in (components.items() if isinstance(components, dict) else [])
+        if isinstance(comp, dict)
+    ]
+    importance = f"- Importance: {fmt_num(feature.get('importance'))}"
+    lines.append(importance + (f"; components: {', '.join(parts)}" if parts else ""))
+    spec = feature.get("specificity")
+    if isinstance(spec, dict):
+        lines.append(
+            f"- Specificity ({md_text(spec.get('provenance'))}): train {fmt_num(spec.get('train'))}, "
+            f"held-out {fmt_num(spec.get('held_out'))}, base rate {fmt_num(spec.get('base_rate'))}"
+        )
+    stab = feature.get("stability")
+    if isinstance(stab, dict):
+        lines.append(
+            f"- Stability ({md_text(stab.get('provenance'))}): in the bootstrap top-k "
+            f"{fmt_num(stab.get('bootstrap_top_k_frequency'))} of {fmt_num(stab.get('resamples'))} resamples; "
+            f"r interval {fmt_interval(stab.get('bootstrap_r_interval'))}"
+        )
+    causal = feature.get("causal")
+    if isinstance(causal, dict):
+        lines.append(
+            f"- Causal ({md_text(causal.get('provenance'))}): strong score "
+            f"{fmt_num(causal.get('strong_causal_score'))}; mean effect {fmt_num(causal.get('mean_effect'))} "
+            f"(95% CI {fmt_interval(causal.get('ci95'))}, n={fmt_num(causal.get('n'))}); "
+            f"side effect {fmt_num(causal.get('side_effect'))}; control effect "
+            f"{fmt_num(causal.get('control_effect'))} (n={fmt_num(causal.get('n_controls'))}); "
+            f"agrees with association: {fmt_num(causal.get('agrees_with_association'))}"
+        )
+    else:
+        lines.append("- Causal: no intervention evidence")
+    imported = feature.get("imported")
+    if isinstance(imported, dict) and isinstance(imported.get("causal_effects"), dict):
+        effects = ", ".join(f"{md_text(k)} {fmt_num(v)}" for k, v in imported["causal_effects"].items())
+        lines.append(f"- Imported causal effects ({md_text(imported.get('provenance'))}): {effects or DASH}")
+    assoc = feature.get("association")
+    if isinstance(assoc, dict):
+        lines += ["", *_association_lines(assoc), ""]
+    else:
+        lines += ["- Association: not measured (no activation records)", ""]
+    examples = [e for e in (feature.get("examples") or []) if isinstance(e, dict)]
+    if examples:
+        rows = [
+            [
+                fmt_num(e.get("activation")), fmt_num(e.get("criterion_score")), md_text(e.get("prompt_id")),
+                md_text(e.get("token")) if e.get("token") is not None else DASH,
+                md_text(_truncate(str(e.get("text") or ""))),
+            ]
+            for e in examples
+        ]
+        lines += ["Top examples:", "", *_md_table(["activation", "score", "prompt", "token", "text"], rows), ""]
+    else:
+        lines += ["No examples.", ""]
+    return lines
+
+
+def render_markdown(report: dict) -> str:
+    """Render an inspection report (``report.json`` as a dict) as Markdown.
+
+    Args:
+        report: the report, as defined in ``docs/report-format.md``; optional blocks may be null.
+
+    Returns:
+        The Markdown text, ending with a newline.
+    """
+    prov = report.get("provenance") if isinstance(report.get("provenance"), dict) else {}
+    lines = [f"# Inspection report: {md_text(report.get('criterion'))}", ""]
+    if report.get("synthetic"):
+        lines += [
+            f"> **{SYNTHETIC_BANNER}.** This report was built from generated data, not from a model. "
+            "No number in it describes a real model.",
+            "",
+        ]
+    lines += [
+        f"- Model: {md_text(report.get('model'))}",
+        f"- Criterion: {md_text(report.get('criterion'))}",
+        f"- Backend: {md_text(report.get('backend'))}",
+        f"- Tool: {md_text(prov.get('tool'))} {md_text(prov.get('tool_version'))}, "
+        f"created {md_text(prov.get('created_utc'))}",
+        "",
+        "## Summary",
+        "",
+        *_summary_lines(report),
+        "",
+    ]
+    warnings = [w for w in (report.get("warnings") or []) if w]
+    if warnings:
+        lines += ["## Warnings", "", *[f"- {md_text(w)}" for w in warnings], ""]
+    features = ranked_features(report)
+    lines += ["## Ranked features", ""]
+    if features:
+        rows = [[md_text(text) for text, _ in table_row(f)] for f in features]
+        lines += [*_md_table(list(TABLE_COLUMNS), rows), ""]
+        for feature in features:
+            lines += _feature_lines(feature)
+    else:
+        lines += ["No features were reported.", ""]
+    method = report.get("method")
+    if isinstance(method, dict) and method:
+        lines += ["## Method", "", *[f"- **{md_text(k)}**: {md_text(v)}" for k, v in method.items()], ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
