@@ -155,3 +155,15 @@ def test_demo_writes_reports_and_matches(tmp_path: Path, capsys) -> None:
 def test_console_script_runs_in_a_subprocess() -> None:
     proc = subprocess.run([sys.executable, "-m", "interp_agent.cli", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("interp-agent ")
+
+
+def test_records_that_say_they_are_synthetic_make_a_synthetic_report(tmp_path: Path, capsys) -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples" / "synthetic"
+    code, out, _ = run(capsys, "inspect", "--model", "toy/model-a", "--criterion", "the next token should be a physical measurement unit",
+                       "--records", str(examples / "records.jsonl"), "--interventions", str(examples / "interventions.jsonl"),
+                       "--out", str(tmp_path), "--json")
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["synthetic"] is True and report["warnings"][0].startswith("SYNTHETIC")
+    assert report["features"][0]["association"]["provenance"] == "synthetic"
+    assert (tmp_path / "report.json").stat().st_mode & 0o044  # readable by others, like a plain open()

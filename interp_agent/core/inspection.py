@@ -116,8 +116,16 @@ def inspect(
     seen = body.pop("models_seen", [])
     if seen and model not in seen:
         warnings.append(f"the records name model(s) {seen}, not {model!r}")
-    if synthetic:
+    if backend == "toy":
         warnings.insert(0, "SYNTHETIC: the toy backend generated these records; no model was measured")
+    elif (
+        body.pop("synthetic_input", False)
+        or (evidence is not None and evidence.synthetic)
+        or any(f.extra.get("synthetic") is True for f in (feature_info or {}).values())
+    ):
+        synthetic = True
+        warnings.insert(0, "SYNTHETIC: the input files say they are synthetic; no model was measured")
+    if synthetic:
         _mark_synthetic(body["features"])
     report = {
         "schema_version": schema_version("inspection_report"),

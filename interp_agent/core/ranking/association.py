@@ -53,6 +53,7 @@ class FirstPass:
         self.values: set[float] = set()
         self.prompt_set: set[int] = set()
         self.models: set[str] = set()
+        self.synthetic = False
         self.cap = 0
         self.sums = {name: np.zeros((2, 0)) for name in _SUMS}
         self.xmin = np.zeros(0)
@@ -80,6 +81,7 @@ class FirstPass:
         g = assign_splits(h, cfg.held_out_fraction, chunk.splits)
         y = chunk.scores
         self.models |= chunk.models
+        self.synthetic = self.synthetic or chunk.synthetic
         self.prompt_set.update(h.tolist())
         if len(self.values) <= 2:
             self.values.update(np.unique(y)[:3].tolist())

@@ -101,6 +101,8 @@ class CausalEvidence:
     """Rows used (features and controls)."""
     n_control_rows: int = 0
     """Control rows used."""
+    synthetic: bool = False
+    """Whether any row says it is synthetic (``metadata.synthetic``)."""
 
 
 def summarise_interventions(
@@ -132,6 +134,7 @@ def summarise_interventions(
     controls = [r for r in rows if r.control_type is not None]
     real = [r for r in rows if r.control_type is None]
     evidence.n_rows = len(rows)
+    evidence.synthetic = any(r.metadata.get("synthetic") is True for r in rows)
     evidence.n_control_rows = len(controls)
     pooled = EffectSummary.of(controls) if controls else None
     if pooled is not None:

@@ -224,6 +224,7 @@ def rank_records(
         "probe_prompts": list(first.probe_ids),
         "features": features,
         "models_seen": sorted(first.models),
+        "synthetic_input": first.synthetic,
     }
 
 

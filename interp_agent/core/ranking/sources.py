@@ -53,6 +53,8 @@ class Chunk:
     """Activation value, float64 [nnz]."""
     models: set[str]
     """Model names seen in the chunk."""
+    synthetic: bool = False
+    """Whether any row says it is synthetic (``"synthetic": true``)."""
 
 
 class RecordsSource:
@@ -161,10 +163,11 @@ class RecordsSource:
             act_feature=a_feat,
             act_value=a_val,
             models={r.model for r in rows if r.model},
+            synthetic=any(r.extra.get("synthetic") is True for r in rows),
         )
 
     def _parquet_chunks(self, path: Path, with_text: bool, features: np.ndarray | None) -> Iterator[Chunk]:
-        cols = ["prompt_id", "prompt_fnv", "token_index", "criterion_score", "split", "model"]
+        cols = ["prompt_id", "prompt_fnv", "token_index", "criterion_score", "split", "model", "extra"]
         cols += ["text", "token"] if with_text else []
         for chunk in iter_row_chunks(path, row_columns=cols, batch_rows=self.chunk_rows * 8, features=features):
             rows = chunk.rows
@@ -183,6 +186,7 @@ class RecordsSource:
                 act_feature=chunk.act_feature,
                 act_value=chunk.act_value,
                 models=models,
+                synthetic=any('"synthetic": true' in e for e in rows.column("extra").drop_null().unique().to_pylist()),
             )
 
 
