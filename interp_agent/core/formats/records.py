@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from interp_agent.core.errors import InputFileError
+from interp_agent.core.formats.ids import fnv1a64
 from interp_agent.core.formats.jsonl import Fields, iter_json_objects, write_jsonl
 from interp_agent.core.formats.prompts import normalise_split
 
@@ -86,7 +89,8 @@ class FeatureMeta:
 class RecordReader:
     """Streams activation records from JSONL, collecting feature metadata as it goes.
 
-    Memory: the metadata of each feature, plus a hash per row to catch duplicates.
+    Memory: the metadata of each feature, plus an 8-byte key per row to catch duplicate
+    rows (checked when the file ends; the error names both lines).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -95,26 +99,38 @@ class RecordReader:
         self.rows_read = 0
 
     def __iter__(self) -> Iterator[ActivationRecord]:
-        seen: dict[int, int] = {}
+        keys = _RowKeys()
         for line, obj in iter_json_objects(self.path):
             record = self._parse(obj, line)
-            h = hash(record.key)
-            if h in seen:
-                first = seen[h]
-                raise InputFileError(
-                    self.path,
-                    f"duplicate prompt_id {record.prompt_id!r}"
-                    + (f" at token_index {record.token_index}" if record.token_index is not None else "")
-                    + f" (first on line {first})",
-                    line=line,
-                    field="prompt_id",
-                    hint="each prompt (or prompt and token_index) must appear once",
-                )
-            seen[h] = line
+            keys.add(record.prompt_id, record.token_index)
             self.rows_read += 1
             yield record
         if self.rows_read == 0:
             raise InputFileError(self.path, "no activation records in file", hint="one JSON object per line")
+        suspects = keys.repeated()
+        if len(suspects):
+            self._raise_duplicate(suspects)
+
+    def _raise_duplicate(self, suspects: np.ndarray) -> None:
+        """Find the lines behind repeated keys (a 64-bit hash may collide) and name both."""
+        wanted = set(suspects.tolist())
+        first_line: dict[tuple[str, int | None], int] = {}
+        for line, obj in iter_json_objects(self.path):
+            key = (str(obj.get("prompt_id")), obj.get("token_index"))
+            if int(row_keys([key[0]], [key[1]])[0]) not in wanted:
+                continue
+            if key in first_line:
+                raise InputFileError(
+                    self.path,
+                    f"duplicate prompt_id {key[0]!r}"
+                    + (f" at token_index {key[1]}" if key[1] is not None else "")
+                    + f" (first on line {first_line[key]})",
+                    line=line,
+                    field="prompt_id",
+                    hint="each prompt (or prompt and token_index) must appear once",
+                )
+            first_line[key] = line
+
 
     def _parse(self, obj: dict[str, Any], line: int) -> ActivationRecord:
         f = Fields(obj, self.path, line)
@@ -184,6 +200,38 @@ class RecordReader:
         if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int)):
             raise f.error(f"{where}.layer", f"expected an integer, got {layer!r}")
         self.feature_metadata.setdefault(fid, FeatureMeta()).merge(entry)
+
+
+def row_keys(prompt_ids: list[str], token_index: list[int | None]) -> np.ndarray:
+    """64-bit key of (prompt_id, token_index) per row."""
+    tok = np.array([-1 if t is None else t for t in token_index], dtype=np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        return fnv1a64(prompt_ids) ^ (tok * np.uint64(0x9E3779B97F4A7C15))
+
+
+class _RowKeys:
+    """Collects row keys in numpy arrays (8 bytes a row) and finds repeats at the end."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.ids: list[str] = []
+        self.tokens: list[int | None] = []
+
+    def add(self, prompt_id: str, token_index: int | None) -> None:
+        self.ids.append(prompt_id)
+        self.tokens.append(token_index)
+        if len(self.ids) >= 8192:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.ids:
+            self.parts.append(row_keys(self.ids, self.tokens))
+            self.ids, self.tokens = [], []
+
+    def repeated(self) -> np.ndarray:
+        self._flush()
+        keys = np.sort(np.concatenate(self.parts)) if self.parts else np.zeros(0, np.uint64)
+        return np.unique(keys[1:][keys[1:] == keys[:-1]])
 
 
 def read_records(path: str | Path) -> tuple[list[ActivationRecord], dict[str, FeatureMeta]]:

@@ -5,7 +5,7 @@ Two passes over the records, each vectorised per chunk:
 1. :class:`FirstPass` keeps sufficient statistics per feature and split (sums of x, x²,
    x·y, |x|, |x|·y and non-zero counts) for every feature: Pearson r, p- and q-values
    and specificity for all of them. Memory grows with the number of features only
-   (plus one 8-byte hash per prompt to count distinct prompts).
+   (plus one 8-byte hash per row to count distinct prompts).
 2. :class:`SecondPass` revisits only the candidate features (highest |r| on the training
    split): class histograms (AUROC, plots), Poisson-bootstrap sums (stability), top
    examples and probe-prompt activations (fingerprints for matching).
@@ -51,7 +51,7 @@ class FirstPass:
         self.ymin = np.inf
         self.ymax = -np.inf
         self.values: set[float] = set()
-        self.prompt_set: set[int] = set()
+        self.prompt_keys: list[np.ndarray] = []  # 8 bytes a row, to count distinct prompts
         self.models: set[str] = set()
         self.synthetic = False
         self.cap = 0
@@ -82,7 +82,7 @@ class FirstPass:
         y = chunk.scores
         self.models |= chunk.models
         self.synthetic = self.synthetic or chunk.synthetic
-        self.prompt_set.update(h.tolist())
+        self.prompt_keys.append(np.unique(h))
         if len(self.values) <= 2:
             self.values.update(np.unique(y)[:3].tolist())
         if len(y):
@@ -138,6 +138,11 @@ class FirstPass:
         self.probe_ids = [all_ids[i] for i in keep]
 
     # -- results ---------------------------------------------------------------------------
+    @property
+    def n_prompts(self) -> int:
+        """Number of distinct prompt ids seen."""
+        return len(np.unique(np.concatenate(self.prompt_keys))) if self.prompt_keys else 0
+
     @property
     def binary(self) -> bool:
         """Whether the criterion scores take exactly two values."""

@@ -202,7 +202,7 @@ def rank_records(
             )
     summary = {
         "n_rows": n_rows,
-        "n_prompts": len(first.prompt_set),
+        "n_prompts": first.n_prompts,
         "n_train_rows": int(first.n[TRAIN]),
         "n_held_out_rows": int(first.n[HELD_OUT]),
         "n_features_tested": n_features,
