@@ -23,7 +23,7 @@ from interp_agent.core.formats.records import write_records
 from interp_agent.core.ranking import METHOD, RankingConfig, RecordsSource, rank_records, summarise_interventions
 from interp_agent.core.ranking.causal import CausalEvidence
 from interp_agent.core.ranking.importance import IMPORTANCE_FORMULA, causal_component, importance
-from interp_agent.core.ranking.rank import Progress, _imported
+from interp_agent.core.ranking.rank import Progress, imported_block
 from interp_agent.core.synthetic import PlantedConfig, planted_interventions, planted_records
 
 Backend = Literal["records", "features", "toy"]
@@ -204,7 +204,7 @@ def _rank_feature_dump(
                               "criterion_score": None} for t in f.examples[: config.n_examples]],
                 "histogram": None, "probe_activations": None,
                 "decoder_signature": list(f.decoder_signature) if f.decoder_signature else None,
-                "imported": _imported(f),
+                "imported": imported_block(f),
             }
         )
     rows.sort(key=lambda r: (-r["importance"], r["feature_id"]))

@@ -199,3 +199,24 @@ def test_controls_are_summarised_apart_and_subtracted() -> None:
     pooled = summarise_interventions(rows[:7], "c").features["f"]
     assert pooled.control_effect == pytest.approx(0.2)
     assert pooled.strong_causal_score == pytest.approx(0.3)
+
+
+def test_token_rows_share_their_prompts_split_and_probe_activation(tmp_path: Path) -> None:
+    rows = []
+    for i in range(60):
+        y = float(i % 2)
+        for t in range(3):
+            rows.append(ActivationRecord(f"p{i}", y, ("a", "b"), (y * (t + 1) + 0.1, float(t == 1)), token_index=t))
+    write_records(tmp_path / "tok.jsonl", rows)
+    calls: list[tuple[str, int, int | None]] = []
+    body = rank_records(RecordsSource(tmp_path / "tok.jsonl"), RankingConfig(top_k=2, candidates=2),
+                        progress=lambda phase, done, total: calls.append((phase, done, total)))
+    s = body["summary"]
+    assert s["n_rows"] == 180 and s["n_prompts"] == 60
+    assert s["n_train_rows"] % 3 == 0 and s["n_held_out_rows"] % 3 == 0  # tokens never split apart
+    a = next(f for f in body["features"] if f["feature_id"] == "a")
+    probes = a["probe_activations"]
+    assert len(probes) == 60
+    assert probes["p1"] == pytest.approx((1.1 + 2.1 + 3.1) / 3)  # mean over the prompt's tokens
+    assert calls[-1] == ("candidate pass", 180, 180)
+    assert {c[0] for c in calls} == {"association pass", "candidate pass"}

@@ -186,7 +186,7 @@ def rank_records(
                 "decoder_signature": list(meta.decoder_signature)
                 if meta and meta.decoder_signature
                 else (list(info.decoder_signature) if info and info.decoder_signature else None),
-                "imported": _imported(info),
+                "imported": imported_block(info),
             }
         )
     features.sort(key=lambda f: (-f["importance"], f["feature_id"]))
@@ -228,7 +228,8 @@ def rank_records(
     }
 
 
-def _imported(info: FeatureRecord | None) -> dict[str, Any] | None:
+def imported_block(info: FeatureRecord | None) -> dict[str, Any] | None:
+    """The report's ``imported`` block: what a feature dump says, labelled imported."""
     if info is None or not (info.activation_signature or info.causal_effects or info.examples):
         return None
     return {
