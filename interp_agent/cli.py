@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from interp_agent._version import __version__
-from interp_agent.core.errors import InterpAgentError
+from interp_agent.core.errors import InterpAgentError, ValidationError
 
 EXIT_BAD_INPUT = 2
 
@@ -165,11 +166,113 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile_env(args: argparse.Namespace) -> int:
+    from interp_agent.core.scale import profile_env, render_profile, save_profile
+
+    profile = profile_env(Path(args.workspace) if args.workspace else None)
+    text = render_profile(profile)
+    if args.out:
+        save_profile(profile, args.out)
+        text += f"\nwrote {args.out}"
+    _emit(args, profile, text)
+    return 0
+
+
+def cmd_plan_scale(args: argparse.Namespace) -> int:
+    from interp_agent.core.artifacts import write_json
+    from interp_agent.core.scale import ScalePlanInput, load_profile, plan_scale, profile_env, render_plan
+
+    env = profile_env() if args.from_env else load_profile(args.env_profile) if args.env_profile else None
+    inp = ScalePlanInput.from_sizes(
+        model_params=args.model_params, tokens=args.tokens, d_model=args.d_model, selected_layers=args.selected_layers,
+        latent_dim=args.latent_dim, k=args.k, dtype=args.dtype, accelerator=args.accelerator,
+        n_accelerators=args.n_accelerators, target_shard_size=args.target_shard_size,
+        causal_prompts=args.causal_prompts, causal_features=args.causal_features,
+        interventions_per_feature=args.interventions_per_feature, prompt_tokens=args.prompt_tokens, mfu=args.mfu,
+        max_wall_hours=args.max_wall_hours,
+    )
+    plan = plan_scale(inp, env)
+    text = render_plan(plan)
+    if args.out:
+        write_json(args.out, plan)
+        text += f"\nwrote {args.out}"
+    _emit(args, plan, text)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from interp_agent.core.runs import run_config
+
+    manifest = run_config(args.config, out=args.out)
+    lines = [f"run {manifest['name'] or Path(args.config).name}: {manifest['status']} in {manifest['total_seconds']:.1f} s"]
+    for step in manifest["steps"]:
+        took = f" ({step['seconds']:.1f} s)" if step["seconds"] is not None else ""
+        lines.append(f"  {step['index']}: {step['command']} {step['status']}{took}"
+                     + (f", exit {step['exit_code']}" if step["status"] == "failed" else ""))
+        if step["status"] == "failed" and step.get("stderr_tail"):
+            lines.append("     " + step["stderr_tail"].strip().splitlines()[-1])
+    lines.append(f"manifest: {manifest['manifest']}")
+    _emit(args, manifest, "\n".join(lines))
+    return 0 if manifest["status"] == "completed" else 1
+
+
+def _workspace(value: str | None) -> Path:
+    return Path(value or os.environ.get("INTERP_AGENT_WORKSPACE") or Path.cwd())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from interp_agent.server import serve
+
+    serve(_workspace(args.workspace), read_roots=tuple(args.read_root), max_concurrent_jobs=args.max_jobs)
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from interp_agent.jobs import JobRunner
+
+    runner = JobRunner(_workspace(args.workspace))
+    if args.action == "list":
+        jobs = [j.model_dump(mode="json") for j in runner.list(limit=args.limit)]
+        lines = [f"{j['job_id']}  {j['kind']:<8} {j['state']:<10} {j['progress']:>4.0%}  {j['message']}" for j in jobs]
+        _emit(args, {"jobs": jobs}, "\n".join(lines) or "no jobs")
+        return 0
+    if not args.job_id:
+        raise ValidationError(f"jobs {args.action} needs a JOB_ID; list them with: interp-agent jobs list")
+    if args.action == "status":
+        job = runner.get(args.job_id).model_dump(mode="json")
+        _emit(args, job, f"{job['job_id']}  {job['kind']}  {job['state']}  {job['progress']:.0%}  {job['message']}")
+    elif args.action == "result":
+        job = runner.get(args.job_id)
+        result = runner.result(args.job_id)
+        _emit(args, {"job": job.model_dump(mode="json"), "result": result},
+              json.dumps(result, indent=2) if result is not None else f"{job.state}: {job.error or job.message}")
+    else:
+        job = runner.cancel(args.job_id).model_dump(mode="json")
+        _emit(args, job, f"{job['job_id']}  {job['state']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``interp-agent``."""
     parser = _Parser(prog="interp-agent", description="Criterion-driven mechanistic interpretability.")
     parser.add_argument("--version", action="version", version=f"interp-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("serve", help="serve the MCP tools over stdio (JSON-RPC on stdout, logs on stderr)")
+    p.add_argument("--workspace", help="folder for runs, job state and outputs; path arguments resolve here "
+                                       "(default: $INTERP_AGENT_WORKSPACE or the current folder)")
+    p.add_argument("--read-root", action="append", default=[], metavar="DIR",
+                   help="an extra folder whose files tools may read (repeatable)")
+    p.add_argument("--max-jobs", type=int, default=2, help="background jobs running at once (default 2)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("jobs", help="list, follow, fetch or cancel background jobs of a workspace")
+    p.add_argument("action", choices=["list", "status", "result", "cancel"])
+    p.add_argument("job_id", nargs="?", help="job id (not for list)")
+    p.add_argument("--workspace", help="the server's workspace (default: $INTERP_AGENT_WORKSPACE or the current folder)")
+    p.add_argument("--limit", type=int, default=20, help="jobs to list (default 20)")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("inspect", help="rank features against a criterion; writes report.json/.md/.html")
     p.add_argument("--model", required=True, help="model the evidence belongs to (e.g. my/model, toy/model-a)")
@@ -218,6 +321,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("profile-env", help="cores, memory, disk, accelerators, packages, credentials present; route advice")
+    p.add_argument("--workspace", help="folder whose disk is measured (default: the current folder)")
+    p.add_argument("--out", help="also write the profile to this JSON file (input of plan-scale --env-profile)")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.set_defaults(func=cmd_profile_env)
+
+    p = sub.add_parser("plan-scale", help="size a harvest + SAE training + causal validation job: storage, memory, "
+                                          "GPU-hours, shards, risks, route")
+    p.add_argument("--model-params", required=True, help="model parameters, e.g. 135M, 70B, 1T")
+    p.add_argument("--tokens", required=True, help="tokens harvested and trained on, e.g. 100M, 1B")
+    p.add_argument("--d-model", required=True, help="residual width d_model, e.g. 4096, 16384")
+    p.add_argument("--selected-layers", required=True, help="layers harvested (one SAE each)")
+    p.add_argument("--latent-dim", "--d-sae", dest="latent_dim", required=True,
+                   help="latents per SAE (d_sae), e.g. 64k, 1M, 1Mi (= 2**20)")
+    p.add_argument("--k", default="32", help="active latents per token of a TopK SAE (default 32)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "float8"], default="bfloat16",
+                   help="precision of stored activations and weights (default bfloat16)")
+    p.add_argument("--accelerator", choices=["H100", "H200", "A100-80GB", "A100-40GB", "L4", "RTX4090", "cpu"],
+                   help="accelerator to plan for (default: the profiled device, else H100)")
+    p.add_argument("--n-accelerators", help="accelerators available (default: the profiled count, else 1)")
+    p.add_argument("--target-shard-size", default="64GB", help="bytes per storage shard (default 64GB)")
+    p.add_argument("--causal-prompts", default="1000", help="prompts per causal intervention (default 1000)")
+    p.add_argument("--causal-features", default="100", help="features validated causally (default 100)")
+    p.add_argument("--interventions-per-feature", default="5",
+                   help="interventions per feature and prompt (default 5: 3 strengths + 2 controls)")
+    p.add_argument("--prompt-tokens", default="64", help="assumed tokens per causal prompt (default 64)")
+    p.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed (default 0.4)")
+    p.add_argument("--max-wall-hours", type=float, default=72.0,
+                   help="wall hours beyond which one machine is too slow (default 72)")
+    env = p.add_mutually_exclusive_group()
+    env.add_argument("--from-env", action="store_true", help="profile this machine and plan for it")
+    env.add_argument("--env-profile", help="plan for the machine of a profile-env --out file")
+    p.add_argument("--out", help="also write the plan to this JSON file")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.set_defaults(func=cmd_plan_scale)
+
+    p = sub.add_parser("run", help="run the interp-agent steps of a JSON/TOML/YAML config; writes a manifest")
+    p.add_argument("config", help="run config: {'steps': [{'command': ..., 'args': {...}}, ...]}; relative paths "
+                                  "in it are relative to its folder")
+    p.add_argument("--out", help="manifest path (default: <config stem>.manifest.json beside the config)")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

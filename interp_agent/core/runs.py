@@ -1,0 +1,377 @@
+"""Running a config of CLI steps and writing a manifest of what ran.
+
+A run config (JSON, TOML or YAML) lists steps; each step is one ``interp-agent`` command::
+
+    {"name": "two toys and a match",
+     "steps": [
+        {"command": "inspect", "args": {"model": "toy/a", "criterion": "c", "backend": "toy", "out": "a"}},
+        {"command": "match", "args": ["--left", "a", "--right", "b", "--out", "m/matches.json"]}]}
+
+``args`` is a mapping (``key`` → ``--key``, underscores become dashes, True → a bare flag,
+False/None → left out, a list → the flag repeated once per item) or a list of raw CLI
+tokens (needed for positional arguments). Each step runs as
+``python -m interp_agent.cli COMMAND ARGS...`` in a subprocess whose working folder is
+the config's folder, so relative paths in a config are relative to the config. The run
+stops at the first failing step unless ``continue_on_error`` is true (top level or per
+step). The manifest (schema ``interp-agent.run_manifest.v1``) records versions, the
+config's hash, the hash of every input path, and each step's argv, exit code, time,
+stderr tail and outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from interp_agent.core.artifacts import run_provenance, schema_version, sha256_of, write_json
+from interp_agent.core.errors import InputFileError, ValidationError
+
+RunStatus = Literal["completed", "failed", "interrupted"]
+"""completed: every step exited 0; failed: a step exited non-zero; interrupted: stopped by Ctrl-C."""
+StepStatus = Literal["passed", "failed", "not_run"]
+"""What happened to one step."""
+
+RUN_MANIFEST_SCHEMA = schema_version("run_manifest")
+TAIL_CHARS = 2000
+"""Characters of a step's stderr (and stdout) kept in the manifest."""
+
+_TOP_KEYS = {"name", "description", "steps", "continue_on_error"}
+_STEP_KEYS = {"command", "args", "name", "continue_on_error"}
+_COMMAND = re.compile(r"^[a-z][a-z0-9-]*$")
+_HINT = "a run config is an object with 'steps': [{'command': 'inspect', 'args': {...}}, ...]"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStep:
+    """One step of a run config, with its CLI tokens worked out."""
+
+    command: str
+    """The ``interp-agent`` subcommand, e.g. ``"inspect"``."""
+    argv: tuple[str, ...]
+    """Tokens after the command, as passed to the CLI."""
+    name: str | None = None
+    """Optional label of the step."""
+    continue_on_error: bool | None = None
+    """Go on after this step fails; None takes the config's setting."""
+    out: str | None = None
+    """Value of the step's ``--out``, if it has one."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """A parsed and checked run config."""
+
+    path: Path
+    """The config file."""
+    format: Literal["json", "toml", "yaml"]
+    """File format it was read as."""
+    steps: tuple[RunStep, ...]
+    """Steps in order."""
+    name: str | None = None
+    """Optional name of the run."""
+    continue_on_error: bool = False
+    """Go on after a failing step."""
+
+
+def args_to_argv(args: dict[str, Any] | list[Any] | None) -> list[str]:
+    """CLI tokens of a step's ``args``: a mapping becomes ``--key value`` pairs, a list is kept as tokens.
+
+    Raises:
+        ValidationError: a value is a mapping, or a list holds something other than scalars.
+    """
+    if args is None:
+        return []
+    if isinstance(args, list):
+        bad = [a for a in args if isinstance(a, (dict, list)) or a is None]
+        if bad:
+            raise ValidationError(f"raw args must be strings or numbers, got {bad[0]!r}; e.g. ['--out', 'dir']")
+        return [_token(a) for a in args]
+    argv: list[str] = []
+    for key, value in args.items():
+        flag = "--" + str(key).replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, (dict, list)) or item is None:
+                    raise ValidationError(f"arg '{key}' holds {item!r}; list items must be strings or numbers")
+                argv += [flag, _token(item)]
+        elif isinstance(value, dict):
+            raise ValidationError(f"arg '{key}' is a mapping ({value!r}); a value must be a string, number, bool or list")
+        else:
+            argv += [flag, _token(value)]
+    return argv
+
+
+def _token(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _out_of(argv: list[str]) -> str | None:
+    out = None
+    for i, tok in enumerate(argv):
+        if tok == "--out" and i + 1 < len(argv):
+            out = argv[i + 1]
+        elif tok.startswith("--out="):
+            out = tok.split("=", 1)[1]
+    return out
+
+
+def _parse(path: Path, text: str) -> tuple[Any, Literal["json", "toml", "yaml"]]:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            return json.loads(text), "json"
+        except json.JSONDecodeError as exc:
+            raise InputFileError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno,
+                                 hint="fix the syntax; " + _HINT) from exc
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(text), "yaml"
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise InputFileError(path, f"not valid YAML: {problem}", line=mark.line + 1 if mark else None,
+                                 hint="fix the syntax; " + _HINT) from exc
+    if suffix == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10 only
+            try:
+                import tomli as tomllib
+            except ImportError as exc:
+                raise InputFileError(path, "reading TOML on Python 3.10 needs the package 'tomli'",
+                                     hint="pip install tomli, or write the config as JSON or YAML") from exc
+        try:
+            return tomllib.loads(text), "toml"
+        except tomllib.TOMLDecodeError as exc:
+            line = getattr(exc, "lineno", None)
+            if line is None and (m := re.search(r"line (\d+)", str(exc))):
+                line = int(m.group(1))
+            elif line is None and "end of document" in str(exc):
+                line = max(1, len(text.splitlines()))
+            raise InputFileError(path, f"not valid TOML: {exc}", line=line, hint="fix the syntax; " + _HINT) from exc
+    raise InputFileError(path, f"unsupported config type '{suffix or '(none)'}'",
+                         hint="name the config *.json, *.toml, *.yaml or *.yml")
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and check a run config.
+
+    Raises:
+        InputFileError: the file is missing, unparsable (with its line when the parser
+            tells), or not shaped like a run config (names the field).
+        ValidationError: a step's args cannot be turned into CLI tokens.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputFileError(p, f"cannot read the run config: {exc.strerror or exc}", hint=_HINT) from exc
+    data, fmt = _parse(p, text)
+    if not isinstance(data, dict):
+        raise InputFileError(p, f"the top level must be an object, got {type(data).__name__}", hint=_HINT)
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise InputFileError(p, f"unknown key(s) {unknown}; allowed: {sorted(_TOP_KEYS)}", field=unknown[0], hint=_HINT)
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise InputFileError(p, "'steps' must be a non-empty list", field="steps", hint=_HINT)
+    for key in ("name", "description"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise InputFileError(p, f"'{key}' must be a string, got {data[key]!r}", field=key)
+    top_continue = data.get("continue_on_error", False)
+    if not isinstance(top_continue, bool):
+        raise InputFileError(p, f"'continue_on_error' must be true or false, got {top_continue!r}",
+                             field="continue_on_error")
+    steps = []
+    for i, raw in enumerate(raw_steps):
+        where = f"steps[{i}]"
+        if not isinstance(raw, dict):
+            raise InputFileError(p, f"each step must be an object, got {raw!r}", field=where, hint=_HINT)
+        unknown = sorted(set(raw) - _STEP_KEYS)
+        if unknown:
+            raise InputFileError(p, f"unknown key(s) {unknown}; allowed: {sorted(_STEP_KEYS)}",
+                                 field=f"{where}.{unknown[0]}")
+        command = raw.get("command")
+        if not isinstance(command, str) or not _COMMAND.match(command):
+            raise InputFileError(p, f"'command' must be an interp-agent subcommand such as 'inspect', got {command!r}",
+                                 field=f"{where}.command")
+        if command == "run":
+            raise InputFileError(p, "a step may not start another run (it could run itself forever)",
+                                 field=f"{where}.command", hint="copy the other config's steps into this one")
+        args = raw.get("args")
+        if args is not None and not isinstance(args, (dict, list)):
+            raise InputFileError(p, f"'args' must be an object or a list of CLI tokens, got {args!r}",
+                                 field=f"{where}.args")
+        step_continue = raw.get("continue_on_error")
+        if step_continue is not None and not isinstance(step_continue, bool):
+            raise InputFileError(p, f"'continue_on_error' must be true or false, got {step_continue!r}",
+                                 field=f"{where}.continue_on_error")
+        try:
+            argv = args_to_argv(args)
+        except ValidationError as exc:
+            raise InputFileError(p, exc.message, field=f"{where}.args") from exc
+        steps.append(RunStep(command=command, argv=tuple(argv), name=raw.get("name"),
+                             continue_on_error=step_continue, out=_out_of(argv)))
+    return RunConfig(path=p, format=fmt, steps=tuple(steps), name=data.get("name"), continue_on_error=top_continue)
+
+
+def _cli_env() -> dict[str, str]:
+    """The environment of a step: this one, with this interp_agent first on the import path."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding interp_agent/
+    env["PYTHONPATH"] = os.pathsep.join([root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
+    return env
+
+
+def known_commands() -> list[str] | None:
+    """Subcommands of the CLI, read from its ``--help`` in a subprocess; None if that fails."""
+    try:
+        proc = subprocess.run([sys.executable, "-m", "interp_agent.cli", "--help"], capture_output=True, text=True,
+                              env=_cli_env(), timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"\{([a-z0-9,-]+)\}", proc.stdout)
+    return match.group(1).split(",") if proc.returncode == 0 and match else None
+
+
+def _path_entries(argv: tuple[str, ...], cwd: Path, skip: str | None) -> list[dict[str, Any]]:
+    entries, seen = [], set()
+    skip_next = False
+    for tok in argv:
+        if skip_next:
+            skip_next = False
+            continue
+        if tok == "--out":
+            skip_next = True
+            continue
+        if not tok or tok.startswith("-"):
+            continue
+        candidate = (cwd / tok).resolve()
+        if candidate.exists() and str(candidate) not in seen and (skip is None or candidate != (cwd / skip).resolve()):
+            seen.add(str(candidate))
+            entries.append({"path": str(candidate), "kind": "folder" if candidate.is_dir() else "file",
+                            "sha256": sha256_of(candidate)})
+    return entries
+
+
+def _tail(text: str) -> str:
+    return text[-TAIL_CHARS:]
+
+
+def run_config(path: str | Path, *, out: str | Path | None = None) -> dict[str, Any]:
+    """Run every step of a run config and write its manifest.
+
+    Args:
+        path: the run config (``*.json``, ``*.toml``, ``*.yaml``/``*.yml``).
+        out: where to write the manifest; ``<config stem>.manifest.json`` beside the config by default.
+
+    Returns:
+        The ``interp-agent.run_manifest.v1`` object, also written to ``manifest`` (its path).
+        ``status`` is ``"completed"`` when every step exited 0, else ``"failed"``.
+
+    Raises:
+        InputFileError: the config is unreadable or malformed.
+        ValidationError: a step names a command the CLI does not have.
+    """
+    config = load_run_config(path)
+    cfg_path = config.path.resolve()
+    cwd = cfg_path.parent
+    manifest_path = Path(out).resolve() if out is not None else cwd / f"{cfg_path.stem}.manifest.json"
+    known = known_commands()
+    if known is not None:
+        for i, step in enumerate(config.steps):
+            if step.command not in known:
+                raise ValidationError(f"{cfg_path}: steps[{i}].command {step.command!r} is not an interp-agent "
+                                      f"command; known: {', '.join(c for c in known if c != 'run')}")
+
+    prov = run_provenance({"config": cfg_path})
+    env = _cli_env()
+    started = time.perf_counter()
+    records: list[dict[str, Any]] = []
+    produced: list[Path] = []
+    external: dict[str, dict[str, Any]] = {}
+    status: RunStatus = "completed"
+    stop = False
+    try:
+        for i, step in enumerate(config.steps):
+            argv = [sys.executable, "-m", "interp_agent.cli", step.command, *step.argv]
+            record: dict[str, Any] = {"index": i, "name": step.name, "command": step.command, "argv": argv,
+                                      "status": "not_run", "exit_code": None, "seconds": None}
+            records.append(record)
+            if stop:
+                continue
+            inputs = _path_entries(step.argv, cwd, step.out)
+            for entry in inputs:
+                p = Path(entry["path"])
+                if not any(p == q or q in p.parents for q in produced):
+                    external.setdefault(entry["path"], entry)
+            t0 = time.perf_counter()
+            proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, errors="replace")
+            outputs = []
+            if step.out is not None:
+                out_path = (cwd / step.out).resolve()
+                if out_path.exists():
+                    produced.append(out_path)
+                    outputs.append({"path": str(out_path), "kind": "folder" if out_path.is_dir() else "file",
+                                    "sha256": sha256_of(out_path)})
+            record |= {
+                "status": "passed" if proc.returncode == 0 else "failed",
+                "exit_code": proc.returncode,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "inputs": inputs,
+                "outputs": outputs,
+                "stderr_tail": _tail(proc.stderr),
+                "stdout_tail": _tail(proc.stdout),
+            }
+            if proc.returncode != 0:
+                status = "failed"
+                keep_going = config.continue_on_error if step.continue_on_error is None else step.continue_on_error
+                stop = not keep_going
+    except KeyboardInterrupt:
+        status = "interrupted"
+        _write_manifest(manifest_path, config, cfg_path, prov, external, records, status, started)
+        raise
+    return _write_manifest(manifest_path, config, cfg_path, prov, external, records, status, started)
+
+
+def _write_manifest(manifest_path: Path, config: RunConfig, cfg_path: Path, prov: dict[str, Any],
+                    external: dict[str, dict[str, Any]], records: list[dict[str, Any]], status: RunStatus,
+                    started: float) -> dict[str, Any]:
+    failed = [r["index"] for r in records if r["status"] == "failed"]
+    manifest = {
+        "schema_version": RUN_MANIFEST_SCHEMA,
+        "name": config.name,
+        "status": status,
+        "tool": prov["tool"],
+        "tool_version": prov["tool_version"],
+        "created_utc": prov["created_utc"],
+        "python": prov["python"],
+        "python_executable": sys.executable,
+        "platform": prov["platform"],
+        "config": {"path": str(cfg_path), "format": config.format, "sha256": prov["inputs"][0]["sha256"]},
+        "working_folder": str(cfg_path.parent),
+        "continue_on_error": config.continue_on_error,
+        "inputs": list(external.values()),
+        "steps": records,
+        "failed_steps": failed,
+        "first_failed_step": failed[0] if failed else None,
+        "total_seconds": round(time.perf_counter() - started, 3),
+        "manifest": str(manifest_path),
+    }
+    write_json(manifest_path, manifest)
+    return manifest

@@ -1,0 +1,38 @@
+"""Durable background jobs: anything long (inspect, match) runs as a job in its own process.
+
+    from interp_agent.jobs import JobRunner
+    runner = JobRunner("workspace")
+    job = runner.submit("inspect", {"model": "toy/m", "criterion": "mentions a unit", "backend": "toy"})
+    job = runner.wait(job.job_id, timeout=60)
+    runner.result(job.job_id)["report"]          # <workspace>/runs/<run_id>/report.json
+
+State lives in ``<workspace>/.interp-agent/jobs.sqlite``; artifacts and ``job.log`` in
+``<workspace>/runs/<run_id>/``. Layering: this package imports ``interp_agent.core`` (and
+the thin ``interp_agent.api``), never the server, the CLI or ``mcp``.
+
+    runner   JobRunner: submit / get / result / cancel / list / wait / tick / log_path
+    store    the SQLite job table
+    executor Executor protocol, LocalProcessExecutor (one process per job)
+    worker   the worker process (python -m interp_agent.jobs.worker)
+    kinds    JOB_KINDS registry and the built-in kinds (inspect, match, sleep)
+"""
+
+from interp_agent.jobs.context import JobContext
+from interp_agent.jobs.executor import Executor, LocalProcessExecutor, WorkerHandle
+from interp_agent.jobs.kinds import JOB_KINDS, register
+from interp_agent.jobs.records import JobNotFoundError, JobRecord, JobState
+from interp_agent.jobs.runner import DEFAULT_TTL_SECONDS, JobRunner
+
+__all__ = [
+    "DEFAULT_TTL_SECONDS",
+    "JOB_KINDS",
+    "Executor",
+    "JobContext",
+    "JobNotFoundError",
+    "JobRecord",
+    "JobRunner",
+    "JobState",
+    "LocalProcessExecutor",
+    "WorkerHandle",
+    "register",
+]

@@ -1,0 +1,223 @@
+"""The registry of job kinds, and the built-in kinds: ``inspect``, ``match`` and ``sleep``.
+
+A job kind is a function ``fn(params, ctx) -> dict``: it reads its JSON parameters,
+writes its artifacts into ``ctx.run_dir``, reports through ``ctx.progress``/``ctx.log``
+and returns a JSON-serialisable result. Register one with ``@register("name")``; the
+worker imports the module that registered it, so a kind must live in an importable
+module (not ``__main__``). Relative paths in params are resolved against the workspace
+(the worker's working directory).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from interp_agent.core.artifacts import write_text
+from interp_agent.core.errors import ValidationError
+from interp_agent.jobs.context import JobContext
+
+JobFunction = Callable[[dict[str, Any], JobContext], dict[str, Any]]
+ParamCheck = Callable[[dict[str, Any]], None]
+
+JOB_KINDS: dict[str, JobFunction] = {}
+"""Job kind name -> job function."""
+
+PARAM_CHECKS: dict[str, ParamCheck] = {}
+"""Job kind name -> parameter check run at submission (raises ValidationError)."""
+
+__all__ = ["JOB_KINDS", "PARAM_CHECKS", "JobContext", "JobFunction", "register"]
+
+
+def register(kind: str, *, check: ParamCheck | None = None) -> Callable[[JobFunction], JobFunction]:
+    """Decorator: register ``fn(params, ctx) -> dict`` as the job kind ``kind``.
+
+    Args:
+        kind: the name callers submit.
+        check: optional ``check(params)`` run by ``JobRunner.submit``; raises
+            ValidationError so a bad call fails at once instead of as a failed job.
+    """
+
+    def decorate(fn: JobFunction) -> JobFunction:
+        JOB_KINDS[kind] = fn
+        if check is not None:
+            PARAM_CHECKS[kind] = check
+        return fn
+
+    return decorate
+
+
+def _check_keys(kind: str, params: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValidationError(f"{kind} job: unknown parameter(s) {unknown}; allowed: {', '.join(allowed)}")
+    missing = [k for k in required if params.get(k) in (None, "")]
+    if missing:
+        raise ValidationError(f"{kind} job: missing parameter(s) {missing}")
+
+
+# -- inspect -------------------------------------------------------------------------
+
+INSPECT_PARAMS: tuple[str, ...] = (
+    "model", "criterion", "backend", "records", "features", "interventions",
+    "allow_intervention_criterion_mismatch", "config",
+)
+
+_PHASES: dict[str, tuple[float, float]] = {"association pass": (0.0, 0.45), "candidate pass": (0.45, 0.9)}
+"""Share of an inspect job each ranking pass covers; the rest is analysis and report writing."""
+
+_UNKNOWN_TOTAL_SCALE = 50_000
+"""Rows at which a pass of unknown length is shown half done (done / (done + scale))."""
+
+_TOP_FIELDS = ("rank", "feature_id", "label", "importance", "direction")
+
+
+def _inspect_check(params: dict[str, Any]) -> None:
+    from interp_agent.core.inspection import BACKENDS
+
+    _check_keys("inspect", params, INSPECT_PARAMS, ("model", "criterion"))
+    backend = params.get("backend", "records")
+    if backend not in BACKENDS:
+        raise ValidationError(f"inspect job: unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    config = params.get("config")
+    if config is not None:
+        _ranking_config(config)
+
+
+def _ranking_config(config: Any) -> Any:
+    from interp_agent.core.ranking import RankingConfig
+
+    if not isinstance(config, dict):
+        raise ValidationError(f"inspect job: config must be an object of RankingConfig fields, got {config!r}")
+    try:
+        return RankingConfig(**config)
+    except TypeError as exc:
+        raise ValidationError(f"inspect job: bad config: {exc}") from None
+
+
+def inspect_progress_fraction(phase: str, done: int, total: int | None) -> float:
+    """Map the core progress callback (phase, rows done, rows total or None) to 0..1."""
+    start, end = _PHASES.get(phase, (0.0, 1.0))
+    within = done / total if total else done / (done + _UNKNOWN_TOTAL_SCALE)
+    return start + (end - start) * min(1.0, max(0.0, within))
+
+
+def compact_feature(row: dict[str, Any]) -> dict[str, Any]:
+    """A report feature row reduced to the fields an agent reads first."""
+    association = row.get("association") or {}
+    causal = row.get("causal") or {}
+    return {
+        **{k: row.get(k) for k in _TOP_FIELDS},
+        "r_train": (association.get("train") or {}).get("pearson_r"),
+        "r_held_out": (association.get("held_out") or {}).get("pearson_r"),
+        "held_out_supported": association.get("held_out_supported"),
+        "strong_causal_score": causal.get("strong_causal_score"),
+    }
+
+
+@register("inspect", check=_inspect_check)
+def inspect_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Rank features against a criterion (``interp_agent.core.inspection.inspect``) into the run folder.
+
+    Params: the keyword arguments of ``inspect`` (model, criterion, backend, records,
+    features, interventions, allow_intervention_criterion_mismatch) and an optional
+    ``config`` object of RankingConfig fields. Result: paths of report.json/.html/.md
+    (``report``, ``html``, ``md``), ``synthetic``, the ``summary``, the ``warnings`` and
+    ``top``: compact rows of the first 10 features.
+    """
+    from interp_agent.core.inspection import inspect
+
+    _inspect_check(params)
+    kwargs = {k: v for k, v in params.items() if k != "config"}
+    config = _ranking_config(params["config"]) if params.get("config") is not None else None
+
+    def on_progress(phase: str, done: int, total: int | None) -> None:
+        rows = f"{done:,}/{total:,} rows" if total else f"{done:,} rows"
+        ctx.progress(inspect_progress_fraction(phase, done, total), f"{phase}: {rows}")
+
+    ctx.progress(0.0, f"inspect {params['model']} against {params['criterion']!r}")
+    result = inspect(**kwargs, out=ctx.run_dir, config=config, progress=on_progress)
+    report = result.report
+    ctx.progress(1.0, f"report written: {len(report['features'])} features")
+    return {
+        "report": str(result.paths["json"]),
+        "html": str(result.paths["html"]),
+        "md": str(result.paths["md"]),
+        "synthetic": bool(report["synthetic"]),
+        "summary": report["summary"],
+        "warnings": report["warnings"],
+        "top": [compact_feature(f) for f in report["features"][:10]],
+    }
+
+
+# -- match ---------------------------------------------------------------------------
+
+MATCH_PARAMS: tuple[str, ...] = ("left", "right", "min_similarity", "use_text")
+
+
+def _match_check(params: dict[str, Any]) -> None:
+    _check_keys("match", params, MATCH_PARAMS, ("left", "right"))
+
+
+@register("match", check=_match_check)
+def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Match the features of two reports (``interp_agent.api.match``) into the run folder.
+
+    Params: left, right (report.json paths or report folders), min_similarity (default
+    0.3), use_text (default true; needs the ``embed`` extra). Result: ``matches_json``,
+    ``matches_md`` (paths), ``synthetic``, the ``summary``, the ``notes`` (dropped
+    components) and ``matches``: the first 10 matches.
+    """
+    from interp_agent.api import match
+
+    _match_check(params)
+    ctx.progress(0.0, f"matching {params['left']} with {params['right']}")
+    out = ctx.run_dir / "matches.json"
+    doc = match(
+        params["left"], params["right"], out=out,
+        min_similarity=float(params.get("min_similarity", 0.3)), use_text=bool(params.get("use_text", True)),
+    )
+    ctx.progress(1.0, f"{doc['summary']['n_matches']} matches written")
+    return {
+        "matches_json": str(out),
+        "matches_md": str(out.with_name("matches.md")),
+        "synthetic": bool(doc["provenance"].get("synthetic", False)),
+        "summary": doc["summary"],
+        "notes": doc["notes"],
+        "matches": doc["matches"][:10],
+    }
+
+
+# -- sleep (diagnostic) ----------------------------------------------------------------
+
+SLEEP_PARAMS: tuple[str, ...] = ("seconds", "steps", "fail")
+
+
+def _sleep_check(params: dict[str, Any]) -> None:
+    _check_keys("sleep", params, SLEEP_PARAMS, ())
+    seconds, steps = params.get("seconds", 1.0), params.get("steps", 10)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= 86_400:
+        raise ValidationError(f"sleep job: seconds must be a number in [0, 86400], got {seconds!r}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 100_000:
+        raise ValidationError(f"sleep job: steps must be an integer in [1, 100000], got {steps!r}")
+
+
+@register("sleep", check=_sleep_check)
+def sleep_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Diagnostic kind: sleep ``seconds`` in ``steps`` equal steps, reporting progress; raise if ``fail``.
+
+    Use it to check that jobs start, report progress, finish, fail and cancel in a
+    workspace without loading any model. Params: seconds (default 1.0), steps
+    (default 10), fail (default false: when true, raise RuntimeError after sleeping).
+    """
+    _sleep_check(params)
+    seconds, steps = float(params.get("seconds", 1.0)), int(params.get("steps", 10))
+    for step in range(steps):
+        time.sleep(seconds / steps)
+        ctx.progress((step + 1) / steps, f"slept step {step + 1}/{steps}")
+    if params.get("fail"):
+        raise RuntimeError(f"sleep job asked to fail (fail=true) after {seconds:g} s")
+    ctx.log(f"slept {seconds:g} s in {steps} steps")
+    write_text(ctx.run_dir / "sleep.txt", f"slept {seconds:g} s\n")
+    return {"seconds": seconds, "steps": steps}

@@ -1,0 +1,228 @@
+"""The job table in SQLite: one row per job, shared by the runner and its worker processes.
+
+The database lives at ``<workspace>/.interp-agent/jobs.sqlite`` in WAL mode with a busy
+timeout, so several processes (servers, CLIs, workers) can read and write it at once.
+Every state change is a single guarded ``UPDATE ... WHERE state = 'working'``: whoever
+writes first (the worker storing its result, a canceller, a reaper) wins, and the others
+change nothing. Only local disks are supported: SQLite's WAL does not work over NFS.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from interp_agent.core.artifacts import clean_json
+from interp_agent.jobs.records import JobRecord
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 10.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id        TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    kind_module   TEXT,              -- module that registers the kind; the worker imports it
+    params        TEXT NOT NULL,     -- JSON object
+    state         TEXT NOT NULL,
+    progress      REAL NOT NULL DEFAULT 0,
+    message       TEXT NOT NULL DEFAULT '',
+    created_at    REAL NOT NULL,
+    started_at    REAL,              -- NULL while queued
+    finished_at   REAL,
+    run_id        TEXT NOT NULL,
+    run_dir       TEXT NOT NULL,
+    error         TEXT,
+    result        TEXT,              -- JSON object of a completed job
+    pid           INTEGER,           -- worker process id (local executor)
+    pid_start     INTEGER,           -- field 22 of /proc/<pid>/stat: tells a reused pid apart
+    launched      INTEGER NOT NULL DEFAULT 0  -- 1 once the executor has started the worker
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+"""
+
+
+def to_json_text(value: Any) -> str:
+    """Strict JSON text of ``value`` (NaN and infinities become null)."""
+    return json.dumps(clean_json(value), allow_nan=False, separators=(",", ":"))
+
+
+class JobStore:
+    """Reads and writes the job table; safe to share between threads of one process."""
+
+    def __init__(self, path: str | Path) -> None:
+        """Open (and create when missing) the job database at ``path``."""
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def row(self, job_id: str) -> sqlite3.Row | None:
+        """The raw row of a job (internal columns included), or None."""
+        with self._lock:
+            return self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+
+    def record(self, job_id: str) -> JobRecord | None:
+        """The job's record, or None when no such job exists."""
+        row = self.row(job_id)
+        return None if row is None else to_record(row)
+
+    def records(self, *, limit: int, state: str | None = None) -> list[JobRecord]:
+        """Up to ``limit`` records, newest first, optionally only those in ``state``."""
+        query = "SELECT * FROM jobs" + (" WHERE state = ?" if state else "")
+        query += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        args: tuple[Any, ...] = (state, limit) if state else (limit,)
+        with self._lock:
+            return [to_record(r) for r in self._db.execute(query, args).fetchall()]
+
+    def running(self) -> list[sqlite3.Row]:
+        """Rows of jobs that have a worker assigned and are not finished."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT * FROM jobs WHERE state = 'working' AND started_at IS NOT NULL"
+            ).fetchall()
+
+    # -- writing ---------------------------------------------------------------------
+
+    def insert(self, record: JobRecord, *, kind_module: str | None) -> None:
+        """Store a new job."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (job_id, kind, kind_module, params, state, progress, message, created_at,"
+                " started_at, finished_at, run_id, run_dir, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.job_id, record.kind, kind_module, to_json_text(record.params), record.state,
+                    record.progress, record.message, record.created_at, record.started_at,
+                    record.finished_at, record.run_id, record.run_dir, record.error,
+                ),
+            )
+
+    def claim_next(self, max_concurrent: int) -> sqlite3.Row | None:
+        """Mark the oldest queued job started if fewer than ``max_concurrent`` run; returns its row.
+
+        The count and the claim happen in one write transaction, so two processes ticking
+        at once never exceed the limit or start the same job twice.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                (n_running,) = self._db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE state = 'working' AND started_at IS NOT NULL"
+                ).fetchone()
+                row = None
+                if n_running < max_concurrent:
+                    row = self._db.execute(
+                        "SELECT * FROM jobs WHERE state = 'working' AND started_at IS NULL"
+                        " ORDER BY created_at, rowid LIMIT 1"
+                    ).fetchone()
+                    if row is not None:
+                        self._db.execute(
+                            "UPDATE jobs SET started_at = ?, message = 'starting worker' WHERE job_id = ?",
+                            (time.time(), row["job_id"]),
+                        )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return None if row is None else self.row(row["job_id"])
+
+    def set_worker(self, job_id: str, pid: int | None, pid_start: int | None) -> bool:
+        """Record the worker's pid and start time; False if the job is no longer working."""
+        sets = (
+            "launched = 1, pid = ?, pid_start = ?,"
+            " message = CASE message WHEN 'starting worker' THEN 'running' ELSE message END"
+        )
+        return self._update(job_id, sets, (pid, pid_start))
+
+    def set_progress(self, job_id: str, progress: float, message: str) -> bool:
+        """Store progress (clamped to 0..1) and message; False if the job is no longer working."""
+        return self._update(
+            job_id, "progress = ?, message = ?", (min(1.0, max(0.0, float(progress))), message)
+        )
+
+    def finish(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        message: str,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+        queued_only: bool = False,
+    ) -> bool:
+        """Move a working job to a terminal ``state``; False if it was already finished.
+
+        Args:
+            queued_only: only if the job has not started (used to cancel a queued job).
+        """
+        sets = "state = ?, message = ?, error = ?, result = ?, finished_at = ?"
+        args: tuple[Any, ...] = (
+            state, message, error, None if result is None else to_json_text(result), time.time()
+        )
+        if state == "completed":
+            sets += ", progress = 1.0"
+        return self._update(job_id, sets, args, extra="AND started_at IS NULL" if queued_only else "")
+
+    def set_finished_at(self, job_id: str, finished_at: float) -> None:
+        """Overwrite a job's finish time (tests and maintenance)."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET finished_at = ? WHERE job_id = ?", (finished_at, job_id))
+
+    def expired(self, before: float) -> list[sqlite3.Row]:
+        """Rows of finished jobs whose ``finished_at`` is earlier than ``before``."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT * FROM jobs WHERE state IN ('completed', 'failed', 'cancelled')"
+                " AND finished_at IS NOT NULL AND finished_at < ?",
+                (before,),
+            ).fetchall()
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job's row."""
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    def result(self, job_id: str) -> dict[str, Any] | None:
+        """The stored result of a completed job, else None."""
+        row = self.row(job_id)
+        if row is None or row["state"] != "completed" or row["result"] is None:
+            return None
+        return json.loads(row["result"])
+
+    def _update(self, job_id: str, sets: str, args: tuple[Any, ...], *, extra: str = "") -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                f"UPDATE jobs SET {sets} WHERE job_id = ? AND state = 'working' {extra}", (*args, job_id)
+            )
+            return cur.rowcount > 0
+
+
+def to_record(row: sqlite3.Row) -> JobRecord:
+    """The public record of a row (internal columns dropped)."""
+    return JobRecord(
+        job_id=row["job_id"], kind=row["kind"], state=row["state"], progress=row["progress"],
+        message=row["message"], created_at=row["created_at"], started_at=row["started_at"],
+        finished_at=row["finished_at"], run_id=row["run_id"], run_dir=row["run_dir"], error=row["error"],
+        params=json.loads(row["params"]),
+    )

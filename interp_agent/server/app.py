@@ -1,0 +1,105 @@
+"""The interp-agent MCP server: tools, resources and prompts over one workspace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pydantic
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from interp_agent._version import __version__
+from interp_agent.jobs import JobRunner
+from interp_agent.server.errors import error_result, validation_result
+from interp_agent.server.prompts import register_prompts
+from interp_agent.server.registry import ToolSpec, add_tool
+from interp_agent.server.state import ServerState
+from interp_agent.server.tools import analysis, artifacts, env, jobs
+
+log = logging.getLogger("interp_agent.server")
+
+INSTRUCTIONS = """\
+interp-agent ranks a model's internal features against a natural-language criterion, with held-out
+and causal evidence, and matches features across models.
+Start with profile_env (and plan_scale for big runs), then inspect. Long work runs as background
+jobs: a call returns a job handle at once (or the result, if it finishes within wait_seconds); poll
+job_status, then job_result. Reports are resources interp-agent://runs/{run_id}/{file}; list them with
+list_artifacts. Paths are relative to the workspace. The prompt 'investigation_loop' walks through
+the whole method."""
+
+_TICK_SECONDS = 0.5
+
+
+class InterpAgentServer(MCPServer):
+    """MCPServer whose argument-validation failures come back as structured tool errors."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, pydantic.ValidationError):
+                return validation_result(name, exc.__cause__)
+            if self._tool_manager.get_tool(name) is None:
+                known = ", ".join(sorted(t.name for t in self._tool_manager.list_tools()))
+                return error_result("unknown_tool", f"no tool named {name!r}", f"use one of: {known}")
+            raise
+
+
+def tool_specs(state: ServerState) -> list[ToolSpec]:
+    """Every tool the server serves; adding a tool means adding its module's specs here."""
+    return [*env.specs(state), *analysis.specs(state), *jobs.specs(state), *artifacts.specs(state)]
+
+
+def build_server(
+    workspace: str | Path, *, read_roots: tuple[str | Path, ...] = (), max_concurrent_jobs: int = 2
+) -> MCPServer:
+    """An MCP server over ``workspace`` (created if missing)."""
+    root = Path(workspace).expanduser().resolve()
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    state = ServerState(
+        workspace=root,
+        read_roots=tuple(Path(r).expanduser().resolve() for r in read_roots),
+        runner=JobRunner(root, max_concurrent=max_concurrent_jobs),
+    )
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer) -> AsyncIterator[ServerState]:
+        # start queued jobs as running ones finish, and notice workers that died
+        async with anyio.create_task_group() as tg:
+            async def ticker() -> None:
+                while True:
+                    try:
+                        state.runner.tick()
+                    except Exception:  # noqa: BLE001 - the ticker must never stop serving
+                        log.exception("job runner tick failed")
+                    await anyio.sleep(_TICK_SECONDS)
+
+            tg.start_soon(ticker)
+            try:
+                yield state
+            finally:
+                tg.cancel_scope.cancel()
+
+    server = InterpAgentServer(
+        "interp-agent", title="interp-agent", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
+        log_level="WARNING",
+    )
+    for spec in tool_specs(state):
+        add_tool(server, spec)
+    artifacts.register_resources(server, state)
+    register_prompts(server)
+    return server
+
+
+def serve(workspace: str | Path, *, read_roots: tuple[str | Path, ...] = (), max_concurrent_jobs: int = 2) -> None:
+    """Serve MCP over stdio until the client disconnects. Logs go to stderr; stdout carries JSON-RPC only."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    build_server(workspace, read_roots=read_roots, max_concurrent_jobs=max_concurrent_jobs).run("stdio")
+
+
+__all__ = ["INSTRUCTIONS", "build_server", "serve", "tool_specs"]

@@ -1,0 +1,215 @@
+"""Typed inputs and outputs of the MCP tools: the agent's manual.
+
+Field descriptions are what an agent reads, so they say what a value means, its unit
+and range, and what happens next. Every output carries ``next_actions`` (what to call
+next) and, where artifacts exist, ``resources`` (their ``interp-agent://`` URIs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobState = Literal["working", "input_required", "completed", "failed", "cancelled"]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolErrorInfo(BaseModel):
+    """What went wrong, in a form an agent can act on."""
+
+    code: str = Field(description="Stable error code, e.g. invalid_argument, bad_input_file, path_outside_workspace")
+    message: str = Field(description="What was wrong, with the offending value")
+    hint: str | None = Field(None, description="What to do about it")
+
+
+# -- profile_env / plan_scale -----------------------------------------------------------------
+class ProfileEnvInput(_Input):
+    save_to: str | None = Field(
+        None,
+        description="Optional path (inside the workspace) to save the profile JSON, to plan for this "
+        "machine from another one with plan_scale(env_profile=...). Nothing is written when omitted.",
+    )
+
+
+class ProfileEnvOutput(BaseModel):
+    route: str = Field(description="Suggested route: local_cpu, single_gpu, multi_gpu or cluster")
+    advice: str = Field(description="Why that route, in one or two sentences")
+    cpu_cores: int | None = Field(None, description="Logical CPU cores")
+    ram_gib: float | None = Field(None, description="Total RAM in GiB")
+    disk_free_gib: float | None = Field(None, description="Free disk of the workspace in GiB")
+    accelerators: list[dict[str, Any]] = Field(description="CUDA devices: name, memory GiB, capability")
+    credentials: dict[str, bool] = Field(description="Which credentials are set (present/absent only, never values)")
+    profile: dict[str, Any] = Field(description="The whole profile (interp-agent.env_profile.v1)")
+    saved_to: str | None = Field(None, description="Where the profile was saved, if asked")
+    next_actions: list[str]
+
+
+class PlanScaleInput(_Input):
+    model_params: str = Field(description="Model parameters, human size: '135M', '70B', '1T'")
+    tokens: str = Field(description="Tokens to harvest, human size: '10M', '1B'")
+    d_model: str = Field(description="Residual width, e.g. '576' or '16384'")
+    selected_layers: int = Field(1, ge=1, le=1024, description="Number of layers whose activations are harvested")
+    latent_dim: str = Field("16k", description="SAE latents per layer (d_sae), human size: '16k', '1M'")
+    k: int = Field(32, ge=1, le=4096, description="Active latents per token for sparse records (TopK k)")
+    dtype: Literal["float32", "bfloat16", "float16", "float8"] = Field("bfloat16", description="Storage dtype of dense activations")
+    accelerator: Literal["H100", "H200", "A100-80GB", "A100-40GB", "L4", "RTX4090", "cpu"] = Field(
+        "H100", description="Accelerator to estimate GPU-hours on"
+    )
+    n_accelerators: int | None = Field(None, ge=1, le=100000, description="How many; default from the environment or 1")
+    target_shard_size: str = Field("64GB", description="Target size of one storage shard, e.g. '64GB'")
+    from_env: bool = Field(False, description="Profile this machine and plan against it (disk, GPUs)")
+    env_profile: str | None = Field(None, description="A saved profile_env JSON (inside the workspace) to plan against")
+
+
+class PlanScaleOutput(BaseModel):
+    route: str = Field(description="single_gpu, multi_gpu or cluster (a distributed engine such as Ray / torchrun)")
+    headline: dict[str, Any] = Field(description="Key numbers: storage bytes, GPU-hours, shard count")
+    risk_flags: list[dict[str, Any]] = Field(description="Risks, each {code, message}")
+    notes: list[str] = Field(description="The formulas behind every estimate")
+    plan: dict[str, Any] = Field(description="The whole plan (interp-agent.scale_plan.v1)")
+    next_actions: list[str]
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+class JobView(BaseModel):
+    """A background job as the agent sees it."""
+
+    job_id: str = Field(description="Handle for job_status / job_result / job_cancel")
+    kind: str = Field(description="What the job does: inspect, match, …")
+    state: JobState = Field(description="working (queued or running), input_required, completed, failed, cancelled")
+    progress: float = Field(ge=0, le=1, description="Fraction done, 0..1")
+    message: str = Field(description="Latest progress message, or the error")
+    run_id: str = Field(description="Folder of the job's artifacts: interp-agent://runs/{run_id}/…")
+    created_at: float = Field(description="Unix seconds")
+    started_at: float | None = Field(None, description="Unix seconds; null while queued")
+    finished_at: float | None = Field(None, description="Unix seconds; null until terminal")
+    error: str | None = Field(None, description="Why the job failed or was cancelled")
+
+
+class JobIdInput(_Input):
+    job_id: str = Field(min_length=8, max_length=64, description="A job_id returned by inspect, match, …")
+
+
+class JobListInput(_Input):
+    limit: int = Field(20, ge=1, le=200, description="Most recent jobs to list")
+    state: JobState | None = Field(None, description="Only jobs in this state")
+
+
+class JobStatusOutput(BaseModel):
+    job: JobView
+    resources: list[str] = Field(description="URIs of the job's artifacts so far (log included)")
+    next_actions: list[str]
+
+
+class JobResultOutput(BaseModel):
+    job: JobView
+    result: dict[str, Any] | None = Field(None, description="The job's result when completed, else null")
+    resources: list[str] = Field(description="URIs of the job's artifacts")
+    next_actions: list[str]
+
+
+class JobListOutput(BaseModel):
+    jobs: list[JobView]
+    next_actions: list[str]
+
+
+# -- inspect / match -------------------------------------------------------------------------------
+class _JobStart(_Input):
+    wait_seconds: float = Field(
+        0.0, ge=0, le=50,
+        description="Seconds to wait for the job before returning its handle; a job that finishes "
+        "in time comes back with its result. Hosts cut calls near 60 s, so keep this under 50.",
+    )
+
+
+class InspectInput(_JobStart):
+    model: str = Field(min_length=1, description="Model the evidence belongs to, e.g. 'gpt2-small' or 'toy/model-a'")
+    criterion: str = Field(min_length=1, max_length=2000, description="Natural-language criterion to rank features against")
+    backend: Literal["records", "features", "toy"] = Field(
+        "records",
+        description="records: activation records (needs records); features: a feature JSONL dump, ordered by "
+        "label similarity (no measured association); toy: generated planted data, labelled synthetic",
+    )
+    records: str | None = Field(None, description="Activation records: JSONL file or Parquet dataset folder (workspace path)")
+    features: str | None = Field(None, description="Feature JSONL with labels and signatures (workspace path)")
+    interventions: str | None = Field(None, description="Intervention records JSONL for causal evidence (workspace path)")
+    top_k: int = Field(20, ge=1, le=500, description="Features in the report")
+    held_out_fraction: float = Field(0.3, gt=0, lt=1, description="Share of prompts held out as evidence")
+    allow_intervention_criterion_mismatch: bool = Field(
+        False, description="Use intervention rows whose criterion text differs from this criterion"
+    )
+
+
+class FeatureRow(BaseModel):
+    """One ranked feature, compact."""
+
+    rank: int
+    feature_id: str
+    label: str | None = None
+    importance: float = Field(description="Ranking score; formula in the report's method section")
+    direction: str | None = Field(None, description="promotes or suppresses the criterion")
+    r_train: float | None = Field(None, description="Pearson r on the training split (correlational)")
+    r_held_out: float | None = Field(None, description="Pearson r on held-out prompts (correlational)")
+    held_out_supported: bool | None = Field(None, description="Same sign and q < 0.05 on held-out prompts")
+    strong_causal_score: float | None = Field(None, description="Effect beyond side effect and controls (interventional)")
+
+
+class InspectResult(BaseModel):
+    synthetic: bool = Field(description="True when built from generated data: no model was measured")
+    summary: dict[str, Any] = Field(description="Counts: rows, prompts, features tested, significant, held-out supported")
+    warnings: list[str]
+    top: list[FeatureRow] = Field(description="The first ranked features (up to 10)")
+    report: str = Field(description="URI of report.json")
+    html: str = Field(description="URI of the readable report.html")
+
+
+class MatchInput(_JobStart):
+    left: str = Field(description="A run_id of an earlier inspect job, or a report.json path (workspace path)")
+    right: str = Field(description="A run_id of an earlier inspect job, or a report.json path (workspace path)")
+    min_similarity: float = Field(0.3, ge=-1, le=1, description="Smallest combined similarity kept as a match")
+    use_text: bool = Field(True, description="Compare labels with the all-MiniLM-L6-v2 sentence encoder")
+
+
+class MatchResult(BaseModel):
+    summary: dict[str, Any] = Field(description="n_left, n_right, n_matches, mean similarity, mutual nearest, sign agreement")
+    notes: list[str] = Field(description="Dropped components and why")
+    matches: list[dict[str, Any]] = Field(description="Best matches first (up to 10): ids, labels, similarity, components")
+    matches_json: str = Field(description="URI of matches.json")
+    matches_md: str = Field(description="URI of matches.md")
+
+
+class InspectOutput(BaseModel):
+    job: JobView
+    result: InspectResult | None = Field(None, description="Present when the job finished within wait_seconds")
+    resources: list[str]
+    next_actions: list[str]
+
+
+class MatchOutput(BaseModel):
+    job: JobView
+    result: MatchResult | None = Field(None, description="Present when the job finished within wait_seconds")
+    resources: list[str]
+    next_actions: list[str]
+
+
+# -- artifacts -------------------------------------------------------------------------------------
+class ListArtifactsInput(_Input):
+    run_id: str | None = Field(None, max_length=64, description="Only this run; all runs when omitted")
+    limit: int = Field(100, ge=1, le=1000, description="Most artifacts to list")
+
+
+class Artifact(BaseModel):
+    uri: str = Field(description="Read it with resources/read")
+    run_id: str
+    file: str
+    bytes: int
+    mime_type: str
+
+
+class ListArtifactsOutput(BaseModel):
+    artifacts: list[Artifact]
+    next_actions: list[str]

@@ -1,0 +1,64 @@
+"""What the tools share: the workspace, the read roots and the job runner."""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass
+from pathlib import Path
+
+from interp_agent.core.errors import ValidationError
+from interp_agent.jobs import JobRecord, JobRunner
+from interp_agent.server.models import JobView
+from interp_agent.server.paths import resolve_path
+
+RUN_URI = "interp-agent://runs/{run_id}/{file}"
+_RUN_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+@dataclass(slots=True)
+class ServerState:
+    """Long-lived resources of one server."""
+
+    workspace: Path
+    """Where runs, job state and outputs live; path arguments resolve here."""
+    read_roots: tuple[Path, ...]
+    """Extra folders whose files may be read (never written)."""
+    runner: JobRunner
+    """Background jobs."""
+
+    def path(self, value: str, field: str, *, must_exist: bool = True) -> Path:
+        """A path argument, checked to lie inside the workspace or a read root."""
+        return resolve_path(value, field=field, workspace=self.workspace, read_roots=self.read_roots, must_exist=must_exist)
+
+    def run_dir(self, run_id: str) -> Path:
+        """Folder of a run, refusing ids that could escape ``runs/``."""
+        if not run_id or not set(run_id) <= _RUN_ID_CHARS:
+            raise ValidationError(f"run_id {run_id!r} is not a run id", hint="use a run_id returned by a job")
+        return self.workspace / "runs" / run_id
+
+    def run_uris(self, run_id: str) -> list[str]:
+        """URIs of every file of a run."""
+        folder = self.run_dir(run_id)
+        if not folder.is_dir():
+            return []
+        return [RUN_URI.format(run_id=run_id, file=p.name) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+
+    def uri(self, run_id: str, file: str) -> str:
+        """The URI of one file of a run."""
+        return RUN_URI.format(run_id=run_id, file=file)
+
+
+def job_view(record: JobRecord) -> JobView:
+    """The agent's view of a job record."""
+    return JobView(
+        job_id=record.job_id, kind=record.kind, state=record.state, progress=record.progress,
+        message=record.message, run_id=record.run_id, created_at=record.created_at,
+        started_at=record.started_at, finished_at=record.finished_at, error=record.error,
+    )
+
+
+def mime_type(name: str) -> str:
+    """MIME type of an artifact by its name."""
+    if name.endswith((".jsonl", ".log", ".md")):
+        return {"jsonl": "application/jsonl", "log": "text/plain", "md": "text/markdown"}[name.rsplit(".", 1)[1]]
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"

@@ -1,0 +1,1 @@
+"""Tool modules; each exposes ``specs(state) -> list[ToolSpec]``."""

@@ -1,0 +1,142 @@
+"""inspect and match: start background jobs, wait up to wait_seconds, return a handle or the result."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
+
+from interp_agent.jobs import JobRecord
+from interp_agent.server.models import (
+    FeatureRow,
+    InspectInput,
+    InspectOutput,
+    InspectResult,
+    MatchInput,
+    MatchOutput,
+    MatchResult,
+)
+from interp_agent.server.registry import ToolSpec
+from interp_agent.server.state import ServerState, job_view
+
+_POLL_SECONDS = 0.1
+
+
+async def wait_for(state: ServerState, job_id: str, wait_seconds: float, ctx: Context) -> JobRecord:
+    """Wait up to ``wait_seconds`` for a job, sending progress notifications as it moves."""
+    deadline = time.monotonic() + wait_seconds
+    last: tuple[float, str] | None = None
+    while True:
+        record = state.runner.get(job_id)
+        if (record.progress, record.message) != last:
+            last = (record.progress, record.message)
+            await ctx.report_progress(record.progress, 1.0, record.message)
+        if record.terminal or time.monotonic() >= deadline:
+            return record
+        await anyio.sleep(_POLL_SECONDS)
+
+
+def _next_actions(record: JobRecord, done: list[str]) -> list[str]:
+    if record.state == "completed":
+        return done
+    if record.state == "working":
+        return [f"job_status(job_id='{record.job_id}') until completed, then job_result(job_id='{record.job_id}')"]
+    return [f"read interp-agent://runs/{record.run_id}/job.log", "fix the inputs and call again"]
+
+
+def _uri(state: ServerState, record: JobRecord, path: str | None) -> str:
+    return state.uri(record.run_id, Path(path).name) if path else ""
+
+
+def inspect_result(state: ServerState, record: JobRecord, result: dict[str, Any]) -> InspectResult:
+    """The compact inspect result of a finished job."""
+    return InspectResult(
+        synthetic=bool(result.get("synthetic", False)),
+        summary=result.get("summary", {}),
+        warnings=result.get("warnings", []),
+        top=[FeatureRow(**row) for row in result.get("top", [])],
+        report=_uri(state, record, result.get("report")),
+        html=_uri(state, record, result.get("html")),
+    )
+
+
+def match_result(state: ServerState, record: JobRecord, result: dict[str, Any]) -> MatchResult:
+    """The compact match result of a finished job."""
+    return MatchResult(
+        summary=result.get("summary", {}),
+        notes=result.get("notes", []),
+        matches=result.get("matches", [])[:10],
+        matches_json=state.uri(record.run_id, "matches.json"),
+        matches_md=state.uri(record.run_id, "matches.md"),
+    )
+
+
+def specs(state: ServerState) -> list[ToolSpec]:
+    """The analysis tools."""
+    runner = state.runner
+
+    def optional_path(value: str | None, field: str) -> str | None:
+        return None if value is None else str(state.path(value, field))
+
+    async def inspect_tool(inp: InspectInput, ctx: Context) -> InspectOutput:
+        params = {
+            "model": inp.model, "criterion": inp.criterion, "backend": inp.backend,
+            "records": optional_path(inp.records, "records"), "features": optional_path(inp.features, "features"),
+            "interventions": optional_path(inp.interventions, "interventions"),
+            "allow_intervention_criterion_mismatch": inp.allow_intervention_criterion_mismatch,
+            "config": {"top_k": inp.top_k, "held_out_fraction": inp.held_out_fraction, "candidates": max(200, inp.top_k)},
+        }
+        record = await wait_for(state, runner.submit("inspect", params).job_id, inp.wait_seconds, ctx)
+        raw = runner.result(record.job_id) if record.state == "completed" else None
+        result = inspect_result(state, record, raw) if raw is not None else None
+        return InspectOutput(
+            job=job_view(record), result=result, resources=state.run_uris(record.run_id),
+            next_actions=_next_actions(record, [
+                f"read interp-agent://runs/{record.run_id}/report.html (or report.json) for feature cards",
+                "match(left=<run_id>, right=<run_id>) to compare with another model's report",
+            ]),
+        )
+
+    def report_path(value: str, field: str) -> str:
+        folder = state.workspace / "runs" / value
+        if value and (folder / "report.json").is_file() and "/" not in value:
+            return str(folder / "report.json")
+        path = state.path(value, field)
+        return str(path / "report.json" if path.is_dir() else path)
+
+    async def match_tool(inp: MatchInput, ctx: Context) -> MatchOutput:
+        params = {"left": report_path(inp.left, "left"), "right": report_path(inp.right, "right"),
+                  "min_similarity": inp.min_similarity, "use_text": inp.use_text}
+        record = await wait_for(state, runner.submit("match", params).job_id, inp.wait_seconds, ctx)
+        raw = runner.result(record.job_id) if record.state == "completed" else None
+        return MatchOutput(
+            job=job_view(record), result=match_result(state, record, raw) if raw is not None else None,
+            resources=state.run_uris(record.run_id),
+            next_actions=_next_actions(record, [f"read interp-agent://runs/{record.run_id}/matches.md"]),
+        )
+
+    starts_job = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+    return [
+        ToolSpec(
+            "inspect",
+            "Rank a model's features against a natural-language criterion, with held-out and causal evidence. "
+            "Use after profile_env, with activation records (backend='records'), a feature dump ('features') or "
+            "generated demo data ('toy', labelled synthetic). Starts a background job (seconds for thousands of "
+            "rows; about 1 s per 200k records from Parquet, 5 s from JSONL) and returns its handle at once, or the "
+            "result if it finishes within wait_seconds. The report (report.json, report.html) is an MCP resource. "
+            "Next: read the report, add intervention records, or match against another model's report.",
+            InspectInput, InspectOutput, inspect_tool, starts_job, "Inspect features against a criterion",
+        ),
+        ToolSpec(
+            "match",
+            "Match the features of two inspection reports one to one (activation on shared probe prompts, decoder "
+            "direction, label text via all-MiniLM-L6-v2, causal effects; Hungarian assignment). left/right are "
+            "run_ids of earlier inspect jobs or report.json paths. Starts a background job (a few seconds; the "
+            "sentence encoder loads once per job). Next: read matches.md; validate matches with interventions.",
+            MatchInput, MatchOutput, match_tool, starts_job, "Match features across models",
+        ),
+    ]

@@ -1,0 +1,84 @@
+"""profile_env and plan_scale: size the work before starting it. Instant, no jobs."""
+
+from __future__ import annotations
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
+
+from interp_agent.core.scale import ScalePlanInput, load_profile, plan_scale, profile_env, save_profile
+from interp_agent.server.models import PlanScaleInput, PlanScaleOutput, ProfileEnvInput, ProfileEnvOutput
+from interp_agent.server.registry import ToolSpec
+from interp_agent.server.state import ServerState
+
+
+def specs(state: ServerState) -> list[ToolSpec]:
+    """The environment tools."""
+
+    async def profile(inp: ProfileEnvInput, ctx: Context) -> ProfileEnvOutput:
+        target = state.path(inp.save_to, "save_to", must_exist=False) if inp.save_to else None
+        # torch (for CUDA devices) imports slowly the first time: keep the event loop free
+        prof = await anyio.to_thread.run_sync(lambda: profile_env(state.workspace))
+        if target is not None:
+            save_profile(prof, target)
+        advice = prof["advice"]
+        return ProfileEnvOutput(
+            route=advice["route"], advice=advice["why"],
+            cpu_cores=prof["cpu"].get("logical_cores"), ram_gib=prof["memory"].get("total_gib"),
+            disk_free_gib=prof["disk"].get("free_gib"), accelerators=prof["accelerators"],
+            credentials=prof["credentials"], profile=prof, saved_to=str(target) if target else None,
+            next_actions=[*advice["next_actions"], "inspect(...) to rank features against a criterion"],
+        )
+
+    async def plan(inp: PlanScaleInput, ctx: Context) -> PlanScaleOutput:
+        env = None
+        if inp.env_profile is not None:
+            env = load_profile(state.path(inp.env_profile, "env_profile"))
+        elif inp.from_env:
+            env = await anyio.to_thread.run_sync(lambda: profile_env(state.workspace))
+        sizes = ScalePlanInput.from_sizes(
+            model_params=inp.model_params, tokens=inp.tokens, d_model=inp.d_model, selected_layers=inp.selected_layers,
+            latent_dim=inp.latent_dim, k=inp.k, dtype=inp.dtype, accelerator=inp.accelerator,
+            n_accelerators=inp.n_accelerators, target_shard_size=inp.target_shard_size,
+        )
+        result = plan_scale(sizes, env)
+        compute = result["compute"]
+        headline = {
+            "recommended_storage": result["storage"]["recommended"],
+            "storage_bytes": result["storage"]["recommended_bytes"],
+            "dense_bytes": result["storage"]["dense_bytes"],
+            "sparse_bytes": result["storage"]["sparse_bytes"],
+            "shards": result["shards"],
+            "sae_params_total": result["sae"]["params_total"],
+            "total_gpu_hours": compute["total_gpu_hours"],
+            "wall_hours_on_available": compute["wall_hours_on_available"],
+            "weights_fit_one_accelerator": result["weights"]["fits_one_accelerator"],
+        }
+        return PlanScaleOutput(
+            route=result["route"], headline=headline, risk_flags=result["risks"], notes=result["notes"], plan=result,
+            next_actions=[*result["route_reasons"][:2], "inspect(...) on a small prompt set first to check the criterion"],
+        )
+
+    return [
+        ToolSpec(
+            "profile_env",
+            "Profile this machine: CPU cores, RAM (GiB), free workspace disk (GiB), CUDA accelerators, installed "
+            "optional packages, which credentials are set (present/absent only, never values), and the route to "
+            "run on (local_cpu, single_gpu, multi_gpu, cluster). Call it first. About 1-2 s the first time (it "
+            "imports torch to look for GPUs), instant afterwards. Writes a file only when save_to is given.",
+            ProfileEnvInput, ProfileEnvOutput, profile,
+            ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+            "Profile the environment",
+        ),
+        ToolSpec(
+            "plan_scale",
+            "Estimate a large run before starting it, from human sizes (model_params '70B', tokens '1B', d_model "
+            "'8192', latent_dim '1M'): dense and sparse activation storage in bytes, SAE parameter and optimizer "
+            "memory, harvest / causal-validation / SAE-training FLOPs and GPU-hours on the named accelerator, shard "
+            "count, risk flags, and the route (single_gpu, multi_gpu, or a cluster on Ray / torchrun). Formulas are "
+            "in notes. Instant and read-only; from_env profiles this machine first. Next: follow the route.",
+            PlanScaleInput, PlanScaleOutput, plan,
+            ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+            "Plan a large run",
+        ),
+    ]

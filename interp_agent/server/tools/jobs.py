@@ -1,0 +1,65 @@
+"""job_status, job_result, job_cancel, job_list: follow background work."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
+
+from interp_agent.server.models import (
+    JobIdInput,
+    JobListInput,
+    JobListOutput,
+    JobResultOutput,
+    JobStatusOutput,
+)
+from interp_agent.server.registry import ToolSpec
+from interp_agent.server.state import ServerState, job_view
+
+
+def _next(state: str, job_id: str) -> list[str]:
+    if state == "working":
+        return [f"poll job_status(job_id='{job_id}') every few seconds", f"job_cancel(job_id='{job_id}') to stop it"]
+    if state == "completed":
+        return [f"job_result(job_id='{job_id}') for the result", "read the report resources"]
+    return ["read the job.log resource for details", "fix the inputs and start a new job"]
+
+
+def specs(state: ServerState) -> list[ToolSpec]:
+    """The job tools."""
+    runner = state.runner
+
+    async def status(inp: JobIdInput, ctx: Context) -> JobStatusOutput:
+        record = runner.get(inp.job_id)
+        return JobStatusOutput(job=job_view(record), resources=state.run_uris(record.run_id), next_actions=_next(record.state, record.job_id))
+
+    async def result(inp: JobIdInput, ctx: Context) -> JobResultOutput:
+        record = runner.get(inp.job_id)
+        return JobResultOutput(
+            job=job_view(record), result=runner.result(inp.job_id), resources=state.run_uris(record.run_id),
+            next_actions=_next(record.state, record.job_id),
+        )
+
+    async def cancel(inp: JobIdInput, ctx: Context) -> JobStatusOutput:
+        record = runner.cancel(inp.job_id)
+        return JobStatusOutput(job=job_view(record), resources=state.run_uris(record.run_id), next_actions=_next(record.state, record.job_id))
+
+    async def listing(inp: JobListInput, ctx: Context) -> JobListOutput:
+        jobs = [job_view(r) for r in runner.list(limit=inp.limit, state=inp.state)]
+        return JobListOutput(jobs=jobs, next_actions=["job_status(job_id=…) or job_result(job_id=…) for one job"])
+
+    read = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+    return [
+        ToolSpec("job_status", "State, progress (0..1) and latest message of a background job. Instant, read-only. "
+                 "Poll every few seconds while state is 'working'; then call job_result.",
+                 JobIdInput, JobStatusOutput, status, read, "Job status"),
+        ToolSpec("job_result", "Result of a background job: the full result object once state is 'completed', "
+                 "else null with the state and error. Instant, read-only. Artifacts are listed as resources.",
+                 JobIdInput, JobResultOutput, result, read, "Job result"),
+        ToolSpec("job_cancel", "Stop a background job: its worker process is terminated and the job ends "
+                 "'cancelled' (a queued job never starts). Instant. Finished jobs are left as they are.",
+                 JobIdInput, JobStatusOutput, cancel,
+                 ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False),
+                 "Cancel job"),
+        ToolSpec("job_list", "Recent background jobs, newest first, including those of earlier server runs on this "
+                 "workspace. Instant, read-only.", JobListInput, JobListOutput, listing, read, "List jobs"),
+    ]

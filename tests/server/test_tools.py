@@ -1,0 +1,168 @@
+"""Every tool through an in-memory MCP client: happy path and error path, both protocol revisions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+pytestmark = pytest.mark.anyio
+
+CRIT = "the model is aware it is being evaluated"
+MODES = ["legacy", "2026-07-28"]  # the 2025-11-25 handshake and the modern revision
+
+
+def error_of(result) -> dict:
+    assert result.is_error, result
+    return result.structured_content["error"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode: str) -> None:
+    async with Client(server, mode=mode) as client:
+        assert client.protocol_version == ("2025-11-25" if mode == "legacy" else mode)
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert set(tools) == {"profile_env", "plan_scale", "inspect", "match", "job_status", "job_result",
+                              "job_cancel", "job_list", "list_artifacts"}
+        for tool in tools.values():
+            assert tool.output_schema and tool.output_schema["type"] == "object"
+            assert tool.annotations is not None and tool.annotations.read_only_hint is not None
+            assert len(tool.description) > 60
+        assert tools["job_list"].annotations.read_only_hint is True
+        assert tools["job_cancel"].annotations.destructive_hint is True
+        assert tools["inspect"].input_schema["properties"]["backend"]["enum"] == ["records", "features", "toy"]
+
+
+async def test_plan_scale_answers_with_a_route_and_its_formulas(server) -> None:
+    async with Client(server) as client:
+        r = await client.call_tool("plan_scale", {"model_params": "70B", "tokens": "1B", "d_model": "8192",
+                                                  "selected_layers": 4, "latent_dim": "131072"})
+        assert not r.is_error
+        out = r.structured_content
+        assert out["route"] in {"single_gpu", "multi_gpu", "cluster"}
+        assert out["notes"] and out["plan"]["schema_version"] == "interp-agent.scale_plan.v1"
+        bad = await client.call_tool("plan_scale", {"model_params": "lots", "tokens": "1B", "d_model": "8192"})
+        err = error_of(bad)
+        assert err["code"] == "invalid_argument" and "lots" in err["message"]
+
+
+async def test_profile_env_reports_credentials_as_booleans_only(server, workspace: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_secretvalue_123456")
+    async with Client(server) as client:
+        r = await client.call_tool("profile_env", {"save_to": "env.json"})
+        assert not r.is_error
+        assert r.structured_content["credentials"]["HF_TOKEN"] is True
+        assert "hf_secretvalue_123456" not in json.dumps(r.structured_content)
+        assert (workspace / "env.json").is_file()
+        assert "hf_secretvalue_123456" not in (workspace / "env.json").read_text()
+        err = error_of(await client.call_tool("profile_env", {"save_to": "/etc/passwd-copy.json"}))
+        assert err["code"] == "path_outside_workspace"
+
+
+async def test_inspect_runs_as_a_job_and_returns_the_result_when_waited_for(server, workspace: Path) -> None:
+    async with Client(server) as client:
+        r = await client.call_tool("inspect", {
+            "model": "my/model", "criterion": CRIT, "records": "inputs/activation_records.jsonl",
+            "interventions": "inputs/interventions.jsonl", "wait_seconds": 40,
+        })
+        assert not r.is_error, r.content
+        out = r.structured_content
+        assert out["job"]["state"] == "completed", out
+        run_id = out["job"]["run_id"]
+        assert out["result"]["top"][0]["feature_id"]
+        assert out["result"]["report"] == f"interp-agent://runs/{run_id}/report.json"
+        assert f"interp-agent://runs/{run_id}/report.html" in out["resources"]
+        report = await client.read_resource(out["result"]["report"])
+        assert json.loads(report.contents[0].text)["schema_version"] == "interp-agent.inspection_report.v1"
+        listed = await client.call_tool("list_artifacts", {"run_id": run_id})
+        assert {a["file"] for a in listed.structured_content["artifacts"]} >= {"report.json", "report.html", "job.log"}
+
+
+async def test_inspect_errors_are_structured(server) -> None:
+    async with Client(server) as client:
+        err = error_of(await client.call_tool("inspect", {"model": "m", "criterion": "c", "records": "../../etc/passwd"}))
+        assert err["code"] == "path_outside_workspace" and err["hint"]
+        err = error_of(await client.call_tool("inspect", {"model": "m", "criterion": "c", "records": "nope.jsonl"}))
+        assert err["code"] == "invalid_argument" and "does not exist" in err["message"]
+        err = error_of(await client.call_tool("inspect", {"model": "m", "criterion": "c", "backend": "magic"}))
+        assert err["code"] == "invalid_argument" and "backend" in err["message"]
+        err = error_of(await client.call_tool("inspect", {"model": "m", "criterion": "c", "top_k": 0}))
+        assert "top_k" in err["message"]
+
+
+async def test_a_job_that_fails_reports_why(server) -> None:
+    async with Client(server) as client:
+        r = await client.call_tool("inspect", {"model": "m", "criterion": "c", "wait_seconds": 30})  # records missing
+        out = r.structured_content
+        assert out["job"]["state"] == "failed"
+        assert "needs --records" in out["job"]["error"]
+        res = await client.call_tool("job_result", {"job_id": out["job"]["job_id"]})
+        assert res.structured_content["result"] is None
+
+
+async def test_match_two_toy_reports_by_run_id(server) -> None:
+    async with Client(server) as client:
+        runs = []
+        for model in ("toy/model-a", "toy/model-b"):
+            r = await client.call_tool("inspect", {"model": model, "criterion": "c", "backend": "toy", "wait_seconds": 40})
+            assert r.structured_content["job"]["state"] == "completed"
+            assert r.structured_content["result"]["synthetic"] is True
+            runs.append(r.structured_content["job"]["run_id"])
+        m = await client.call_tool("match", {"left": runs[0], "right": runs[1], "use_text": False, "wait_seconds": 40})
+        out = m.structured_content
+        assert out["job"]["state"] == "completed", out
+        assert out["result"]["summary"]["n_matches"] > 0
+        md = await client.read_resource(out["result"]["matches_md"])
+        assert "Feature matches" in md.contents[0].text
+        err = error_of(await client.call_tool("match", {"left": "nope", "right": runs[1]}))
+        assert err["code"] == "invalid_argument"
+
+
+async def test_job_tools_follow_a_job_and_reject_unknown_ids(server) -> None:
+    async with Client(server) as client:
+        r = await client.call_tool("inspect", {"model": "toy/a", "criterion": "c", "backend": "toy"})
+        job_id = r.structured_content["job"]["job_id"]
+        assert r.structured_content["job"]["state"] == "working"
+        status = await client.call_tool("job_status", {"job_id": job_id})
+        assert status.structured_content["job"]["job_id"] == job_id
+        listed = await client.call_tool("job_list", {"limit": 5})
+        assert job_id in [j["job_id"] for j in listed.structured_content["jobs"]]
+        cancelled = await client.call_tool("job_cancel", {"job_id": job_id})
+        assert cancelled.structured_content["job"]["state"] in {"cancelled", "completed"}
+        err = error_of(await client.call_tool("job_status", {"job_id": "no-such-job-id"}))
+        assert err["code"] == "job_not_found"
+        err = error_of(await client.call_tool("job_result", {"job_id": "x"}))
+        assert err["code"] == "invalid_argument"
+
+
+async def test_unknown_tool_and_missing_resource_do_not_break_the_server(server) -> None:
+    async with Client(server) as client:
+        err = error_of(await client.call_tool("no_such_tool", {}))
+        assert err["code"] == "unknown_tool" and "inspect" in err["hint"]
+        with pytest.raises(Exception):
+            await client.read_resource("interp-agent://runs/nope/report.json")
+        assert (await client.call_tool("job_list", {})).is_error is False
+
+
+async def test_progress_notifications_reach_a_caller_that_asked(server) -> None:
+    seen: list[tuple[float, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, message))
+
+    async with Client(server) as client:
+        r = await client.call_tool("inspect", {"model": "toy/a", "criterion": "c", "backend": "toy", "wait_seconds": 40},
+                                   progress_callback=on_progress)
+        assert r.structured_content["job"]["state"] == "completed"
+    assert len(seen) >= 2 and seen[-1][0] == pytest.approx(1.0)
+
+
+async def test_the_investigation_prompt_is_served(server) -> None:
+    async with Client(server) as client:
+        prompts = await client.list_prompts()
+        assert [p.name for p in prompts.prompts] == ["investigation_loop"]
+        got = await client.get_prompt("investigation_loop", {"criterion": "mentions of lengths", "model": "gpt2"})
+        text = got.messages[0].content.text
+        assert "mentions of lengths" in text and "profile_env" in text and "held_out_supported" in text

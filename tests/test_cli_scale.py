@@ -1,0 +1,105 @@
+"""The profile-env, plan-scale and run commands: JSON output, readable lines, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from interp_agent.cli import main
+
+PLAN_ARGS = ["plan-scale", "--model-params", "1T", "--tokens", "1B", "--d-model", "16384", "--selected-layers", "8",
+             "--latent-dim", "1M"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_plan_scale_json_output_parses_and_routes_a_trillion_parameter_job_to_a_cluster(capsys) -> None:
+    code, out, _ = run(capsys, *PLAN_ARGS, "--k", "32", "--dtype", "bfloat16", "--accelerator", "H100",
+                       "--n-accelerators", "8", "--target-shard-size", "64GB", "--json")
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["schema_version"] == "interp-agent.scale_plan.v1" and plan["route"] == "cluster"
+    assert plan["inputs"]["latent_dim"] == 1_000_000 and plan["inputs"]["n_accelerators"] == 8
+    assert plan["shards"]["recommended"]["storage"] == "sparse"
+
+
+def test_plan_scale_prints_the_headline_numbers_and_route_without_json(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "plan-scale", "--model-params", "135M", "--tokens", "1M", "--d-model", "576",
+                       "--selected-layers", "1", "--d-sae", "4608", "--dtype", "float32", "--out", str(tmp_path / "p.json"))
+    assert code == 0
+    assert "dense 2.3 GB" in out and "route: single_gpu" in out and "GPU-hours" in out
+    assert json.loads((tmp_path / "p.json").read_text())["storage"]["dense_bytes"] == pytest.approx(2.304e9)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--tokens", "lots"), ("--target-shard-size", "64 parsecs"),
+                                             ("--d-model", "1.5")])
+def test_a_bad_size_exits_2_with_one_line(capsys, flag: str, value: str) -> None:
+    argv = list(PLAN_ARGS)
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and value in err and err.startswith("interp-agent: error:")
+
+
+def test_a_bad_size_exits_2_with_one_line_from_the_installed_entry_point() -> None:
+    proc = subprocess.run([sys.executable, "-m", "interp_agent.cli", *PLAN_ARGS[:2], "70X", *PLAN_ARGS[3:]],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "70X" in proc.stderr
+
+
+def test_profile_env_json_parses_and_its_out_file_feeds_plan_scale(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "profile-env", "--workspace", str(tmp_path), "--out", str(tmp_path / "env.json"),
+                       "--json")
+    assert code == 0
+    profile = json.loads(out)
+    assert profile["schema_version"] == "interp-agent.env_profile.v1"
+    assert all(isinstance(v, bool) for v in profile["credentials"].values())
+    code, out, _ = run(capsys, *PLAN_ARGS, "--env-profile", str(tmp_path / "env.json"), "--json")
+    assert code == 0 and json.loads(out)["inputs"]["sources"]["storage_limit"].startswith("free disk")
+
+
+def test_profile_env_prints_readable_lines_without_json(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "profile-env", "--workspace", str(tmp_path))
+    assert code == 0 and "cpu:" in out and "route:" in out and "credentials present:" in out
+
+
+def test_plan_scale_with_a_missing_env_profile_exits_2(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, *PLAN_ARGS, "--env-profile", str(tmp_path / "none.json"))
+    assert code == 2 and "none.json" in err and err.count("\n") == 1
+
+
+def test_from_env_and_env_profile_cannot_be_combined(capsys, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*PLAN_ARGS, "--from-env", "--env-profile", str(tmp_path / "e.json")])
+    assert exit_.value.code == 2
+
+
+def test_run_exits_0_when_every_step_passes_and_1_when_one_fails(capsys, tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"steps": [{"command": "inspect", "args": {
+        "model": "toy/a", "criterion": "c", "backend": "toy", "out": "a"}}]}))
+    code, out, _ = run(capsys, "run", str(good), "--json")
+    assert code == 0 and json.loads(out)["status"] == "completed"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps:\n  - command: match\n    args: {left: nope, right: nope, out: m.json}\n")
+    code, out, _ = run(capsys, "run", str(bad), "--out", str(tmp_path / "bad-manifest.json"))
+    assert code == 1 and "failed" in out and "bad-manifest.json" in out
+    assert json.loads((tmp_path / "bad-manifest.json").read_text())["status"] == "failed"
+
+
+def test_run_with_a_malformed_config_exits_2_with_one_line_naming_file_and_line(capsys, tmp_path: Path) -> None:
+    config = tmp_path / "broken.json"
+    config.write_text('{"steps": [\n  {"command": "inspect"\n]}\n')
+    code, _, err = run(capsys, "run", str(config))
+    assert code == 2 and err.count("\n") == 1 and "broken.json:3" in err
