@@ -115,7 +115,7 @@ def rank_records(
         info = (feature_info or {}).get(fid)
         split_stats = {}
         for gi, name in ((TRAIN, "train"), (HELD_OUT, "held_out")):
-            if first.n[gi] == 0:
+            if first.n[gi] < 3:  # r is undefined (n < 2) or trivially ±1 (n = 2): report nothing
                 split_stats[name] = None
                 continue
             split_stats[name] = {
