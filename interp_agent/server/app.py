@@ -14,6 +14,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from interp_agent._version import __version__
+from interp_agent.core.secrets import redact
 from interp_agent.jobs import JobRunner
 from interp_agent.server.errors import error_result, validation_result
 from interp_agent.server.prompts import register_prompts
@@ -96,10 +97,24 @@ def build_server(
     return server
 
 
+class RedactingFormatter(logging.Formatter):
+    """Formats log records, tracebacks included, with credential values replaced."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def serve(workspace: str | Path, *, read_roots: tuple[str | Path, ...] = (), max_concurrent_jobs: int = 2) -> None:
     """Serve MCP over stdio until the client disconnects. Logs go to stderr; stdout carries JSON-RPC only."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    build_server(workspace, read_roots=read_roots, max_concurrent_jobs=max_concurrent_jobs).run("stdio")
+    server = build_server(workspace, read_roots=read_roots, max_concurrent_jobs=max_concurrent_jobs)
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    server.run("stdio")
 
 
 __all__ = ["INSTRUCTIONS", "build_server", "serve", "tool_specs"]

@@ -166,3 +166,26 @@ async def test_the_investigation_prompt_is_served(server) -> None:
         got = await client.get_prompt("investigation_loop", {"criterion": "mentions of lengths", "model": "gpt2"})
         text = got.messages[0].content.text
         assert "mentions of lengths" in text and "profile_env" in text and "held_out_supported" in text
+
+
+async def test_listing_tools_reject_bad_arguments(server) -> None:
+    async with Client(server) as client:
+        err = error_of(await client.call_tool("job_list", {"limit": 0}))
+        assert err["code"] == "invalid_argument" and "limit" in err["message"]
+        err = error_of(await client.call_tool("job_list", {"state": "exploded"}))
+        assert "state" in err["message"]
+        err = error_of(await client.call_tool("list_artifacts", {"run_id": "../etc"}))
+        assert err["code"] == "invalid_argument" and "run id" in err["message"]
+        ok = await client.call_tool("list_artifacts", {})
+        assert ok.structured_content["artifacts"] == []
+
+
+def test_server_logs_redact_credentials(monkeypatch) -> None:
+    import logging
+
+    from interp_agent.server.app import RedactingFormatter
+
+    monkeypatch.setenv("NEURONPEDIA_API_KEY", "np-very-secret-value")
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "calling with %s", ("np-very-secret-value",), None)
+    line = RedactingFormatter("%(message)s").format(record)
+    assert "np-very-secret-value" not in line and "[REDACTED]" in line
