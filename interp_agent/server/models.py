@@ -127,21 +127,72 @@ class _JobStart(_Input):
 
 
 class InspectInput(_JobStart):
-    model: str = Field(min_length=1, description="Model the evidence belongs to, e.g. 'gpt2-small' or 'toy/model-a'")
-    criterion: str = Field(min_length=1, max_length=2000, description="Natural-language criterion to rank features against")
-    backend: Literal["records", "features", "toy"] = Field(
+    model: str = Field(
+        min_length=1,
+        description="Model: 'smollm2-135m' (embedded, for backend 'hf'), a local folder or hub id (hf), or the name "
+        "the evidence belongs to (records/features), e.g. 'gpt2-small' or 'toy/model-a'",
+    )
+    criterion: str = Field("", max_length=2000, description="Natural-language criterion to rank features against (a pack brings its own)")
+    backend: Literal["records", "features", "toy", "hf"] = Field(
         "records",
         description="records: activation records (needs records); features: a feature JSONL dump, ordered by "
-        "label similarity (no measured association); toy: generated planted data, labelled synthetic",
+        "label similarity (no measured association); toy: generated planted data, labelled synthetic; hf: harvest "
+        "a live model on a prompt set (needs dataset or pack)",
     )
     records: str | None = Field(None, description="Activation records: JSONL file or Parquet dataset folder (workspace path)")
     features: str | None = Field(None, description="Feature JSONL with labels and signatures (workspace path)")
     interventions: str | None = Field(None, description="Intervention records JSONL for causal evidence (workspace path)")
+    dataset: str | None = Field(
+        None,
+        description="hf backend: scored prompts JSONL {prompt_id, text, criterion_score} (workspace path). Write at least "
+        "60 prompts, half where the criterion holds; match negatives to positives in length, topic and style so the "
+        "features found track the criterion, not a confound",
+    )
+    pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
+        None, description="hf backend: a built-in criterion pack instead of a dataset"
+    )
+    hookpoints: list[str] | None = Field(
+        None, max_length=16,
+        description="hf backend: TransformerLens hookpoints, e.g. ['blocks.15.hook_resid_post']; default: a few middle layers",
+    )
+    pooling: Literal["last", "mean", "max"] = Field("last", description="hf backend: one row per prompt from its tokens")
     top_k: int = Field(20, ge=1, le=500, description="Features in the report")
     held_out_fraction: float = Field(0.3, gt=0, lt=1, description="Share of prompts held out as evidence")
     allow_intervention_criterion_mismatch: bool = Field(
         False, description="Use intervention rows whose criterion text differs from this criterion"
     )
+
+
+class InterveneInput(_JobStart):
+    model: str = Field(min_length=1, description="'smollm2-135m' (embedded), a local folder or a hub id")
+    criterion: str = Field("", max_length=2000, description="The criterion (a pack brings its own)")
+    dataset: str | None = Field(None, description="Scored prompts JSONL (workspace path); the same set the report used")
+    pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
+        None, description="A built-in criterion pack instead of a dataset"
+    )
+    report: str | None = Field(None, description="run_id of an hf inspect job (or its report.json path): its top features and contrast directions")
+    features: list[str] | None = Field(None, max_length=32, description="Feature ids to test instead: L{layer}:D{dim}, L{layer}:N{i}, direction:…")
+    top_k: int = Field(3, ge=1, le=20, description="Top features of the report to test (its contrast direction is added)")
+    mode: Literal["ablate", "mean_ablate", "clamp", "steer", "patch"] = Field("steer", description="What to do to each feature")
+    strengths: list[float] = Field(
+        default_factory=lambda: [2.0, 4.0, 8.0], min_length=1, max_length=8,
+        description="steer/clamp strengths in units of the feature's std; the best is chosen on calibration prompts only",
+    )
+    targets: list[str] | None = Field(None, max_length=64, description="Target next tokens of the behaviour score (default: the pack's, else inferred)")
+
+
+class InterveneResultModel(BaseModel):
+    scorer: dict[str, Any] = Field(description="The behaviour scorer and its held-out AUROC/accuracy")
+    features: list[dict[str, Any]] = Field(description="Per feature: verdict (causal, weak, no_effect, contradicts), effect with 95% CI, control effect, KL side effect")
+    interventions: str = Field(description="URI of interventions.jsonl (seed format; feed it to inspect)")
+    summary: str = Field(description="URI of summary.json")
+
+
+class InterveneOutput(BaseModel):
+    job: JobView
+    result: InterveneResultModel | None = Field(None, description="Present when the job finished within wait_seconds")
+    resources: list[str]
+    next_actions: list[str]
 
 
 class FeatureRow(BaseModel):

@@ -8,6 +8,7 @@ input model, and maps errors to structured tool results in one place.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
 from interp_agent.server.errors import from_exception
 
@@ -48,8 +50,10 @@ def add_tool(server: MCPServer, spec: ToolSpec) -> None:
     params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
     for name, field in spec.input_model.model_fields.items():
         default = inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True)
+        meta = copy.copy(field)  # descriptions and constraints; the default travels as the parameter's
+        meta.default, meta.default_factory = PydanticUndefined, None
         params.append(
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[field.annotation, field], default=default)
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[field.annotation, meta], default=default)
         )
 
     async def call(ctx: Context, **arguments: Any) -> CallToolResult:

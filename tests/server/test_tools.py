@@ -24,7 +24,7 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
     async with Client(server, mode=mode) as client:
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else mode)
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        assert set(tools) == {"profile_env", "plan_scale", "inspect", "match", "job_status", "job_result",
+        assert set(tools) == {"profile_env", "plan_scale", "inspect", "intervene", "match", "job_status", "job_result",
                               "job_cancel", "job_list", "list_artifacts"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
@@ -32,7 +32,7 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
             assert len(tool.description) > 60
         assert tools["job_list"].annotations.read_only_hint is True
         assert tools["job_cancel"].annotations.destructive_hint is True
-        assert tools["inspect"].input_schema["properties"]["backend"]["enum"] == ["records", "features", "toy"]
+        assert tools["inspect"].input_schema["properties"]["backend"]["enum"] == ["records", "features", "toy", "hf"]
 
 
 async def test_plan_scale_answers_with_a_route_and_its_formulas(server) -> None:

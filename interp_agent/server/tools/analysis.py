@@ -14,6 +14,9 @@ from interp_agent.jobs import JobRecord
 from interp_agent.server.models import (
     FeatureRow,
     InspectInput,
+    InterveneInput,
+    InterveneOutput,
+    InterveneResultModel,
     InspectOutput,
     InspectResult,
     MatchInput,
@@ -90,6 +93,9 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "allow_intervention_criterion_mismatch": inp.allow_intervention_criterion_mismatch,
             "config": {"top_k": inp.top_k, "held_out_fraction": inp.held_out_fraction, "candidates": max(200, inp.top_k)},
         }
+        if inp.backend == "hf":
+            params |= {"dataset": optional_path(inp.dataset, "dataset"), "pack": inp.pack,
+                       "hookpoints": inp.hookpoints, "pooling": inp.pooling}
         record = await wait_for(state, runner.submit("inspect", params).job_id, inp.wait_seconds, ctx)
         raw = runner.result(record.job_id) if record.state == "completed" else None
         result = inspect_result(state, record, raw) if raw is not None else None
@@ -119,17 +125,52 @@ def specs(state: ServerState) -> list[ToolSpec]:
             next_actions=_next_actions(record, [f"read interp-agent://runs/{record.run_id}/matches.md"]),
         )
 
+    async def intervene_tool(inp: InterveneInput, ctx: Context) -> InterveneOutput:
+        params = {
+            "model": inp.model, "criterion": inp.criterion or None, "dataset": optional_path(inp.dataset, "dataset"),
+            "pack": inp.pack, "report": report_path(inp.report, "report") if inp.report else None,
+            "features": inp.features, "top_k": inp.top_k, "mode": inp.mode, "strengths": inp.strengths,
+            "targets": inp.targets,
+        }
+        record = await wait_for(state, runner.submit("intervene", params).job_id, inp.wait_seconds, ctx)
+        raw = runner.result(record.job_id) if record.state == "completed" else None
+        result = None
+        if raw is not None:
+            result = InterveneResultModel(
+                scorer=raw["scorer"], features=raw["features"],
+                interventions=state.uri(record.run_id, "interventions.jsonl"), summary=state.uri(record.run_id, "summary.json"),
+            )
+        return InterveneOutput(
+            job=job_view(record), result=result, resources=state.run_uris(record.run_id),
+            next_actions=_next_actions(record, [
+                f"inspect(..., interventions='runs/{record.run_id}/interventions.jsonl') to add the causal evidence to the ranking",
+                f"read interp-agent://runs/{record.run_id}/summary.json for effects, controls and side effects",
+            ]),
+        )
+
     starts_job = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
     return [
         ToolSpec(
             "inspect",
             "Rank a model's features against a natural-language criterion, with held-out and causal evidence. "
-            "Use after profile_env, with activation records (backend='records'), a feature dump ('features') or "
-            "generated demo data ('toy', labelled synthetic). Starts a background job (seconds for thousands of "
+            "Use after profile_env, with a live model on a prompt set (backend='hf': 'smollm2-135m' is embedded; "
+            "dataset or pack), activation records ('records'), a feature dump ('features') or generated demo data "
+            "('toy', labelled synthetic). Starts a background job (seconds for thousands of "
             "rows; about 1 s per 200k records from Parquet, 5 s from JSONL) and returns its handle at once, or the "
             "result if it finishes within wait_seconds. The report (report.json, report.html) is an MCP resource. "
             "Next: read the report, add intervention records, or match against another model's report.",
             InspectInput, InspectOutput, inspect_tool, starts_job, "Inspect features against a criterion",
+        ),
+        ToolSpec(
+            "intervene",
+            "Test features causally on a live model (smollm2-135m embedded, or a local/hub model): ablate, "
+            "mean_ablate, clamp, steer or patch each feature (a report's top features plus its contrast direction, "
+            "or given ids) with generated controls (random directions of matched norm, random features of matched "
+            "spread). The strength is chosen on calibration prompts; the effect on the behaviour score (next-token "
+            "probability of target tokens) is measured on held-out positive prompts with a 95% interval, side "
+            "effects as KL on negative prompts. Starts a background job (about a minute on a CPU for 4 features). "
+            "Next: feed interventions.jsonl back to inspect.",
+            InterveneInput, InterveneOutput, intervene_tool, starts_job, "Intervene on features with controls",
         ),
         ToolSpec(
             "match",

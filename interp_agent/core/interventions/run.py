@@ -1,0 +1,311 @@
+"""Run interventions with generated controls; choose strengths on calibration prompts, measure on held-out ones.
+
+For each target feature:
+
+1. Calibration statistics: the mean and spread (std) of its projection over calibration
+   tokens (the first position excluded) set the scale of every edit.
+2. Strength: for steer and clamp, each strength (in units of that std) is tried on
+   calibration positives; the one with the largest effect in the expected direction,
+   less the KL divergence it causes on calibration negatives, is kept. Held-out prompts
+   never influence this choice.
+3. Evidence, on held-out prompts only: the behaviour score of each positive prompt with
+   and without the edit (its change is the effect, with a Student-t interval), the KL
+   divergence of next-token distributions and the score change on negative prompts (side
+   effects), and the same edit along generated controls: random directions of matched
+   norm and random features of matched activation spread.
+4. A verdict: causal, weak, no_effect or contradicts (the association).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from interp_agent.core.errors import EvidenceError, ValidationError
+from interp_agent.core.formats.interventions import InterventionRecord, effect_sign
+from interp_agent.core.formats.prompts import ScoredPrompt
+from interp_agent.core.interventions.edits import MODES, RECORD_NAME, edit_fn
+from interp_agent.core.interventions.targets import Target
+from interp_agent.core.models.harvest import harvest
+from interp_agent.core.models.hooks import edit
+from interp_agent.core.ranking.stats import t_interval
+
+Verdict = str  # causal | weak | no_effect | contradicts
+
+
+class Scorer(Protocol):
+    """A behaviour scorer: higher means the criterion holds more."""
+
+    def score(self, model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InterveneConfig:
+    """How interventions run."""
+
+    mode: str = "steer"
+    """ablate, mean_ablate, clamp, steer or patch."""
+    strengths: tuple[float, ...] = (2.0, 4.0, 8.0)
+    """Steer: added amount; clamp: level above the mean; both in units of the feature's calibration std."""
+    n_random_directions: int = 3
+    """Random-direction controls (matched norm) per target."""
+    n_matched_features: int = 2
+    """Random-feature controls (matched activation spread) per target."""
+    batch_size: int = 16
+    """Prompts per forward pass."""
+    side_effect_weight: float = 1.0
+    """Weight of the calibration KL when choosing a strength."""
+    seed: int = 0
+    """Seed of the controls."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValidationError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if not self.strengths or any(not np.isfinite(s) for s in self.strengths):
+            raise ValidationError(f"strengths must be finite numbers, got {self.strengths!r}; e.g. 2,4,8")
+        if self.n_random_directions < 1:
+            raise ValidationError("n_random_directions must be at least 1: every run has controls")
+
+
+@dataclass(slots=True)
+class InterventionRun:
+    """Intervention records (held-out evidence and controls) and a per-feature summary."""
+
+    records: list[InterventionRecord] = field(default_factory=list)
+    features: list[dict[str, Any]] = field(default_factory=list)
+
+
+def next_token_logprobs(loaded: Any, texts: Sequence[str], batch_size: int) -> torch.Tensor:
+    """Log-probabilities of the next token after each text, [n, vocab] (right padding, last real token)."""
+    tok, model = loaded.tokenizer, loaded.model
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            enc = tok(list(texts[start : start + batch_size]), return_tensors="pt", padding=True)
+            enc = {k: v.to(model.device) for k, v in enc.items()}
+            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+            last = enc["attention_mask"].sum(1) - 1
+            out.append(torch.log_softmax(logits[torch.arange(len(last)), last].float(), -1).cpu())
+    return torch.cat(out)
+
+
+def _kl(base_NV: torch.Tensor, edited_NV: torch.Tensor) -> np.ndarray:
+    """KL(base || edited) per prompt, in nats."""
+    return (base_NV.exp() * (base_NV - edited_NV)).sum(-1).clamp_min(0).numpy()
+
+
+class _Evaluator:
+    """Scores prompt sets with and without an edit, caching the unedited baselines."""
+
+    def __init__(self, loaded: Any, scorer: Scorer, batch_size: int) -> None:
+        self.loaded, self.scorer, self.batch_size = loaded, scorer, batch_size
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def scores(self, texts: list[str], hook: str | None = None, fn: Callable | None = None) -> np.ndarray:
+        if fn is None:
+            key = ("score", *texts)
+            if key not in self._cache:
+                self._cache[key] = np.asarray(self.scorer.score(self.loaded.model, self.loaded.tokenizer, texts), dtype=float)
+            return self._cache[key]
+        with edit(self.loaded.model, hook, fn):
+            return np.asarray(self.scorer.score(self.loaded.model, self.loaded.tokenizer, texts), dtype=float)
+
+    def logprobs(self, texts: list[str], hook: str | None = None, fn: Callable | None = None) -> torch.Tensor:
+        if fn is None:
+            key = ("logprobs", *texts)
+            if key not in self._cache:
+                self._cache[key] = next_token_logprobs(self.loaded, texts, self.batch_size)
+            return self._cache[key]
+        with edit(self.loaded.model, hook, fn):
+            return next_token_logprobs(self.loaded, texts, self.batch_size)
+
+
+def _split(prompts: Sequence[ScoredPrompt]) -> tuple[list[ScoredPrompt], list[ScoredPrompt]]:
+    scores = np.array([p.criterion_score for p in prompts])
+    mid = (scores.min() + scores.max()) / 2 if len(scores) else 0.5
+    return [p for p in prompts if p.criterion_score > mid], [p for p in prompts if p.criterion_score <= mid]
+
+
+def run_interventions(
+    loaded: Any,
+    targets: Sequence[Target],
+    scorer: Scorer,
+    *,
+    calibration: Sequence[ScoredPrompt],
+    held_out: Sequence[ScoredPrompt],
+    criterion: str,
+    model_name: str,
+    expected_sign: dict[str, int] | None = None,
+    config: InterveneConfig | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> InterventionRun:
+    """Intervene on each target with controls; returns records and per-feature summaries.
+
+    Args:
+        expected_sign: +1 when the association says the feature promotes the criterion,
+            -1 when it suppresses it (default +1); used to choose strengths and verdicts.
+    """
+    cfg = config or InterveneConfig()
+    cal_pos, cal_neg = _split(calibration)
+    ho_pos, ho_neg = _split(held_out)
+    if len(cal_pos) < 2 or len(ho_pos) < 2 or not cal_neg or not ho_neg:
+        raise EvidenceError(
+            f"interventions need positive and negative prompts on both splits; got calibration "
+            f"{len(cal_pos)}+/{len(cal_neg)}-, held-out {len(ho_pos)}+/{len(ho_neg)}-",
+            hint="use a larger, balanced prompt set (>= 30 of each class)",
+        )
+    rng = np.random.default_rng(cfg.seed)
+    ev = _Evaluator(loaded, scorer, cfg.batch_size)
+    run = InterventionRun()
+    cal_texts = [p.text for p in calibration]
+    stats: dict[str, np.ndarray] = {}  # hookpoint -> token activations on calibration prompts [rows, width]
+    for hook in sorted({t.hookpoint for t in targets}):
+        stats[hook] = harvest(loaded, cal_texts, [hook], batch_size=cfg.batch_size, pooling="token")[hook].acts.astype(np.float64)
+    ho_pos_texts = [p.text for p in ho_pos]
+    ho_neg_texts = [p.text for p in ho_neg]
+    base_ho = ev.scores(ho_pos_texts)
+    base_ho_neg = ev.scores(ho_neg_texts)
+    base_lp_neg = ev.logprobs(ho_neg_texts)
+    for i, target in enumerate(targets):
+        if progress:
+            progress(f"intervening on {target.feature_id}", i, len(targets))
+        sign = (expected_sign or {}).get(target.feature_id, 1)
+        acts = stats[target.hookpoint]
+        proj = acts @ target.direction
+        mean, std = float(proj.mean()), float(proj.std()) or 1.0
+        value, sweep = _choose_value(ev, cfg, target, mean, std, sign, cal_pos, cal_neg, calibration)
+        u = torch.tensor(target.direction, dtype=torch.float32)
+        fn = edit_fn(cfg.mode, u, value)
+        edited = ev.scores(ho_pos_texts, target.hookpoint, fn)
+        kl = _kl(base_lp_neg, ev.logprobs(ho_neg_texts, target.hookpoint, fn))
+        neg_change = float(np.mean(ev.scores(ho_neg_texts, target.hookpoint, fn) - base_ho_neg))
+        meta = {"mode": cfg.mode, "hookpoint": target.hookpoint, "value": value, "strength": sweep.get("chosen"),
+                "split": "held_out", "kl_on_negatives": float(kl.mean()), "negative_score_change": neg_change}
+        for p, b, s in zip(ho_pos, base_ho, edited):
+            run.records.append(InterventionRecord(
+                feature_id=target.feature_id, intervention=RECORD_NAME[cfg.mode], baseline_score=float(b),
+                intervention_score=float(s), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
+                side_effect_score=float(kl.mean()), metadata=dict(meta),
+            ))
+        controls = _controls(rng, cfg, target, acts, value, mean, std)
+        control_effects: dict[str, list[float]] = {}
+        for control_type, control_id, cu, cvalue in controls:
+            cfn = edit_fn(cfg.mode, torch.tensor(cu, dtype=torch.float32), cvalue)
+            cscores = ev.scores(ho_pos_texts, target.hookpoint, cfn)
+            ckl = float(_kl(base_lp_neg, ev.logprobs(ho_neg_texts, target.hookpoint, cfn)).mean())
+            for p, b, s in zip(ho_pos, base_ho, cscores):
+                run.records.append(InterventionRecord(
+                    feature_id=control_id, intervention=RECORD_NAME[cfg.mode], baseline_score=float(b),
+                    intervention_score=float(s), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
+                    side_effect_score=ckl,
+                    metadata={"control_type": control_type, "control_for": target.feature_id, "mode": cfg.mode,
+                              "hookpoint": target.hookpoint, "value": cvalue, "split": "held_out"},
+                ))
+            control_effects.setdefault(control_type, []).append(
+                float(np.mean(effect_sign(RECORD_NAME[cfg.mode]) * (cscores - base_ho)))
+            )
+        run.features.append(_summary(target, cfg, sign, base_ho, edited, kl, neg_change, value, sweep, control_effects))
+    if progress:
+        progress("interventions done", len(targets), len(targets))
+    return run
+
+
+def _choose_value(
+    ev: _Evaluator, cfg: InterveneConfig, target: Target, mean: float, std: float, sign: int,
+    cal_pos: list[ScoredPrompt], cal_neg: list[ScoredPrompt], calibration: Sequence[ScoredPrompt],
+) -> tuple[float, dict[str, Any]]:
+    """The edit's value, chosen on calibration prompts only."""
+    if cfg.mode == "ablate":
+        return 0.0, {"chosen": None, "note": "projection removed"}
+    if cfg.mode == "mean_ablate":
+        return mean, {"chosen": None, "note": "projection set to its calibration mean"}
+    if cfg.mode == "patch":
+        # source prompt: the calibration positive where the feature is largest (calibration only)
+        texts = [p.text for p in cal_pos]
+        acts = harvest(ev.loaded, texts, [target.hookpoint], batch_size=cfg.batch_size, pooling="mean")[target.hookpoint].acts
+        values = acts @ target.direction
+        best = int(np.argmax(values * sign))
+        return float(values[best]), {"chosen": None, "source_prompt": cal_pos[best].prompt_id}
+    u = torch.tensor(target.direction, dtype=torch.float32)
+    pos_texts, neg_texts = [p.text for p in cal_pos], [p.text for p in cal_neg]
+    base_pos = ev.scores(pos_texts)
+    base_lp = ev.logprobs(neg_texts)
+    rows = []
+    for strength in cfg.strengths:
+        value = sign * strength * std if cfg.mode == "steer" else mean + sign * strength * std
+        fn = edit_fn(cfg.mode, u, value)
+        effect = float(np.mean(ev.scores(pos_texts, target.hookpoint, fn) - base_pos))
+        kl = float(_kl(base_lp, ev.logprobs(neg_texts, target.hookpoint, fn)).mean())
+        rows.append({"strength": strength, "value": value, "calibration_effect": effect, "calibration_kl": kl,
+                     "objective": sign * effect - cfg.side_effect_weight * kl})
+    best = max(rows, key=lambda r: r["objective"])
+    return best["value"], {"chosen": best["strength"], "sweep": rows}
+
+
+def _controls(
+    rng: np.random.Generator, cfg: InterveneConfig, target: Target, acts: np.ndarray, value: float, mean: float, std: float,
+) -> list[tuple[str, str, np.ndarray, float]]:
+    """Random directions of matched norm, and random features of matched activation spread."""
+    width = len(target.direction)
+    out: list[tuple[str, str, np.ndarray, float]] = []
+    for k in range(cfg.n_random_directions):
+        v = rng.normal(size=width)
+        v /= np.linalg.norm(v)
+        p = acts @ v
+        cvalue = value if cfg.mode in ("steer", "ablate") else float(p.mean()) + (value - mean) / std * float(p.std() or 1.0)
+        out.append(("random_direction", f"control:random_direction:{target.feature_id}:{k}", v, cvalue))
+    stds = acts.std(0)
+    order = np.argsort(np.abs(stds - std))
+    candidates = [int(j) for j in order if target.index is None or int(j) != target.index][: max(8, cfg.n_matched_features * 4)]
+    for j in rng.choice(candidates, size=min(cfg.n_matched_features, len(candidates)), replace=False):
+        e = np.zeros(width)
+        e[j] = 1.0
+        jm, js = float(acts[:, j].mean()), float(acts[:, j].std() or 1.0)
+        cvalue = {"steer": value / std * js, "ablate": 0.0, "mean_ablate": jm}.get(cfg.mode, jm + (value - mean) / std * js)
+        layer = target.hookpoint.split(".")[1]
+        prefix = "N" if "mlp" in target.hookpoint else "D"
+        out.append(("matched_frequency", f"L{layer}:{prefix}{j}", e, cvalue))
+    return out
+
+
+def _summary(
+    target: Target, cfg: InterveneConfig, sign: int, base: np.ndarray, edited: np.ndarray, kl: np.ndarray,
+    neg_change: float, value: float, sweep: dict[str, Any], control_effects: dict[str, list[float]],
+) -> dict[str, Any]:
+    signed = effect_sign(RECORD_NAME[cfg.mode]) * (edited - base)  # > 0: the feature promotes the criterion
+    mean = float(signed.mean())
+    ci = t_interval(mean, float(signed.std(ddof=1)) if len(signed) > 1 else 0.0, len(signed))
+    all_controls = [e for effects in control_effects.values() for e in effects]
+    control_mean = float(np.mean(all_controls)) if all_controls else 0.0
+    control_bound = float(np.max(np.abs(all_controls))) if all_controls else 0.0
+    aligned = sign * mean
+    excludes_zero = ci is not None and (ci[0] > 0 or ci[1] < 0)
+    if excludes_zero and aligned < 0:
+        verdict = "contradicts"
+    elif excludes_zero and aligned > control_bound:
+        verdict = "causal"
+    elif aligned > control_bound or excludes_zero:
+        verdict = "weak"
+    else:
+        verdict = "no_effect"
+    return {
+        "feature_id": target.feature_id,
+        "hookpoint": target.hookpoint,
+        "mode": cfg.mode,
+        "intervention": RECORD_NAME[cfg.mode],
+        "value": value,
+        "strength": sweep.get("chosen"),
+        "calibration": sweep,
+        "expected_direction": "promotes" if sign > 0 else "suppresses",
+        "effect": {"provenance": "interventional", "mean": mean, "ci95": list(ci) if ci else None, "n": len(signed),
+                   "mean_score_change": float((edited - base).mean())},
+        "control_effect": {"provenance": "interventional", "mean": control_mean, "max_abs": control_bound,
+                           "by_type": {k: float(np.mean(v)) for k, v in control_effects.items()}},
+        "side_effect": {"provenance": "interventional", "kl_on_negatives": float(kl.mean()),
+                        "negative_score_change": neg_change},
+        "verdict": verdict,
+    }

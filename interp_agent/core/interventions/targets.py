@@ -1,0 +1,74 @@
+"""Intervention targets: a feature id becomes a unit direction at a hookpoint, with its calibration statistics."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from interp_agent.core.errors import ValidationError
+
+_DIM = re.compile(r"^L(\d+):D(\d+)$")
+_NEURON = re.compile(r"^L(\d+):N(\d+)$")
+_DIRECTION = re.compile(r"^direction:(.+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One feature to intervene on."""
+
+    feature_id: str
+    """The feature's id in the records and reports."""
+    hookpoint: str
+    """Where it lives (TransformerLens name)."""
+    direction: np.ndarray
+    """Unit vector [width] at the hookpoint."""
+    kind: str
+    """dim, neuron or direction."""
+    index: int | None = None
+    """Basis index for dims and neurons."""
+
+    def __post_init__(self) -> None:
+        norm = float(np.linalg.norm(self.direction))
+        if not np.isfinite(norm) or abs(norm - 1.0) > 1e-4:
+            raise ValidationError(f"target {self.feature_id}: direction must be a unit vector, has norm {norm}")
+
+
+def parse_target(feature_id: str, width_of: dict[str, int], directions: dict[str, tuple[str, np.ndarray]] | None = None) -> Target:
+    """Turn a feature id into a Target.
+
+    Args:
+        feature_id: ``L{layer}:D{dim}`` (residual dimension at blocks.L.hook_resid_post),
+            ``L{layer}:N{i}`` (MLP neuron at blocks.L.mlp.hook_post) or ``direction:NAME``.
+        width_of: activation width per hookpoint (to size basis vectors).
+        directions: learned directions by feature id -> (hookpoint, vector).
+    """
+    if (m := _DIM.match(feature_id)) is not None:
+        hook, index = f"blocks.{m.group(1)}.hook_resid_post", int(m.group(2))
+        kind = "dim"
+    elif (m := _NEURON.match(feature_id)) is not None:
+        hook, index = f"blocks.{m.group(1)}.mlp.hook_post", int(m.group(2))
+        kind = "neuron"
+    elif _DIRECTION.match(feature_id) is not None:
+        if not directions or feature_id not in directions:
+            raise ValidationError(
+                f"{feature_id}: no vector for this direction",
+                hint="directions come with the inspect run that found them (directions.npz in its output)",
+            )
+        hook, vector = directions[feature_id]
+        vector = np.asarray(vector, dtype=np.float64)
+        return Target(feature_id, hook, vector / np.linalg.norm(vector), "direction")
+    else:
+        raise ValidationError(
+            f"cannot intervene on {feature_id!r}",
+            hint="use L{layer}:D{dim} (residual dimension), L{layer}:N{i} (MLP neuron) or direction:NAME",
+        )
+    width = width_of.get(hook)
+    if width is None:
+        raise ValidationError(f"{feature_id}: hookpoint {hook} does not exist in this model")
+    if index >= width:
+        raise ValidationError(f"{feature_id}: index {index} is out of range for {hook} (width {width})")
+    u = np.zeros(width)
+    u[index] = 1.0
+    return Target(feature_id, hook, u, kind, index)

@@ -1,0 +1,1 @@
+"""Models: loading (embedded default, local folder, hub id), hookpoints, hooks and activation harvesting."""
