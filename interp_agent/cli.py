@@ -133,7 +133,7 @@ def cmd_intervene(args: argparse.Namespace) -> int:
     try:
         strengths = tuple(float(x) for x in args.strengths.split(","))
     except ValueError:
-        raise ValidationError(f"--strengths must be numbers separated by commas, got {args.strengths!r}; e.g. 2,4,8") from None
+        raise ValidationError(f"--strengths must be numbers separated by commas, got {args.strengths!r}; e.g. --strengths=-1,1") from None
     progress = _TerminalProgress()
     try:
         result = intervene(
@@ -144,7 +144,7 @@ def cmd_intervene(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     rows = [f"{f['feature_id']:<44} {f['verdict']:<12} effect {f['effect']['mean']:+.4f} "
-            f"CI {f['effect']['ci95']}  controls {f['control_effect']['mean']:+.4f}  KL {f['side_effect']['kl_on_negatives']:.4f}"
+            f"CI {f['effect']['ci95']}  controls {f['control_effect']['mean']:+.4f}  KL {f['side_effect']['kl_on_other_class']:.4f}"
             for f in result.summary["features"]]
     scorer = result.summary["scorer"]
     text = "\n".join([f"scorer: {scorer['kind']} held-out AUROC {scorer['auroc']:.3f}", *rows,
@@ -186,7 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     progress = _TerminalProgress()
     try:
-        summary = run_demo(Path(args.out), progress=progress)
+        summary = run_demo(Path(args.out), progress=progress, synthetic=args.synthetic)
     finally:
         progress.close()
     _emit(args, summary, "\n".join(summary["lines"]))
@@ -341,8 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature", action="append", default=None, metavar="ID", help="feature id to intervene on (repeatable)")
     p.add_argument("--top-k", type=int, default=3, help="top features of --report to test (default 3)")
     p.add_argument("--mode", choices=["ablate", "mean_ablate", "clamp", "steer", "patch"], default="steer")
-    p.add_argument("--strengths", default="2,4,8", help="steer/clamp strengths in units of the feature's std, chosen "
-                                                        "on calibration prompts (default 2,4,8)")
+    p.add_argument("--strengths", default="-1,-0.5,0.5,1",
+                   help="steer/clamp strengths in units of the feature's scale (a direction's own norm, else its std; "
+                        "negative removes it), chosen on calibration prompts within a KL budget; write "
+                        "--strengths=-1,1 when the first is negative (default -1,-0.5,0.5,1)")
     p.add_argument("--targets", nargs="*", default=None, help="target next tokens of the behaviour score "
                                                               "(default: the pack's, else inferred on calibration)")
     p.add_argument("--out", required=True, help="output folder")
@@ -369,8 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("demo", help="the main job end to end on built-in synthetic inputs; writes reports")
+    p = sub.add_parser("demo", help="the main job end to end on the embedded SmolLM2-135M: inspect, intervene with "
+                                    "controls, report (--synthetic: two toy models, no model)")
     p.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
+    p.add_argument("--synthetic", action="store_true", help="the toy demo: planted features, no model, seconds")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(func=cmd_demo)
 

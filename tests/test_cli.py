@@ -140,7 +140,7 @@ def test_doctor_reports_extras_and_loads_the_encoder(capsys) -> None:
 
 
 def test_demo_writes_reports_and_matches(tmp_path: Path, capsys) -> None:
-    code, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--json")
+    code, out, _ = run(capsys, "demo", "--synthetic", "--out", str(tmp_path), "--json")
     assert code == 0
     summary = json.loads(out)
     assert summary["synthetic"] is True

@@ -1,25 +1,69 @@
-"""``demo``: the main job end to end on built-in synthetic inputs.
+"""``demo``: the main job end to end.
 
-Two toy models share planted concepts under different feature ids. The demo inspects
-both (with synthetic intervention evidence and controls), matches their features, and
-writes readable reports. Every artifact is labelled synthetic: no model is measured.
+Real (default): on the embedded SmolLM2-135M-Instruct and the built-in
+``measurement_unit`` criterion, inspect the residual stream at three depths, intervene on
+the top features and the contrast direction with controls, then rank again with that
+causal evidence and write a report a person can read.
+
+Synthetic (``synthetic=True``): two toy models with planted features are inspected and
+matched; every artifact says it is synthetic.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from interp_agent.core.inspection import inspect
 from interp_agent.core.matching import match_reports, write_matches
+from interp_agent.core.ranking import RankingConfig
 from interp_agent.core.ranking.rank import Progress
 
 DEMO_CRITERION = "the next token should be a physical measurement unit"
+DEMO_PACK = "measurement_unit"
+DEMO_MODEL = "smollm2-135m"
 
 
-def run_demo(out: Path, *, progress: Progress | None = None) -> dict[str, Any]:
+def run_demo(out: Path, *, progress: Progress | None = None, synthetic: bool = False) -> dict[str, Any]:
     """Run the demo into ``out``; returns paths and a short text summary."""
-    out = Path(out)
+    return _synthetic(Path(out), progress) if synthetic else _real(Path(out), progress)
+
+
+def _real(out: Path, progress: Progress | None) -> dict[str, Any]:
+    from interp_agent.core.live import intervene
+
+    start = time.perf_counter()
+    config = RankingConfig(top_k=20)
+    first = inspect(DEMO_MODEL, "", backend="hf", pack=DEMO_PACK, out=out / "1-inspect", config=config, progress=progress)
+    inter = intervene(DEMO_MODEL, None, pack=DEMO_PACK, report=first.paths["json"], top_k=3, mode="steer",
+                      out=out / "2-intervene", progress=progress)
+    final = inspect(DEMO_MODEL, first.report["criterion"], backend="records", records=first.paths["records"],
+                    interventions=inter.paths["interventions"], out=out / "3-report", config=config, progress=progress)
+    lines = [
+        f"interp-agent demo: {DEMO_MODEL} (embedded SmolLM2-135M-Instruct), criterion: {first.report['criterion']!r}",
+        f"1. inspect: {first.report['summary']['n_features_tested']} features at {', '.join(first.report['live']['hookpoints'])}; "
+        f"{first.report['summary']['n_held_out_supported']} of the top {len(first.report['features'])} confirmed on held-out prompts",
+        f"2. intervene (steer, with random-direction and matched-feature controls; scorer held-out AUROC "
+        f"{inter.summary['scorer']['auroc']:.2f}):",
+    ]
+    for f in inter.summary["features"]:
+        ci = f["effect"]["ci95"]
+        lines.append(f"   {f['feature_id']:<44} {f['verdict']:<11} effect {f['effect']['mean']:+.4f} "
+                     f"[{ci[0]:+.4f}, {ci[1]:+.4f}] vs controls {f['control_effect']['mean']:+.4f}")
+    top = final.report["features"][0]
+    lines.append(f"3. ranked with causal evidence: top {top['feature_id']} ({top.get('label') or 'no label'})")
+    lines.append(f"report: {final.paths['html']}  ({time.perf_counter() - start:.0f} s)")
+    return {
+        "synthetic": False,
+        "reports": {"inspect": str(first.paths["html"]), "final": str(final.paths["html"])},
+        "interventions": {k: str(v) for k, v in inter.paths.items()},
+        "verdicts": {f["feature_id"]: f["verdict"] for f in inter.summary["features"]},
+        "lines": lines,
+    }
+
+
+def _synthetic(out: Path, progress: Progress | None) -> dict[str, Any]:
     reports = {}
     for name in ("toy/model-a", "toy/model-b"):
         folder = out / name.split("/")[-1]

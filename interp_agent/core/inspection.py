@@ -139,6 +139,10 @@ def inspect(
             body = rank_records(source, config, evidence=evidence, feature_info=feature_info, progress=progress)
         finally:
             source.close()
+        if live is not None:
+            from interp_agent.core.live import add_token_highlights
+
+            add_token_highlights(live, body["features"])
 
     warnings = list(body["warnings"]) + (evidence.warnings if evidence else [])
     seen = body.pop("models_seen", [])

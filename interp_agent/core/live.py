@@ -41,6 +41,13 @@ def feature_prefix(hookpoint: str) -> tuple[int, str]:
     return layer, f"L{layer}:{prefix}"
 
 
+def split_prompts(criterion: str, prompts: Sequence[ScoredPrompt], *, held_out_fraction: float, salt: str) -> tuple[list[ScoredPrompt], list[ScoredPrompt]]:
+    """Calibration and held-out prompts, by the same hash split ranking uses."""
+    from interp_agent.core.criteria import CriterionSet, split
+
+    return split(CriterionSet(criterion=criterion, prompts=tuple(prompts), source="file"), held_out_fraction, salt)
+
+
 def load_criterion_set(criterion: str | None, dataset: str | Path | None, pack: str | None) -> tuple[str, list[ScoredPrompt], list[str] | None]:
     """The criterion text, its scored prompts and any target tokens, from a file or a built-in pack."""
     from interp_agent.core.criteria import from_file, load_pack
@@ -70,11 +77,10 @@ def harvest_for_inspection(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Harvest activations of the criterion's prompts; write records and contrast directions into ``out``."""
-    from interp_agent.core.criteria import split_prompts
     from interp_agent.core.models import default_hookpoints, harvest, load_model
 
     criterion, prompts, targets = load_criterion_set(criterion, dataset, pack)
-    train, held = split_prompts(prompts, held_out_fraction=held_out_fraction, salt=split_salt)
+    train, held = split_prompts(criterion, prompts, held_out_fraction=held_out_fraction, salt=split_salt)
     train_ids = {p.prompt_id for p in train}
     loaded = load_model(model)
     hooks = list(hookpoints) if hookpoints else default_hookpoints(loaded.model)
@@ -125,9 +131,39 @@ def harvest_for_inspection(
                                                             "key": k.replace("/", "_")} for k, v in directions.items()},
                                          "split": {"calibration": len(train), "held_out": len(held)}})
     return {"records": records, "criterion": criterion, "hookpoints": hooks, "pooling": pooling, "targets": targets,
+            "loaded": loaded, "directions": {k: (direction_hooks[k], v) for k, v in directions.items()},
             "model_info": {"name": loaded.name, "family": loaded.family, "n_layers": loaded.n_layers,
                            "d_model": loaded.d_model, "source": loaded.source, "device": str(loaded.device),
                            "dtype": str(loaded.dtype)}}
+
+
+def add_token_highlights(live: dict[str, Any], features: list[dict[str, Any]], *, n_features: int = 10) -> None:
+    """Attach per-token activations (``examples[i].tokens``) to the top features' examples, in place."""
+    from interp_agent.core.models import harvest
+
+    loaded = live["loaded"]
+    width = {h: None for h in live["hookpoints"]}
+    for feature in features[:n_features]:
+        fid = feature["feature_id"]
+        if fid in live["directions"]:
+            hook, vector = live["directions"][fid]
+            u = vector / (np.linalg.norm(vector) or 1.0)
+        else:
+            m = re.match(r"^L(\d+):([DN])(\d+)$", fid)
+            if m is None:
+                continue
+            hook = f"blocks.{m.group(1)}.{'hook_resid_post' if m.group(2) == 'D' else 'mlp.hook_post'}"
+            if hook not in width:
+                continue
+            u = int(m.group(3))
+        examples = [e for e in feature.get("examples") or [] if e.get("text")]
+        if not examples:
+            continue
+        got = harvest(loaded, [e["text"] for e in examples], [hook], pooling="token")[hook]
+        values = got.acts[:, u] if isinstance(u, int) else got.acts @ u
+        for i, example in enumerate(examples):
+            rows = np.nonzero(got.row_prompt == i)[0]
+            example["tokens"] = [[got.tokens[r], float(values[r])] for r in rows]
 
 
 def load_directions(folder: Path) -> dict[str, tuple[str, np.ndarray]]:
@@ -163,7 +199,7 @@ def intervene(
     features: Sequence[str] | None = None,
     top_k: int = 3,
     mode: str = "steer",
-    strengths: Sequence[float] = (2.0, 4.0, 8.0),
+    strengths: Sequence[float] = (-1.0, -0.5, 0.5, 1.0),
     targets: Sequence[str] | None = None,
     held_out_fraction: float = 0.3,
     split_salt: str = "interp-agent",
@@ -179,13 +215,13 @@ def intervene(
     """
     import json
 
-    from interp_agent.core.criteria import TargetTokenScorer, split_prompts
+    from interp_agent.core.criteria import TargetTokenScorer
     from interp_agent.core.interventions import InterveneConfig, parse_target, run_interventions
     from interp_agent.core.models import load_model, resolve_hookpoint
 
     out = Path(out)
     criterion, prompts, pack_targets = load_criterion_set(criterion, dataset, pack)
-    calibration, held = split_prompts(prompts, held_out_fraction=held_out_fraction, salt=split_salt)
+    calibration, held = split_prompts(criterion, prompts, held_out_fraction=held_out_fraction, salt=split_salt)
     expected: dict[str, int] = {}
     directions: dict[str, tuple[str, np.ndarray]] = {}
     chosen: list[str] = list(features or [])
@@ -236,10 +272,12 @@ def intervene(
                      "split_salt": split_salt, "n_calibration": len(calibration), "n_held_out": len(held)},
         "scorer": scorer_report.to_json(),
         "features": run.features,
-        "method": ("strength chosen on calibration prompts (effect in the expected direction minus KL on negatives); "
-                   "effects measured on held-out positive prompts with Student-t 95% intervals; controls: random "
-                   "directions of matched norm and random features of matched activation spread; side effects: KL "
-                   "of next-token distributions and score change on held-out negative prompts; verdict causal when "
+        "method": ("strength chosen on calibration prompts (largest effect in the expected direction whose KL on the "
+                   "other class stays within budget); effects measured on held-out prompts with Student-t 95% "
+                   "intervals: removals (ablation, negative steering) on positives, pushes toward the criterion on "
+                   "negatives; controls: random directions of matched norm and random features of matched activation "
+                   "spread; side effects: KL of next-token distributions and score change on the other class; "
+                   "verdict causal when "
                    "the interval excludes 0 and the effect exceeds every control, weak when one of the two holds, "
                    "contradicts when the interval excludes 0 on the wrong side, else no_effect"),
     }

@@ -236,7 +236,8 @@ def intervene_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         "features": [
             {"feature_id": f["feature_id"], "verdict": f["verdict"], "effect": f["effect"]["mean"],
              "ci95": f["effect"]["ci95"], "control_effect": f["control_effect"]["mean"],
-             "kl_on_negatives": f["side_effect"]["kl_on_negatives"], "strength": f["strength"]}
+             "kl_on_other_class": f["side_effect"]["kl_on_other_class"], "strength": f["strength"],
+             "measured_on": f["effect"]["measured_on"]}
             for f in summary["features"]
         ],
     }

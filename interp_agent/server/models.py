@@ -175,8 +175,8 @@ class InterveneInput(_JobStart):
     top_k: int = Field(3, ge=1, le=20, description="Top features of the report to test (its contrast direction is added)")
     mode: Literal["ablate", "mean_ablate", "clamp", "steer", "patch"] = Field("steer", description="What to do to each feature")
     strengths: list[float] = Field(
-        default_factory=lambda: [2.0, 4.0, 8.0], min_length=1, max_length=8,
-        description="steer/clamp strengths in units of the feature's std; the best is chosen on calibration prompts only",
+        default_factory=lambda: [-1.0, -0.5, 0.5, 1.0], min_length=1, max_length=8,
+        description="steer/clamp strengths in units of the feature's scale (a direction's own norm, else its std; negative removes it); the best within a KL budget is chosen on calibration prompts only",
     )
     targets: list[str] | None = Field(None, max_length=64, description="Target next tokens of the behaviour score (default: the pack's, else inferred)")
 

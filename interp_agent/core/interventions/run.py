@@ -4,15 +4,19 @@ For each target feature:
 
 1. Calibration statistics: the mean and spread (std) of its projection over calibration
    tokens (the first position excluded) set the scale of every edit.
-2. Strength: for steer and clamp, each strength (in units of that std) is tried on
-   calibration positives; the one with the largest effect in the expected direction,
-   less the KL divergence it causes on calibration negatives, is kept. Held-out prompts
-   never influence this choice.
-3. Evidence, on held-out prompts only: the behaviour score of each positive prompt with
-   and without the edit (its change is the effect, with a Student-t interval), the KL
-   divergence of next-token distributions and the score change on negative prompts (side
-   effects), and the same edit along generated controls: random directions of matched
-   norm and random features of matched activation spread.
+2. Strength: for steer and clamp, each strength (in units of the feature's scale: a
+   learned direction's own norm, else that std; negative steering removes the feature)
+   is tried on calibration positives; the one with the largest effect in the expected
+   direction whose KL divergence on calibration negatives stays within a budget is kept.
+   Held-out prompts never influence this choice.
+3. Evidence, on held-out prompts only: the behaviour score of each prompt with and
+   without the edit (its change is the effect, with a Student-t interval). A removal
+   (ablation, negative steering) is measured on held-out positives, where the criterion
+   holds; an edit toward the criterion (positive steering, clamping up) on held-out
+   negatives, where it does not hold yet and can rise (on positives it would mostly hit
+   the ceiling). The other class gives the side effects: the KL divergence of next-token
+   distributions and its score change. The same edit runs along generated controls:
+   random directions of matched norm and random features of matched activation spread.
 4. A verdict: causal, weak, no_effect or contradicts (the association).
 """
 
@@ -49,16 +53,17 @@ class InterveneConfig:
 
     mode: str = "steer"
     """ablate, mean_ablate, clamp, steer or patch."""
-    strengths: tuple[float, ...] = (2.0, 4.0, 8.0)
-    """Steer: added amount; clamp: level above the mean; both in units of the feature's calibration std."""
+    strengths: tuple[float, ...] = (-1.0, -0.5, 0.5, 1.0)
+    """Steer: amount added along the feature (negative: removed); clamp: level above the mean. In units of
+    the feature's scale: a learned direction's own norm, else the feature's calibration std."""
     n_random_directions: int = 3
     """Random-direction controls (matched norm) per target."""
     n_matched_features: int = 2
     """Random-feature controls (matched activation spread) per target."""
     batch_size: int = 16
     """Prompts per forward pass."""
-    side_effect_weight: float = 1.0
-    """Weight of the calibration KL when choosing a strength."""
+    kl_budget: float = 0.5
+    """Largest mean KL (nats) on calibration negatives a chosen strength may cause."""
     seed: int = 0
     """Seed of the controls."""
 
@@ -165,58 +170,70 @@ def run_interventions(
     stats: dict[str, np.ndarray] = {}  # hookpoint -> token activations on calibration prompts [rows, width]
     for hook in sorted({t.hookpoint for t in targets}):
         stats[hook] = harvest(loaded, cal_texts, [hook], batch_size=cfg.batch_size, pooling="token")[hook].acts.astype(np.float64)
-    ho_pos_texts = [p.text for p in ho_pos]
-    ho_neg_texts = [p.text for p in ho_neg]
-    base_ho = ev.scores(ho_pos_texts)
-    base_ho_neg = ev.scores(ho_neg_texts)
-    base_lp_neg = ev.logprobs(ho_neg_texts)
     for i, target in enumerate(targets):
         if progress:
             progress(f"intervening on {target.feature_id}", i, len(targets))
         sign = (expected_sign or {}).get(target.feature_id, 1)
         acts = stats[target.hookpoint]
         proj = acts @ target.direction
-        mean, std = float(proj.mean()), float(proj.std()) or 1.0
-        value, sweep = _choose_value(ev, cfg, target, mean, std, sign, cal_pos, cal_neg, calibration)
-        u = torch.tensor(target.direction, dtype=torch.float32)
-        fn = edit_fn(cfg.mode, u, value)
-        edited = ev.scores(ho_pos_texts, target.hookpoint, fn)
-        kl = _kl(base_lp_neg, ev.logprobs(ho_neg_texts, target.hookpoint, fn))
-        neg_change = float(np.mean(ev.scores(ho_neg_texts, target.hookpoint, fn) - base_ho_neg))
+        mean = float(proj.mean())
+        std = float(target.scale) if target.scale else (float(proj.std()) or 1.0)
+        value, sweep = _choose_value(ev, cfg, target, mean, std, sign, cal_pos, cal_neg)
+        toward = pushes_toward(cfg.mode, value, mean, sign)
+        # an edit toward the criterion is measured where it does not hold yet, a removal where it holds;
+        # the other class shows the side effects
+        target_set, other_set = (ho_neg, ho_pos) if toward else (ho_pos, ho_neg)
+        texts, other_texts = [p.text for p in target_set], [p.text for p in other_set]
+        base, base_other, base_lp_other = ev.scores(texts), ev.scores(other_texts), ev.logprobs(other_texts)
+        fn = edit_fn(cfg.mode, torch.tensor(target.direction, dtype=torch.float32), value)
+        name = record_name(cfg.mode, value)
+        edited = ev.scores(texts, target.hookpoint, fn)
+        kl = _kl(base_lp_other, ev.logprobs(other_texts, target.hookpoint, fn))
+        other_change = float(np.mean(ev.scores(other_texts, target.hookpoint, fn) - base_other))
+        measured_on = "held_out_negatives" if toward else "held_out_positives"
         meta = {"mode": cfg.mode, "hookpoint": target.hookpoint, "value": value, "strength": sweep.get("chosen"),
-                "split": "held_out", "kl_on_negatives": float(kl.mean()), "negative_score_change": neg_change}
-        for p, b, s in zip(ho_pos, base_ho, edited):
+                "split": "held_out", "measured_on": measured_on, "kl_on_other_class": float(kl.mean()),
+                "other_class_score_change": other_change}
+        for p, b, e in zip(target_set, base, edited):
             run.records.append(InterventionRecord(
-                feature_id=target.feature_id, intervention=RECORD_NAME[cfg.mode], baseline_score=float(b),
-                intervention_score=float(s), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
+                feature_id=target.feature_id, intervention=name, baseline_score=float(b),
+                intervention_score=float(e), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
                 side_effect_score=float(kl.mean()), metadata=dict(meta),
             ))
-        controls = _controls(rng, cfg, target, acts, value, mean, std)
         control_effects: dict[str, list[float]] = {}
-        for control_type, control_id, cu, cvalue in controls:
+        for control_type, control_id, cu, cvalue in _controls(rng, cfg, target, acts, value, mean, std):
             cfn = edit_fn(cfg.mode, torch.tensor(cu, dtype=torch.float32), cvalue)
-            cscores = ev.scores(ho_pos_texts, target.hookpoint, cfn)
-            ckl = float(_kl(base_lp_neg, ev.logprobs(ho_neg_texts, target.hookpoint, cfn)).mean())
-            for p, b, s in zip(ho_pos, base_ho, cscores):
+            cname = record_name(cfg.mode, cvalue)
+            cscores = ev.scores(texts, target.hookpoint, cfn)
+            ckl = float(_kl(base_lp_other, ev.logprobs(other_texts, target.hookpoint, cfn)).mean())
+            for p, b, e in zip(target_set, base, cscores):
                 run.records.append(InterventionRecord(
-                    feature_id=control_id, intervention=RECORD_NAME[cfg.mode], baseline_score=float(b),
-                    intervention_score=float(s), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
+                    feature_id=control_id, intervention=cname, baseline_score=float(b),
+                    intervention_score=float(e), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
                     side_effect_score=ckl,
                     metadata={"control_type": control_type, "control_for": target.feature_id, "mode": cfg.mode,
-                              "hookpoint": target.hookpoint, "value": cvalue, "split": "held_out"},
+                              "hookpoint": target.hookpoint, "value": cvalue, "split": "held_out",
+                              "measured_on": measured_on},
                 ))
-            control_effects.setdefault(control_type, []).append(
-                float(np.mean(effect_sign(RECORD_NAME[cfg.mode]) * (cscores - base_ho)))
-            )
-        run.features.append(_summary(target, cfg, sign, base_ho, edited, kl, neg_change, value, sweep, control_effects))
+            control_effects.setdefault(control_type, []).append(float(np.mean(effect_sign(cname) * (cscores - base))))
+        run.features.append(_summary(target, cfg, name, sign, base, edited, kl, other_change, value, sweep,
+                                     control_effects, measured_on))
     if progress:
         progress("interventions done", len(targets), len(targets))
     return run
 
 
+def pushes_toward(mode: str, value: float, mean: float, sign: int) -> bool:
+    """Whether the edit moves the feature in the direction that promotes the criterion."""
+    if mode in ("ablate", "mean_ablate"):
+        return False
+    level = value if mode == "steer" else value - mean
+    return sign * level > 0
+
+
 def _choose_value(
     ev: _Evaluator, cfg: InterveneConfig, target: Target, mean: float, std: float, sign: int,
-    cal_pos: list[ScoredPrompt], cal_neg: list[ScoredPrompt], calibration: Sequence[ScoredPrompt],
+    cal_pos: list[ScoredPrompt], cal_neg: list[ScoredPrompt],
 ) -> tuple[float, dict[str, Any]]:
     """The edit's value, chosen on calibration prompts only."""
     if cfg.mode == "ablate":
@@ -231,19 +248,29 @@ def _choose_value(
         best = int(np.argmax(values * sign))
         return float(values[best]), {"chosen": None, "source_prompt": cal_pos[best].prompt_id}
     u = torch.tensor(target.direction, dtype=torch.float32)
-    pos_texts, neg_texts = [p.text for p in cal_pos], [p.text for p in cal_neg]
-    base_pos = ev.scores(pos_texts)
-    base_lp = ev.logprobs(neg_texts)
     rows = []
     for strength in cfg.strengths:
         value = sign * strength * std if cfg.mode == "steer" else mean + sign * strength * std
+        toward = pushes_toward(cfg.mode, value, mean, sign)
+        on, other = ([p.text for p in cal_neg], [p.text for p in cal_pos]) if toward else (
+            [p.text for p in cal_pos], [p.text for p in cal_neg])
         fn = edit_fn(cfg.mode, u, value)
-        effect = float(np.mean(ev.scores(pos_texts, target.hookpoint, fn) - base_pos))
-        kl = float(_kl(base_lp, ev.logprobs(neg_texts, target.hookpoint, fn)).mean())
-        rows.append({"strength": strength, "value": value, "calibration_effect": effect, "calibration_kl": kl,
-                     "objective": sign * effect - cfg.side_effect_weight * kl})
-    best = max(rows, key=lambda r: r["objective"])
-    return best["value"], {"chosen": best["strength"], "sweep": rows}
+        change = ev.scores(on, target.hookpoint, fn) - ev.scores(on)
+        signed = float(np.mean(effect_sign(record_name(cfg.mode, value)) * change))
+        kl = float(_kl(ev.logprobs(other), ev.logprobs(other, target.hookpoint, fn)).mean())
+        rows.append({"strength": strength, "value": value, "calibration_signed_effect": signed, "calibration_kl": kl,
+                     "within_kl_budget": kl <= cfg.kl_budget})
+    allowed = [r for r in rows if r["within_kl_budget"]] or [min(rows, key=lambda r: r["calibration_kl"])]
+    best = max(allowed, key=lambda r: sign * r["calibration_signed_effect"])
+    return best["value"], {"chosen": best["strength"], "rule": f"largest effect in the expected direction with "
+                           f"calibration KL <= {cfg.kl_budget} nats", "sweep": rows}
+
+
+def record_name(mode: str, value: float) -> str:
+    """The record's intervention name; steering with a negative amount removes the feature ('suppress')."""
+    if mode == "steer" and value < 0:
+        return "suppress"
+    return RECORD_NAME[mode]
 
 
 def _controls(
@@ -273,10 +300,10 @@ def _controls(
 
 
 def _summary(
-    target: Target, cfg: InterveneConfig, sign: int, base: np.ndarray, edited: np.ndarray, kl: np.ndarray,
-    neg_change: float, value: float, sweep: dict[str, Any], control_effects: dict[str, list[float]],
+    target: Target, cfg: InterveneConfig, name: str, sign: int, base: np.ndarray, edited: np.ndarray, kl: np.ndarray,
+    other_change: float, value: float, sweep: dict[str, Any], control_effects: dict[str, list[float]], measured_on: str,
 ) -> dict[str, Any]:
-    signed = effect_sign(RECORD_NAME[cfg.mode]) * (edited - base)  # > 0: the feature promotes the criterion
+    signed = effect_sign(name) * (edited - base)  # > 0: the feature promotes the criterion
     mean = float(signed.mean())
     ci = t_interval(mean, float(signed.std(ddof=1)) if len(signed) > 1 else 0.0, len(signed))
     all_controls = [e for effects in control_effects.values() for e in effects]
@@ -296,16 +323,16 @@ def _summary(
         "feature_id": target.feature_id,
         "hookpoint": target.hookpoint,
         "mode": cfg.mode,
-        "intervention": RECORD_NAME[cfg.mode],
+        "intervention": name,
         "value": value,
         "strength": sweep.get("chosen"),
         "calibration": sweep,
         "expected_direction": "promotes" if sign > 0 else "suppresses",
         "effect": {"provenance": "interventional", "mean": mean, "ci95": list(ci) if ci else None, "n": len(signed),
-                   "mean_score_change": float((edited - base).mean())},
+                   "mean_score_change": float((edited - base).mean()), "measured_on": measured_on},
         "control_effect": {"provenance": "interventional", "mean": control_mean, "max_abs": control_bound,
                            "by_type": {k: float(np.mean(v)) for k, v in control_effects.items()}},
-        "side_effect": {"provenance": "interventional", "kl_on_negatives": float(kl.mean()),
-                        "negative_score_change": neg_change},
+        "side_effect": {"provenance": "interventional", "kl_on_other_class": float(kl.mean()),
+                        "other_class_score_change": other_change},
         "verdict": verdict,
     }

@@ -28,6 +28,8 @@ class Target:
     """dim, neuron or direction."""
     index: int | None = None
     """Basis index for dims and neurons."""
+    scale: float | None = None
+    """Natural size of the feature (a learned direction's own norm); None: its calibration std."""
 
     def __post_init__(self) -> None:
         norm = float(np.linalg.norm(self.direction))
@@ -58,7 +60,8 @@ def parse_target(feature_id: str, width_of: dict[str, int], directions: dict[str
             )
         hook, vector = directions[feature_id]
         vector = np.asarray(vector, dtype=np.float64)
-        return Target(feature_id, hook, vector / np.linalg.norm(vector), "direction")
+        norm = float(np.linalg.norm(vector))
+        return Target(feature_id, hook, vector / norm, "direction", scale=norm)
     else:
         raise ValidationError(
             f"cannot intervene on {feature_id!r}",

@@ -79,7 +79,7 @@ class LoadedModel:
     d_model: int
     """Width of the residual stream."""
     device: str
-    """``cpu`` or ``cuda`` (with index when not 0)."""
+    """Torch device of the parameters, e.g. ``cpu`` or ``cuda:0``."""
     dtype: DType
     """Parameter dtype."""
     source: Source
@@ -274,16 +274,20 @@ def _from_hub(name: str, torch_dtype: torch.dtype) -> tuple[nn.Module, Any]:
 
 
 def embedded_cache_is_valid(folder: Path | None = None) -> bool:
-    """Whether the embedded model's cache is complete and made from the installed GGUF file."""
+    """Whether the embedded model's cache is complete and made from the installed GGUF file (if any)."""
     folder = folder or embedded_cache_dir()
     try:
         marker = json.loads((folder / MARKER_FILE).read_text())
-        gguf = embedded_gguf_path()
-    except (OSError, ValueError, ModelUnavailableError):
+    except (OSError, ValueError):
         return False
+    try:
+        gguf_size: int | None = embedded_gguf_path().stat().st_size
+    except (OSError, ModelUnavailableError):
+        gguf_size = None  # a complete cache stays usable without the package
     return (
-        marker.get("format") == _CACHE_FORMAT
-        and marker.get("gguf_size") == gguf.stat().st_size
+        isinstance(marker, dict)
+        and marker.get("format") == _CACHE_FORMAT
+        and (gguf_size is None or marker.get("gguf_size") == gguf_size)
         and (folder / REFERENCE_FILE).is_file()
         and (folder / "config.json").is_file()
     )
@@ -415,3 +419,53 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+# --- tiny random models (tests, demos of the plumbing; their numbers mean nothing) ----
+
+
+def tiny_tokenizer(vocab_size: int = 100) -> Any:
+    """A character-level fast tokenizer over printable ASCII, with ``[UNK]`` and ``[EOS]``; no BOS.
+
+    Raises:
+        ValidationError: ``vocab_size`` is below the 97 ids it needs.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = [chr(c) for c in range(32, 127)]
+    vocab = {"[UNK]": 0, "[EOS]": 1} | {ch: i + 2 for i, ch in enumerate(chars)}
+    if vocab_size < len(vocab):
+        raise ValidationError(f"vocab_size must be at least {len(vocab)} for the character tokenizer, got {vocab_size}")
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]")
+
+
+def tiny_model(
+    family: Family = "llama", *, n_layers: int = 2, d_model: int = 32, vocab_size: int = 100, seed: int = 0
+) -> LoadedModel:
+    """A randomly initialised Llama or GPT-2 model with a character tokenizer, built in-process.
+
+    For tests and plumbing checks only: its activations are synthetic.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    if family == "llama":
+        config = LlamaConfig(
+            vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model, num_hidden_layers=n_layers,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+            bos_token_id=None, eos_token_id=1, pad_token_id=1,
+        )
+        model: nn.Module = LlamaForCausalLM(config)
+    elif family == "gpt2":
+        config = GPT2Config(
+            vocab_size=vocab_size, n_embd=d_model, n_layer=n_layers, n_head=4, n_positions=512,
+            bos_token_id=1, eos_token_id=1, pad_token_id=1,
+        )
+        model = GPT2LMHeadModel(config)
+    else:
+        raise ValidationError(f"unknown family {family!r}", hint="use 'llama' or 'gpt2'")
+    return wrap_model(model, tiny_tokenizer(vocab_size), name=f"tiny-{family}", source="in_memory")

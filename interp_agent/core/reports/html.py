@@ -63,7 +63,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .examples{list-style:none;padding:0;margin:12px 0 0}
 .examples li{border:1px solid var(--line);border-radius:6px;padding:6px 10px;margin:0 0 6px}
 .ex-act{display:inline-block;min-width:60px;font-weight:600;font-variant-numeric:tabular-nums}
-.ex-text{white-space:pre-wrap;word-break:break-word}.ex-meta{display:block;color:var(--muted);font-size:12px}
+.ex-text{white-space:pre-wrap;word-break:break-word}.tok{border-radius:2px}.ex-meta{display:block;color:var(--muted);font-size:12px}
 .histogram{max-width:100%;height:auto}
 .back{font-size:12px}footer{margin-top:40px;color:var(--muted);font-size:12px}
 dl.method dt{font-weight:600;margin-top:8px}dl.method dd{margin:2px 0 0 0;white-space:pre-wrap}
@@ -301,12 +301,28 @@ def _examples(feature: dict) -> str:
         meta = [f"prompt {_e(e.get('prompt_id'))}", f"score {_e(fmt_num(e.get('criterion_score')))}"]
         if e.get("token") is not None or e.get("token_index") is not None:
             meta.append(f"token <code>{_e(e.get('token'))}</code> at {_e(fmt_num(e.get('token_index')))}")
+        text = _token_highlights(e.get("tokens")) or _e(e.get("text"))
         items.append(
             f'<li style="background:linear-gradient(90deg,rgba(12,133,153,.18) {pct:.1f}%,transparent {pct:.1f}%)">'
-            f'<span class="ex-act">{_e(fmt_num(act))}</span><span class="ex-text">{_e(e.get("text"))}</span>'
+            f'<span class="ex-act">{_e(fmt_num(act))}</span><span class="ex-text">{text}</span>'
             f'<span class="ex-meta">{" · ".join(meta)}</span></li>'
         )
     return f'<ol class="examples">{"".join(items)}</ol>'
+
+
+def _token_highlights(tokens: Any) -> str | None:
+    """Each token shaded by its activation (orange up, blue down) relative to the example's largest |activation|."""
+    if not isinstance(tokens, list) or not tokens:
+        return None
+    pairs = [(str(t[0]), float(t[1])) for t in tokens if isinstance(t, (list, tuple)) and len(t) == 2
+             and isinstance(t[1], (int, float)) and math.isfinite(t[1])]
+    top = max((abs(a) for _, a in pairs), default=0.0) or 1.0
+    spans = []
+    for tok, act in pairs:
+        alpha = min(abs(act) / top, 1.0) * 0.75
+        colour = f"rgba(232,89,12,{alpha:.2f})" if act >= 0 else f"rgba(24,100,171,{alpha:.2f})"
+        spans.append(f'<span class="tok" style="background:{colour}" title="{_e(fmt_num(act))}">{_e(tok)}</span>')
+    return "".join(spans)
 
 
 def _feature_card(feature: dict, position: int) -> str:

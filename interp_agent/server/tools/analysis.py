@@ -166,9 +166,10 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "Test features causally on a live model (smollm2-135m embedded, or a local/hub model): ablate, "
             "mean_ablate, clamp, steer or patch each feature (a report's top features plus its contrast direction, "
             "or given ids) with generated controls (random directions of matched norm, random features of matched "
-            "spread). The strength is chosen on calibration prompts; the effect on the behaviour score (next-token "
-            "probability of target tokens) is measured on held-out positive prompts with a 95% interval, side "
-            "effects as KL on negative prompts. Starts a background job (about a minute on a CPU for 4 features). "
+            "spread). The strength is chosen on calibration prompts within a KL budget; the effect on the behaviour "
+            "score (next-token probability of target tokens) is measured on held-out prompts with a 95% interval "
+            "(removals on positives, pushes toward the criterion on negatives), side effects as KL on the other "
+            "class. Starts a background job (a few minutes on a CPU for 4 features). "
             "Next: feed interventions.jsonl back to inspect.",
             InterveneInput, InterveneOutput, intervene_tool, starts_job, "Intervene on features with controls",
         ),

@@ -1,0 +1,535 @@
+"""Behaviour scorers: measure a criterion on what a model does, with held-out evidence.
+
+Two scorers, one protocol: ``fit`` on calibration prompts (choose targets or weights and
+a decision threshold), ``evaluate`` on held-out prompts (AUROC and accuracy there), then
+``score`` new texts. A scorer whose held-out AUROC is below ``min_auroc`` (0.6 by
+default: near chance) refuses to score, so no intervention effect is ever measured with a
+ruler that cannot tell the criterion's classes apart.
+
+- :class:`TargetTokenScorer`: total next-token probability on a set of target tokens
+  after each text (criteria about the next token, e.g. "a measurement unit comes next").
+  Targets are given as strings or inferred from calibration prompts only.
+- :class:`TextClassifierScorer`: logistic regression on all-MiniLM-L6-v2 embeddings of
+  the text (criteria about a text's properties: language, code, sentiment); meant for
+  prompt + generated continuation.
+
+The model is any Hugging Face causal LM called as ``model(input_ids=…,
+attention_mask=…).logits``; torch is imported only when a model is scored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from interp_agent.core.artifacts import schema_version
+from interp_agent.core.criteria.packs import binary_labels, normalise_text
+from interp_agent.core.criteria.sets import CriterionSet, split
+from interp_agent.core.errors import EvidenceError, ValidationError
+from interp_agent.core.formats.prompts import ScoredPrompt
+
+if TYPE_CHECKING:
+    import torch
+
+    from interp_agent.core.matching.text import TextEncoder
+
+ScorerKind = Literal["target_token", "text_classifier"]
+ThresholdRule = Literal["best", "midpoint"]
+"""How the decision threshold is chosen on calibration scores: the threshold of best
+calibration accuracy (ties: the middle one), or the midpoint of the two class means."""
+
+MIN_AUROC = 0.6
+"""Held-out AUROC below which a scorer counts as near chance and refuses to score."""
+SCORER_REPORT_SCHEMA = schema_version("scorer_report")
+
+
+@dataclass(frozen=True, slots=True)
+class ScorerReport:
+    """How well a fitted scorer separates the criterion's classes on held-out prompts."""
+
+    kind: ScorerKind
+    """Which scorer: ``target_token`` or ``text_classifier``."""
+    auroc: float
+    """Held-out AUROC of the score against the labels (0.5 = chance)."""
+    accuracy: float
+    """Held-out accuracy at ``threshold``."""
+    threshold: float
+    """Decision threshold chosen on calibration prompts (score >= threshold means positive)."""
+    n_calibration: int
+    """Calibration prompts the scorer was fitted on."""
+    n_held_out: int
+    """Held-out prompts it was evaluated on."""
+    usable: bool
+    """Whether held-out AUROC reached ``min_auroc``; an unusable scorer refuses to score."""
+    targets: tuple[str, ...] | None
+    """Target tokens as decoded strings (target_token scorers), else None."""
+    min_auroc: float = MIN_AUROC
+    """The AUROC bar for ``usable``."""
+    calibration_auroc: float = float("nan")
+    """AUROC on the calibration prompts (optimistic; for comparison only)."""
+    notes: tuple[str, ...] = ()
+    """Caveats, e.g. target strings that are not single tokens."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON object (NaN becomes null)."""
+        out: dict[str, Any] = {"schema_version": SCORER_REPORT_SCHEMA}
+        for key, value in asdict(self).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[key] = value
+        out["evidence"] = "auroc and accuracy are measured on held-out prompts; threshold on calibration prompts"
+        return out
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half); nan when a class is missing."""
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def choose_threshold(scores: np.ndarray, labels: np.ndarray, rule: ThresholdRule = "best") -> float:
+    """Decision threshold on ``scores`` (score >= threshold means positive).
+
+    ``best``: among midpoints between consecutive distinct scores (and beyond both ends),
+    the one of highest accuracy; of equally good ones, the middle one. ``midpoint``: halfway
+    between the two class means.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    if rule == "midpoint":
+        return float((scores[labels].mean() + scores[~labels].mean()) / 2)
+    if rule != "best":
+        raise ValidationError(f"threshold_rule must be 'best' or 'midpoint', got {rule!r}")
+    values = np.unique(scores)
+    candidates = np.concatenate([[values[0] - 1.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]])
+    acc = ((scores[None, :] >= candidates[:, None]) == labels[None, :]).mean(axis=1)
+    best = np.flatnonzero(acc == acc.max())
+    return float(candidates[best[len(best) // 2]])
+
+
+class _CalibratedScorer:
+    """Shared fit/evaluate/refuse bookkeeping of the scorers."""
+
+    kind: ScorerKind
+
+    def __init__(self, min_auroc: float, threshold_rule: ThresholdRule) -> None:
+        if not 0.5 <= min_auroc <= 1.0:
+            raise ValidationError(f"min_auroc must be in [0.5, 1], got {min_auroc}", hint=f"{MIN_AUROC} is the default")
+        if threshold_rule not in ("best", "midpoint"):
+            raise ValidationError(f"threshold_rule must be 'best' or 'midpoint', got {threshold_rule!r}")
+        self.min_auroc = min_auroc
+        self.threshold_rule: ThresholdRule = threshold_rule
+        self.threshold: float | None = None
+        """Decision threshold chosen on calibration prompts (None until fitted)."""
+        self.report: ScorerReport | None = None
+        """Held-out evaluation (None until evaluated)."""
+        self._calibration_keys: set[str] = set()
+        self._calibration_auroc = float("nan")
+        self._n_calibration = 0
+
+    @staticmethod
+    def _labels(prompts: Sequence[ScoredPrompt], part: str) -> np.ndarray:
+        labels = binary_labels(prompts)
+        if labels.all() or not labels.any():
+            raise EvidenceError(
+                f"{part} prompts need both classes; got {int(labels.sum())} positive, {int((~labels).sum())} negative",
+                hint="use criteria.sets.split, which checks both parts",
+            )
+        return labels
+
+    def _calibrate(self, prompts: Sequence[ScoredPrompt], scores: np.ndarray, labels: np.ndarray) -> None:
+        self.threshold = choose_threshold(scores, labels, self.threshold_rule)
+        self._calibration_auroc = auroc(scores, labels)
+        self._n_calibration = len(prompts)
+        self._calibration_keys = {p.prompt_id for p in prompts} | {"text:" + normalise_text(p.text) for p in prompts}
+        self.report = None
+
+    def _check_fitted(self) -> None:
+        if self.threshold is None:
+            raise ValidationError(f"{type(self).__name__} is not fitted", hint="call fit(...) on calibration prompts first")
+
+    def _check_held_out(self, prompts: Sequence[ScoredPrompt]) -> np.ndarray:
+        self._check_fitted()
+        leaked = [p.prompt_id for p in prompts
+                  if p.prompt_id in self._calibration_keys or "text:" + normalise_text(p.text) in self._calibration_keys]
+        if leaked:
+            raise ValidationError(
+                f"{len(leaked)} held-out prompts were also calibration prompts (e.g. {leaked[0]!r})",
+                hint="evaluate on the held-out part of criteria.sets.split, never on calibration prompts",
+            )
+        return self._labels(prompts, "held-out")
+
+    def _finish_evaluation(
+        self, scores: np.ndarray, labels: np.ndarray, targets: tuple[str, ...] | None, notes: Sequence[str] = ()
+    ) -> ScorerReport:
+        assert self.threshold is not None
+        a = auroc(scores, labels)
+        acc = float(((scores >= self.threshold) == labels).mean())
+        self.report = ScorerReport(
+            kind=self.kind, auroc=a, accuracy=acc, threshold=self.threshold, n_calibration=self._n_calibration,
+            n_held_out=len(scores), usable=bool(a >= self.min_auroc), targets=targets, min_auroc=self.min_auroc,
+            calibration_auroc=self._calibration_auroc, notes=tuple(notes),
+        )
+        return self.report
+
+    def _check_serving(self) -> None:
+        self._check_fitted()
+        if self.report is None:
+            raise EvidenceError(
+                f"{type(self).__name__} has not been evaluated on held-out prompts",
+                hint="call evaluate(...) on the held-out split before scoring",
+            )
+        if not self.report.usable:
+            raise EvidenceError(
+                f"scorer near chance: held-out AUROC {self.report.auroc:.2f} (< {self.min_auroc}) "
+                f"on {self.report.n_held_out} prompts",
+                hint="give targets or more/better examples",
+            )
+
+
+# --------------------------------------------------------------------------- target tokens
+
+
+def _prompt_ids(tokenizer: Any, text: str, max_tokens: int) -> list[int]:
+    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    eos = getattr(tokenizer, "eos_token_id", None)
+    eos_text = getattr(tokenizer, "eos_token", None)
+    # Some tokenizers append EOS; the next token must follow the text itself.
+    if len(ids) > 1 and eos is not None and ids[-1] == eos and not (eos_text and text.endswith(eos_text)):
+        ids = ids[:-1]
+    if not ids:
+        raise ValidationError(f"text {text[:40]!r} tokenises to nothing", hint="remove empty texts")
+    return ids[-max_tokens:]
+
+
+def _iter_next_token_probs(
+    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int, max_tokens: int
+) -> Iterator[torch.Tensor]:
+    """Yield float32 next-token distributions [B, V] after each text, batch by batch."""
+    import torch
+
+    if batch_size < 1 or max_tokens < 1:
+        raise ValidationError(f"batch_size and max_tokens must be >= 1, got {batch_size} and {max_tokens}")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                seqs = [_prompt_ids(tokenizer, t, max_tokens) for t in texts[start : start + batch_size]]
+                lengths_B = torch.tensor([len(s) for s in seqs])
+                width = int(lengths_B.max())
+                # Right padding keeps real tokens at positions 0..len-1, so position ids need no care.
+                ids_BT = torch.full((len(seqs), width), pad, dtype=torch.long)
+                mask_BT = torch.zeros((len(seqs), width), dtype=torch.long)
+                for i, s in enumerate(seqs):
+                    ids_BT[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+                    mask_BT[i, : len(s)] = 1
+                logits_BTV = model(input_ids=ids_BT.to(device), attention_mask=mask_BT.to(device)).logits
+                last_BV = logits_BTV[torch.arange(len(seqs), device=logits_BTV.device), (lengths_B - 1).to(logits_BTV.device)]
+                yield torch.softmax(last_BV.float(), dim=-1).cpu()
+    finally:
+        model.train(was_training)
+
+
+def next_token_probabilities(
+    model: Any, tokenizer: Any, texts: Sequence[str], *, batch_size: int = 8, max_tokens: int = 256
+) -> np.ndarray:
+    """Next-token distribution after each text, float32 [len(texts), vocab].
+
+    Texts are right-padded in batches and read at their last real token, so a text's
+    distribution does not depend on what it is batched with. Texts longer than
+    ``max_tokens`` keep their last ``max_tokens`` tokens.
+    """
+    parts = [p.numpy() for p in _iter_next_token_probs(model, tokenizer, list(texts), batch_size, max_tokens)]
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(parts).astype(np.float32)
+
+
+class TargetTokenScorer(_CalibratedScorer):
+    """Score = total next-token probability on target tokens after a text (in [0, 1])."""
+
+    kind: ScorerKind = "target_token"
+
+    def __init__(
+        self,
+        targets: Sequence[str] | None = None,
+        *,
+        n_inferred: int = 10,
+        min_auroc: float = MIN_AUROC,
+        threshold_rule: ThresholdRule = "best",
+        batch_size: int = 8,
+        max_tokens: int = 256,
+    ) -> None:
+        """Set up the scorer.
+
+        Args:
+            targets: target strings, each tokenised as written (so include the leading
+                space: ``" meters"``); each contributes its first token. None infers
+                ``n_inferred`` targets from the calibration prompts in :meth:`fit`.
+            n_inferred: how many tokens to infer when ``targets`` is None.
+            min_auroc: held-out AUROC below which the scorer refuses to score.
+            threshold_rule: how the decision threshold is chosen on calibration prompts.
+            batch_size: texts per forward pass.
+            max_tokens: longest context kept per text (its last tokens).
+        """
+        super().__init__(min_auroc, threshold_rule)
+        if targets is not None:
+            if isinstance(targets, str) or not targets or not all(isinstance(t, str) and t for t in targets):
+                raise ValidationError(
+                    f"targets must be a non-empty list of non-empty strings, got {targets!r}",
+                    hint='e.g. [" meters", " feet"], or None to infer them from calibration prompts',
+                )
+        if n_inferred < 1:
+            raise ValidationError(f"n_inferred must be at least 1, got {n_inferred}", hint="10 is typical")
+        self.target_strings = tuple(targets) if targets is not None else None
+        self.n_inferred = n_inferred
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.target_ids: tuple[int, ...] | None = None
+        """Token ids whose probabilities are summed (None until fitted)."""
+        self.target_tokens: tuple[str, ...] | None = None
+        """The target tokens as decoded strings."""
+        self._notes: list[str] = []
+
+    def _resolve_targets(self, tokenizer: Any) -> None:
+        ids: list[int] = []
+        self._notes = []
+        for t in self.target_strings or ():
+            tok = list(tokenizer(t, add_special_tokens=False)["input_ids"])
+            if not tok:
+                raise ValidationError(f"target {t!r} tokenises to nothing", hint="remove it")
+            if len(tok) > 1:
+                self._notes.append(f"target {t!r} is {len(tok)} tokens; only its first, {tokenizer.decode(tok[:1])!r}, counts")
+            if tok[0] not in ids:
+                ids.append(tok[0])
+        self.target_ids = tuple(ids)
+
+    def _infer_targets(self, model: Any, tokenizer: Any, texts: list[str], labels: np.ndarray) -> None:
+        probs_NV = next_token_probabilities(model, tokenizer, texts, batch_size=self.batch_size, max_tokens=self.max_tokens)
+        diff_V = probs_NV[labels].mean(axis=0) - probs_NV[~labels].mean(axis=0)
+        special = [i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < diff_V.size]
+        diff_V[special] = -np.inf
+        order = np.argsort(-diff_V, kind="stable")[: self.n_inferred]
+        # A margin above float32 noise: equal inputs batched differently may differ by ~1e-9.
+        chosen = [int(i) for i in order if diff_V[i] > 1e-6]
+        if not chosen:
+            raise EvidenceError(
+                "no token is more likely after positive than after negative calibration prompts",
+                hint="give target strings, or examples where the criterion shows in the next token",
+            )
+        self.target_ids = tuple(chosen)
+        self._notes = [f"targets inferred from {len(texts)} calibration prompts"]
+
+    def _mass(self, model: Any, tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
+        assert self.target_ids is not None
+        import torch
+
+        idx = torch.tensor(self.target_ids, dtype=torch.long)
+        out = [p[:, idx].sum(dim=1).numpy()
+               for p in _iter_next_token_probs(model, tokenizer, list(texts), self.batch_size, self.max_tokens)]
+        return np.clip(np.concatenate(out), 0.0, 1.0).astype(np.float64) if out else np.zeros(0)
+
+    def fit(self, model: Any, tokenizer: Any, calibration_prompts: Sequence[ScoredPrompt]) -> TargetTokenScorer:
+        """Resolve or infer the target tokens and choose the threshold, on calibration prompts only.
+
+        Raises:
+            EvidenceError: the prompts lack a class, or no token separates them.
+        """
+        labels = self._labels(calibration_prompts, "calibration")
+        texts = [p.text for p in calibration_prompts]
+        if self.target_strings is not None:
+            self._resolve_targets(tokenizer)
+        else:
+            self._infer_targets(model, tokenizer, texts, labels)
+        assert self.target_ids is not None
+        self.target_tokens = tuple(tokenizer.decode([i]) for i in self.target_ids)
+        self._calibrate(calibration_prompts, self._mass(model, tokenizer, texts), labels)
+        return self
+
+    def evaluate(self, model: Any, tokenizer: Any, held_out_prompts: Sequence[ScoredPrompt]) -> ScorerReport:
+        """Held-out AUROC and accuracy; decides whether the scorer may serve.
+
+        Raises:
+            ValidationError: not fitted, or a held-out prompt was a calibration prompt.
+            EvidenceError: the held-out prompts lack a class.
+        """
+        labels = self._check_held_out(held_out_prompts)
+        scores = self._mass(model, tokenizer, [p.text for p in held_out_prompts])
+        return self._finish_evaluation(scores, labels, self.target_tokens, self._notes)
+
+    def score(self, model: Any, tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
+        """Probability mass on the target tokens as the next token after each text, float64 in [0, 1].
+
+        Raises:
+            EvidenceError: the scorer was not evaluated, or is near chance on held-out prompts.
+        """
+        self._check_serving()
+        return self._mass(model, tokenizer, texts)
+
+
+# --------------------------------------------------------------------------- text classifier
+
+
+def _fit_logistic(x_ND: np.ndarray, y_N: np.ndarray, l2: float, iterations: int = 50) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by Newton's method, classes weighted to balance.
+
+    Minimises sum_i w_i log(1 + exp(-s_i z_i)) + l2/2 |w|^2 (bias not penalised).
+    """
+    n, d = x_ND.shape
+    y = y_N.astype(np.float64)
+    sample_w = np.where(y_N, n / (2 * y_N.sum()), n / (2 * (~y_N).sum()))
+    xb = np.hstack([x_ND.astype(np.float64), np.ones((n, 1))])
+    penalty = np.full(d + 1, l2)
+    penalty[-1] = 0.0
+    theta = np.zeros(d + 1)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ theta, -30, 30)))
+        grad = xb.T @ (sample_w * (p - y)) + penalty * theta
+        hess = (xb * (sample_w * p * (1 - p))[:, None]).T @ xb + np.diag(penalty) + 1e-9 * np.eye(d + 1)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return theta[:-1], float(theta[-1])
+
+
+class TextClassifierScorer(_CalibratedScorer):
+    """Score = probability that a text meets the criterion, by logistic regression on sentence embeddings.
+
+    Embedding dimensions are standardised on the calibration prompts before the fit.
+    """
+
+    kind: ScorerKind = "text_classifier"
+
+    def __init__(
+        self,
+        *,
+        encoder: TextEncoder | None = None,
+        l2: float = 1.0,
+        min_auroc: float = MIN_AUROC,
+        threshold_rule: ThresholdRule = "best",
+    ) -> None:
+        """Set up the scorer.
+
+        Args:
+            encoder: sentence encoder; None loads all-MiniLM-L6-v2 on first use.
+            l2: ridge penalty on the weights over standardised embedding dimensions.
+            min_auroc: held-out AUROC below which the scorer refuses to score.
+            threshold_rule: how the decision threshold is chosen on calibration prompts.
+        """
+        super().__init__(min_auroc, threshold_rule)
+        if l2 <= 0:
+            raise ValidationError(f"l2 must be positive, got {l2}", hint="1.0 is the default")
+        self._encoder = encoder
+        self.l2 = l2
+        self.weights: np.ndarray | None = None
+        """Logistic-regression weights over the standardised embedding dimensions (None until fitted)."""
+        self.bias = 0.0
+        self._mean_D: np.ndarray | None = None
+        self._scale_D: np.ndarray | None = None
+
+    @property
+    def encoder(self) -> TextEncoder:
+        """The sentence encoder (loaded on first use)."""
+        if self._encoder is None:
+            from interp_agent.core.matching.text import load_text_encoder
+
+            self._encoder = load_text_encoder()
+        return self._encoder
+
+    def _proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self._proba_of(self.encoder.encode(list(texts)))
+
+    def _proba_of(self, emb_ND: np.ndarray) -> np.ndarray:
+        assert self.weights is not None and self._mean_D is not None and self._scale_D is not None
+        z_ND = (emb_ND.astype(np.float64) - self._mean_D) / self._scale_D
+        return 1.0 / (1.0 + np.exp(-np.clip(z_ND @ self.weights + self.bias, -30, 30)))
+
+    def fit(self, calibration_prompts: Sequence[ScoredPrompt]) -> TextClassifierScorer:
+        """Fit the classifier and choose the threshold on calibration prompts.
+
+        Raises:
+            EvidenceError: the prompts lack a class.
+        """
+        labels = self._labels(calibration_prompts, "calibration")
+        emb_ND = self.encoder.encode([p.text for p in calibration_prompts]).astype(np.float64)
+        # Standardise each dimension (on calibration prompts): sentence embeddings are
+        # anisotropic, and a criterion such as "is a question" lives in low-variance
+        # directions that an unscaled ridge penalty all but ignores.
+        self._mean_D = emb_ND.mean(axis=0)
+        self._scale_D = emb_ND.std(axis=0) + 1e-6
+        self.weights, self.bias = _fit_logistic((emb_ND - self._mean_D) / self._scale_D, labels, self.l2)
+        self._calibrate(calibration_prompts, self._proba_of(emb_ND), labels)
+        return self
+
+    def evaluate(self, held_out_prompts: Sequence[ScoredPrompt]) -> ScorerReport:
+        """Held-out AUROC and accuracy; decides whether the scorer may serve.
+
+        Raises:
+            ValidationError: not fitted, or a held-out prompt was a calibration prompt.
+            EvidenceError: the held-out prompts lack a class.
+        """
+        labels = self._check_held_out(held_out_prompts)
+        return self._finish_evaluation(self._proba([p.text for p in held_out_prompts]), labels, None)
+
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        """Probability that each text meets the criterion, float64 in [0, 1].
+
+        Raises:
+            EvidenceError: the scorer was not evaluated, or is near chance on held-out prompts.
+        """
+        self._check_serving()
+        return self._proba(texts)
+
+
+# --------------------------------------------------------------------------- one call
+
+
+def fit_target_scorer(
+    model: Any,
+    tokenizer: Any,
+    criterion_set: CriterionSet,
+    *,
+    targets: Sequence[str] | None = None,
+    held_out_fraction: float = 0.3,
+    salt: str = "interp-agent",
+    **options: Any,
+) -> TargetTokenScorer:
+    """Split ``criterion_set``, fit a :class:`TargetTokenScorer` on calibration, evaluate it held out.
+
+    ``targets`` defaults to the set's own (a pack's), else they are inferred. Read
+    ``scorer.report`` for the held-out evidence; ``options`` go to the constructor.
+    """
+    calibration, held_out = split(criterion_set, held_out_fraction, salt)
+    scorer = TargetTokenScorer(targets if targets is not None else criterion_set.targets, **options)
+    scorer.fit(model, tokenizer, calibration).evaluate(model, tokenizer, held_out)
+    return scorer
+
+
+def fit_text_scorer(
+    criterion_set: CriterionSet, *, held_out_fraction: float = 0.3, salt: str = "interp-agent", **options: Any
+) -> TextClassifierScorer:
+    """Split ``criterion_set``, fit a :class:`TextClassifierScorer` on calibration, evaluate it held out.
+
+    Read ``scorer.report`` for the held-out evidence; ``options`` go to the constructor.
+    """
+    calibration, held_out = split(criterion_set, held_out_fraction, salt)
+    scorer = TextClassifierScorer(**options)
+    scorer.fit(calibration).evaluate(held_out)
+    return scorer
