@@ -7,6 +7,7 @@ Input-file errors name the file, the line and the field.
     ├── InputFileError          a file could not be read or parsed (file, line, field)
     ├── ValidationError         an argument or combination of arguments is invalid
     ├── MissingDependencyError  an optional package is needed (names the extra)
+    ├── ModelUnavailableError   a model's weights cannot be found or fetched (says how to get them)
     └── EvidenceError           the evidence cannot support the requested analysis
 """
 
@@ -70,6 +71,12 @@ class MissingDependencyError(InterpAgentError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class ModelUnavailableError(InterpAgentError):
+    """A model's weights are neither cached nor reachable; the message says how to get them."""
+
+    code = "model_unavailable"
 
 
 class EvidenceError(InterpAgentError):

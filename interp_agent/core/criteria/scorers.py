@@ -297,6 +297,8 @@ class TargetTokenScorer(_CalibratedScorer):
                 )
         if n_inferred < 1:
             raise ValidationError(f"n_inferred must be at least 1, got {n_inferred}", hint="10 is typical")
+        if batch_size < 1 or max_tokens < 1:
+            raise ValidationError(f"batch_size and max_tokens must be >= 1, got {batch_size} and {max_tokens}")
         self.target_strings = tuple(targets) if targets is not None else None
         self.n_inferred = n_inferred
         self.batch_size = batch_size
@@ -325,6 +327,7 @@ class TargetTokenScorer(_CalibratedScorer):
         diff_V = probs_NV[labels].mean(axis=0) - probs_NV[~labels].mean(axis=0)
         special = [i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < diff_V.size]
         diff_V[special] = -np.inf
+        diff_V[len(tokenizer):] = -np.inf  # padded logit rows beyond the tokenizer's vocabulary
         order = np.argsort(-diff_V, kind="stable")[: self.n_inferred]
         # A margin above float32 noise: equal inputs batched differently may differ by ~1e-9.
         chosen = [int(i) for i in order if diff_V[i] > 1e-6]
@@ -513,7 +516,9 @@ def fit_target_scorer(
 ) -> TargetTokenScorer:
     """Split ``criterion_set``, fit a :class:`TargetTokenScorer` on calibration, evaluate it held out.
 
-    ``targets`` defaults to the set's own (a pack's), else they are inferred. Read
+    ``targets`` defaults to the set's own (a pack's); when both are None they are
+    inferred from the calibration prompts (build a :class:`TargetTokenScorer` yourself to
+    infer them for a pack that lists targets). Read
     ``scorer.report`` for the held-out evidence; ``options`` go to the constructor.
     """
     calibration, held_out = split(criterion_set, held_out_fraction, salt)

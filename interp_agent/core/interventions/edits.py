@@ -41,7 +41,8 @@ def edit_fn(mode: str, u_D: torch.Tensor, value: float) -> Callable[[torch.Tenso
             proj_BT1 = (acts_BTD @ u).unsqueeze(-1)
             level = 0.0 if mode == "ablate" else value
             new = acts_BTD - proj_BT1 * u + level * u
-        new[:, :1] = acts_BTD[:, :1]  # leave the first position alone
+        if acts_BTD.shape[1] > 1:  # a full sequence: leave its first position alone (a cached step has none)
+            new[:, :1] = acts_BTD[:, :1]
         return new
 
     return fn

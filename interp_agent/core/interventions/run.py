@@ -194,23 +194,22 @@ def run_interventions(
         meta = {"mode": cfg.mode, "hookpoint": target.hookpoint, "value": value, "strength": sweep.get("chosen"),
                 "split": "held_out", "measured_on": measured_on, "kl_on_other_class": float(kl.mean()),
                 "other_class_score_change": other_change}
+        # side_effect_score is in behaviour-score units (so it can be weighed against the effect); KL is metadata
         for p, b, e in zip(target_set, base, edited):
             run.records.append(InterventionRecord(
                 feature_id=target.feature_id, intervention=name, baseline_score=float(b),
                 intervention_score=float(e), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
-                side_effect_score=float(kl.mean()), metadata=dict(meta),
+                side_effect_score=abs(other_change), metadata=dict(meta),
             ))
         control_effects: dict[str, list[float]] = {}
         for control_type, control_id, cu, cvalue in _controls(rng, cfg, target, acts, value, mean, std):
             cfn = edit_fn(cfg.mode, torch.tensor(cu, dtype=torch.float32), cvalue)
             cname = record_name(cfg.mode, cvalue)
             cscores = ev.scores(texts, target.hookpoint, cfn)
-            ckl = float(_kl(base_lp_other, ev.logprobs(other_texts, target.hookpoint, cfn)).mean())
             for p, b, e in zip(target_set, base, cscores):
                 run.records.append(InterventionRecord(
                     feature_id=control_id, intervention=cname, baseline_score=float(b),
                     intervention_score=float(e), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
-                    side_effect_score=ckl,
                     metadata={"control_type": control_type, "control_for": target.feature_id, "mode": cfg.mode,
                               "hookpoint": target.hookpoint, "value": cvalue, "split": "held_out",
                               "measured_on": measured_on},

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from interp_agent.core.errors import InterpAgentError, ValidationError
+from interp_agent.core.errors import InterpAgentError, ModelUnavailableError, ValidationError
 from interp_agent.core.models.hookpoints import Family, model_layout
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,6 @@ MARKER_FILE = "interp_agent_cache.json"
 _CACHE_FORMAT = 1
 _HUB_CONNECT_TIMEOUT_S = 3.0
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class ModelUnavailableError(InterpAgentError):
-    """The weights of a model cannot be found or fetched; the message says how to get them."""
-
-    code = "model_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
