@@ -38,8 +38,9 @@ def _real(out: Path, progress: Progress | None) -> dict[str, Any]:
     first = inspect(DEMO_MODEL, "", backend="hf", pack=DEMO_PACK, out=out / "1-inspect", config=config, progress=progress)
     inter = intervene(DEMO_MODEL, None, pack=DEMO_PACK, report=first.paths["json"], top_k=3, mode="steer",
                       out=out / "2-intervene", progress=progress)
-    final = inspect(DEMO_MODEL, first.report["criterion"], backend="records", records=first.paths["records"],
-                    interventions=inter.paths["interventions"], out=out / "3-report", config=config, progress=progress)
+    # the same harvest again (deterministic), now ranked with the causal evidence and token highlights
+    final = inspect(DEMO_MODEL, "", backend="hf", pack=DEMO_PACK, interventions=inter.paths["interventions"],
+                    out=out / "3-report", config=config, progress=progress)
     lines = [
         f"interp-agent demo: {DEMO_MODEL} (embedded SmolLM2-135M-Instruct), criterion: {first.report['criterion']!r}",
         f"1. inspect: {first.report['summary']['n_features_tested']} features at {', '.join(first.report['live']['hookpoints'])}; "

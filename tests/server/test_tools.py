@@ -189,3 +189,13 @@ def test_server_logs_redact_credentials(monkeypatch) -> None:
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "calling with %s", ("np-very-secret-value",), None)
     line = RedactingFormatter("%(message)s").format(record)
     assert "np-very-secret-value" not in line and "[REDACTED]" in line
+
+
+async def test_intervene_rejects_calls_without_prompts_or_features(server) -> None:
+    async with Client(server) as client:
+        err = error_of(await client.call_tool("intervene", {"model": "smollm2-135m", "features": ["L15:D1"]}))
+        assert err["code"] == "invalid_argument" and "dataset" in err["message"]
+        err = error_of(await client.call_tool("intervene", {"model": "smollm2-135m", "pack": "french"}))
+        assert "report" in err["message"]
+        err = error_of(await client.call_tool("intervene", {"model": "m", "pack": "french", "mode": "explode"}))
+        assert "mode" in err["message"]
