@@ -35,3 +35,14 @@ def test_python_api_inspects_and_matches(tmp_path) -> None:
     m = interp_agent.match(a, tmp_path / "b" / "report.json", out=tmp_path / "matches.json", use_text=False)
     assert a.paths["html"].is_file() and b.report["synthetic"]
     assert m["summary"]["n_matches"] > 0 and (tmp_path / "matches.md").is_file()
+
+
+def test_the_model_side_of_the_core_pulls_in_no_server_job_or_cli_layer() -> None:
+    code = (
+        "import sys, interp_agent.core.live, interp_agent.core.interventions, interp_agent.core.models,"
+        " interp_agent.core.criteria, interp_agent.core.scale, interp_agent.core.runs;"
+        "bad = [m for m in ('mcp', 'interp_agent.cli', 'interp_agent.server', 'interp_agent.jobs') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
