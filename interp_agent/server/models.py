@@ -151,6 +151,14 @@ class InspectInput(_JobStart):
     pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
         None, description="hf backend: a built-in criterion pack instead of a dataset"
     )
+    positives: list[str] | None = Field(
+        None, max_length=2000,
+        description="Instead of a dataset: texts where the criterion holds (at least 8, better 30-60). Write negatives "
+        "that match them in length, topic and style so features track the criterion, not a confound",
+    )
+    negatives: list[str] | None = Field(
+        None, max_length=2000, description="Texts where the criterion does not hold, paired with the positives",
+    )
     hookpoints: list[str] | None = Field(
         None, max_length=16,
         description="hf backend: TransformerLens hookpoints, e.g. ['blocks.15.hook_resid_post']; default: a few middle layers",
@@ -169,6 +177,14 @@ class InterveneInput(_JobStart):
     dataset: str | None = Field(None, description="Scored prompts JSONL (workspace path); the same set the report used")
     pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
         None, description="A built-in criterion pack instead of a dataset"
+    )
+    positives: list[str] | None = Field(
+        None, max_length=2000,
+        description="Instead of a dataset: texts where the criterion holds (at least 8, better 30-60). Write negatives "
+        "that match them in length, topic and style so features track the criterion, not a confound",
+    )
+    negatives: list[str] | None = Field(
+        None, max_length=2000, description="Texts where the criterion does not hold, paired with the positives",
     )
     report: str | None = Field(None, description="run_id of an hf inspect job (or its report.json path): its top features and contrast directions")
     features: list[str] | None = Field(None, max_length=32, description="Feature ids to test instead: L{layer}:D{dim}, L{layer}:N{i}, direction:…")

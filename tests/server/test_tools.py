@@ -199,3 +199,18 @@ async def test_intervene_rejects_calls_without_prompts_or_features(server) -> No
         assert "report" in err["message"]
         err = error_of(await client.call_tool("intervene", {"model": "m", "pack": "french", "mode": "explode"}))
         assert "mode" in err["message"]
+
+
+async def test_caller_examples_become_a_dataset_in_the_workspace(server, workspace: Path) -> None:
+    async with Client(server) as client:
+        err = error_of(await client.call_tool("inspect", {"model": "smollm2-135m", "criterion": "c", "backend": "hf",
+                                                          "positives": ["a b c"] * 3, "negatives": ["x"]}))
+        assert err["code"] == "invalid_argument" and "at least 8" in err["message"]
+        pos = [f"The rope is {n}" for n in range(10, 20)]
+        neg = [f"The team scored {n}" for n in range(10, 20)]
+        r = await client.call_tool("inspect", {"model": "no/such-model-here", "criterion": "a unit comes next",
+                                               "backend": "hf", "positives": pos, "negatives": neg, "wait_seconds": 30})
+        files = list((workspace / "inputs").glob("examples-*.jsonl"))
+        assert len(files) == 1 and len(files[0].read_text().splitlines()) == 20
+        job = r.structured_content["job"]
+        assert job["state"] == "failed" and "no/such-model-here" in job["error"]  # the model, not the examples, failed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,9 @@ import anyio
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
+from interp_agent.core.criteria import from_examples
+from interp_agent.core.errors import ValidationError
+from interp_agent.core.formats.prompts import write_scored_prompts
 from interp_agent.jobs import JobRecord
 from interp_agent.server.models import (
     FeatureRow,
@@ -85,6 +90,20 @@ def specs(state: ServerState) -> list[ToolSpec]:
     def optional_path(value: str | None, field: str) -> str | None:
         return None if value is None else str(state.path(value, field))
 
+    def dataset_of(inp: InspectInput | InterveneInput) -> str | None:
+        """The dataset path, writing caller-given examples into the workspace when there are any."""
+        if inp.positives is None and inp.negatives is None:
+            return optional_path(inp.dataset, "dataset")
+        if inp.dataset is not None or inp.pack is not None:
+            raise ValidationError("give either positives/negatives, a dataset or a pack, not several")
+        if not inp.criterion.strip():
+            raise ValidationError("criterion is required with positives/negatives")
+        cset = from_examples(inp.criterion, inp.positives or [], inp.negatives or [])
+        digest = hashlib.sha256(json.dumps([inp.criterion, inp.positives, inp.negatives]).encode()).hexdigest()[:12]
+        path = state.workspace / "inputs" / f"examples-{digest}.jsonl"
+        write_scored_prompts(path, cset.prompts)
+        return str(path)
+
     async def inspect_tool(inp: InspectInput, ctx: Context) -> InspectOutput:
         params = {
             "model": inp.model, "criterion": inp.criterion, "backend": inp.backend,
@@ -94,7 +113,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "config": {"top_k": inp.top_k, "held_out_fraction": inp.held_out_fraction, "candidates": max(200, inp.top_k)},
         }
         if inp.backend == "hf":
-            params |= {"dataset": optional_path(inp.dataset, "dataset"), "pack": inp.pack,
+            params |= {"dataset": dataset_of(inp), "pack": inp.pack,
                        "hookpoints": inp.hookpoints, "pooling": inp.pooling}
         record = await wait_for(state, runner.submit("inspect", params).job_id, inp.wait_seconds, ctx)
         raw = runner.result(record.job_id) if record.state == "completed" else None
@@ -127,7 +146,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
 
     async def intervene_tool(inp: InterveneInput, ctx: Context) -> InterveneOutput:
         params = {
-            "model": inp.model, "criterion": inp.criterion or None, "dataset": optional_path(inp.dataset, "dataset"),
+            "model": inp.model, "criterion": inp.criterion or None, "dataset": dataset_of(inp),
             "pack": inp.pack, "report": report_path(inp.report, "report") if inp.report else None,
             "features": inp.features, "top_k": inp.top_k, "mode": inp.mode, "strengths": inp.strengths,
             "targets": inp.targets,
