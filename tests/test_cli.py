@@ -137,6 +137,7 @@ def test_doctor_reports_extras_and_loads_the_encoder(capsys) -> None:
     report = json.loads(out)
     assert report["extras"]["core"] is True
     assert report["sentence_encoder"]["loads"] is True and report["sentence_encoder"]["dim"] == 384
+    assert report["embedded_model"]["loads"] is True and report["embedded_model"]["d_model"] == 576
 
 
 def test_demo_writes_reports_and_matches(tmp_path: Path, capsys) -> None:

