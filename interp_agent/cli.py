@@ -139,6 +139,7 @@ def cmd_intervene(args: argparse.Namespace) -> int:
         result = intervene(
             args.model, args.criterion, out=args.out, dataset=args.dataset, pack=args.pack, report=args.report,
             features=args.feature, top_k=args.top_k, mode=args.mode, strengths=strengths, targets=args.targets,
+            scorer=args.scorer,
             progress=lambda phase, done, total: progress(phase, done, total),
         )
     finally:
@@ -345,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steer/clamp strengths in units of the feature's scale (a direction's own norm, else its std; "
                         "negative removes it), chosen on calibration prompts within a KL budget; write "
                         "--strengths=-1,1 when the first is negative (default -1,-0.5,0.5,1)")
+    p.add_argument("--scorer", choices=["target", "classifier"], default="target",
+                   help="behaviour score: next-token probability of target tokens (target), or an all-MiniLM-L6-v2 "
+                        "classifier trained on the calibration prompts applied to greedy continuations (classifier)")
     p.add_argument("--targets", nargs="*", default=None, help="target next tokens of the behaviour score "
                                                               "(default: the pack's, else inferred on calibration)")
     p.add_argument("--out", required=True, help="output folder")

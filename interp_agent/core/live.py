@@ -204,6 +204,8 @@ def intervene(
     held_out_fraction: float = 0.3,
     split_salt: str = "interp-agent",
     min_scorer_auroc: float = 0.6,
+    scorer: str = "target",
+    max_new_tokens: int = 12,
     progress: Progress | None = None,
 ) -> InterveneResult:
     """Intervene on features of ``model`` with controls; write interventions.jsonl and summary.json into ``out``.
@@ -249,9 +251,21 @@ def intervene(
         width_of[hook] = resolve_hookpoint(loaded.model, hook).width
     target_list = [parse_target(fid, width_of, directions) for fid in chosen]
 
-    scorer = TargetTokenScorer(targets=list(targets or pack_targets or []) or None)
-    scorer.fit(loaded.model, loaded.tokenizer, calibration)
-    scorer_report = scorer.evaluate(loaded.model, loaded.tokenizer, held)
+    if scorer not in ("target", "classifier"):
+        raise ValidationError(f"scorer must be 'target' or 'classifier', got {scorer!r}")
+    if scorer == "classifier":
+        from interp_agent.core.criteria import TextClassifierScorer
+        from interp_agent.core.interventions.continuation import ContinuationScorer
+
+        classifier = TextClassifierScorer(min_auroc=min_scorer_auroc)
+        classifier.fit(calibration)
+        scorer_report = classifier.evaluate(held)
+        behaviour: Any = ContinuationScorer(classifier, max_new_tokens=max_new_tokens)
+    else:
+        target_scorer = TargetTokenScorer(targets=list(targets or pack_targets or []) or None)
+        target_scorer.fit(loaded.model, loaded.tokenizer, calibration)
+        scorer_report = target_scorer.evaluate(loaded.model, loaded.tokenizer, held)
+        behaviour = target_scorer
     if not scorer_report.usable or (scorer_report.auroc or 0) < min_scorer_auroc:
         raise EvidenceError(
             f"the behaviour scorer is near chance on held-out prompts (AUROC {scorer_report.auroc}); "
@@ -259,7 +273,7 @@ def intervene(
             hint="give target tokens (--targets) or a clearer prompt set",
         )
     config = InterveneConfig(mode=mode, strengths=tuple(strengths))
-    run = run_interventions(loaded, target_list, scorer, calibration=calibration, held_out=held, criterion=criterion,
+    run = run_interventions(loaded, target_list, behaviour, calibration=calibration, held_out=held, criterion=criterion,
                             model_name=model, expected_sign=expected, config=config, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"interventions": write_interventions(out / "interventions.jsonl", run.records)}
@@ -268,9 +282,10 @@ def intervene(
         "model": model,
         "criterion": criterion,
         "provenance": run_provenance({"dataset": dataset, "report": report}),
-        "settings": {"mode": mode, "strengths": list(strengths), "held_out_fraction": held_out_fraction,
+        "settings": {"mode": mode, "strengths": list(strengths), "held_out_fraction": held_out_fraction, "scorer": scorer,
                      "split_salt": split_salt, "n_calibration": len(calibration), "n_held_out": len(held)},
-        "scorer": scorer_report.to_json(),
+        "scorer": scorer_report.to_json() | (
+            {"applied_to": f"greedy continuations of {max_new_tokens} tokens"} if scorer == "classifier" else {}),
         "features": run.features,
         "method": ("strength chosen on calibration prompts (largest effect in the expected direction whose KL on the "
                    "other class stays within budget); effects measured on held-out prompts with Student-t 95% "

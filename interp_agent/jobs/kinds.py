@@ -196,7 +196,7 @@ def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 # -- intervene -----------------------------------------------------------------------
 
 INTERVENE_PARAMS: tuple[str, ...] = (
-    "model", "criterion", "dataset", "pack", "report", "features", "top_k", "mode", "strengths", "targets",
+    "model", "criterion", "dataset", "pack", "report", "features", "top_k", "mode", "strengths", "targets", "scorer",
 )
 
 

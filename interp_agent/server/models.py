@@ -195,6 +195,12 @@ class InterveneInput(_JobStart):
         description="steer/clamp strengths in units of the feature's scale (a direction's own norm, else its std; negative removes it); the best within a KL budget is chosen on calibration prompts only",
     )
     targets: list[str] | None = Field(None, max_length=64, description="Target next tokens of the behaviour score (default: the pack's, else inferred)")
+    scorer: Literal["target", "classifier"] = Field(
+        "target",
+        description="Behaviour score: next-token probability of target tokens (fast; next-token criteria), or an "
+        "all-MiniLM-L6-v2 classifier trained on the calibration prompts applied to 12-token greedy continuations "
+        "(criteria about what the model writes: French, code, sentiment; slower)",
+    )
 
 
 class InterveneResultModel(BaseModel):

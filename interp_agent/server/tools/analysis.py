@@ -149,7 +149,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "model": inp.model, "criterion": inp.criterion or None, "dataset": dataset_of(inp),
             "pack": inp.pack, "report": report_path(inp.report, "report") if inp.report else None,
             "features": inp.features, "top_k": inp.top_k, "mode": inp.mode, "strengths": inp.strengths,
-            "targets": inp.targets,
+            "targets": inp.targets, "scorer": inp.scorer,
         }
         record = await wait_for(state, runner.submit("intervene", params).job_id, inp.wait_seconds, ctx)
         raw = runner.result(record.job_id) if record.state == "completed" else None
