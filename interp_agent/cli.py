@@ -118,7 +118,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             args.model, args.criterion, backend=args.backend, records=args.records, features=args.features,
             interventions=args.interventions, out=args.out, config=config,
             allow_intervention_criterion_mismatch=args.allow_intervention_criterion_mismatch, progress=progress,
-            dataset=args.dataset, pack=args.pack, hookpoints=args.hookpoint, pooling=args.pooling,
+            dataset=args.dataset, pack=args.pack, hookpoints=args.hookpoint, pooling=args.pooling, sae=args.sae,
         )
     finally:
         progress.close()
@@ -139,7 +139,7 @@ def cmd_intervene(args: argparse.Namespace) -> int:
         result = intervene(
             args.model, args.criterion, out=args.out, dataset=args.dataset, pack=args.pack, report=args.report,
             features=args.feature, top_k=args.top_k, mode=args.mode, strengths=strengths, targets=args.targets,
-            scorer=args.scorer,
+            scorer=args.scorer, sae=args.sae,
             progress=lambda phase, done, total: progress(phase, done, total),
         )
     finally:
@@ -313,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pack", help="built-in criterion pack instead of --dataset (hf backend), e.g. measurement_unit")
     p.add_argument("--hookpoint", action="append", default=None, metavar="H",
                    help="TransformerLens hookpoint to harvest, e.g. blocks.15.hook_resid_post (repeatable; hf backend)")
+    p.add_argument("--sae", help="SAE Lens folder whose latents are ranked too, as SAE:L{layer}:F{i} (hf backend)")
     p.add_argument("--pooling", choices=["last", "mean", "max"], default="last",
                    help="one row per prompt from its tokens: last (next-token criteria), mean or max (hf backend)")
     p.add_argument("--records", help="activation records: JSONL file or Parquet dataset folder")
@@ -346,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steer/clamp strengths in units of the feature's scale (a direction's own norm, else its std; "
                         "negative removes it), chosen on calibration prompts within a KL budget; write "
                         "--strengths=-1,1 when the first is negative (default -1,-0.5,0.5,1)")
+    p.add_argument("--sae", help="SAE Lens folder (cfg.json + sae_weights.safetensors) for SAE:L{layer}:F{i} features")
     p.add_argument("--scorer", choices=["target", "classifier"], default="target",
                    help="behaviour score: next-token probability of target tokens (target), or an all-MiniLM-L6-v2 "
                         "classifier trained on the calibration prompts applied to greedy continuations (classifier)")

@@ -59,6 +59,7 @@ def inspect(
     pack: str | None = None,
     hookpoints: list[str] | None = None,
     pooling: str = "last",
+    sae: str | Path | None = None,
 ) -> InspectionResult:
     """Rank features against ``criterion`` and, when ``out`` is given, write report.json/.md/.html there.
 
@@ -80,6 +81,7 @@ def inspect(
         hookpoints: TransformerLens hookpoint names to harvest (hf backend; a default set
             around the middle layers when None).
         pooling: how token activations become one row per prompt: last, mean or max (hf).
+        sae: an SAE Lens folder whose latents are added as features (hf backend).
 
     Raises:
         ValidationError: a missing or contradictory argument.
@@ -114,7 +116,7 @@ def inspect(
 
         live = harvest_for_inspection(
             model, criterion, out=Path(out), dataset=dataset, pack=pack, hookpoints=hookpoints, pooling=pooling,
-            held_out_fraction=config.held_out_fraction, split_salt=config.split_salt, progress=progress,
+            held_out_fraction=config.held_out_fraction, split_salt=config.split_salt, sae=sae, progress=progress,
         )
         records, criterion = live["records"], live["criterion"]
         paths["records"] = Path(records)

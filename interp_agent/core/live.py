@@ -74,9 +74,14 @@ def harvest_for_inspection(
     pooling: str = "last",
     held_out_fraction: float = 0.3,
     split_salt: str = "interp-agent",
+    sae: str | Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Harvest activations of the criterion's prompts; write records and contrast directions into ``out``."""
+    """Harvest activations of the criterion's prompts; write records and contrast directions into ``out``.
+
+    With ``sae`` (an SAE Lens folder), the SAE's latents at its hookpoint are added as
+    ``SAE:L{layer}:F{i}`` features (encoded per token, then pooled like the rest).
+    """
     from interp_agent.core.models import default_hookpoints, harvest, load_model
 
     criterion, prompts, targets = load_criterion_set(criterion, dataset, pack)
@@ -84,6 +89,11 @@ def harvest_for_inspection(
     train_ids = {p.prompt_id for p in train}
     loaded = load_model(model)
     hooks = list(hookpoints) if hookpoints else default_hookpoints(loaded.model)
+    sae_weights = None
+    if sae is not None:
+        from interp_agent.core.sae import load_sae_lens
+
+        sae_weights = load_sae_lens(sae)
     texts = [p.text for p in prompts]
     per_batch = (lambda done, total: progress("harvesting", done, total)) if progress else None
     harvested = harvest(loaded, texts, hooks, pooling=pooling, progress=per_batch)
@@ -113,13 +123,25 @@ def harvest_for_inspection(
             label=f"contrast direction at {hook} (difference of class means, calibration split)", layer=layer,
         )
 
+    if sae_weights is not None:
+        latents = _sae_latents(loaded, texts, sae_weights, pooling)  # [prompts, d_sae]
+        ids = [f"SAE:L{sae_weights.layer}:F{i}" for i in range(latents.shape[1])]
+        columns.append((ids, latents))
+        for fid in ids:
+            meta[fid] = FeatureMeta(layer=sae_weights.layer)
+
     def rows() -> Any:
         for i, p in enumerate(prompts):
             fids: list[str] = []
             vals: list[float] = []
             for ids, acts in columns:
-                fids.extend(ids)
-                vals.extend(acts[i].tolist())
+                if ids and ids[0].startswith("SAE:"):  # sparse: only latents that fire
+                    nz = np.nonzero(acts[i])[0]
+                    fids.extend(ids[j] for j in nz)
+                    vals.extend(acts[i, nz].tolist())
+                else:
+                    fids.extend(ids)
+                    vals.extend(acts[i].tolist())
             yield ActivationRecord(prompt_id=p.prompt_id, criterion_score=p.criterion_score, feature_ids=tuple(fids),
                                    activations=tuple(vals), text=p.text, model=model,
                                    split="train" if p.prompt_id in train_ids else "held_out")
@@ -135,6 +157,21 @@ def harvest_for_inspection(
             "model_info": {"name": loaded.name, "family": loaded.family, "n_layers": loaded.n_layers,
                            "d_model": loaded.d_model, "source": loaded.source, "device": str(loaded.device),
                            "dtype": str(loaded.dtype)}}
+
+
+def _sae_latents(loaded: Any, texts: list[str], sae: Any, pooling: str) -> np.ndarray:
+    """SAE latents per prompt: encoded per token, then pooled (last, mean or max; first position excluded)."""
+    from interp_agent.core.models import harvest
+
+    got = harvest(loaded, texts, [sae.hookpoint], pooling="token")[sae.hookpoint]
+    z = sae.encode(got.acts.astype(np.float64))
+    out = np.zeros((len(texts), z.shape[1]))
+    for i in range(len(texts)):
+        rows = np.nonzero(got.row_prompt == i)[0]
+        if not len(rows):
+            continue
+        out[i] = z[rows[-1]] if pooling == "last" else (z[rows].max(0) if pooling == "max" else z[rows].mean(0))
+    return out
 
 
 def add_token_highlights(live: dict[str, Any], features: list[dict[str, Any]], *, n_features: int = 10) -> None:
@@ -206,6 +243,7 @@ def intervene(
     min_scorer_auroc: float = 0.6,
     scorer: str = "target",
     max_new_tokens: int = 12,
+    sae: str | Path | None = None,
     progress: Progress | None = None,
 ) -> InterveneResult:
     """Intervene on features of ``model`` with controls; write interventions.jsonl and summary.json into ``out``.
@@ -236,7 +274,7 @@ def intervene(
             expected[f["feature_id"]] = -1 if f.get("direction") == "suppresses" else 1
         if not chosen:
             usable = [f["feature_id"] for f in data["features"]
-                      if re.match(r"^L\d+:[DN]\d+$", f["feature_id"]) or f["feature_id"] in directions]
+                      if re.match(r"^(L\d+:[DN]\d+|SAE:L\d+:F\d+)$", f["feature_id"]) or f["feature_id"] in directions]
             chosen = usable[:top_k]
             best_direction = next((f for f in usable if f.startswith("direction:")), None)
             if best_direction and best_direction not in chosen:
@@ -244,12 +282,24 @@ def intervene(
     if not chosen:
         raise ValidationError("nothing to intervene on: give --report (with features) or --feature ID")
     loaded = load_model(model)
+    saes = {}
+    if sae is not None:
+        from interp_agent.core.sae import load_sae_lens
+
+        weights = load_sae_lens(sae)
+        saes[weights.layer] = weights
     width_of = {}
     for fid in chosen:
+        if fid.startswith("SAE:"):
+            continue
         hook = directions[fid][0] if fid in directions else (
             f"blocks.{fid[1:].split(':')[0]}.mlp.hook_post" if ":N" in fid else f"blocks.{fid[1:].split(':')[0]}.hook_resid_post")
         width_of[hook] = resolve_hookpoint(loaded.model, hook).width
-    target_list = [parse_target(fid, width_of, directions) for fid in chosen]
+    for weights in saes.values():
+        width = resolve_hookpoint(loaded.model, weights.hookpoint).width
+        if width != weights.W_enc.shape[0]:
+            raise ValidationError(f"the SAE reads {weights.W_enc.shape[0]} dims but {weights.hookpoint} has {width}")
+    target_list = [parse_target(fid, width_of, directions, saes) for fid in chosen]
 
     if scorer not in ("target", "classifier"):
         raise ValidationError(f"scorer must be 'target' or 'classifier', got {scorer!r}")

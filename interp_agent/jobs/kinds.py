@@ -61,7 +61,7 @@ def _check_keys(kind: str, params: dict[str, Any], allowed: tuple[str, ...], req
 
 INSPECT_PARAMS: tuple[str, ...] = (
     "model", "criterion", "backend", "records", "features", "interventions",
-    "allow_intervention_criterion_mismatch", "config", "dataset", "pack", "hookpoints", "pooling",
+    "allow_intervention_criterion_mismatch", "config", "dataset", "pack", "hookpoints", "pooling", "sae",
 )
 
 _PHASES: dict[str, tuple[float, float]] = {
@@ -196,7 +196,7 @@ def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 # -- intervene -----------------------------------------------------------------------
 
 INTERVENE_PARAMS: tuple[str, ...] = (
-    "model", "criterion", "dataset", "pack", "report", "features", "top_k", "mode", "strengths", "targets", "scorer",
+    "model", "criterion", "dataset", "pack", "report", "features", "top_k", "mode", "strengths", "targets", "scorer", "sae",
 )
 
 

@@ -164,6 +164,7 @@ class InspectInput(_JobStart):
         description="hf backend: TransformerLens hookpoints, e.g. ['blocks.15.hook_resid_post']; default: a few middle layers",
     )
     pooling: Literal["last", "mean", "max"] = Field("last", description="hf backend: one row per prompt from its tokens")
+    sae: str | None = Field(None, description="hf backend: SAE Lens folder (workspace path) whose latents are ranked too, as SAE:L{layer}:F{i}")
     top_k: int = Field(20, ge=1, le=500, description="Features in the report")
     held_out_fraction: float = Field(0.3, gt=0, lt=1, description="Share of prompts held out as evidence")
     allow_intervention_criterion_mismatch: bool = Field(
@@ -187,7 +188,8 @@ class InterveneInput(_JobStart):
         None, max_length=2000, description="Texts where the criterion does not hold, paired with the positives",
     )
     report: str | None = Field(None, description="run_id of an hf inspect job (or its report.json path): its top features and contrast directions")
-    features: list[str] | None = Field(None, max_length=32, description="Feature ids to test instead: L{layer}:D{dim}, L{layer}:N{i}, direction:…")
+    features: list[str] | None = Field(None, max_length=32, description="Feature ids to test instead: L{layer}:D{dim}, L{layer}:N{i}, SAE:L{layer}:F{i} (needs sae), direction:…")
+    sae: str | None = Field(None, description="SAE Lens folder (cfg.json + sae_weights.safetensors, workspace path) for SAE:L{layer}:F{i} features")
     top_k: int = Field(3, ge=1, le=20, description="Top features of the report to test (its contrast direction is added)")
     mode: Literal["ablate", "mean_ablate", "clamp", "steer", "patch"] = Field("steer", description="What to do to each feature")
     strengths: list[float] = Field(

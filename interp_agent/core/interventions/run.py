@@ -32,7 +32,7 @@ import torch
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.interventions import InterventionRecord, effect_sign
 from interp_agent.core.formats.prompts import ScoredPrompt
-from interp_agent.core.interventions.edits import MODES, RECORD_NAME, edit_fn
+from interp_agent.core.interventions.edits import MODES, RECORD_NAME, edit_fn, sae_edit_fn
 from interp_agent.core.interventions.targets import Target
 from interp_agent.core.models.harvest import harvest
 from interp_agent.core.models.hooks import edit
@@ -175,7 +175,7 @@ def run_interventions(
             progress(f"intervening on {target.feature_id}", i, len(targets))
         sign = (expected_sign or {}).get(target.feature_id, 1)
         acts = stats[target.hookpoint]
-        proj = acts @ target.direction
+        proj = target.sae.activation(acts) if target.sae is not None else acts @ target.direction
         mean = float(proj.mean())
         std = float(target.scale) if target.scale else (float(proj.std()) or 1.0)
         value, sweep = _choose_value(ev, cfg, target, mean, std, sign, cal_pos, cal_neg)
@@ -185,7 +185,7 @@ def run_interventions(
         target_set, other_set = (ho_neg, ho_pos) if toward else (ho_pos, ho_neg)
         texts, other_texts = [p.text for p in target_set], [p.text for p in other_set]
         base, base_other, base_lp_other = ev.scores(texts), ev.scores(other_texts), ev.logprobs(other_texts)
-        fn = edit_fn(cfg.mode, torch.tensor(target.direction, dtype=torch.float32), value)
+        fn = make_edit(target, cfg.mode, value)
         name = record_name(cfg.mode, value)
         edited = ev.scores(texts, target.hookpoint, fn)
         kl = _kl(base_lp_other, ev.logprobs(other_texts, target.hookpoint, fn))
@@ -222,6 +222,13 @@ def run_interventions(
     return run
 
 
+def make_edit(target: Target, mode: str, value: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The edit for a target: along its unit direction, or through the SAE for an SAE latent."""
+    if target.sae is not None:
+        return sae_edit_fn(mode, target.sae, value)
+    return edit_fn(mode, torch.tensor(target.direction, dtype=torch.float32), value)
+
+
 def pushes_toward(mode: str, value: float, mean: float, sign: int) -> bool:
     """Whether the edit moves the feature in the direction that promotes the criterion."""
     if mode in ("ablate", "mean_ablate"):
@@ -243,17 +250,16 @@ def _choose_value(
         # source prompt: the calibration positive where the feature is largest (calibration only)
         texts = [p.text for p in cal_pos]
         acts = harvest(ev.loaded, texts, [target.hookpoint], batch_size=cfg.batch_size, pooling="mean")[target.hookpoint].acts
-        values = acts @ target.direction
+        values = target.sae.activation(acts) if target.sae is not None else acts @ target.direction
         best = int(np.argmax(values * sign))
         return float(values[best]), {"chosen": None, "source_prompt": cal_pos[best].prompt_id}
-    u = torch.tensor(target.direction, dtype=torch.float32)
     rows = []
     for strength in cfg.strengths:
         value = sign * strength * std if cfg.mode == "steer" else mean + sign * strength * std
         toward = pushes_toward(cfg.mode, value, mean, sign)
         on, other = ([p.text for p in cal_neg], [p.text for p in cal_pos]) if toward else (
             [p.text for p in cal_pos], [p.text for p in cal_neg])
-        fn = edit_fn(cfg.mode, u, value)
+        fn = make_edit(target, cfg.mode, value)
         change = ev.scores(on, target.hookpoint, fn) - ev.scores(on)
         signed = float(np.mean(effect_sign(record_name(cfg.mode, value)) * change))
         kl = float(_kl(ev.logprobs(other), ev.logprobs(other, target.hookpoint, fn)).mean())
@@ -277,16 +283,28 @@ def _controls(
 ) -> list[tuple[str, str, np.ndarray, float]]:
     """Random directions of matched norm, and random features of matched activation spread."""
     width = len(target.direction)
+    # an SAE latent writes value * decoder row: a random direction of matched norm gets value * |row|
+    norm = float(np.linalg.norm(target.sae.decoder)) if target.sae is not None else 1.0
     out: list[tuple[str, str, np.ndarray, float]] = []
     for k in range(cfg.n_random_directions):
         v = rng.normal(size=width)
         v /= np.linalg.norm(v)
         p = acts @ v
-        cvalue = value if cfg.mode in ("steer", "ablate") else float(p.mean()) + (value - mean) / std * float(p.std() or 1.0)
+        if cfg.mode == "steer":
+            cvalue = value * norm
+        elif cfg.mode == "ablate":
+            cvalue = 0.0
+        else:
+            cvalue = float(p.mean()) + (value - mean) / std * float(p.std() or 1.0)
         out.append(("random_direction", f"control:random_direction:{target.feature_id}:{k}", v, cvalue))
     stds = acts.std(0)
-    order = np.argsort(np.abs(stds - std))
-    candidates = [int(j) for j in order if target.index is None or int(j) != target.index][: max(8, cfg.n_matched_features * 4)]
+    spread = std * norm if target.sae is not None else std
+    order = np.argsort(np.abs(stds - spread))
+    candidates = [int(j) for j in order if target.kind == "sae" or target.index is None or int(j) != target.index]
+    candidates = candidates[: max(8, cfg.n_matched_features * 4)]
+    # basis features of the hookpoint with the closest activation spread (for an SAE latent: random
+    # residual features, since the latents' own frequencies are not at hand)
+    control_type = "random_feature" if target.kind == "sae" else "matched_frequency"
     for j in rng.choice(candidates, size=min(cfg.n_matched_features, len(candidates)), replace=False):
         e = np.zeros(width)
         e[j] = 1.0
@@ -294,7 +312,7 @@ def _controls(
         cvalue = {"steer": value / std * js, "ablate": 0.0, "mean_ablate": jm}.get(cfg.mode, jm + (value - mean) / std * js)
         layer = target.hookpoint.split(".")[1]
         prefix = "N" if "mlp" in target.hookpoint else "D"
-        out.append(("matched_frequency", f"L{layer}:{prefix}{j}", e, cvalue))
+        out.append((control_type, f"L{layer}:{prefix}{j}", e, cvalue))
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -12,6 +13,28 @@ from interp_agent.core.errors import ValidationError
 _DIM = re.compile(r"^L(\d+):D(\d+)$")
 _NEURON = re.compile(r"^L(\d+):N(\d+)$")
 _DIRECTION = re.compile(r"^direction:(.+)$")
+_SAE = re.compile(r"^SAE:L(\d+):F(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class SaeLatent:
+    """One SAE latent: how to read it from the activation and what it writes back."""
+
+    w_enc: np.ndarray
+    """Encoder column [width]."""
+    b_enc: float
+    """Encoder bias."""
+    b_dec: np.ndarray
+    """Decoder bias [width], subtracted before encoding."""
+    decoder: np.ndarray
+    """Decoder row [width] (not normalised): the latent writes ``activation * decoder``."""
+    threshold: float | None = None
+    """JumpReLU threshold, else None."""
+
+    def activation(self, acts_ND: np.ndarray) -> np.ndarray:
+        """The latent's activation per row."""
+        pre = (acts_ND - self.b_dec) @ self.w_enc + self.b_enc
+        return np.where(pre > (self.threshold or 0.0), pre, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +53,8 @@ class Target:
     """Basis index for dims and neurons."""
     scale: float | None = None
     """Natural size of the feature (a learned direction's own norm); None: its calibration std."""
+    sae: SaeLatent | None = None
+    """For an SAE latent: encoder and decoder (edits act on the latent, not on a projection)."""
 
     def __post_init__(self) -> None:
         norm = float(np.linalg.norm(self.direction))
@@ -37,15 +62,33 @@ class Target:
             raise ValidationError(f"target {self.feature_id}: direction must be a unit vector, has norm {norm}")
 
 
-def parse_target(feature_id: str, width_of: dict[str, int], directions: dict[str, tuple[str, np.ndarray]] | None = None) -> Target:
+def parse_target(
+    feature_id: str,
+    width_of: dict[str, int],
+    directions: dict[str, tuple[str, np.ndarray]] | None = None,
+    saes: dict[int, Any] | None = None,
+) -> Target:
     """Turn a feature id into a Target.
 
     Args:
         feature_id: ``L{layer}:D{dim}`` (residual dimension at blocks.L.hook_resid_post),
-            ``L{layer}:N{i}`` (MLP neuron at blocks.L.mlp.hook_post) or ``direction:NAME``.
+            ``L{layer}:N{i}`` (MLP neuron at blocks.L.mlp.hook_post), ``direction:NAME`` or
+            ``SAE:L{layer}:F{i}`` (a latent of the SAE given for that layer).
         width_of: activation width per hookpoint (to size basis vectors).
         directions: learned directions by feature id -> (hookpoint, vector).
+        saes: SAEs (``interp_agent.core.sae.SaeWeights``) by layer.
     """
+    if (m := _SAE.match(feature_id)) is not None:
+        layer, i = int(m.group(1)), int(m.group(2))
+        sae = (saes or {}).get(layer)
+        if sae is None:
+            raise ValidationError(f"{feature_id}: no SAE for layer {layer}", hint="pass the SAE Lens folder with --sae DIR")
+        if i >= sae.W_dec.shape[0]:
+            raise ValidationError(f"{feature_id}: latent {i} is out of range (d_sae {sae.W_dec.shape[0]})")
+        row = sae.W_dec[i]
+        latent = SaeLatent(w_enc=sae.W_enc[:, i], b_enc=float(sae.b_enc[i]), b_dec=sae.b_dec, decoder=row,
+                           threshold=float(sae.threshold[i]) if sae.threshold is not None else None)
+        return Target(feature_id, sae.hookpoint, row / np.linalg.norm(row), "sae", index=i, sae=latent)
     if (m := _DIM.match(feature_id)) is not None:
         hook, index = f"blocks.{m.group(1)}.hook_resid_post", int(m.group(2))
         kind = "dim"

@@ -114,7 +114,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
         }
         if inp.backend == "hf":
             params |= {"dataset": dataset_of(inp), "pack": inp.pack,
-                       "hookpoints": inp.hookpoints, "pooling": inp.pooling}
+                       "hookpoints": inp.hookpoints, "pooling": inp.pooling, "sae": optional_path(inp.sae, "sae")}
         record = await wait_for(state, runner.submit("inspect", params).job_id, inp.wait_seconds, ctx)
         raw = runner.result(record.job_id) if record.state == "completed" else None
         result = inspect_result(state, record, raw) if raw is not None else None
@@ -149,7 +149,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "model": inp.model, "criterion": inp.criterion or None, "dataset": dataset_of(inp),
             "pack": inp.pack, "report": report_path(inp.report, "report") if inp.report else None,
             "features": inp.features, "top_k": inp.top_k, "mode": inp.mode, "strengths": inp.strengths,
-            "targets": inp.targets, "scorer": inp.scorer,
+            "targets": inp.targets, "scorer": inp.scorer, "sae": optional_path(inp.sae, "sae"),
         }
         record = await wait_for(state, runner.submit("intervene", params).job_id, inp.wait_seconds, ctx)
         raw = runner.result(record.job_id) if record.state == "completed" else None
