@@ -126,7 +126,23 @@ class _JobStart(_Input):
     )
 
 
-class InspectInput(_JobStart):
+class _Prompts(_JobStart):
+    """Where a live model's prompts come from, besides a dataset file."""
+
+    pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
+        None, description="A built-in criterion pack instead of a dataset (hf backend for inspect)"
+    )
+    positives: list[str] | None = Field(
+        None, max_length=2000,
+        description="Instead of a dataset: texts where the criterion holds (at least 8, better 30-60). Write negatives "
+        "that match them in length, topic and style so features track the criterion, not a confound",
+    )
+    negatives: list[str] | None = Field(
+        None, max_length=2000, description="Texts where the criterion does not hold, paired with the positives",
+    )
+
+
+class InspectInput(_Prompts):
     model: str = Field(
         min_length=1,
         description="Model: 'smollm2-135m' (embedded, for backend 'hf'), a local folder or hub id (hf), or the name "
@@ -148,17 +164,6 @@ class InspectInput(_JobStart):
         "60 prompts, half where the criterion holds; match negatives to positives in length, topic and style so the "
         "features found track the criterion, not a confound",
     )
-    pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
-        None, description="hf backend: a built-in criterion pack instead of a dataset"
-    )
-    positives: list[str] | None = Field(
-        None, max_length=2000,
-        description="Instead of a dataset: texts where the criterion holds (at least 8, better 30-60). Write negatives "
-        "that match them in length, topic and style so features track the criterion, not a confound",
-    )
-    negatives: list[str] | None = Field(
-        None, max_length=2000, description="Texts where the criterion does not hold, paired with the positives",
-    )
     hookpoints: list[str] | None = Field(
         None, max_length=16,
         description="hf backend: TransformerLens hookpoints, e.g. ['blocks.15.hook_resid_post']; default: a few middle layers",
@@ -172,21 +177,10 @@ class InspectInput(_JobStart):
     )
 
 
-class InterveneInput(_JobStart):
+class InterveneInput(_Prompts):
     model: str = Field(min_length=1, description="'smollm2-135m' (embedded), a local folder or a hub id")
     criterion: str = Field("", max_length=2000, description="The criterion (a pack brings its own)")
     dataset: str | None = Field(None, description="Scored prompts JSONL (workspace path); the same set the report used")
-    pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
-        None, description="A built-in criterion pack instead of a dataset"
-    )
-    positives: list[str] | None = Field(
-        None, max_length=2000,
-        description="Instead of a dataset: texts where the criterion holds (at least 8, better 30-60). Write negatives "
-        "that match them in length, topic and style so features track the criterion, not a confound",
-    )
-    negatives: list[str] | None = Field(
-        None, max_length=2000, description="Texts where the criterion does not hold, paired with the positives",
-    )
     report: str | None = Field(None, description="run_id of an hf inspect job (or its report.json path): its top features and contrast directions")
     features: list[str] | None = Field(None, max_length=32, description="Feature ids to test instead: L{layer}:D{dim}, L{layer}:N{i}, SAE:L{layer}:F{i} (needs sae), direction:…")
     sae: str | None = Field(None, description="SAE Lens folder (cfg.json + sae_weights.safetensors, workspace path) for SAE:L{layer}:F{i} features")
