@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("doctor", help="what is installed, which extras work, whether the models load")
-    p.add_argument("--quick", action="store_true", help="only check imports; do not load the sentence encoder")
+    p.add_argument("--quick", action="store_true", help="only check imports; load neither the embedded model nor the sentence encoder")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(func=cmd_doctor)
 

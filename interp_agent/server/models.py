@@ -201,7 +201,7 @@ class InterveneInput(_Prompts):
 
 class InterveneResultModel(BaseModel):
     scorer: dict[str, Any] = Field(description="The behaviour scorer and its held-out AUROC/accuracy")
-    features: list[dict[str, Any]] = Field(description="Per feature: verdict (causal, weak, no_effect, contradicts), effect with 95% CI, control effect, KL side effect")
+    features: list[dict[str, Any]] = Field(description="Per feature: verdict (causal, weak, no_effect, contradicts), effect with 95% CI, control effect, side effect (KL and score change on the other class)")
     interventions: str = Field(description="URI of interventions.jsonl (seed format; feed it to inspect)")
     summary: str = Field(description="URI of summary.json")
 
