@@ -91,9 +91,9 @@ def harvest_for_inspection(
     hooks = list(hookpoints) if hookpoints else default_hookpoints(loaded.model)
     sae_weights = None
     if sae is not None:
-        from interp_agent.core.sae import load_sae_lens
+        from interp_agent.core.sae import load_sae
 
-        sae_weights = load_sae_lens(sae)
+        sae_weights = load_sae(sae)
     texts = [p.text for p in prompts]
     per_batch = (lambda done, total: progress("harvesting", done, total)) if progress else None
     harvested = harvest(loaded, texts, hooks, pooling=pooling, progress=per_batch)
@@ -284,9 +284,9 @@ def intervene(
     loaded = load_model(model)
     saes = {}
     if sae is not None:
-        from interp_agent.core.sae import load_sae_lens
+        from interp_agent.core.sae import load_sae
 
-        weights = load_sae_lens(sae)
+        weights = load_sae(sae)
         saes[weights.layer] = weights
     width_of = {}
     for fid in chosen:

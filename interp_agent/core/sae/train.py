@@ -1,0 +1,424 @@
+"""``train_sae``: from a source of activations to a saved SAE, its metrics and latent records.
+
+One call: cache the activations (data.py), train (trainer.py) with checkpoints, measure on
+the held-out split (metrics.py), save in SAE Lens's layout, write activation records of the
+trained latents when the prompts carry criterion scores, and with ``causal_out`` rank the
+latents on the training split and steer the best of them with controls on held-out prompts.
+
+Run again on the same ``out`` after a crash or a kill, it reuses the cached activations and
+continues from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from interp_agent.core.artifacts import run_provenance, schema_version, write_json
+from interp_agent.core.errors import InputFileError, ValidationError
+from interp_agent.core.formats.prompts import ScoredPrompt
+from interp_agent.core.sae import data as act_data
+from interp_agent.core.sae.model import ARCHITECTURES, SPARSE_ARCHITECTURES, SaeShape
+from interp_agent.core.sae.trainer import CHECKPOINT_DIR, Optimisation, Trainer, default_lr
+
+Progress = Callable[[str, float, str], None]
+"""``progress(phase, fraction 0..1 of the whole run, message)``."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # seconds on a laptop CPU: a narrow SAE over a criterion pack's tokens
+    "minimal": {"architecture": "topk", "expansion_factor": 4.0, "k": 16, "batch_size": 256, "steps": 300,
+                "lr": 1e-3, "max_length": 64, "checkpoint_every": 100},
+    # token-level, wide, k 32; steps default to one pass over the training rows
+    "production": {"architecture": "topk", "expansion_factor": 32.0, "k": 32, "batch_size": 4096, "steps": None,
+                   "lr": None, "max_length": 256, "checkpoint_every": 1000},
+}
+SPARSITY_DEFAULTS = {"relu": 1.0, "jumprelu": 1.0}
+ACTIVATION_CACHE = "activations"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSettings:
+    """Every setting of a run; a preset fills the ones left None."""
+
+    preset: str = "minimal"
+    architecture: str | None = None
+    latent_dim: int | None = None
+    expansion_factor: float | None = None
+    k: int | None = None
+    batch_size: int | None = None
+    steps: int | None = None
+    epochs: float = 1.0
+    """Passes over the training rows when ``steps`` is None."""
+    lr: float | None = None
+    warmup_fraction: float = 0.05
+    decay_fraction: float = 0.2
+    sparsity_coefficient: float | None = None
+    aux_coefficient: float = 1 / 32
+    dead_after_tokens: int | None = None
+    """Default: min(10M, a fifth of the training tokens)."""
+    b_dec_init: str = "median"
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    """``float32``, or ``bfloat16`` for the encoder matmul (default on CUDA)."""
+    max_records: int | None = None
+    max_length: int | None = None
+    held_out_fraction: float | None = None
+    """Default 0.3 (the ranking's) for scored prompts, else 0.1."""
+    checkpoint_every: int | None = None
+    top_latents: int = 32
+    """Latents kept per row in the written activation records."""
+    keep_activations: bool = False
+
+    def resolved(self) -> dict[str, Any]:
+        if self.preset not in PRESETS:
+            raise ValidationError(f"unknown preset {self.preset!r}", hint=f"one of {', '.join(PRESETS)}")
+        out = asdict(self)
+        for key, value in PRESETS[self.preset].items():
+            if out[key] is None:
+                out[key] = value
+        if out["architecture"] not in ARCHITECTURES:
+            raise ValidationError(f"unknown architecture {out['architecture']!r}", hint=f"one of {', '.join(ARCHITECTURES)}")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    """What ``train_sae`` returns."""
+
+    metrics: dict[str, Any]
+    """metrics.json."""
+    paths: dict[str, Path]
+    """cfg, weights, metrics, and records / causal summary when written."""
+    causal: dict[str, Any] | None = field(default=None)
+    """Summary of the causal test (``causal_out``), else None."""
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValidationError(f"unknown device {name!r}", hint="cpu, cuda, cuda:1 or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValidationError("device cuda asked for but torch sees no CUDA device", hint="use --device cpu")
+    return dev
+
+
+def read_prompt_file(path: str | Path) -> tuple[list[ScoredPrompt], bool]:
+    """Prompts of a training set and whether all carry criterion scores.
+
+    ``.txt``: one prompt per non-empty line (unscored). JSONL: objects with ``text`` and
+    optional ``prompt_id`` / ``criterion_score`` / ``split`` (scored prompts are a special case).
+    """
+    from interp_agent.core.formats.jsonl import Fields, iter_json_objects
+    from interp_agent.core.formats.prompts import normalise_split
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "file not found")
+    prompts: list[ScoredPrompt] = []
+    scored = True
+    if path.suffix.lower() == ".txt":
+        with open(path, encoding="utf-8") as fh:
+            for i, line in enumerate(fh, 1):
+                if line.strip():
+                    prompts.append(ScoredPrompt(f"line{i}", line.rstrip("\n"), 0.0))
+        scored = False
+    else:
+        seen: dict[str, int] = {}
+        for line, obj in iter_json_objects(path):
+            f = Fields(obj, path, line)
+            pid = f.string("prompt_id", required=False) or f"line{line}"
+            if pid in seen:
+                raise InputFileError(path, f"duplicate prompt_id {pid!r} (first on line {seen[pid]})", line=line, field="prompt_id")
+            seen[pid] = line
+            score = f.number("criterion_score") if "criterion_score" in obj else None
+            scored = scored and score is not None
+            prompts.append(ScoredPrompt(pid, f.string("text"), 0.0 if score is None else score,
+                                        normalise_split(f.string("split", required=False), f)))
+    if not prompts:
+        raise InputFileError(path, "no prompts in file", hint="one text per line (.txt) or JSON objects with 'text'")
+    return prompts, scored
+
+
+def train_sae(
+    *,
+    out: str | Path,
+    model: str | None = None,
+    dataset: str | Path | None = None,
+    pack: str | None = None,
+    criterion: str | None = None,
+    hookpoint: str | None = None,
+    activations: str | Path | Sequence[str | Path] | None = None,
+    records: str | Path | None = None,
+    settings: TrainSettings | None = None,
+    causal_out: str | Path | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train an SAE and write it into ``out`` (cfg.json, sae_weights.safetensors, metrics.json, …).
+
+    Exactly one source: ``model`` + (``dataset`` or ``pack``) + ``hookpoint``;
+    ``activations`` (safetensors / .npy / Parquet files); or ``records`` (activation JSONL).
+
+    Raises:
+        ValidationError: no source or several, missing hookpoint, bad settings.
+        InputFileError: an unreadable input file (named, with the line where it applies).
+    """
+    settings = settings or TrainSettings()
+    cfg = settings.resolved()
+    sources = [s for s in ("model", "activations", "records") if {"model": model, "activations": activations, "records": records}[s]]
+    if len(sources) != 1:
+        raise ValidationError(
+            f"give exactly one source, got {sources or 'none'}",
+            hint="--model M --dataset F --hookpoint H, or --activations F, or --records F",
+        )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = progress or (lambda phase, frac, msg: None)
+    device = _device(cfg["device"])
+    bf16 = cfg["dtype"] == "bfloat16" or (cfg["dtype"] == "auto" and device.type == "cuda")
+    if cfg["dtype"] not in ("auto", "float32", "bfloat16"):
+        raise ValidationError(f"dtype must be auto, float32 or bfloat16, got {cfg['dtype']!r}")
+
+    prompts: list[ScoredPrompt] = []
+    scored = False
+    loaded = None
+    cache_dir = out / ACTIVATION_CACHE
+
+    def cache_progress(phase: str, done: int, total: int | None) -> None:
+        report(phase, 0.15 * done / total if total else 0.0, f"{phase}: {done}" + (f"/{total}" if total else ""))
+
+    if model:
+        if not hookpoint:
+            raise ValidationError("training from a model needs --hookpoint", hint="e.g. blocks.15.hook_resid_post")
+        if pack:
+            from interp_agent.core.criteria import load_pack
+
+            loaded_pack = load_pack(pack)
+            prompts, scored = list(loaded_pack.prompts), True
+            criterion = criterion or loaded_pack.criterion
+        elif dataset:
+            prompts, scored = read_prompt_file(dataset)
+        else:
+            raise ValidationError("training from a model needs prompts: --dataset FILE or --pack NAME")
+        from interp_agent.core.models import load_model
+
+        report("load", 0.0, f"loading {model}")
+        loaded = load_model(model, device=str(device) if device.type == "cuda" else "cpu")
+        held = cfg["held_out_fraction"] or (0.3 if scored else 0.1)
+        cache = act_data.from_model(
+            loaded, [(p.prompt_id, p.text) for p in prompts], hookpoint, cache_dir, held_out_fraction=held,
+            max_length=cfg["max_length"], max_records=cfg["max_records"], seed=cfg["seed"], progress=cache_progress,
+        )
+    elif activations:
+        paths = [activations] if isinstance(activations, (str, Path)) else list(activations)
+        cache = act_data.from_activations(paths, cache_dir, hookpoint=hookpoint, held_out_fraction=cfg["held_out_fraction"] or 0.1,
+                                          max_records=cfg["max_records"], seed=cfg["seed"], progress=cache_progress)
+    else:
+        cache = act_data.from_records(records, cache_dir, hookpoint=hookpoint,  # type: ignore[arg-type]
+                                      held_out_fraction=cfg["held_out_fraction"] or 0.3,
+                                      max_records=cfg["max_records"], seed=cfg["seed"], progress=cache_progress)
+
+    # -- shape and loop settings ------------------------------------------------------------
+    d_in = cache.d_in
+    d_sae = cfg["latent_dim"] or int(round(d_in * cfg["expansion_factor"]))
+    arch = cfg["architecture"]
+    k = cfg["k"] if arch in SPARSE_ARCHITECTURES else None
+    if k is not None and k > d_sae:
+        raise ValidationError(f"k ({k}) exceeds the latent dim ({d_sae})")
+    shape = SaeShape(arch, d_in, d_sae, k=k)  # type: ignore[arg-type]
+    batch = min(cfg["batch_size"], cache.n_train)
+    steps = cfg["steps"] or max(1, math.ceil(cache.n_train * cfg["epochs"] / batch))
+    total_tokens = steps * batch
+    opt = Optimisation(
+        batch_size=batch, steps=steps, lr=cfg["lr"] or default_lr(d_sae),
+        warmup_steps=max(1, min(1000, round(steps * cfg["warmup_fraction"]))),
+        decay_steps=round(steps * cfg["decay_fraction"]),
+        sparsity_coefficient=cfg["sparsity_coefficient"] if cfg["sparsity_coefficient"] is not None else SPARSITY_DEFAULTS.get(arch, 0.0),
+        aux_coefficient=cfg["aux_coefficient"],
+        dead_after_tokens=cfg["dead_after_tokens"] or min(10_000_000, max(batch, total_tokens // 5)),
+        b_dec_init=cfg["b_dec_init"], seed=cfg["seed"], checkpoint_every=cfg["checkpoint_every"] or 0, bf16_matmul=bf16,
+    )
+    torch.manual_seed(cfg["seed"])
+    trainer = Trainer(shape, opt, device=device)
+    ckpt_dir = out / CHECKPOINT_DIR
+    history = trainer.load_latest(ckpt_dir) if ckpt_dir.is_dir() else None
+    resumed_from = trainer.step if history is not None else None
+    if history is None:
+        trainer.initialise(cache.sample(16_384, seed=cfg["seed"]))
+        history = []
+    else:
+        report("train", 0.15, f"resuming from checkpoint at step {trainer.step}")
+
+    def on_step(point: dict[str, float]) -> None:
+        report("train", 0.15 + 0.7 * point["step"] / steps,
+               f"step {int(point['step'])}/{steps} loss {point['loss']:.4g} fvu {point['fvu']:.3f} l0 {point['l0']:.1f}")
+
+    import time
+
+    t0 = time.perf_counter()
+    start_step = trainer.step
+    history = history + trainer.fit(
+        cache.train_batches(batch, seed=cfg["seed"], start_step=trainer.step), checkpoint_dir=ckpt_dir, report=on_step,
+    )
+    seconds = time.perf_counter() - t0
+    sae = trainer.sae.eval()
+
+    # -- held-out metrics -----------------------------------------------------------------
+    from interp_agent.core.sae.metrics import reconstruction_metrics, splice_metrics
+
+    report("evaluate", 0.86, "held-out reconstruction")
+    scale = sae.input_scale
+
+    def recon_and_codes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = sae.encode(x * scale)
+        return (z @ sae.W_dec + sae.b_dec) / scale, z
+
+    held_metrics = reconstruction_metrics(recon_and_codes, cache.held_out_batches(4096), d_sae, device=device)
+    splice = None
+    if loaded is not None:
+        report("evaluate", 0.9, "splicing the SAE into the model on held-out prompts")
+        held_prompts = _held_out_prompts(prompts, cache.source)
+        mean = _held_out_mean(cache)
+        splice = splice_metrics(loaded, [p.text for p in held_prompts], cache.hookpoint, lambda x: recon_and_codes(x)[0],  # type: ignore[arg-type]
+                                torch.as_tensor(mean), max_length=cfg["max_length"])
+
+    # -- save -----------------------------------------------------------------------------
+    from interp_agent.core.sae.lens import save_sae_lens
+
+    hook = cache.hookpoint or "blocks.0.hook_resid_post"
+    weights = sae.to_weights(hook)
+    trained = {"trained_architecture": arch, "trainer": "interp-agent", "hookpoint_known": cache.hookpoint is not None}
+    save_sae_lens(out, weights, model_name=model or cache.source.get("model"), extra_metadata=trained)
+    metrics = {
+        "schema_version": schema_version("sae_metrics"),
+        "sae": {"architecture": arch, "saved_as": weights.architecture, "d_in": d_in, "d_sae": d_sae, "k": k,
+                "hookpoint": cache.hookpoint, "model": model or cache.source.get("model")},
+        "settings": {**{key: cfg[key] for key in ("preset", "seed", "epochs", "max_records", "max_length")},
+                     **asdict(opt), "device": str(device)},
+        "data": {"n_train_rows": cache.n_train, "n_held_out_rows": cache.n_held_out, "source": cache.source,
+                 "feature_ids": cache.feature_ids},
+        "training": {
+            "steps": steps, "tokens": total_tokens, "resumed_from_step": resumed_from,
+            "seconds_this_run": round(seconds, 3),
+            "tokens_per_s_this_run": round((steps - start_step) * batch / seconds, 1) if seconds > 0 and steps > start_step else None,
+            "final": history[-1] if history else None, "history": history,
+        },
+        "held_out": held_metrics,
+        "splice": splice,
+        "provenance": run_provenance({"dataset": dataset, "records": records,
+                                      **({"activations": str(activations)} if isinstance(activations, (str, Path)) else {})}),
+        "notes": [
+            "metrics are measured on held-out rows the SAE was not trained on",
+            "the first position of every prompt is left out of training and splicing (massive activations)",
+        ] if model else ["metrics are measured on held-out rows the SAE was not trained on"],
+    }
+    paths = {"cfg": out / "cfg.json", "weights": out / "sae_weights.safetensors"}
+    if scored and loaded is not None:
+        report("records", 0.93, "activation records of the trained latents")
+        paths["records"] = _model_records(out, loaded, prompts, cache.hookpoint, weights, cfg["top_latents"], cfg["max_length"])  # type: ignore[arg-type]
+    elif records is not None:
+        report("records", 0.93, "activation records of the trained latents")
+        paths["records"] = _records_from_records(out, Path(records), sae, cache, cfg["top_latents"], device)
+    metrics["records"] = str(paths["records"]) if "records" in paths else (
+        "not written: the prompts carry no criterion scores" if model else "not written: stored activations carry no prompts")
+    causal = None
+    if causal_out is not None:
+        if loaded is None or not scored:
+            raise ValidationError("--causal-out needs a model and scored prompts (a pack or a scored dataset)")
+        report("causal", 0.95, "ranking latents on the training split, steering the best on held-out prompts")
+        causal = _causal(model, criterion, dataset, pack, out, Path(causal_out), paths["records"])  # type: ignore[arg-type]
+        paths["causal_summary"] = Path(causal_out) / "summary.json"
+        metrics["causal"] = {"summary": str(paths["causal_summary"]), "features": causal["features"]}
+    paths["metrics"] = write_json(out / "metrics.json", metrics)
+    if not cfg["keep_activations"]:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    report("done", 1.0, f"FVU {held_metrics['fvu']:.3f}, L0 {held_metrics['l0']:.1f} on held-out rows")
+    return TrainResult(metrics=metrics, paths=paths, causal=causal)
+
+
+def _held_out_prompts(prompts: list[ScoredPrompt], source: dict[str, Any]) -> list[ScoredPrompt]:
+    from interp_agent.core.ranking.splits import HELD_OUT, assign_splits, prompt_hashes
+
+    groups = assign_splits(prompt_hashes([p.prompt_id for p in prompts], source["salt"]), source["held_out_fraction"])
+    return [p for p, g in zip(prompts, groups) if g == HELD_OUT]
+
+
+def _held_out_mean(cache: act_data.ActivationCache) -> np.ndarray:
+    total, n = np.zeros(cache.d_in), 0
+    for b in cache.held_out_batches(65_536):
+        total += b.sum(0, dtype=np.float64)
+        n += len(b)
+    return (total / n).astype(np.float32)
+
+
+def _model_records(out: Path, loaded: Any, prompts: list[ScoredPrompt], hook: str, weights: Any, top_n: int, max_length: int) -> Path:
+    from interp_agent.core.models.harvest import SaeParams, write_harvested_records
+
+    params = SaeParams(weights.W_enc.astype(np.float32), weights.b_enc.astype(np.float32), weights.b_dec.astype(np.float32),
+                       None if weights.threshold is None else weights.threshold.astype(np.float32), weights.k)
+    return write_harvested_records(out / "records.jsonl", loaded, prompts, [hook], format="jsonl", features="sae",
+                                   sae={hook: params}, top_n=top_n, pooling="max", max_length=max_length)
+
+
+def _records_from_records(out: Path, path: Path, sae: Any, cache: act_data.ActivationCache, top_n: int, device: torch.device) -> Path:
+    """Latent records of the input records (same prompts, scores and tokens)."""
+    from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, RecordReader, write_records
+    from interp_agent.core.sae.lens import _LAYER
+
+    m = _LAYER.match(cache.hookpoint or "")
+    prefix = f"SAE:L{m.group(1)}:F" if m else "SAE:F"
+    col = {fid: i for i, fid in enumerate(cache.feature_ids or [])}
+
+    def rows() -> Any:
+        chunk: list[ActivationRecord] = []
+        for rec in RecordReader(path):
+            chunk.append(rec)
+            if len(chunk) == 4096:
+                yield from encode(chunk)
+                chunk = []
+        yield from encode(chunk)
+
+    @torch.no_grad()
+    def encode(chunk: list[ActivationRecord]) -> Any:
+        if not chunk:
+            return
+        x = np.zeros((len(chunk), cache.d_in), np.float32)
+        for i, rec in enumerate(chunk):
+            x[i, [col[f] for f in rec.feature_ids]] = rec.activations
+        z = sae.encode(torch.as_tensor(x, device=device) * sae.input_scale).cpu()
+        top = z.topk(min(top_n, z.shape[1]), dim=1)
+        for rec, idx, val in zip(chunk, top.indices.numpy(), top.values.numpy()):
+            keep = val > 0
+            yield replace(rec, feature_ids=tuple(f"{prefix}{i}" for i in idx[keep]), activations=tuple(val[keep].tolist()), extra={})
+
+    layer = int(m.group(1)) if m else None
+    meta = {f"{prefix}{i}": FeatureMeta(layer=layer) for i in range(sae.shape.d_sae)}
+    return write_records(out / "records.jsonl", rows(), meta)
+
+
+def _causal(model: str, criterion: str | None, dataset: Any, pack: str | None, sae_dir: Path, causal_out: Path, records: Path) -> dict[str, Any]:
+    """Rank the latents on the training split, then steer the top ones with controls (held-out evidence)."""
+    from interp_agent.core.inspection import inspect
+    from interp_agent.core.live import intervene
+
+    # the ranking and intervene share the hash split (held-out fraction 0.3, salt interp-agent):
+    # latents are chosen on training prompts, their effects measured on held-out ones
+    inspect(model, criterion or "", backend="records", records=records, out=causal_out / "ranking")
+    report_path = causal_out / "ranking" / "report.json"
+    result = intervene(model, criterion, out=causal_out, dataset=dataset, pack=pack, report=report_path, top_k=3,
+                       mode="steer", sae=sae_dir)
+    return {"features": [{"feature_id": f["feature_id"], "verdict": f["verdict"], "effect": f["effect"]["mean"],
+                          "ci95": f["effect"]["ci95"], "control_effect": f["control_effect"]["mean"]}
+                         for f in result.summary["features"]]}

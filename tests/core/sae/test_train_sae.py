@@ -1,0 +1,116 @@
+"""train_sae end to end: stored activations, activation records and the embedded model in,
+an SAE Lens folder, held-out metrics and latent records out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from interp_agent.core.errors import ValidationError
+from interp_agent.core.sae import load_sae
+from interp_agent.core.sae.train import TrainSettings, train_sae
+from sae_planted import planted
+
+FAST = dict(steps=150, batch_size=256, lr=3e-3, latent_dim=96, k=4)
+
+
+def test_from_stored_activations(tmp_path) -> None:  # noqa: ANN001
+    x, _ = planted(n=6_000)
+    np.save(tmp_path / "acts.npy", x)
+    phases: list[str] = []
+    result = train_sae(out=tmp_path / "sae", activations=tmp_path / "acts.npy", hookpoint="blocks.3.hook_resid_post",
+                       settings=TrainSettings(**FAST), progress=lambda phase, frac, msg: phases.append(phase))
+    m = result.metrics
+    assert m["sae"] == {"architecture": "topk", "saved_as": "topk", "d_in": 32, "d_sae": 96, "k": 4,
+                        "hookpoint": "blocks.3.hook_resid_post", "model": None}
+    held = m["held_out"]
+    assert held["n_rows"] == m["data"]["n_held_out_rows"] > 300
+    assert held["fvu"] < 0.5 and held["l0"] == pytest.approx(4.0, abs=0.05)
+    assert m["splice"] is None and "stored activations" in m["records"]
+    assert m["training"]["steps"] == 150 and m["training"]["history"][-1]["step"] == 150
+    assert {"read", "train", "evaluate", "done"} <= set(phases)
+    on_disk = json.loads((tmp_path / "sae" / "metrics.json").read_text())
+    assert on_disk["held_out"]["fvu"] == held["fvu"]
+    assert not (tmp_path / "sae" / "activations").exists() and not (tmp_path / "sae" / "checkpoints").exists()
+    # the saved SAE reproduces the held-out FVU reported
+    sae = load_sae(tmp_path / "sae")
+    assert sae.hookpoint == "blocks.3.hook_resid_post" and sae.k == 4
+    recon = sae.encode(x.astype(np.float64)) @ sae.W_dec + sae.b_dec
+    fvu_all = ((x - recon) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
+    assert fvu_all < 0.5
+
+
+def test_sae_lens_loads_the_trained_sae_and_encodes_the_same(tmp_path) -> None:  # noqa: ANN001
+    sae_lens = pytest.importorskip("sae_lens")
+    x, _ = planted(n=4_000)
+    np.save(tmp_path / "acts.npy", x)
+    for arch in ("topk", "batchtopk", "relu", "jumprelu"):
+        out = tmp_path / arch
+        train_sae(out=out, activations=tmp_path / "acts.npy", hookpoint="blocks.3.hook_resid_post",
+                  settings=TrainSettings(**{**FAST, "steps": 60, "architecture": arch, "sparsity_coefficient": 0.3}))
+        theirs = sae_lens.SAE.load_from_disk(str(out))
+        ours = load_sae(out)
+        xt = torch.tensor(x[:500])
+        np.testing.assert_allclose(theirs.encode(xt).detach().numpy(), ours.encode(x[:500].astype(np.float64)),
+                                   rtol=1e-4, atol=1e-4, err_msg=arch)
+
+
+def test_from_records_writes_latent_records_that_inspect_ranks(tmp_path) -> None:  # noqa: ANN001
+    from interp_agent.core.inspection import inspect
+
+    x, _ = planted(n=1_200, d=16, n_atoms=32)
+    rng = np.random.default_rng(1)
+    label = rng.random(400) < 0.5
+    lines = []
+    for p in range(400):
+        for t in range(3):
+            row = x[p * 3 + t] + (3.0 * label[p]) * (np.arange(16) == 5)  # criterion shows up along dim 5
+            lines.append({"prompt_id": f"p{p}", "criterion_score": float(label[p]), "token_index": t,
+                          "features": {f"L4:D{d}": float(v) for d, v in enumerate(row)}})
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in lines))
+    result = train_sae(out=tmp_path / "sae", records=path, hookpoint="blocks.4.hook_resid_post",
+                       settings=TrainSettings(**{**FAST, "latent_dim": 48}))
+    assert result.metrics["data"]["feature_ids"][:3] == ["L4:D0", "L4:D1", "L4:D2"]
+    written = [json.loads(line) for line in result.paths["records"].read_text().splitlines()]
+    assert len(written) == 1_200
+    assert {(r["prompt_id"], r["token_index"]) for r in written} == {(f"p{p}", t) for p in range(400) for t in range(3)}
+    assert all(fid.startswith("SAE:L4:F") for r in written for fid in r["features"])
+    assert max(len(r["features"]) for r in written) <= 4  # topk: k latents at most per row
+    report = inspect("synthetic", "dimension 5 is raised", backend="records", records=result.paths["records"]).report
+    top = report["features"][0]
+    assert top["feature_id"].startswith("SAE:L4:F")
+    auroc = top["association"]["held_out"]["auroc"]
+    assert max(auroc, 1 - auroc) > 0.8  # a latent tracks the planted criterion on held-out prompts
+
+
+def test_exactly_one_source_is_required(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(ValidationError, match="exactly one source"):
+        train_sae(out=tmp_path)
+    with pytest.raises(ValidationError, match="hookpoint"):
+        train_sae(out=tmp_path, model="smollm2-135m", pack="french")
+    with pytest.raises(ValidationError, match="unknown preset"):
+        train_sae(out=tmp_path, activations=tmp_path / "x.npy", settings=TrainSettings(preset="huge"))
+
+
+@pytest.mark.slow
+def test_from_the_embedded_model_with_splice_metrics_and_records(tmp_path) -> None:  # noqa: ANN001
+    from interp_agent.core.inspection import inspect
+
+    result = train_sae(out=tmp_path / "sae", model="smollm2-135m", pack="measurement_unit",
+                       hookpoint="blocks.10.hook_resid_post",
+                       settings=TrainSettings(steps=60, batch_size=128, expansion_factor=1.0, k=16, max_length=48))
+    m = result.metrics
+    assert m["sae"]["d_in"] == 576 and m["sae"]["d_sae"] == 576
+    splice = m["splice"]
+    assert splice["n_predictions"] > 50
+    # splicing the SAE in costs less than mean-ablating the layer, and more than nothing
+    assert splice["ce_loss_clean"] < splice["ce_loss_spliced"] < splice["ce_loss_mean_ablated"]
+    assert 0 < splice["loss_recovered"] <= 1 and splice["kl_clean_to_spliced"] > 0
+    assert m["held_out"]["fvu"] < 1.0
+    report = inspect("smollm2-135m", "measurement units", backend="records", records=result.paths["records"]).report
+    assert report["features"][0]["feature_id"].startswith("SAE:L10:F")
+    assert report["features"][0]["association"]["held_out"]["n"] > 0
