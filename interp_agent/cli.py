@@ -274,6 +274,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         result = runner.result(args.job_id)
         _emit(args, {"job": job.model_dump(mode="json"), "result": result},
               json.dumps(result, indent=2) if result is not None else f"{job.state}: {job.error or job.message}")
+    elif args.action == "resume":
+        job = runner.resume(args.job_id).model_dump(mode="json")
+        _emit(args, job, f"{job['job_id']}  {job['state']}  attempt {job['attempts']}  {job['message']}")
     else:
         job = runner.cancel(args.job_id).model_dump(mode="json")
         _emit(args, job, f"{job['job_id']}  {job['state']}")
@@ -294,8 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-jobs", type=int, default=2, help="background jobs running at once (default 2)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("jobs", help="list, follow, fetch or cancel background jobs of a workspace")
-    p.add_argument("action", choices=["list", "status", "result", "cancel"])
+    p = sub.add_parser("jobs", help="list, follow, fetch, cancel or resume background jobs of a workspace")
+    p.add_argument("action", choices=["list", "status", "result", "cancel", "resume"],
+                   help="resume: run a failed or cancelled job again in its run folder, from its last checkpoint "
+                        "(kinds that checkpoint only)")
     p.add_argument("job_id", nargs="?", help="job id (not for list)")
     p.add_argument("--workspace", help="the server's workspace (default: $INTERP_AGENT_WORKSPACE or the current folder)")
     p.add_argument("--limit", type=int, default=20, help="jobs to list (default 20)")

@@ -168,3 +168,28 @@ def test_records_that_say_they_are_synthetic_make_a_synthetic_report(tmp_path: P
     assert report["synthetic"] is True and report["warnings"][0].startswith("SYNTHETIC")
     assert report["features"][0]["association"]["provenance"] == "synthetic"
     assert (tmp_path / "report.json").stat().st_mode & 0o044  # readable by others, like a plain open()
+
+
+def test_jobs_resume_queues_a_failed_job_again_and_refuses_unknown_or_completed_ones(tmp_path: Path, capsys) -> None:
+    from interp_agent.jobs import JobRunner
+
+    runner = JobRunner(tmp_path / "ws")
+    failed = runner.wait(runner.submit("sleep", {"seconds": 0.1, "steps": 2, "fail": True}).job_id, 30)
+    completed = runner.wait(runner.submit("sleep", {"seconds": 0.05, "steps": 1}).job_id, 30)
+    assert (failed.state, completed.state) == ("failed", "completed")
+    ws = str(tmp_path / "ws")
+
+    code, out, _ = run(capsys, "jobs", "resume", failed.job_id, "--workspace", ws, "--json")
+    assert code == 0
+    job = json.loads(out)
+    assert job["job_id"] == failed.job_id and job["state"] == "working" and job["attempts"] == 2 and job["error"] is None
+    again = runner.wait(failed.job_id, 30)  # fail=true fails on every attempt
+    assert again.state == "failed" and again.attempts == 2
+    assert "runner: job resumed, attempt 2" in runner.log_path(failed.job_id).read_text()
+
+    for job_id, expected in (("no-such-job-id", "no job 'no-such-job-id'"), (completed.job_id, "is completed; only a failed")):
+        code, out, err = run(capsys, "jobs", "resume", job_id, "--workspace", ws)
+        assert code == 2 and out == ""
+        assert err.startswith("interp-agent: error: ") and expected in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "jobs", "resume", "--workspace", ws)
+    assert code == 2 and "jobs resume needs a JOB_ID" in err

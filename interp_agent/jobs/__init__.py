@@ -10,22 +10,23 @@ State lives in ``<workspace>/.interp-agent/jobs.sqlite``; artifacts and ``job.lo
 ``<workspace>/runs/<run_id>/``. Layering: this package imports ``interp_agent.core`` (and
 the thin ``interp_agent.api``), never the server, the CLI or ``mcp``.
 
-    runner   JobRunner: submit / get / result / cancel / list / wait / tick / log_path
+    runner   JobRunner: submit / get / result / cancel / resume / list / wait / tick / log_path
     store    the SQLite job table
     executor Executor protocol, LocalProcessExecutor (one process per job)
     worker   the worker process (python -m interp_agent.jobs.worker)
-    kinds    JOB_KINDS registry and the built-in kinds (inspect, match, sleep)
+    kinds    JOB_KINDS registry (RESUMABLE_KINDS: kinds that checkpoint) and the built-in kinds
 """
 
 from interp_agent.jobs.context import JobContext
 from interp_agent.jobs.executor import Executor, LocalProcessExecutor, WorkerHandle
-from interp_agent.jobs.kinds import JOB_KINDS, register
+from interp_agent.jobs.kinds import JOB_KINDS, RESUMABLE_KINDS, register
 from interp_agent.jobs.records import JobNotFoundError, JobRecord, JobState
 from interp_agent.jobs.runner import DEFAULT_TTL_SECONDS, JobRunner
 
 __all__ = [
     "DEFAULT_TTL_SECONDS",
     "JOB_KINDS",
+    "RESUMABLE_KINDS",
     "Executor",
     "JobContext",
     "JobNotFoundError",

@@ -26,7 +26,7 @@ class JobContext:
     by ``flush``, which the worker calls before storing the result.
     """
 
-    __slots__ = ("job_id", "run_dir", "_store", "_log", "_last", "_last_write", "_last_logged", "_pending")
+    __slots__ = ("job_id", "run_dir", "attempt", "_store", "_log", "_last", "_last_write", "_last_logged", "_pending")
 
     def __init__(
         self,
@@ -35,6 +35,7 @@ class JobContext:
         *,
         store_progress: Callable[[float, str], object] | None = None,
         log_file: TextIO | None = None,
+        attempt: int = 1,
     ) -> None:
         """Context of job ``job_id``.
 
@@ -43,11 +44,15 @@ class JobContext:
             run_dir: folder for the job's artifacts (exists).
             store_progress: called with (fraction, message) at most every PROGRESS_INTERVAL_S.
             log_file: where ``log`` writes (default stderr, which a worker sends to job.log).
+            attempt: which run of the job this is: 1, plus one per resume.
         """
         self.job_id = job_id
         """The job's id."""
         self.run_dir = run_dir
         """Folder for the job's artifacts: ``<workspace>/runs/<run_id>``."""
+        self.attempt = attempt
+        """Which run of the job this is: 1 for the first, 2 and up after ``JobRunner.resume`` (same run
+        folder: a resumable kind continues from its latest checkpoint there)."""
         self._store = store_progress
         self._log = log_file
         self._last = 0.0

@@ -6,12 +6,19 @@ and returns a JSON-serialisable result. Register one with ``@register("name")``;
 worker imports the module that registered it, so a kind must live in an importable
 module (not ``__main__``). Relative paths in params are resolved against the workspace
 (the worker's working directory).
+
+A kind that checkpoints into ``ctx.run_dir`` and, started again in the same run folder,
+continues from its latest checkpoint registers with ``resumable=True``; a failed or
+cancelled job of such a kind can then be resumed (``JobRunner.resume``). The job function
+reads ``ctx.attempt`` (1 for the first run) to tell a resume from a first start.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from interp_agent.core.artifacts import write_text
@@ -27,25 +34,50 @@ JOB_KINDS: dict[str, JobFunction] = {}
 PARAM_CHECKS: dict[str, ParamCheck] = {}
 """Job kind name -> parameter check run at submission (raises ValidationError)."""
 
-__all__ = ["JOB_KINDS", "PARAM_CHECKS", "JobContext", "JobFunction", "register"]
+RESUMABLE_KINDS: set[str] = set()
+"""Names of the kinds that continue from their run folder's latest checkpoint when started again."""
+
+__all__ = ["JOB_KINDS", "PARAM_CHECKS", "RESUMABLE_KINDS", "JobContext", "JobFunction", "load_kind", "register"]
 
 
-def register(kind: str, *, check: ParamCheck | None = None) -> Callable[[JobFunction], JobFunction]:
+def register(
+    kind: str, *, check: ParamCheck | None = None, resumable: bool = False
+) -> Callable[[JobFunction], JobFunction]:
     """Decorator: register ``fn(params, ctx) -> dict`` as the job kind ``kind``.
 
     Args:
         kind: the name callers submit.
         check: optional ``check(params)`` run by ``JobRunner.submit``; raises
             ValidationError so a bad call fails at once instead of as a failed job.
+        resumable: the function checkpoints into ``ctx.run_dir`` and, run again in the
+            same folder, continues from the latest checkpoint; failed or cancelled jobs
+            of the kind may then be resumed.
     """
 
     def decorate(fn: JobFunction) -> JobFunction:
         JOB_KINDS[kind] = fn
         if check is not None:
             PARAM_CHECKS[kind] = check
+        if resumable:
+            RESUMABLE_KINDS.add(kind)
+        else:
+            RESUMABLE_KINDS.discard(kind)
         return fn
 
     return decorate
+
+
+def load_kind(kind: str, module: str | None) -> JobFunction:
+    """The function of ``kind``, importing ``module`` (the module that registers it) first.
+
+    Raises:
+        LookupError: the kind is not registered, even after importing ``module``.
+    """
+    if kind not in JOB_KINDS and module and module != "__main__":
+        importlib.import_module(module)
+    if kind not in JOB_KINDS:
+        raise LookupError(f"job kind {kind!r} is not registered in this process (module {module!r})")
+    return JOB_KINDS[kind]
 
 
 def _check_keys(kind: str, params: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
@@ -245,7 +277,10 @@ def intervene_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
 # -- sleep (diagnostic) ----------------------------------------------------------------
 
-SLEEP_PARAMS: tuple[str, ...] = ("seconds", "steps", "fail")
+SLEEP_PARAMS: tuple[str, ...] = ("seconds", "steps", "fail", "checkpoint")
+
+SLEEP_CHECKPOINT = "sleep.checkpoint"
+"""File in the run folder where a ``checkpoint`` sleep job records how many steps it has done."""
 
 
 def _sleep_check(params: dict[str, Any]) -> None:
@@ -255,23 +290,53 @@ def _sleep_check(params: dict[str, Any]) -> None:
         raise ValidationError(f"sleep job: seconds must be a number in [0, 86400], got {seconds!r}")
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 100_000:
         raise ValidationError(f"sleep job: steps must be an integer in [1, 100000], got {steps!r}")
+    if not isinstance(params.get("checkpoint", False), bool):
+        raise ValidationError(f"sleep job: checkpoint must be true or false, got {params['checkpoint']!r}")
 
 
-@register("sleep", check=_sleep_check)
+def _sleep_steps_done(path: Path, steps: int) -> int:
+    """Steps a checkpointing sleep job recorded in ``path`` (0 when there is no checkpoint yet)."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return 0
+    if not text.isdigit():
+        raise ValueError(f"{path}: expected a step count, found {text[:40]!r}; delete the file to start over")
+    return min(int(text), steps)
+
+
+@register("sleep", check=_sleep_check, resumable=True)
 def sleep_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Diagnostic kind: sleep ``seconds`` in ``steps`` equal steps, reporting progress; raise if ``fail``.
 
-    Use it to check that jobs start, report progress, finish, fail and cancel in a
-    workspace without loading any model. Params: seconds (default 1.0), steps
-    (default 10), fail (default false: when true, raise RuntimeError after sleeping).
+    Use it to check that jobs start, report progress, finish, fail, cancel and resume in
+    a workspace without loading any model. Params: seconds (default 1.0), steps (default
+    10), fail (default false: when true, raise RuntimeError after sleeping), checkpoint
+    (default false). With checkpoint true it behaves like a kind that checkpoints: after
+    each step it writes the number of steps done to ``sleep.checkpoint`` in the run
+    folder, and a run that finds that file skips those steps; the result then also has
+    ``resumed_from_step``. Without it a resumed sleep job starts over.
     """
     _sleep_check(params)
     seconds, steps = float(params.get("seconds", 1.0)), int(params.get("steps", 10))
-    for step in range(steps):
+    checkpoint = ctx.run_dir / SLEEP_CHECKPOINT if params.get("checkpoint") else None
+    done = _sleep_steps_done(checkpoint, steps) if checkpoint is not None else 0
+    if ctx.attempt > 1:
+        ctx.log(f"attempt {ctx.attempt}: " + (
+            f"resuming from checkpoint at step {done}/{steps}" if checkpoint is not None else "no checkpoint; starting over"
+        ))
+    if done:
+        ctx.progress(done / steps, f"resumed after step {done}/{steps}")
+    for step in range(done, steps):
         time.sleep(seconds / steps)
+        if checkpoint is not None:
+            write_text(checkpoint, f"{step + 1}\n")
         ctx.progress((step + 1) / steps, f"slept step {step + 1}/{steps}")
     if params.get("fail"):
         raise RuntimeError(f"sleep job asked to fail (fail=true) after {seconds:g} s")
     ctx.log(f"slept {seconds:g} s in {steps} steps")
     write_text(ctx.run_dir / "sleep.txt", f"slept {seconds:g} s\n")
-    return {"seconds": seconds, "steps": steps}
+    result: dict[str, Any] = {"seconds": seconds, "steps": steps}
+    if checkpoint is not None:
+        result["resumed_from_step"] = done
+    return result

@@ -11,12 +11,18 @@ from interp_agent.core.errors import ValidationError
 JobState = Literal["working", "input_required", "completed", "failed", "cancelled"]
 """States of a job, in the MCP tasks vocabulary.
 
-- working: queued (``started_at`` is None, message "queued") or running.
+- working: queued (``started_at`` is None, message "queued", or "queued (resume)" after a
+  resume) or running.
 - input_required: the job waits for the caller (no built-in kind uses it yet).
 - completed: finished; ``JobRunner.result`` returns what it produced.
 - failed: the job raised, or its worker died; ``error`` says why.
 - cancelled: stopped on request (a job cancelled while queued never started).
+
+A failed or cancelled job of a resumable kind goes back to working on ``JobRunner.resume``.
 """
+
+RESUMABLE_STATES: tuple[str, ...] = ("failed", "cancelled")
+"""States from which a job of a resumable kind may be resumed."""
 
 JOB_STATES: tuple[str, ...] = ("working", "input_required", "completed", "failed", "cancelled")
 TERMINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -45,6 +51,7 @@ class JobRecord(BaseModel):
     run_dir: str = Field(description="Folder holding the job's artifacts and job.log: <workspace>/runs/<run_id>.")
     error: str | None = Field(description="Why the job failed ('<ExceptionType>: <message>'), else None.")
     params: dict[str, Any] = Field(description="The parameters the job was submitted with.")
+    attempts: int = Field(1, ge=1, description="Runs of the job so far: 1, plus one per resume.")
 
     @property
     def terminal(self) -> bool:

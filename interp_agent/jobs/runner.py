@@ -12,6 +12,10 @@ worker died as failed and starts queued jobs while fewer than ``max_concurrent``
 It runs on every ``submit``/``get``/``list``/``wait`` and from a server's background
 thread; nothing starts a queued job while no runner ticks.
 
+``resume`` puts a failed or cancelled job of a resumable kind (one that checkpoints into
+its run folder) back in the queue as its next attempt: same job id, run folder and
+params; the folder is kept, so the job continues from its latest checkpoint there.
+
 Finished jobs expire ``ttl_seconds`` after they finish (default 7 days): a runner's
 start (and, in a long-lived runner, ``tick`` once an hour) removes their rows and their
 run folders, artifacts included.
@@ -33,8 +37,8 @@ from typing import Any
 
 from interp_agent.core.errors import ValidationError
 from interp_agent.jobs.executor import Executor, ExitReporter, LocalProcessExecutor, WorkerHandle, process_start_time
-from interp_agent.jobs.kinds import JOB_KINDS, PARAM_CHECKS
-from interp_agent.jobs.records import JOB_STATES, JobNotFoundError, JobRecord, JobState
+from interp_agent.jobs.kinds import JOB_KINDS, PARAM_CHECKS, RESUMABLE_KINDS, load_kind
+from interp_agent.jobs.records import JOB_STATES, RESUMABLE_STATES, JobNotFoundError, JobRecord, JobState
 from interp_agent.core.secrets import redact
 from interp_agent.jobs.store import JobStore, to_json_text
 
@@ -53,6 +57,11 @@ STATE_DIR = ".interp-agent"
 DB_NAME = "jobs.sqlite"
 RUNS_DIR = "runs"
 LOG_NAME = "job.log"
+
+_NOT_RESUMABLE_HINTS = {
+    "working": "it has not ended: wait for it to finish, or cancel it and then resume it",
+    "completed": "its result is final; submit a new job to run it again",
+}
 
 
 class JobRunner:
@@ -176,6 +185,28 @@ class JobRunner:
         self.tick()
         return self._require(job_id)
 
+    def resume(self, job_id: str) -> JobRecord:
+        """Queue a failed or cancelled job of a resumable kind again, in its own run folder.
+
+        The job keeps its id, run folder and params; the folder is not emptied, so the job
+        continues from its latest checkpoint there. It becomes ``working`` with message
+        "queued (resume)", progress 0 and ``attempts`` one higher (its error, finish time
+        and any result are cleared), and starts like a queued job once fewer than
+        ``max_concurrent`` run.
+
+        Raises:
+            JobNotFoundError: no such job.
+            ValidationError: the job is not failed or cancelled, or its kind is not resumable.
+        """
+        record = self._require(job_id)
+        self._check_resumable(record)
+        if not self._store.requeue(job_id, from_states=RESUMABLE_STATES, message="queued (resume)"):
+            self._check_resumable(self._require(job_id))  # another process resumed it first: say so
+        attempts = self._require(job_id).attempts
+        _append_log(Path(record.run_dir), f"runner: job resumed, attempt {attempts}")
+        self.tick()
+        return self._require(job_id)
+
     def list(self, *, limit: int = 50, state: JobState | None = None) -> builtins.list[JobRecord]:
         """Up to ``limit`` jobs, newest first, optionally only those in ``state``.
 
@@ -245,11 +276,13 @@ class JobRunner:
     def purge_expired(self) -> builtins.list[str]:
         """Remove finished jobs older than ``ttl_seconds`` and their run folders; returns their ids."""
         purged = []
-        for row in self._store.expired(time.time() - self.ttl_seconds):
+        before = time.time() - self.ttl_seconds
+        for row in self._store.expired(before):
+            if not self._store.delete_expired(row["job_id"], before):
+                continue  # resumed since it was read: its run folder is in use again
             run_dir = Path(row["run_dir"])
             if run_dir.resolve().parent == self.runs_dir:  # never delete outside <workspace>/runs
                 shutil.rmtree(run_dir, ignore_errors=True)
-            self._store.delete(row["job_id"])
             purged.append(row["job_id"])
         return purged
 
@@ -268,6 +301,25 @@ class JobRunner:
             )
         return record
 
+    def _check_resumable(self, record: JobRecord) -> None:
+        if record.state not in RESUMABLE_STATES:
+            hint = _NOT_RESUMABLE_HINTS.get(record.state, "wait for it to finish or cancel it first")
+            raise ValidationError(
+                f"job {record.job_id!r} is {record.state}; only a failed or cancelled job can be resumed", hint=hint
+            )
+        if record.kind not in RESUMABLE_KINDS:
+            row = self._store.row(record.job_id)
+            try:  # the kind may be registered by a module this process has not imported yet
+                load_kind(record.kind, row["kind_module"] if row is not None else None)
+            except (ImportError, LookupError):
+                pass
+        if record.kind not in RESUMABLE_KINDS:
+            known = ", ".join(sorted(RESUMABLE_KINDS)) or "none"
+            raise ValidationError(
+                f"job {record.job_id!r} is of kind {record.kind!r}, which keeps no checkpoints and cannot be resumed",
+                hint=f"resumable kinds: {known}; submit a new {record.kind} job instead",
+            )
+
     def _reap(self) -> None:
         for row in self._store.running():
             if not row["launched"]:
@@ -285,7 +337,7 @@ class JobRunner:
 
     def _fail(self, row: sqlite3.Row, error: str) -> None:
         error = redact(error)
-        if self._store.finish(row["job_id"], "failed", message="worker died", error=error):
+        if self._store.finish(row["job_id"], "failed", message="worker died", error=error, attempt=row["attempts"]):
             _append_log(Path(row["run_dir"]), f"runner: job failed: {error}")
 
     def _start_queued(self) -> None:

@@ -5,6 +5,9 @@ timeout, so several processes (servers, CLIs, workers) can read and write it at 
 Every state change is a single guarded ``UPDATE ... WHERE state = 'working'``: whoever
 writes first (the worker storing its result, a canceller, a reaper) wins, and the others
 change nothing. Only local disks are supported: SQLite's WAL does not work over NFS.
+
+Opening a database made by an older version adds the columns it lacks (``_ADDED_COLUMNS``)
+with ``ALTER TABLE ... ADD COLUMN``; their defaults fill the existing rows.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from interp_agent.core.artifacts import clean_json
 from interp_agent.jobs.records import JobRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 10.0
 
 _SCHEMA = """
@@ -40,11 +43,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     result        TEXT,              -- JSON object of a completed job
     pid           INTEGER,           -- worker process id (local executor)
     pid_start     INTEGER,           -- field 22 of /proc/<pid>/stat: tells a reused pid apart
-    launched      INTEGER NOT NULL DEFAULT 0  -- 1 once the executor has started the worker
+    launched      INTEGER NOT NULL DEFAULT 0, -- 1 once the executor has started the worker
+    attempts      INTEGER NOT NULL DEFAULT 1  -- runs of the job: 1, plus one per resume
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 """
+
+_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("attempts", "INTEGER NOT NULL DEFAULT 1"),  # schema version 2: resume
+)
+"""Columns added since schema version 1, as (name, declaration); older databases get them on open."""
 
 
 def to_json_text(value: Any) -> str:
@@ -69,7 +78,21 @@ class JobStore:
         self._db.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _add_missing_columns(self) -> None:
+        # in one write transaction, so two processes opening an old database at once add each column once
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for name, declaration in _ADDED_COLUMNS:
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         """Close the connection."""
@@ -110,11 +133,11 @@ class JobStore:
         with self._lock:
             self._db.execute(
                 "INSERT INTO jobs (job_id, kind, kind_module, params, state, progress, message, created_at,"
-                " started_at, finished_at, run_id, run_dir, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " started_at, finished_at, run_id, run_dir, error, attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.job_id, record.kind, kind_module, to_json_text(record.params), record.state,
                     record.progress, record.message, record.created_at, record.started_at,
-                    record.finished_at, record.run_id, record.run_dir, record.error,
+                    record.finished_at, record.run_id, record.run_dir, record.error, record.attempts,
                 ),
             )
 
@@ -170,11 +193,14 @@ class JobStore:
         error: str | None = None,
         result: dict[str, Any] | None = None,
         queued_only: bool = False,
+        attempt: int | None = None,
     ) -> bool:
         """Move a working job to a terminal ``state``; False if it was already finished.
 
         Args:
             queued_only: only if the job has not started (used to cancel a queued job).
+            attempt: only if the job is still on this attempt (a worker or reaper of an
+                earlier attempt must not end a resumed job).
         """
         sets = "state = ?, message = ?, error = ?, result = ?, finished_at = ?"
         args: tuple[Any, ...] = (
@@ -182,7 +208,27 @@ class JobStore:
         )
         if state == "completed":
             sets += ", progress = 1.0"
-        return self._update(job_id, sets, args, extra="AND started_at IS NULL" if queued_only else "")
+        extra, extra_args = ("AND started_at IS NULL" if queued_only else ""), ()
+        if attempt is not None:
+            extra, extra_args = f"{extra} AND attempts = ?", (attempt,)
+        return self._update(job_id, sets, args, extra=extra, extra_args=extra_args)
+
+    def requeue(self, job_id: str, *, from_states: tuple[str, ...], message: str) -> bool:
+        """Put a finished job back in the queue as its next attempt; False unless it was in ``from_states``.
+
+        The job keeps its id, run folder, params and ``created_at`` (so it queues ahead of
+        jobs submitted after it); progress, error, result, finish time and worker are
+        cleared and ``attempts`` goes up by one.
+        """
+        marks = ",".join("?" * len(from_states))
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET state = 'working', progress = 0, message = ?, started_at = NULL,"
+                " finished_at = NULL, error = NULL, result = NULL, pid = NULL, pid_start = NULL, launched = 0,"
+                f" attempts = attempts + 1 WHERE job_id = ? AND state IN ({marks})",
+                (message, job_id, *from_states),
+            )
+            return cur.rowcount > 0
 
     def set_finished_at(self, job_id: str, finished_at: float) -> None:
         """Overwrite a job's finish time (tests and maintenance)."""
@@ -198,10 +244,15 @@ class JobStore:
                 (before,),
             ).fetchall()
 
-    def delete(self, job_id: str) -> None:
-        """Remove a job's row."""
+    def delete_expired(self, job_id: str, before: float) -> bool:
+        """Remove a job's row if it is still finished before ``before`` (not resumed meanwhile)."""
         with self._lock:
-            self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+            cur = self._db.execute(
+                "DELETE FROM jobs WHERE job_id = ? AND state IN ('completed', 'failed', 'cancelled')"
+                " AND finished_at IS NOT NULL AND finished_at < ?",
+                (job_id, before),
+            )
+            return cur.rowcount > 0
 
     def result(self, job_id: str) -> dict[str, Any] | None:
         """The stored result of a completed job, else None."""
@@ -210,10 +261,12 @@ class JobStore:
             return None
         return json.loads(row["result"])
 
-    def _update(self, job_id: str, sets: str, args: tuple[Any, ...], *, extra: str = "") -> bool:
+    def _update(
+        self, job_id: str, sets: str, args: tuple[Any, ...], *, extra: str = "", extra_args: tuple[Any, ...] = ()
+    ) -> bool:
         with self._lock:
             cur = self._db.execute(
-                f"UPDATE jobs SET {sets} WHERE job_id = ? AND state = 'working' {extra}", (*args, job_id)
+                f"UPDATE jobs SET {sets} WHERE job_id = ? AND state = 'working' {extra}", (*args, job_id, *extra_args)
             )
             return cur.rowcount > 0
 
@@ -224,5 +277,5 @@ def to_record(row: sqlite3.Row) -> JobRecord:
         job_id=row["job_id"], kind=row["kind"], state=row["state"], progress=row["progress"],
         message=row["message"], created_at=row["created_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], run_id=row["run_id"], run_dir=row["run_dir"], error=row["error"],
-        params=json.loads(row["params"]),
+        params=json.loads(row["params"]), attempts=row["attempts"],
     )

@@ -5,22 +5,24 @@ with a ``JobContext``, and stores the result (state ``completed``) or the error 
 ``failed``; the traceback goes to job.log only). If the job was cancelled before the
 worker got going, it exits at once. SIGTERM (a cancel) ends it with status 143; the
 canceller has already stored ``cancelled``, so the worker writes no state then.
+A resumed job runs again in its run folder, which the worker never empties: what an
+earlier attempt wrote (checkpoints, job.log) is still there, and ``ctx.attempt`` says
+which attempt this is.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import signal
 import sys
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from interp_agent.core.errors import InterpAgentError
 from interp_agent.jobs.context import JobContext
+from interp_agent.jobs.kinds import load_kind
 from interp_agent.core.secrets import redact
 from interp_agent.jobs.store import JobStore, to_json_text
 
@@ -52,11 +54,12 @@ def run_job(store: JobStore, job_id: str) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "job.log", "a", encoding="utf-8") as log:
         ctx = JobContext(
-            job_id, run_dir, store_progress=lambda f, m: store.set_progress(job_id, f, m), log_file=log
+            job_id, run_dir, store_progress=lambda f, m: store.set_progress(job_id, f, m), log_file=log,
+            attempt=row["attempts"],
         )
-        ctx.log(f"worker started: job {job_id}, kind {row['kind']}")
+        ctx.log(f"worker started: job {job_id}, kind {row['kind']}, attempt {ctx.attempt}")
         try:
-            fn = _job_function(row["kind"], row["kind_module"])
+            fn = load_kind(row["kind"], row["kind_module"])
             result = fn(json.loads(row["params"]), ctx)
             if not isinstance(result, dict):
                 raise TypeError(f"job kind {row['kind']!r} returned {type(result).__name__}, not a dict")
@@ -64,28 +67,20 @@ def run_job(store: JobStore, job_id: str) -> int:
             ctx.flush()
         except WorkerTerminated:
             ctx.log("worker received SIGTERM; stopping")
-            store.finish(job_id, "failed", message="worker terminated", error="worker received SIGTERM")
+            store.finish(
+                job_id, "failed", message="worker terminated", error="worker received SIGTERM", attempt=ctx.attempt
+            )
             return EXIT_TERMINATED
         except Exception as exc:  # the job's own failure: stored, not re-raised
             ctx.flush()
             log.write(redact(traceback.format_exc()))
             error = describe_error(exc)
             ctx.log(f"job failed: {error}")
-            store.finish(job_id, "failed", message="failed", error=error)
+            store.finish(job_id, "failed", message="failed", error=error, attempt=ctx.attempt)
             return EXIT_JOB_FAILED
-        store.finish(job_id, "completed", message="completed", result=result)
+        store.finish(job_id, "completed", message="completed", result=result, attempt=ctx.attempt)
         ctx.log("job completed")
     return EXIT_OK
-
-
-def _job_function(kind: str, module: str | None) -> Any:
-    from interp_agent.jobs import kinds
-
-    if module and module != "__main__":
-        importlib.import_module(module)
-    if kind not in kinds.JOB_KINDS:
-        raise LookupError(f"job kind {kind!r} is not registered in the worker (module {module!r})")
-    return kinds.JOB_KINDS[kind]
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -78,7 +78,7 @@ class PlanScaleOutput(BaseModel):
 class JobView(BaseModel):
     """A background job as the agent sees it."""
 
-    job_id: str = Field(description="Handle for job_status / job_result / job_cancel")
+    job_id: str = Field(description="Handle for job_status / job_result / job_cancel / job_resume")
     kind: str = Field(description="What the job does: inspect, match, …")
     state: JobState = Field(description="working (queued or running), input_required, completed, failed, cancelled")
     progress: float = Field(ge=0, le=1, description="Fraction done, 0..1")
@@ -88,6 +88,7 @@ class JobView(BaseModel):
     started_at: float | None = Field(None, description="Unix seconds; null while queued")
     finished_at: float | None = Field(None, description="Unix seconds; null until terminal")
     error: str | None = Field(None, description="Why the job failed or was cancelled")
+    attempts: int = Field(1, ge=1, description="Runs of the job so far: 1, plus one per job_resume")
 
 
 class JobIdInput(_Input):

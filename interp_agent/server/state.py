@@ -53,7 +53,7 @@ def job_view(record: JobRecord) -> JobView:
     return JobView(
         job_id=record.job_id, kind=record.kind, state=record.state, progress=record.progress,
         message=record.message, run_id=record.run_id, created_at=record.created_at,
-        started_at=record.started_at, finished_at=record.finished_at, error=record.error,
+        started_at=record.started_at, finished_at=record.finished_at, error=record.error, attempts=record.attempts,
     )
 
 

@@ -1,5 +1,5 @@
 """The job runner: jobs run in their own processes, report progress, survive a runner
-restart, cancel, fail with a reason, respect the concurrency limit and expire."""
+restart, cancel, fail with a reason, resume, respect the concurrency limit and expire."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from interp_agent.core.errors import ValidationError
 from interp_agent.jobs import JobContext, JobNotFoundError, JobRecord, JobRunner, WorkerHandle
 from interp_agent.jobs.executor import pid_is_alive, process_start_time
 from interp_agent.jobs.kinds import inspect_progress_fraction
+from interp_agent.jobs.store import JobStore
 from interp_agent.core.secrets import redact
 
 
@@ -315,6 +316,158 @@ def test_inspect_progress_rises_through_the_association_pass_then_the_candidate_
     candidate = [inspect_progress_fraction("candidate pass", n, 400) for n in (0, 200, 400)]
     assert association == sorted(association) and association[-1] <= 0.45
     assert candidate == [0.45, pytest.approx(0.675), 0.9]
+
+
+def test_a_resumable_job_killed_with_sigkill_resumes_in_its_run_folder_from_its_checkpoint(
+    make_runner: MakeRunner,
+) -> None:
+    runner = make_runner()
+    job = runner.submit("sleep", {"seconds": 3, "steps": 30, "checkpoint": True})
+    _until(lambda: runner.get(job.job_id).progress >= 0.2)
+    os.kill(_worker_pid(runner, job.job_id), signal.SIGKILL)
+    failed = runner.wait(job.job_id, 10)
+    assert failed.state == "failed" and failed.attempts == 1 and "SIGKILL" in failed.error
+    run_dir = Path(failed.run_dir)
+    steps_done = int((run_dir / "sleep.checkpoint").read_text())
+    assert 0 < steps_done < 30
+    (run_dir / "earlier.txt").write_text("written before the resume\n")
+    log_before = runner.log_path(job.job_id).read_text()
+
+    resumed = runner.resume(job.job_id)
+    assert (resumed.job_id, resumed.run_id, resumed.run_dir, resumed.params) == (
+        job.job_id, job.run_id, job.run_dir, job.params
+    )
+    assert resumed.state == "working" and resumed.attempts == 2
+    assert resumed.error is None and resumed.finished_at is None and runner.result(job.job_id) is None
+    done = runner.wait(job.job_id, 30)
+    assert done.state == "completed", done.error
+    assert done.attempts == 2 and done.error is None and done.progress == 1.0
+    result = runner.result(job.job_id)
+    assert result["resumed_from_step"] >= steps_done  # steps done before the kill were not slept again
+    assert (run_dir / "earlier.txt").read_text() == "written before the resume\n"
+    log = runner.log_path(job.job_id).read_text()
+    assert log.startswith(log_before)  # the log was appended to, not replaced
+    assert "runner: job resumed, attempt 2" in log and "attempt 2: resuming from checkpoint at step" in log
+    assert "kind sleep, attempt 2" in log
+
+
+def test_a_resumed_job_waits_for_a_free_slot_as_queued_and_a_cancelled_job_can_resume(
+    make_runner: MakeRunner,
+) -> None:
+    runner = make_runner(max_concurrent=1)
+    job = runner.submit("sleep", {"seconds": 60, "steps": 600, "checkpoint": True})
+    _until(lambda: _running(runner, job.job_id))
+    assert runner.cancel(job.job_id).state == "cancelled"
+    blocker = runner.submit("sleep", {"seconds": 60, "steps": 600})
+    _until(lambda: _running(runner, blocker.job_id))
+    queued = runner.resume(job.job_id)
+    assert queued.state == "working" and queued.started_at is None and queued.message == "queued (resume)"
+    assert queued.progress == 0.0 and queued.attempts == 2 and queued.finished_at is None
+    time.sleep(0.3)
+    assert runner.get(job.job_id).started_at is None  # the one slot is taken
+    runner.cancel(blocker.job_id)
+    _until(lambda: runner.get(job.job_id).started_at is not None)
+    _until(lambda: "resuming from checkpoint" in runner.log_path(job.job_id).read_text())
+    assert runner.cancel(job.job_id).state == "cancelled"
+    assert runner.resume(job.job_id).attempts == 3  # cancelled again, resumed again
+
+
+def test_resume_is_refused_for_working_and_completed_jobs_and_for_kinds_without_checkpoints(
+    make_runner: MakeRunner,
+) -> None:
+    runner = make_runner()
+    working = runner.submit("sleep", {"seconds": 60, "steps": 600})
+    completed = runner.submit("sleep", {"seconds": 0.05, "steps": 1})
+    failed_inspect = runner.submit("inspect", {"model": "m", "criterion": "c"})  # records missing: fails
+    assert runner.wait(completed.job_id, 30).state == "completed"
+    assert runner.wait(failed_inspect.job_id, 30).state == "failed"
+    with pytest.raises(ValidationError, match="is working; only a failed or cancelled job can be resumed") as info:
+        runner.resume(working.job_id)
+    assert "cancel it" in info.value.hint
+    with pytest.raises(ValidationError, match="is completed; only a failed or cancelled job") as info:
+        runner.resume(completed.job_id)
+    assert "submit a new job" in info.value.hint
+    with pytest.raises(ValidationError, match="kind 'inspect', which keeps no checkpoints") as info:
+        runner.resume(failed_inspect.job_id)
+    assert "resumable kinds: sleep" in info.value.hint
+    with pytest.raises(JobNotFoundError):
+        runner.resume("no-such-job")
+    assert runner.result(completed.job_id) == {"seconds": 0.05, "steps": 1}
+    assert [runner.get(j.job_id).attempts for j in (working, completed, failed_inspect)] == [1, 1, 1]
+    assert "job resumed" not in runner.log_path(failed_inspect.job_id).read_text()
+
+
+def test_a_worker_or_reaper_of_an_earlier_attempt_cannot_end_the_resumed_job(make_runner: MakeRunner) -> None:
+    runner = make_runner(executor=_NeverRuns())
+    job = runner.submit("sleep", {})
+    store = JobStore(runner.db_path)
+    assert store.finish(job.job_id, "failed", message="worker died", error="killed", attempt=1)
+    assert runner.resume(job.job_id).attempts == 2
+    assert not store.finish(job.job_id, "failed", message="worker died", error="stale", attempt=1)
+    assert runner.get(job.job_id).state == "working"
+    assert store.finish(job.job_id, "completed", message="completed", result={"ok": True}, attempt=2)
+    assert runner.result(job.job_id) == {"ok": True}
+    store.close()
+
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id        TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    kind_module   TEXT,
+    params        TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    progress      REAL NOT NULL DEFAULT 0,
+    message       TEXT NOT NULL DEFAULT '',
+    created_at    REAL NOT NULL,
+    started_at    REAL,
+    finished_at   REAL,
+    run_id        TEXT NOT NULL,
+    run_dir       TEXT NOT NULL,
+    error         TEXT,
+    result        TEXT,
+    pid           INTEGER,
+    pid_start     INTEGER,
+    launched      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+PRAGMA user_version = 1;
+"""
+"""The job table as schema version 1 created it (before ``attempts``)."""
+
+
+def test_a_database_from_before_attempts_gains_the_column_and_its_jobs_can_resume(
+    make_runner: MakeRunner, tmp_path: Path
+) -> None:
+    ws = tmp_path / "ws"
+    (ws / ".interp-agent").mkdir(parents=True)
+    run_dir = ws / "runs" / "old-job-0123456789"
+    run_dir.mkdir(parents=True)
+    (run_dir / "job.log").write_text("[old] worker started\n")
+    now = time.time()
+    with sqlite3.connect(ws / ".interp-agent" / "jobs.sqlite", isolation_level=None) as db:
+        db.executescript(_SCHEMA_V1)
+        db.execute(
+            "INSERT INTO jobs (job_id, kind, kind_module, params, state, progress, message, created_at, started_at,"
+            " finished_at, run_id, run_dir, error, launched) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1)",
+            ("old-job-0123456789", "sleep", "interp_agent.jobs.kinds", '{"seconds":0.1,"steps":2}', "failed", 0.5,
+             "worker died", now - 60, now - 59, now - 58, "old-job-0123456789", str(run_dir), "worker died"),
+        )
+    runner = make_runner()
+    with _db(runner) as db:
+        columns = {row[1]: row for row in db.execute("PRAGMA table_info(jobs)")}
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+    assert "attempts" in columns and version == 2
+    old = runner.get("old-job-0123456789")
+    assert old.state == "failed" and old.attempts == 1
+    make_runner()  # opening a migrated database again changes nothing
+    assert runner.resume(old.job_id).attempts == 2
+    done = runner.wait(old.job_id, 30)
+    assert done.state == "completed" and done.attempts == 2, done.error
+    assert runner.log_path(old.job_id).read_text().startswith("[old] worker started\n")
+    fresh = runner.submit("sleep", {"seconds": 0.05, "steps": 1})
+    assert fresh.attempts == 1
 
 
 def test_job_progress_is_throttled_never_goes_back_and_the_last_update_is_kept(tmp_path: Path) -> None:

@@ -25,13 +25,15 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else mode)
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == {"profile_env", "plan_scale", "inspect", "intervene", "match", "job_status", "job_result",
-                              "job_cancel", "job_list", "list_artifacts"}
+                              "job_cancel", "job_resume", "job_list", "list_artifacts"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None
             assert len(tool.description) > 60
         assert tools["job_list"].annotations.read_only_hint is True
         assert tools["job_cancel"].annotations.destructive_hint is True
+        resume = tools["job_resume"].annotations
+        assert (resume.read_only_hint, resume.destructive_hint, resume.idempotent_hint) == (False, False, False)
         assert tools["inspect"].input_schema["properties"]["backend"]["enum"] == ["records", "features", "toy", "hf"]
 
 
@@ -135,6 +137,38 @@ async def test_job_tools_follow_a_job_and_reject_unknown_ids(server) -> None:
         assert err["code"] == "job_not_found"
         err = error_of(await client.call_tool("job_result", {"job_id": "x"}))
         assert err["code"] == "invalid_argument"
+
+
+async def test_job_resume_continues_a_cancelled_resumable_job_and_refuses_other_jobs(server, workspace: Path) -> None:
+    from interp_agent.jobs import JobRunner
+
+    runner = JobRunner(workspace)  # the diagnostic sleep kind has no tool: submit it directly
+    job = runner.submit("sleep", {"seconds": 0.6, "steps": 6, "checkpoint": True})
+    runner.cancel(job.job_id)
+    async with Client(server) as client:
+        status = (await client.call_tool("job_status", {"job_id": job.job_id})).structured_content
+        assert status["job"]["state"] == "cancelled" and status["job"]["attempts"] == 1
+        assert status["next_actions"][0] == f"job_resume(job_id='{job.job_id}') to continue it from its last checkpoint"
+        r = await client.call_tool("job_resume", {"job_id": job.job_id})
+        assert not r.is_error, r.content
+        out = r.structured_content
+        assert out["job"]["state"] == "working" and out["job"]["attempts"] == 2 and out["job"]["error"] is None
+        assert out["job"]["run_id"] == job.run_id and f"interp-agent://runs/{job.run_id}/job.log" in out["resources"]
+        assert runner.wait(job.job_id, 30).state == "completed"
+        done = (await client.call_tool("job_result", {"job_id": job.job_id})).structured_content
+        assert done["job"]["attempts"] == 2 and done["result"]["steps"] == 6
+
+        err = error_of(await client.call_tool("job_resume", {"job_id": job.job_id}))
+        assert err["code"] == "invalid_argument" and "is completed" in err["message"] and err["hint"]
+        failed = await client.call_tool("inspect", {"model": "m", "criterion": "c", "wait_seconds": 30})
+        failed_id = failed.structured_content["job"]["job_id"]
+        failed_status = (await client.call_tool("job_status", {"job_id": failed_id})).structured_content
+        assert failed_status["job"]["state"] == "failed"
+        assert not any("job_resume" in a for a in failed_status["next_actions"])
+        err = error_of(await client.call_tool("job_resume", {"job_id": failed_id}))
+        assert err["code"] == "invalid_argument" and "cannot be resumed" in err["message"] and "sleep" in err["hint"]
+        err = error_of(await client.call_tool("job_resume", {"job_id": "no-such-job-id"}))
+        assert err["code"] == "job_not_found"
 
 
 async def test_unknown_tool_and_missing_resource_do_not_break_the_server(server) -> None:

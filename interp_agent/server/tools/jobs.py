@@ -1,10 +1,11 @@
-"""job_status, job_result, job_cancel, job_list: follow background work."""
+"""job_status, job_result, job_cancel, job_resume, job_list: follow background work."""
 
 from __future__ import annotations
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
+from interp_agent.jobs import RESUMABLE_KINDS, JobRecord
 from interp_agent.server.models import (
     JobIdInput,
     JobListInput,
@@ -16,11 +17,15 @@ from interp_agent.server.registry import ToolSpec
 from interp_agent.server.state import ServerState, job_view
 
 
-def _next(state: str, job_id: str) -> list[str]:
-    if state == "working":
+def _next(record: JobRecord) -> list[str]:
+    job_id = record.job_id
+    if record.state == "working":
         return [f"poll job_status(job_id='{job_id}') every few seconds", f"job_cancel(job_id='{job_id}') to stop it"]
-    if state == "completed":
+    if record.state == "completed":
         return [f"job_result(job_id='{job_id}') for the result", "read the report resources"]
+    if record.state in ("failed", "cancelled") and record.kind in RESUMABLE_KINDS:
+        return [f"job_resume(job_id='{job_id}') to continue it from its last checkpoint",
+                "read the job.log resource for details"]
     return ["read the job.log resource for details", "fix the inputs and start a new job"]
 
 
@@ -28,20 +33,24 @@ def specs(state: ServerState) -> list[ToolSpec]:
     """The job tools."""
     runner = state.runner
 
+    def status_of(record: JobRecord) -> JobStatusOutput:
+        return JobStatusOutput(job=job_view(record), resources=state.run_uris(record.run_id), next_actions=_next(record))
+
     async def status(inp: JobIdInput, ctx: Context) -> JobStatusOutput:
-        record = runner.get(inp.job_id)
-        return JobStatusOutput(job=job_view(record), resources=state.run_uris(record.run_id), next_actions=_next(record.state, record.job_id))
+        return status_of(runner.get(inp.job_id))
 
     async def result(inp: JobIdInput, ctx: Context) -> JobResultOutput:
         record = runner.get(inp.job_id)
         return JobResultOutput(
             job=job_view(record), result=runner.result(inp.job_id), resources=state.run_uris(record.run_id),
-            next_actions=_next(record.state, record.job_id),
+            next_actions=_next(record),
         )
 
     async def cancel(inp: JobIdInput, ctx: Context) -> JobStatusOutput:
-        record = runner.cancel(inp.job_id)
-        return JobStatusOutput(job=job_view(record), resources=state.run_uris(record.run_id), next_actions=_next(record.state, record.job_id))
+        return status_of(runner.cancel(inp.job_id))
+
+    async def resume(inp: JobIdInput, ctx: Context) -> JobStatusOutput:
+        return status_of(runner.resume(inp.job_id))
 
     async def listing(inp: JobListInput, ctx: Context) -> JobListOutput:
         jobs = [job_view(r) for r in runner.list(limit=inp.limit, state=inp.state)]
@@ -60,6 +69,14 @@ def specs(state: ServerState) -> list[ToolSpec]:
                  JobIdInput, JobStatusOutput, cancel,
                  ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False),
                  "Cancel job"),
+        ToolSpec("job_resume", "Restart a failed or cancelled job of a resumable kind (train_sae) in its run folder, "
+                 "continuing from its last checkpoint: same job_id, run_id and params; the folder's files are kept "
+                 "and attempts goes up by one. Instant: the job is 'working' ('queued (resume)') and starts when a "
+                 "slot is free; then poll job_status. Refused for working or completed jobs and for kinds that keep "
+                 "no checkpoints (inspect, match, intervene: start a new job instead).",
+                 JobIdInput, JobStatusOutput, resume,
+                 ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False),
+                 "Resume job"),
         ToolSpec("job_list", "Recent background jobs, newest first, including those of earlier server runs on this "
                  "workspace. Instant, read-only.", JobListInput, JobListOutput, listing, read, "List jobs"),
     ]
