@@ -1,14 +1,15 @@
 """interp-agent: criterion-driven mechanistic interpretability.
 
 Rank a model's features against a natural-language criterion, with held-out and causal
-evidence, write readable reports, and match features across models.
+evidence, test them causally, train sparse autoencoders, write readable reports, and match
+features across models.
 
     from interp_agent import inspect, match
     left = inspect("toy/model-a", "mentions a measurement unit", backend="toy", out="reports/a")
 """
 
 from interp_agent._version import __version__
-from interp_agent.api import convert, inspect, match
+from interp_agent.api import convert, inspect, intervene, match, train_sae
 from interp_agent.core.errors import (
     EvidenceError,
     InputFileError,
@@ -31,6 +32,8 @@ __all__ = [
     "__version__",
     "convert",
     "inspect",
+    "intervene",
     "load_report",
     "match",
+    "train_sae",
 ]

@@ -1,4 +1,7 @@
-"""The Python API: ``inspect``, ``match`` and ``convert``, thin wrappers over ``interp_agent.core``."""
+"""The Python API: ``inspect``, ``intervene``, ``train_sae``, ``match`` and ``convert``, thin wrappers over ``interp_agent.core``.
+
+``intervene`` and ``train_sae`` import torch when called, not when this module is imported.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from interp_agent.core.formats.parquet import is_parquet_dataset, jsonl_to_parqu
 from interp_agent.core.inspection import InspectionResult, inspect
 from interp_agent.core.matching import load_report, match_reports, write_matches
 
-__all__ = ["convert", "inspect", "match"]
+__all__ = ["convert", "inspect", "intervene", "match", "train_sae"]
 
 
 def _as_report(value: str | Path | dict[str, Any] | InspectionResult) -> dict[str, Any]:
@@ -63,3 +66,43 @@ def convert(src: str | Path, out: str | Path) -> Path:
             raise ValidationError(f"converting JSONL writes a Parquet dataset folder; {out} ends in .jsonl")
         return jsonl_to_parquet(src_path, out)
     raise InputFileError(src_path, "not found: expected a records JSONL file or a Parquet dataset folder")
+
+
+def intervene(model: str, criterion: str | None = None, **kwargs: Any) -> Any:
+    """Intervene on features of a live model with controls; see ``interp_agent.core.live.intervene``.
+
+    Returns an ``InterveneResult`` (``summary`` as in summary.json, ``paths``).
+    """
+    from interp_agent.core.live import intervene as _intervene
+
+    return _intervene(model, criterion, **kwargs)
+
+
+def train_sae(
+    *,
+    out: str | Path,
+    model: str | None = None,
+    dataset: str | Path | None = None,
+    pack: str | None = None,
+    criterion: str | None = None,
+    hookpoint: str | None = None,
+    activations: Any = None,
+    records: str | Path | None = None,
+    causal_out: str | Path | None = None,
+    progress: Any = None,
+    **settings: Any,
+) -> Any:
+    """Train an SAE into ``out``; see ``interp_agent.core.sae.train.train_sae``.
+
+    ``settings`` are the fields of ``TrainSettings`` (preset, architecture, latent_dim,
+    expansion_factor, k, batch_size, steps, lr, seed, device, max_records, …).
+    Returns a ``TrainResult`` (``metrics`` as in metrics.json, ``paths``, ``causal``).
+    """
+    from interp_agent.core.sae.train import TrainSettings, train_sae as _train
+
+    try:
+        parsed = TrainSettings(**settings)
+    except TypeError as exc:
+        raise ValidationError(f"train_sae: {exc}", hint="settings are the fields of TrainSettings") from None
+    return _train(out=out, model=model, dataset=dataset, pack=pack, criterion=criterion, hookpoint=hookpoint,
+                  activations=activations, records=records, settings=parsed, causal_out=causal_out, progress=progress)

@@ -154,6 +154,58 @@ def cmd_intervene(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_sae(args: argparse.Namespace) -> int:
+    from interp_agent.core.sae.train import TrainSettings, train_sae
+
+    settings = TrainSettings(
+        preset=args.preset, architecture=args.architecture, latent_dim=args.latent_dim,
+        expansion_factor=args.expansion_factor, k=args.k, batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
+        lr=args.lr, sparsity_coefficient=args.sparsity_coefficient, aux_coefficient=args.aux_coefficient,
+        dead_after_tokens=args.dead_after_tokens, b_dec_init=args.b_dec_init, seed=args.seed, device=args.device,
+        dtype=args.dtype, max_records=args.max_records, max_length=args.max_length,
+        held_out_fraction=args.held_out_fraction, checkpoint_every=args.checkpoint_every,
+        keep_activations=args.keep_activations,
+    )
+    last = [""]
+
+    def progress(phase: str, fraction: float, message: str) -> None:
+        if sys.stderr.isatty() and message != last[0]:
+            last[0] = message
+            print(f"\r[{fraction:4.0%}] {message[:100]:<100}", end="", file=sys.stderr, flush=True)
+
+    try:
+        result = train_sae(
+            out=args.out, model=args.model, dataset=args.dataset, pack=args.pack, criterion=args.criterion,
+            hookpoint=args.hookpoint, activations=args.activations, records=args.records, settings=settings,
+            causal_out=args.causal_out, progress=progress,
+        )
+    finally:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+    m = result.metrics
+    held, splice = m["held_out"], m["splice"]
+    lines = [
+        f"{m['sae']['architecture']} SAE, {m['sae']['d_in']} -> {m['sae']['d_sae']} latents"
+        + (f", k {m['sae']['k']}" if m["sae"]["k"] else "") + f", at {m['sae']['hookpoint']}",
+        f"trained {m['training']['steps']} steps on {m['data']['n_train_rows']} rows"
+        + (f" ({m['training']['tokens_per_s_this_run']:.0f} tokens/s)" if m["training"]["tokens_per_s_this_run"] else ""),
+        f"held-out ({held['n_rows']} rows): FVU {held['fvu']:.4f}  MSE {held['mse']:.4g}  L0 {held['l0']:.1f}  "
+        f"dead {held['dead_fraction']:.1%}  dense {held['dense_fraction']:.1%}",
+    ]
+    if splice and "ce_loss_clean" in splice:
+        lines.append(f"spliced in on {splice['n_prompts']} held-out prompts: CE {splice['ce_loss_clean']:.3f} -> "
+                     f"{splice['ce_loss_spliced']:.3f} (mean-ablated {splice['ce_loss_mean_ablated']:.3f}), "
+                     f"loss recovered {splice['loss_recovered']:.1%}, KL {splice['kl_clean_to_spliced']:.4f}")
+    for f in (result.causal or {}).get("features", []):
+        lines.append(f"causal: {f['feature_id']:<20} {f['verdict']:<10} effect {f['effect']:+.4f} CI {f['ci95']} "
+                     f"controls {f['control_effect']:+.4f}")
+    lines += [f"{k}: {v}" for k, v in result.paths.items()]
+    _emit(args, {"metrics": {k: v for k, v in m.items() if k != "training"} | {"training": {
+        k: v for k, v in m["training"].items() if k != "history"}}, "paths": {k: str(v) for k, v in result.paths.items()}},
+        "\n".join(lines))
+    return 0
+
+
 def cmd_match(args: argparse.Namespace) -> int:
     from interp_agent.api import match
 
@@ -361,6 +413,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(func=cmd_intervene)
+
+    p = sub.add_parser("train-sae", help="train a sparse autoencoder on one hookpoint; writes an SAE Lens folder "
+                                         "(cfg.json, sae_weights.safetensors), metrics.json and latent records")
+    src = p.add_argument_group("source (exactly one)")
+    src.add_argument("--model", help="a live model (smollm2-135m embedded, a local folder or hub id), with --dataset or "
+                                     "--pack and --hookpoint")
+    src.add_argument("--activations", nargs="+", metavar="FILE", help="stored activations: .safetensors, .npy or .parquet")
+    src.add_argument("--records", help="activation records JSONL (each feature id is an input dimension)")
+    p.add_argument("--dataset", help="with --model: scored prompts JSONL, JSONL with 'text', or .txt (one prompt per line)")
+    p.add_argument("--pack", help="with --model: a built-in criterion pack as the prompts")
+    p.add_argument("--criterion", help="criterion of a scored --dataset (a pack brings its own)")
+    p.add_argument("--hookpoint", help="TransformerLens hook name, e.g. blocks.15.hook_resid_post (required with --model)")
+    p.add_argument("--preset", choices=["minimal", "production"], default="minimal",
+                   help="minimal: 4x latents, k 16, 300 steps, seconds on a CPU (default); production: 32x latents, "
+                        "k 32, batch 4096, one pass over the data")
+    p.add_argument("--architecture", choices=["topk", "batchtopk", "relu", "jumprelu"], help="default topk")
+    p.add_argument("--latent-dim", type=int, help="number of latents (wins over --expansion-factor)")
+    p.add_argument("--expansion-factor", type=float, help="latents per input dimension")
+    p.add_argument("--k", type=int, help="active latents per token (topk, batchtopk)")
+    p.add_argument("--batch-size", type=int, help="rows per step")
+    p.add_argument("--steps", type=int, help="optimiser steps (production default: --epochs passes)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training rows when --steps is not set")
+    p.add_argument("--lr", type=float, help="Adam learning rate (warm-up 5%%, linear decay over the last 20%%)")
+    p.add_argument("--sparsity-coefficient", type=float, help="relu: L1 weight; jumprelu: L0 weight (default 1)")
+    p.add_argument("--aux-coefficient", type=float, default=1 / 32, help="AuxK weight for dead latents (default 1/32)")
+    p.add_argument("--dead-after-tokens", type=int, help="tokens without firing before a latent counts as dead")
+    p.add_argument("--b-dec-init", choices=["median", "mean", "zeros"], default="median", help="decoder bias start")
+    p.add_argument("--seed", type=int, default=0, help="seed; on a CPU the same seed gives the same SAE")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="bfloat16 runs the encoder matmul in bf16 (auto: on CUDA)")
+    p.add_argument("--max-records", type=int, help="keep a uniform reservoir sample of this many rows")
+    p.add_argument("--max-length", type=int, help="tokens kept per prompt (minimal 64, production 256)")
+    p.add_argument("--held-out-fraction", type=float, help="share held out for metrics (0.3 for scored prompts, else 0.1)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (a rerun on --out resumes)")
+    p.add_argument("--keep-activations", action="store_true", help="keep the activation cache in --out/activations")
+    p.add_argument("--causal-out", help="rank the latents on training prompts and steer the top 3 with controls on "
+                                        "held-out prompts; writes the ranking and interventions here")
+    p.add_argument("--out", required=True, help="output folder (a rerun on the same folder continues a killed run)")
+    p.add_argument("--json", action="store_true", help="print metrics and paths as JSON")
+    p.set_defaults(func=cmd_train_sae)
 
     p = sub.add_parser("match", help="match features of two reports one to one; writes matches.json and matches.md")
     p.add_argument("--left", required=True, help="report.json (or its folder)")

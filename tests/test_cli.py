@@ -107,6 +107,10 @@ def test_match_and_convert_commands(seed_dir: Path, tmp_path: Path, capsys) -> N
         (["inspect", "--model", "m", "--criterion", "c", "--records", "{bad}", "--held-out-fraction", "2", "--out", "{out}"],
          "held_out_fraction must be in (0, 1)"),
         (["match", "--left", "{missing}", "--right", "{missing}", "--out", "{out}/m.json"], "nope.jsonl"),
+        (["train-sae", "--out", "{out}"], "give exactly one source"),
+        (["train-sae", "--activations", "{missing}", "--out", "{out}"], "nope.jsonl: file not found"),
+        (["train-sae", "--records", "{bad}", "--out", "{out}"], "bad.jsonl:2: malformed JSON"),
+        (["train-sae", "--model", "smollm2-135m", "--pack", "french", "--out", "{out}"], "needs --hookpoint"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, argv: list[str], expected: str) -> None:
@@ -193,3 +197,25 @@ def test_jobs_resume_queues_a_failed_job_again_and_refuses_unknown_or_completed_
         assert err.startswith("interp-agent: error: ") and expected in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "jobs", "resume", "--workspace", ws)
     assert code == 2 and "jobs resume needs a JOB_ID" in err
+
+
+def test_train_sae_on_stored_activations(tmp_path: Path, capsys) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    atoms = rng.standard_normal((48, 16))
+    x = ((rng.random((3_000, 48)) < 0.08) * rng.exponential(1.0, (3_000, 48)) @ atoms).astype(np.float32)
+    save_file({"activations": x}, str(tmp_path / "acts.safetensors"))  # synthetic activations
+    code, out, _ = run(capsys, "train-sae", "--activations", str(tmp_path / "acts.safetensors"), "--hookpoint",
+                       "blocks.2.hook_resid_post", "--latent-dim", "64", "--k", "4", "--steps", "60", "--lr", "3e-3",
+                       "--out", str(tmp_path / "sae"), "--json")
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["metrics"]["sae"]["d_sae"] == 64 and 0 < payload["metrics"]["held_out"]["fvu"] < 1
+    assert "history" not in payload["metrics"]["training"]
+    assert {Path(p).name for p in payload["paths"].values()} == {"cfg.json", "sae_weights.safetensors", "metrics.json"}
+    code, out, _ = run(capsys, "train-sae", "--activations", str(tmp_path / "acts.safetensors"), "--hookpoint",
+                       "blocks.2.hook_resid_post", "--architecture", "relu", "--latent-dim", "32", "--steps", "30",
+                       "--out", str(tmp_path / "relu"))
+    assert code == 0 and "relu SAE, 16 -> 32 latents, at blocks.2.hook_resid_post" in out and "held-out" in out

@@ -1,4 +1,4 @@
-"""The registry of job kinds, and the built-in kinds: ``inspect``, ``match`` and ``sleep``.
+"""The registry of job kinds, and the built-in kinds: ``inspect``, ``match``, ``intervene``, ``train_sae`` and ``sleep``.
 
 A job kind is a function ``fn(params, ctx) -> dict``: it reads its JSON parameters,
 writes its artifacts into ``ctx.run_dir``, reports through ``ctx.progress``/``ctx.log``
@@ -272,6 +272,67 @@ def intervene_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
              "measured_on": f["effect"]["measured_on"]}
             for f in summary["features"]
         ],
+    }
+
+
+# -- train_sae -------------------------------------------------------------------------
+
+TRAIN_SAE_PARAMS: tuple[str, ...] = (
+    "model", "dataset", "pack", "criterion", "hookpoint", "activations", "records", "causal", "preset", "architecture",
+    "latent_dim", "expansion_factor", "k", "batch_size", "steps", "epochs", "lr", "sparsity_coefficient",
+    "aux_coefficient", "dead_after_tokens", "b_dec_init", "seed", "device", "dtype", "max_records", "max_length",
+    "held_out_fraction", "checkpoint_every", "top_latents", "keep_activations",
+)
+_TRAIN_SOURCE = ("model", "activations", "records")
+
+
+def _train_sae_check(params: dict[str, Any]) -> None:
+    from interp_agent.core.sae.train import TrainSettings
+
+    _check_keys("train_sae", params, TRAIN_SAE_PARAMS, ())
+    given = [key for key in _TRAIN_SOURCE if params.get(key)]
+    if len(given) != 1:
+        raise ValidationError(f"train_sae job: give exactly one source of {', '.join(_TRAIN_SOURCE)}, got {given or 'none'}")
+    if params.get("model") and not params.get("hookpoint"):
+        raise ValidationError("train_sae job: a model source needs a hookpoint, e.g. blocks.15.hook_resid_post")
+    if params.get("model") and not (params.get("dataset") or params.get("pack")):
+        raise ValidationError("train_sae job: a model source needs prompts: dataset or pack")
+    settings = {k: v for k, v in params.items() if k in TrainSettings.__dataclass_fields__ and v is not None}
+    try:
+        TrainSettings(**settings).resolved()
+    except TypeError as exc:
+        raise ValidationError(f"train_sae job: bad settings: {exc}") from None
+
+
+@register("train_sae", check=_train_sae_check, resumable=True)
+def train_sae_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Train an SAE into the run folder (``interp_agent.core.sae.train.train_sae``).
+
+    Checkpoints go to ``checkpoints/`` in the run folder; started again there (a resume), the
+    job reuses the cached activations and continues from the newest checkpoint. Result:
+    the held-out and splice metrics, the SAE's shape, and the paths of cfg.json,
+    sae_weights.safetensors, metrics.json and, when written, records.jsonl and the causal summary.
+    """
+    from interp_agent.core.sae.train import TrainSettings, train_sae
+
+    _train_sae_check(params)
+    if ctx.attempt > 1:
+        ctx.log(f"attempt {ctx.attempt}: reusing cached activations and the newest checkpoint in {ctx.run_dir}")
+    settings = TrainSettings(**{k: v for k, v in params.items() if k in TrainSettings.__dataclass_fields__ and v is not None})
+    result = train_sae(
+        out=ctx.run_dir, model=params.get("model"), dataset=params.get("dataset"), pack=params.get("pack"),
+        criterion=params.get("criterion"), hookpoint=params.get("hookpoint"), activations=params.get("activations"),
+        records=params.get("records"), settings=settings,
+        causal_out=ctx.run_dir / "causal" if params.get("causal") else None,
+        progress=lambda phase, fraction, message: ctx.progress(min(fraction, 0.99), message),
+    )
+    m = result.metrics
+    ctx.progress(1.0, f"held-out FVU {m['held_out']['fvu']:.3f}, L0 {m['held_out']['l0']:.1f}")
+    return {
+        "sae": m["sae"], "held_out": m["held_out"], "splice": m["splice"],
+        "training": {k: m["training"][k] for k in ("steps", "tokens", "resumed_from_step", "tokens_per_s_this_run", "final")},
+        "causal": result.causal,
+        "paths": {name: str(path) for name, path in result.paths.items()},
     }
 
 

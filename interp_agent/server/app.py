@@ -20,14 +20,14 @@ from interp_agent.server.errors import error_result, validation_result
 from interp_agent.server.prompts import register_prompts
 from interp_agent.server.registry import ToolSpec, add_tool
 from interp_agent.server.state import ServerState
-from interp_agent.server.tools import analysis, artifacts, env, jobs
+from interp_agent.server.tools import analysis, artifacts, env, jobs, sae
 
 log = logging.getLogger("interp_agent.server")
 
 INSTRUCTIONS = """\
 interp-agent ranks a model's internal features against a natural-language criterion, with held-out
-and causal evidence, and matches features across models.
-Start with profile_env (and plan_scale for big runs), then inspect. Long work runs as background
+and causal evidence, trains sparse autoencoders when none fits, and matches features across models.
+Start with profile_env (and plan_scale for big runs), then inspect; train_sae when no SAE fits. Long work runs as background
 jobs: a call returns a job handle at once (or the result, if it finishes within wait_seconds); poll
 job_status, then job_result. Reports are resources interp-agent://runs/{run_id}/{file}; list them with
 list_artifacts. Paths are relative to the workspace. The prompt 'investigation_loop' walks through
@@ -53,7 +53,7 @@ class InterpAgentServer(MCPServer):
 
 def tool_specs(state: ServerState) -> list[ToolSpec]:
     """Every tool the server serves; adding a tool means adding its module's specs here."""
-    return [*env.specs(state), *analysis.specs(state), *jobs.specs(state), *artifacts.specs(state)]
+    return [*env.specs(state), *analysis.specs(state), *sae.specs(state), *jobs.specs(state), *artifacts.specs(state)]
 
 
 def build_server(

@@ -214,6 +214,51 @@ class InterveneOutput(BaseModel):
     next_actions: list[str]
 
 
+class TrainSaeInput(_JobStart):
+    model: str | None = Field(None, description="Source 1: a live model ('smollm2-135m' embedded, a local folder or hub id), "
+                              "harvested at hookpoint over dataset or pack")
+    dataset: str | None = Field(None, description="With model: prompts (workspace path): scored-prompts JSONL, JSONL with 'text', or .txt one per line")
+    pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
+        None, description="With model: a built-in criterion pack as the prompts (scored: latent records and causal test possible)")
+    criterion: str | None = Field(None, max_length=2000, description="The criterion of a scored dataset (a pack brings its own)")
+    hookpoint: str | None = Field(None, description="TransformerLens hook name, e.g. blocks.15.hook_resid_post (required with model)")
+    activations: list[str] | None = Field(None, max_length=256, description="Source 2: stored activations (workspace paths): .safetensors, .npy or .parquet")
+    records: str | None = Field(None, description="Source 3: activation records JSONL (workspace path); each feature id is a dimension")
+    causal: bool = Field(False, description="After training, rank the latents on training prompts and steer the top 3 with "
+                         "controls on held-out prompts (needs model and scored prompts; minutes on a CPU)")
+    preset: Literal["minimal", "production"] = Field("minimal", description="minimal: 4x latents, k 16, 300 steps (seconds on a CPU); "
+                                                      "production: 32x latents, k 32, batch 4096, one pass over the data")
+    architecture: Literal["topk", "batchtopk", "relu", "jumprelu"] | None = Field(None, description="Default topk")
+    latent_dim: int | None = Field(None, ge=1, le=1 << 24, description="Number of latents (wins over expansion_factor)")
+    expansion_factor: float | None = Field(None, gt=0, le=1024, description="Latents per input dimension")
+    k: int | None = Field(None, ge=1, le=4096, description="Active latents per token (topk, batchtopk)")
+    batch_size: int | None = Field(None, ge=1, le=1 << 16, description="Rows per step")
+    steps: int | None = Field(None, ge=1, le=10_000_000, description="Optimiser steps (production default: one pass)")
+    lr: float | None = Field(None, gt=0, le=1, description="Adam learning rate")
+    sparsity_coefficient: float | None = Field(None, ge=0, description="relu: L1 weight; jumprelu: L0 weight")
+    seed: int = Field(0, ge=0, description="Seed: on a CPU the same seed gives the same SAE")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1")
+    max_records: int | None = Field(None, ge=2, description="Keep a uniform reservoir sample of this many rows")
+    held_out_fraction: float | None = Field(None, gt=0, lt=1, description="Share held out for metrics (0.3 for scored prompts, else 0.1)")
+    checkpoint_every: int | None = Field(None, ge=1, description="Steps between checkpoints (resume continues from the newest)")
+
+
+class TrainSaeResult(BaseModel):
+    sae: dict[str, Any] = Field(description="architecture, saved_as, d_in, d_sae, k, hookpoint, model")
+    held_out: dict[str, Any] = Field(description="On held-out rows: mse, fvu, l0, dead_fraction, dense_fraction, firing-rate quantiles")
+    splice: dict[str, Any] | None = Field(description="From a model: next-token CE clean / spliced / mean-ablated, loss_recovered, KL per token (held-out prompts)")
+    training: dict[str, Any] = Field(description="steps, tokens, resumed_from_step, tokens_per_s_this_run, final loss terms")
+    causal: dict[str, Any] | None = Field(None, description="With causal: per steered latent its verdict, effect and control effect")
+    files: dict[str, str] = Field(description="URIs: cfg.json, sae_weights.safetensors (SAE Lens layout), metrics.json, records.jsonl")
+
+
+class TrainSaeOutput(BaseModel):
+    job: JobView
+    result: TrainSaeResult | None = Field(None, description="Present when the job finished within wait_seconds")
+    resources: list[str]
+    next_actions: list[str]
+
+
 class FeatureRow(BaseModel):
     """One ranked feature, compact."""
 

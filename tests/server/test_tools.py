@@ -24,7 +24,7 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
     async with Client(server, mode=mode) as client:
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else mode)
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        assert set(tools) == {"profile_env", "plan_scale", "inspect", "intervene", "match", "job_status", "job_result",
+        assert set(tools) == {"profile_env", "plan_scale", "inspect", "intervene", "match", "train_sae", "job_status", "job_result",
                               "job_cancel", "job_resume", "job_list", "list_artifacts"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
@@ -248,3 +248,33 @@ async def test_caller_examples_become_a_dataset_in_the_workspace(server, workspa
         assert len(files) == 1 and len(files[0].read_text().splitlines()) == 20
         job = r.structured_content["job"]
         assert job["state"] == "failed" and "no/such-model-here" in job["error"]  # the model, not the examples, failed
+
+
+async def test_train_sae_trains_on_workspace_activations_and_serves_its_files(server, workspace: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    atoms = rng.standard_normal((48, 16))
+    x = ((rng.random((3_000, 48)) < 0.08) * rng.exponential(1.0, (3_000, 48)) @ atoms).astype(np.float32)
+    np.save(workspace / "inputs" / "acts.npy", x)  # synthetic activations
+    async with Client(server) as client:
+        r = await client.call_tool("train_sae", {
+            "activations": ["inputs/acts.npy"], "hookpoint": "blocks.2.hook_resid_post", "latent_dim": 64, "k": 4,
+            "steps": 60, "lr": 3e-3, "wait_seconds": 45,
+        })
+        out = r.structured_content
+        assert not r.is_error and out["job"]["state"] == "completed", out["job"]
+        result = out["result"]
+        assert result["sae"]["d_sae"] == 64 and result["sae"]["saved_as"] == "topk"
+        assert 0 < result["held_out"]["fvu"] < 1 and result["splice"] is None
+        assert set(result["files"]) == {"cfg.json", "sae_weights.safetensors", "metrics.json"}
+        cfg = json.loads((await client.read_resource(result["files"]["cfg.json"])).contents[0].text)
+        assert cfg["d_sae"] == 64 and cfg["metadata"]["hook_name"] == "blocks.2.hook_resid_post"
+        assert any("records.jsonl" in a or "intervene" in a for a in out["next_actions"])
+
+        err = error_of(await client.call_tool("train_sae", {"hookpoint": "blocks.2.hook_resid_post"}))
+        assert err["code"] == "invalid_argument" and "exactly one source" in err["message"]
+        err = error_of(await client.call_tool("train_sae", {"activations": ["/etc/passwd"]}))
+        assert err["code"] == "path_outside_workspace"
+        err = error_of(await client.call_tool("train_sae", {"activations": ["inputs/acts.npy"], "preset": "huge"}))
+        assert err["code"] == "invalid_argument"

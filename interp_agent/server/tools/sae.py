@@ -1,0 +1,75 @@
+"""train_sae: start an SAE training job, wait up to wait_seconds, return a handle or the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
+
+from interp_agent.jobs import JobRecord
+from interp_agent.server.models import TrainSaeInput, TrainSaeOutput, TrainSaeResult
+from interp_agent.server.registry import ToolSpec
+from interp_agent.server.state import ServerState, job_view
+from interp_agent.server.tools.analysis import wait_for
+
+_SETTINGS = ("preset", "architecture", "latent_dim", "expansion_factor", "k", "batch_size", "steps", "lr",
+             "sparsity_coefficient", "seed", "device", "max_records", "held_out_fraction", "checkpoint_every")
+
+
+def _next(record: JobRecord) -> list[str]:
+    folder = f"runs/{record.run_id}"
+    if record.state == "completed":
+        return [
+            f"inspect(backend='records', records='{folder}/records.jsonl', …) ranks the latents against the criterion",
+            f"intervene(…, sae='{folder}', features=['SAE:L<layer>:F<i>']) tests latents causally",
+            f"read interp-agent://runs/{record.run_id}/metrics.json for the held-out and splice metrics",
+        ]
+    if record.state == "working":
+        return [f"job_status(job_id='{record.job_id}') for step, loss and FVU", f"job_cancel(job_id='{record.job_id}') to stop it"]
+    return [f"read interp-agent://runs/{record.run_id}/job.log",
+            f"job_resume(job_id='{record.job_id}') continues from the newest checkpoint"]
+
+
+def specs(state: ServerState) -> list[ToolSpec]:
+    """The SAE tools."""
+    runner = state.runner
+
+    def path(value: str | None, field: str) -> str | None:
+        return None if value is None else str(state.path(value, field))
+
+    async def train_tool(inp: TrainSaeInput, ctx: Context) -> TrainSaeOutput:
+        params: dict[str, Any] = {
+            "model": inp.model, "dataset": path(inp.dataset, "dataset"), "pack": inp.pack, "criterion": inp.criterion,
+            "hookpoint": inp.hookpoint, "records": path(inp.records, "records"),
+            "activations": [path(a, "activations") for a in inp.activations] if inp.activations else None,
+            "causal": inp.causal, **{k: getattr(inp, k) for k in _SETTINGS},
+        }
+        params = {k: v for k, v in params.items() if v is not None}
+        record = await wait_for(state, runner.submit("train_sae", params).job_id, inp.wait_seconds, ctx)
+        raw = runner.result(record.job_id) if record.state == "completed" else None
+        result = None
+        if raw is not None:
+            files = {Path(p).name: state.uri(record.run_id, Path(p).name) for name, p in raw["paths"].items()
+                     if Path(p).parent == state.run_dir(record.run_id)}
+            result = TrainSaeResult(sae=raw["sae"], held_out=raw["held_out"], splice=raw["splice"], training=raw["training"],
+                                    causal=raw["causal"], files=files)
+        return TrainSaeOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
+                              next_actions=_next(record))
+
+    starts_job = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+    return [
+        ToolSpec(
+            "train_sae",
+            "Train a sparse autoencoder (TopK by default; BatchTopK, ReLU+L1, JumpReLU) on one hookpoint's "
+            "activations when no existing SAE fits. Sources: a live model harvested over a dataset or pack, stored "
+            "activations (safetensors/npy/parquet) or activation records. Starts a background job (preset 'minimal': "
+            "under a minute on a CPU; 'production': hours on a GPU) whose progress carries step, loss and FVU; it "
+            "checkpoints, and job_resume continues a killed job. Writes an SAE Lens folder (cfg.json + "
+            "sae_weights.safetensors), metrics.json (held-out MSE, FVU, L0, dead/dense latents; from a model also "
+            "next-token loss and KL with the SAE spliced in) and, for scored prompts, records.jsonl of the latents. "
+            "Next: inspect the records, intervene on SAE:L<layer>:F<i> with sae=<run folder>.",
+            TrainSaeInput, TrainSaeOutput, train_tool, starts_job, "Train a sparse autoencoder",
+        ),
+    ]
