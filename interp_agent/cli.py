@@ -197,7 +197,8 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
                      f"{splice['ce_loss_spliced']:.3f} (mean-ablated {splice['ce_loss_mean_ablated']:.3f}), "
                      f"loss recovered {splice['loss_recovered']:.1%}, KL {splice['kl_clean_to_spliced']:.4f}")
     for f in (result.causal or {}).get("features", []):
-        lines.append(f"causal: {f['feature_id']:<20} {f['verdict']:<10} effect {f['effect']:+.4f} CI {f['ci95']} "
+        lo, hi = f["ci95"] or (float("nan"), float("nan"))
+        lines.append(f"causal: {f['feature_id']:<20} {f['verdict']:<10} effect {f['effect']:+.4f} CI [{lo:+.4f}, {hi:+.4f}] "
                      f"controls {f['control_effect']:+.4f}")
     lines += [f"{k}: {v}" for k, v in result.paths.items()]
     _emit(args, {"metrics": {k: v for k, v in m.items() if k != "training"} | {"training": {
