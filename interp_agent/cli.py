@@ -119,6 +119,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             interventions=args.interventions, out=args.out, config=config,
             allow_intervention_criterion_mismatch=args.allow_intervention_criterion_mismatch, progress=progress,
             dataset=args.dataset, pack=args.pack, hookpoints=args.hookpoint, pooling=args.pooling, sae=args.sae,
+            neuronpedia=args.neuronpedia, saelens_release=args.saelens_release, saelens_id=args.saelens_id,
         )
     finally:
         progress.close()
@@ -219,11 +220,69 @@ def cmd_match(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from interp_agent.core.artifacts import write_text
+    from interp_agent.core.bridges.hf_hub import publish
+
+    result = publish(args.path, args.repo_id, repo_type=args.repo_type, dry_run=not args.no_dry_run,
+                     private=not args.public, commit_message=args.message)
+    if args.card_out:
+        write_text(args.card_out, result["card"])
+    head = "DRY RUN: nothing was uploaded" if result["dry_run"] else f"uploaded: {result['commit_url']}"
+    lines = [head, f"{result['repo_type']} repo {result['repo_id']} ({'private' if result['private'] else 'public'}) "
+                   f"at {result['endpoint']}; HF_TOKEN {'set' if result['token_present'] else 'not set'}",
+             f"{'bytes':>12}  file"]
+    lines += [f"{f['bytes']:>12,}  {f['path']}{'  (generated card)' if f.get('generated') else ''}" for f in result["files"]]
+    lines += [f"     skipped  {s['path']}: {s['reason']}" for s in result["skipped"]]
+    lines += [f"{result['total_bytes']:>12,}  total, {len(result['files'])} files", result["message"]]
+    if args.card_out:
+        lines.append(f"card: {args.card_out}")
+    _emit(args, result, "\n".join(lines))
+    return 0
+
+
+def cmd_export_graph(args: argparse.Namespace) -> int:
+    from interp_agent.core.graphs import export_graph
+
+    doc = export_graph(args.report, args.out, format=args.format, top_k=args.top_k)
+    if args.format == "native":
+        s = doc["summary"]
+        text = (f"{'[SYNTHETIC] ' if doc['synthetic'] else ''}{s['n_features']} features, {s['n_correlational_edges']} "
+                f"correlational and {s['n_interventional_edges']} interventional edges")
+    else:
+        text = f"neuronpedia graph: {len(doc['nodes'])} nodes, {len(doc['links'])} links"
+    _emit(args, {"out": str(args.out), "format": args.format, "graph": doc}, f"{text}\nwrote {args.out}")
+    return 0
+
+
+def cmd_export_records(args: argparse.Namespace) -> int:
+    from interp_agent.core.bridges.exporters import export_records, prompts_for_export
+
+    prompts = prompts_for_export(args.dataset, args.pack)
+    options = {"pooling": args.pooling, "batch_size": args.batch_size, "max_length": args.max_length}
+    if args.remote:
+        if args.via != "nnsight":
+            raise ValidationError("--remote runs on NDIF through nnsight; add --via nnsight")
+        options["remote"] = True
+    out = export_records(args.out, args.model, prompts, args.hookpoint, via=args.via, **options)
+    _emit(args, {"out": str(out), "via": args.via, "prompts": len(prompts)}, f"wrote {out} ({len(prompts)} prompts)")
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from interp_agent.api import convert
 
     out = convert(args.src, args.out)
     _emit(args, {"out": str(out)}, f"wrote {out}")
+    return 0
+
+
+def cmd_convert_goodfire(args: argparse.Namespace) -> int:
+    from interp_agent.core.bridges.goodfire import write_goodfire_features
+
+    out = write_goodfire_features(args.src, args.out, model=args.model, layer=args.layer)
+    _emit(args, {"out": str(out)}, f"wrote {out} (Goodfire cards: labels only; live search is unavailable since "
+                                   "Goodfire's hosted API shut down in 2025)")
     return 0
 
 
@@ -363,15 +422,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="rank features against a criterion; writes report.json/.md/.html")
     p.add_argument("--model", required=True, help="model the evidence belongs to (e.g. my/model, toy/model-a)")
     p.add_argument("--criterion", default="", help="natural-language criterion (a --pack brings its own)")
-    p.add_argument("--backend", choices=["records", "features", "toy", "hf"], default="records",
+    p.add_argument("--backend", choices=["records", "features", "toy", "hf", "neuronpedia", "saelens"], default="records",
                    help="records: activation records; features: a feature JSONL dump (label similarity, no "
                         "measured association); toy: generated planted records, labelled synthetic; hf: harvest a "
-                        "live model (smollm2-135m embedded, a local folder or a hub id) on --dataset or --pack")
+                        "live model (smollm2-135m embedded, a local folder or a hub id) on --dataset or --pack; "
+                        "neuronpedia: import feature cards given by --neuronpedia (no criterion measurement unless "
+                        "--records are given too); saelens: hf with an SAE (--sae DIR, or --saelens-release and "
+                        "--saelens-id), its latents harvested at its hookpoint and ranked")
+    p.add_argument("--neuronpedia", action="append", default=None, metavar="REF_OR_FILE",
+                   help="a Neuronpedia feature (gpt2-small@6-res_scefr-ajt:650, its neuronpedia.org URL or API URL; "
+                        "fetched over the network, key from NEURONPEDIA_API_KEY, cached) or a SAEDashboard export "
+                        "file (repeatable; neuronpedia backend)")
     p.add_argument("--dataset", help="scored prompts JSONL (hf backend)")
     p.add_argument("--pack", help="built-in criterion pack instead of --dataset (hf backend), e.g. measurement_unit")
     p.add_argument("--hookpoint", action="append", default=None, metavar="H",
                    help="TransformerLens hookpoint to harvest, e.g. blocks.15.hook_resid_post (repeatable; hf backend)")
     p.add_argument("--sae", help="SAE Lens folder whose latents are ranked too, as SAE:L{layer}:F{i} (hf backend)")
+    p.add_argument("--saelens-release", help="SAE Lens pretrained release, e.g. gemma-scope-2b-pt-res-canonical "
+                                             "(saelens backend; fetched once from the hub or its cache, then cached)")
+    p.add_argument("--saelens-id", help="SAE id within --saelens-release, e.g. layer_12/width_16k/canonical")
     p.add_argument("--pooling", choices=["last", "mean", "max"], default="last",
                    help="one row per prompt from its tokens: last (next-token criteria), mean or max (hf backend)")
     p.add_argument("--records", help="activation records: JSONL file or Parquet dataset folder")
@@ -465,11 +534,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(func=cmd_match)
 
+    p = sub.add_parser("publish", help="upload a run folder (reports, records, SAE) to a Hugging Face Hub repo with a "
+                                       "generated card; a dry run unless --no-dry-run")
+    p.add_argument("--path", required=True, help="the run folder to publish")
+    p.add_argument("--repo-id", required=True, help="Hub repo 'owner/name'")
+    p.add_argument("--repo-type", choices=["model", "dataset"], default="model", help="default model")
+    p.add_argument("--no-dry-run", action="store_true",
+                   help="really upload (token from the HF_TOKEN environment variable only; HF_ENDPOINT is respected)")
+    p.add_argument("--public", action="store_true", help="create the repo public (default private; an existing repo keeps its visibility)")
+    p.add_argument("--message", help="commit message")
+    p.add_argument("--card-out", help="also write the generated card (README.md) here to review it")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("export-graph", help="write a report's criterion, features and measured edges as a graph "
+                                            "(native JSON or Neuronpedia graph JSON)")
+    p.add_argument("--report", required=True, help="report.json (or its folder)")
+    p.add_argument("--format", choices=["native", "neuronpedia"], default="native",
+                   help="native: interp-agent.graph.v1; neuronpedia: the Neuronpedia/circuit-tracer graph format")
+    p.add_argument("--top-k", type=int, default=50, help="ranked features kept as nodes (default 50)")
+    p.add_argument("--out", required=True, help="graph JSON file to write")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.set_defaults(func=cmd_export_graph)
+
+    p = sub.add_parser("export-records", help="activation records read through TransformerLens or nnsight "
+                                              "(same ids and pooling as our harvesting)")
+    p.add_argument("--via", choices=["transformer-lens", "nnsight"], required=True, help="library that reads the activations")
+    p.add_argument("--model", required=True, help="smollm2-135m (embedded), a local folder or a hub id")
+    p.add_argument("--dataset", help="scored prompts JSONL")
+    p.add_argument("--pack", help="built-in criterion pack instead of --dataset, e.g. measurement_unit")
+    p.add_argument("--hookpoint", action="append", required=True, metavar="H",
+                   help="TransformerLens hookpoint, e.g. blocks.15.hook_resid_post (repeatable)")
+    p.add_argument("--pooling", choices=["token", "last", "mean", "max"], default="mean",
+                   help="one row per token, or per prompt: last token, mean or max (first position left out; default mean)")
+    p.add_argument("--batch-size", type=int, default=16, help="prompts per forward pass (default 16)")
+    p.add_argument("--max-length", type=int, default=128, help="tokens kept per prompt (default 128)")
+    p.add_argument("--remote", action="store_true", help="nnsight only: run on NDIF (--model must be a hub id it serves)")
+    p.add_argument("--out", required=True, help="records file (*.jsonl) or Parquet dataset folder")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.set_defaults(func=cmd_export_records)
+
     p = sub.add_parser("convert", help="convert activation records JSONL <-> Parquet dataset folder")
     p.add_argument("src", help="records JSONL file or Parquet dataset folder")
     p.add_argument("out", help="Parquet dataset folder (from JSONL) or *.jsonl (from Parquet)")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("convert-goodfire", help="Goodfire SDK feature exports (Feature/FeatureGroup .json()) -> "
+                                                "feature JSONL for inspect --backend features (no live search)")
+    p.add_argument("src", help="JSON file of Feature.json() dicts, a list of them, or FeatureGroup.json()")
+    p.add_argument("--out", required=True, help="feature JSONL to write")
+    p.add_argument("--model", help="model the SAE reads, e.g. meta-llama/Llama-3.3-70B-Instruct")
+    p.add_argument("--layer", type=int, help="the SAE's layer (default: Goodfire's released SAE layer for --model)")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.set_defaults(func=cmd_convert_goodfire)
 
     p = sub.add_parser("doctor", help="what is installed, which extras work, whether the models load")
     p.add_argument("--quick", action="store_true", help="only check imports; load neither the embedded model nor the sentence encoder")

@@ -103,7 +103,9 @@ def test_match_and_convert_commands(seed_dir: Path, tmp_path: Path, capsys) -> N
         (["inspect", "--model", "m", "--criterion", "c", "--records", "{bad}", "--out", "{out}"], "bad.jsonl:2: malformed JSON"),
         (["inspect", "--model", "m", "--criterion", "c", "--out", "{out}"], "the records backend needs --records"),
         (["inspect", "--model", "m", "--criterion", "c", "--records", "{missing}", "--out", "{out}"], "file not found"),
-        (["inspect", "--model", "m", "--criterion", "c", "--backend", "neuronpedia", "--out", "{out}"], "invalid choice"),
+        (["inspect", "--model", "m", "--criterion", "c", "--backend", "nonsense", "--out", "{out}"], "invalid choice"),
+        (["inspect", "--model", "m", "--criterion", "c", "--backend", "neuronpedia", "--out", "{out}"],
+         "no Neuronpedia features given"),
         (["inspect", "--model", "m", "--criterion", "c", "--records", "{bad}", "--held-out-fraction", "2", "--out", "{out}"],
          "held_out_fraction must be in (0, 1)"),
         (["match", "--left", "{missing}", "--right", "{missing}", "--out", "{out}/m.json"], "nope.jsonl"),
@@ -219,3 +221,38 @@ def test_train_sae_on_stored_activations(tmp_path: Path, capsys) -> None:
                        "blocks.2.hook_resid_post", "--architecture", "relu", "--latent-dim", "32", "--steps", "30",
                        "--out", str(tmp_path / "relu"))
     assert code == 0 and "relu SAE, 16 -> 32 latents, at blocks.2.hook_resid_post" in out and "held-out" in out
+
+
+def test_publish_dry_run_lists_every_file_and_its_size_and_uploads_nothing(seed_dir: Path, tmp_path: Path, capsys,
+                                                                            monkeypatch) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: a request would fail the test
+    assert run(capsys, "inspect", "--model", "my/model", "--criterion", CRIT, "--records",
+               str(seed_dir / "activation_records.jsonl"), "--out", str(tmp_path / "r"))[0] == 0
+    (tmp_path / "r" / "job.log").write_text("internal\n")
+    code, out, _ = run(capsys, "publish", "--path", str(tmp_path / "r"), "--repo-id", "me/reports", "--repo-type", "dataset",
+                       "--card-out", str(tmp_path / "card.md"))
+    assert code == 0 and out.startswith("DRY RUN: nothing was uploaded")
+    for name in ("report.json", "report.md", "report.html"):
+        assert f"{(tmp_path / 'r' / name).stat().st_size:>12,}  {name}" in out
+    assert "README.md  (generated card)" in out and "skipped  job.log" in out and "HF_TOKEN not set" in out
+    assert (tmp_path / "card.md").read_text().startswith("---\n")
+    code, out, _ = run(capsys, "publish", "--path", str(tmp_path / "r"), "--repo-id", "me/reports", "--json")
+    assert code == 0 and json.loads(out)["uploaded"] is False
+    code, out, err = run(capsys, "publish", "--path", str(tmp_path / "r"), "--repo-id", "me/reports", "--no-dry-run")
+    assert code == 2 and out == "" and "HF_TOKEN" in err and len(err.strip().splitlines()) == 1
+
+
+def test_export_graph_writes_native_and_neuronpedia_graphs(seed_dir: Path, tmp_path: Path, capsys) -> None:
+    assert run(capsys, "inspect", "--model", "my/model", "--criterion", CRIT, "--records",
+               str(seed_dir / "activation_records.jsonl"), "--interventions", str(seed_dir / "interventions.jsonl"),
+               "--out", str(tmp_path / "r"))[0] == 0
+    code, out, _ = run(capsys, "export-graph", "--report", str(tmp_path / "r" / "report.json"), "--out", str(tmp_path / "g.json"))
+    assert code == 0 and "3 correlational and 3 interventional edges" in out
+    assert json.loads((tmp_path / "g.json").read_text())["schema_version"] == "interp-agent.graph.v1"
+    code, out, _ = run(capsys, "export-graph", "--report", str(tmp_path / "r"), "--format", "neuronpedia", "--top-k", "2",
+                       "--out", str(tmp_path / "np.json"), "--json")
+    assert code == 0 and json.loads(out)["graph"]["metadata"]["scan"] == "my/model"
+    assert len(json.loads((tmp_path / "np.json").read_text())["links"]) == 4
+    code, out, err = run(capsys, "export-graph", "--report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x.json"))
+    assert code == 2 and "nope.json" in err and not (tmp_path / "x.json").exists()

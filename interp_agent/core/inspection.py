@@ -8,6 +8,13 @@ Backends:
 - ``hf``: a live model (the embedded smollm2-135m, a local folder or a hub id): the
   criterion's prompts are harvested at the requested hookpoints, with a contrast direction
   per hookpoint learned on the calibration split, then ranked like records.
+- ``neuronpedia``: feature cards imported from Neuronpedia (refs, URLs; reads the network)
+  or SAEDashboard export files, written as feature JSONL into the output folder and ranked
+  like the features backend (no criterion measurement), or like records when records are
+  given; every card (labels, examples, logit effects, density) is imported.
+- ``saelens``: the hf backend with an SAE: a local SAE Lens / sparsify folder (``sae``) or
+  a pretrained SAE by SAE Lens release and id; its latents are harvested on the model (at
+  the SAE's hookpoint unless ``hookpoints`` says otherwise) and ranked with held-out stats.
 """
 
 from __future__ import annotations
@@ -29,8 +36,8 @@ from interp_agent.core.ranking.importance import IMPORTANCE_FORMULA, causal_comp
 from interp_agent.core.ranking.rank import Progress, imported_block
 from interp_agent.core.synthetic import PlantedConfig, planted_interventions, planted_records
 
-Backend = Literal["records", "features", "toy", "hf"]
-BACKENDS: tuple[str, ...] = ("records", "features", "toy", "hf")
+Backend = Literal["records", "features", "toy", "hf", "neuronpedia", "saelens"]
+BACKENDS: tuple[str, ...] = ("records", "features", "toy", "hf", "neuronpedia", "saelens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,9 @@ def inspect(
     hookpoints: list[str] | None = None,
     pooling: str = "last",
     sae: str | Path | None = None,
+    neuronpedia: list[str | Path] | None = None,
+    saelens_release: str | None = None,
+    saelens_id: str | None = None,
 ) -> InspectionResult:
     """Rank features against ``criterion`` and, when ``out`` is given, write report.json/.md/.html there.
 
@@ -82,18 +92,33 @@ def inspect(
             around the middle layers when None).
         pooling: how token activations become one row per prompt: last, mean or max (hf).
         sae: an SAE Lens folder whose latents are added as features (hf backend).
+        neuronpedia: Neuronpedia refs (``gpt2-small@6-res_scefr-ajt:650``), feature or API
+            URLs, or SAEDashboard export files (neuronpedia backend; refs read the network).
+        saelens_release, saelens_id: a pretrained SAE by SAE Lens release and id (saelens
+            backend, instead of ``sae``); fetched once, then cached as an SAE Lens folder.
 
     Raises:
         ValidationError: a missing or contradictory argument.
         InputFileError: a bad input file (names file, line, field).
         EvidenceError: the evidence cannot support a ranking.
     """
-    if (not criterion or not criterion.strip()) and not (backend == "hf" and pack):
+    if (not criterion or not criterion.strip()) and not (backend in ("hf", "saelens") and pack):
         raise ValidationError("criterion is empty; describe what the features should relate to")
     if backend not in BACKENDS:
         raise ValidationError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     config = config or RankingConfig()
     paths: dict[str, Path] = {}
+    card_warnings: list[str] = []
+    if neuronpedia and backend != "neuronpedia":
+        raise ValidationError("neuronpedia refs/files are read by the neuronpedia backend; add --backend neuronpedia")
+    if backend == "neuronpedia":
+        if features is not None or out is None:
+            raise ValidationError("the neuronpedia backend writes its imported cards as feature JSONL to --out: "
+                                  "give an output folder, and no --features")
+        from interp_agent.core.bridges.neuronpedia import cards_for_inspection
+
+        features, _, card_warnings = cards_for_inspection(neuronpedia or [], out, model=model)
+        paths["neuronpedia_features"] = Path(features)
     synthetic = backend == "toy"
     if backend == "toy":
         if records is not None:
@@ -106,12 +131,19 @@ def inspect(
             interventions = toy_interventions
             paths["toy_interventions"] = Path(toy_interventions)
 
+    if (saelens_release or saelens_id) and backend != "saelens":
+        raise ValidationError("--saelens-release/--saelens-id are read by the saelens backend; add --backend saelens")
+    if backend == "saelens":
+        from interp_agent.core.bridges.saelens import sae_for_inspection, sae_hookpoint
+
+        sae = sae_for_inspection(sae, saelens_release, saelens_id)
+        hookpoints = hookpoints or [sae_hookpoint(sae)]
     live = None
-    if backend == "hf":
+    if backend in ("hf", "saelens"):
         if records is not None:
-            raise ValidationError("the hf backend harvests its own records; drop --records or use --backend records")
+            raise ValidationError(f"the {backend} backend harvests its own records; drop --records or use --backend records")
         if out is None:
-            raise ValidationError("the hf backend writes the harvested records to --out; give an output folder")
+            raise ValidationError(f"the {backend} backend writes the harvested records to --out; give an output folder")
         from interp_agent.core.live import harvest_for_inspection
 
         live = harvest_for_inspection(
@@ -129,7 +161,7 @@ def inspect(
         )
     feature_info = {f.feature_id: f for f in read_features(features)} if features is not None else None
 
-    if backend == "features":
+    if backend == "features" or (backend == "neuronpedia" and records is None):
         if feature_info is None:
             raise ValidationError("the features backend needs --features FILE (feature JSONL)")
         body = _rank_feature_dump(list(feature_info.values()), criterion, config, evidence)
@@ -146,7 +178,9 @@ def inspect(
 
             add_token_highlights(live, body["features"])
 
-    warnings = list(body["warnings"]) + (evidence.warnings if evidence else [])
+    if feature_info is not None:
+        _attach_cards(body, feature_info, backend, measured=records is not None, n_examples=config.n_examples)
+    warnings = card_warnings + list(body["warnings"]) + (evidence.warnings if evidence else [])
     seen = body.pop("models_seen", [])
     if seen and model not in seen:
         warnings.append(f"the records name model(s) {seen}, not {model!r}")
@@ -184,6 +218,29 @@ def inspect(
 
         paths |= write_report(report, out)
     return InspectionResult(report=report, paths=paths)
+
+
+def _attach_cards(
+    body: dict[str, Any], feature_info: dict[str, FeatureRecord], backend: str, *, measured: bool, n_examples: int
+) -> None:
+    """Put imported feature cards (Neuronpedia, Goodfire) into the ranked rows; say what was not measured."""
+    from interp_agent.core.bridges import cards, neuronpedia as np_bridge
+
+    n = cards.annotate_features(body["features"], feature_info, measured=measured, n_examples=n_examples)
+    if backend != "neuronpedia" and n == 0:
+        return
+    body["summary"]["n_cards"] = n
+    if backend == "neuronpedia":
+        body["method"] = dict(body["method"]) | {"neuronpedia": np_bridge.method_text(measured)}
+        if measured:
+            body["warnings"].insert(0, np_bridge.MEASURED_NOTE)
+            missing = len(set(feature_info) - {f["feature_id"] for f in body["features"]})
+            if missing:
+                body["warnings"].append(f"{missing} Neuronpedia features are not in this report: the records give "
+                                        "them no activation, or they ranked below top_k")
+        else:
+            body["warnings"] = [np_bridge.NO_MEASUREMENT_WARNING] + [
+                w for w in body["warnings"] if not w.startswith("the features backend measures no association")]
 
 
 def _toy_inputs(model: str, criterion: str, out: Path) -> tuple[Path, Path]:

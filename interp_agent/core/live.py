@@ -82,7 +82,7 @@ def harvest_for_inspection(
     With ``sae`` (an SAE Lens folder), the SAE's latents at its hookpoint are added as
     ``SAE:L{layer}:F{i}`` features (encoded per token, then pooled like the rest).
     """
-    from interp_agent.core.models import default_hookpoints, harvest, load_model
+    from interp_agent.core.models import default_hookpoints, harvest, load_model, resolve_hookpoint
 
     criterion, prompts, targets = load_criterion_set(criterion, dataset, pack)
     train, held = split_prompts(criterion, prompts, held_out_fraction=held_out_fraction, salt=split_salt)
@@ -94,6 +94,10 @@ def harvest_for_inspection(
         from interp_agent.core.sae import load_sae
 
         sae_weights = load_sae(sae)
+        width = resolve_hookpoint(loaded.model, sae_weights.hookpoint).width
+        if width != sae_weights.W_enc.shape[0]:
+            raise ValidationError(f"the SAE in {sae} reads {sae_weights.W_enc.shape[0]} dims but {sae_weights.hookpoint} "
+                                  f"of {model} has {width}", hint="use an SAE trained on this model")
     texts = [p.text for p in prompts]
     per_batch = (lambda done, total: progress("harvesting", done, total)) if progress else None
     harvested = harvest(loaded, texts, hooks, pooling=pooling, progress=per_batch)

@@ -1,4 +1,4 @@
-"""The registry of job kinds, and the built-in kinds: ``inspect``, ``match``, ``intervene``, ``train_sae`` and ``sleep``.
+"""The registry of job kinds, and the built-in kinds: ``inspect``, ``match``, ``intervene``, ``train_sae``, ``publish`` and ``sleep``.
 
 A job kind is a function ``fn(params, ctx) -> dict``: it reads its JSON parameters,
 writes its artifacts into ``ctx.run_dir``, reports through ``ctx.progress``/``ctx.log``
@@ -94,6 +94,7 @@ def _check_keys(kind: str, params: dict[str, Any], allowed: tuple[str, ...], req
 INSPECT_PARAMS: tuple[str, ...] = (
     "model", "criterion", "backend", "records", "features", "interventions",
     "allow_intervention_criterion_mismatch", "config", "dataset", "pack", "hookpoints", "pooling", "sae",
+    "neuronpedia", "saelens_release", "saelens_id",
 )
 
 _PHASES: dict[str, tuple[float, float]] = {
@@ -334,6 +335,49 @@ def train_sae_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         "causal": result.causal,
         "paths": {name: str(path) for name, path in result.paths.items()},
     }
+
+
+# -- publish ---------------------------------------------------------------------------
+
+PUBLISH_PARAMS: tuple[str, ...] = ("path", "repo_id", "repo_type", "dry_run", "private", "commit_message")
+PUBLISH_CARD_PREVIEW = 1500
+"""Characters of the generated card in a publish job's result (the whole card is card.md in the run folder)."""
+
+
+def _publish_check(params: dict[str, Any]) -> None:
+    from interp_agent.core.bridges.hf_hub import check_repo
+
+    _check_keys("publish", params, PUBLISH_PARAMS, ("path", "repo_id"))
+    check_repo(params["repo_id"], params.get("repo_type", "model"))
+    for key in ("dry_run", "private"):
+        if not isinstance(params.get(key, True), bool):
+            raise ValidationError(f"publish job: {key} must be true or false, got {params[key]!r}")
+
+
+@register("publish", check=_publish_check)
+def publish_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Publish a run folder to the Hugging Face Hub (``interp_agent.core.bridges.hf_hub.publish``); a dry run by default.
+
+    Writes the generated card (card.md) and the plan (publish.json, without the card) into
+    the job's run folder. The token is read by the worker from HF_TOKEN in its environment,
+    never from params. Result: the plan (files with bytes, skipped files with reasons),
+    ``uploaded``, ``repo_url``, ``commit_url``, ``card`` (path of card.md) and
+    ``card_preview`` (its first PUBLISH_CARD_PREVIEW characters).
+    """
+    from interp_agent.core.artifacts import write_json
+    from interp_agent.core.bridges.hf_hub import publish
+
+    _publish_check(params)
+    dry_run = bool(params.get("dry_run", True))
+    ctx.progress(0.0, f"{'planning' if dry_run else 'publishing'} {params['path']} -> {params['repo_id']}")
+    result = publish(params["path"], params["repo_id"], repo_type=params.get("repo_type", "model"), dry_run=dry_run,
+                     private=bool(params.get("private", True)), commit_message=params.get("commit_message"))
+    card = result.pop("card")
+    card_path = write_text(ctx.run_dir / "card.md", card)
+    write_json(ctx.run_dir / "publish.json", result)
+    ctx.log(result["message"])
+    ctx.progress(1.0, result["message"])
+    return result | {"card": str(card_path), "card_preview": card[:PUBLISH_CARD_PREVIEW]}
 
 
 # -- sleep (diagnostic) ----------------------------------------------------------------

@@ -150,11 +150,13 @@ class InspectInput(_Prompts):
         "the evidence belongs to (records/features), e.g. 'gpt2-small' or 'toy/model-a'",
     )
     criterion: str = Field("", max_length=2000, description="Natural-language criterion to rank features against (a pack brings its own)")
-    backend: Literal["records", "features", "toy", "hf"] = Field(
+    backend: Literal["records", "features", "toy", "hf", "neuronpedia", "saelens"] = Field(
         "records",
         description="records: activation records (needs records); features: a feature JSONL dump, ordered by "
         "label similarity (no measured association); toy: generated planted data, labelled synthetic; hf: harvest "
-        "a live model on a prompt set (needs dataset or pack)",
+        "a live model on a prompt set (needs dataset or pack); neuronpedia: import feature cards (needs "
+        "neuronpedia; reads the network for refs; no criterion measurement unless records are given); saelens: hf "
+        "with an SAE (sae, or saelens_release + saelens_id): its latents are harvested at its hookpoint and ranked",
     )
     records: str | None = Field(None, description="Activation records: JSONL file or Parquet dataset folder (workspace path)")
     features: str | None = Field(None, description="Feature JSONL with labels and signatures (workspace path)")
@@ -171,6 +173,18 @@ class InspectInput(_Prompts):
     )
     pooling: Literal["last", "mean", "max"] = Field("last", description="hf backend: one row per prompt from its tokens")
     sae: str | None = Field(None, description="hf backend: SAE Lens folder (workspace path) whose latents are ranked too, as SAE:L{layer}:F{i}")
+    saelens_release: str | None = Field(
+        None, max_length=200,
+        description="saelens backend: SAE Lens pretrained release, e.g. 'gemma-scope-2b-pt-res-canonical' (the model "
+        "must be the one it was trained on). Fetched once from the Hugging Face hub or its local cache, then cached",
+    )
+    saelens_id: str | None = Field(None, max_length=200, description="saelens backend: SAE id in the release, e.g. 'layer_12/width_16k/canonical'")
+    neuronpedia: list[str] | None = Field(
+        None, max_length=100,
+        description="neuronpedia backend: features as 'gpt2-small@6-res_scefr-ajt:650', neuronpedia.org feature or "
+        "API URLs (fetched over the network, cached; key from NEURONPEDIA_API_KEY if set), or SAEDashboard export "
+        "files (workspace paths). Labels, top examples, logit effects and density are imported, not measured",
+    )
     top_k: int = Field(20, ge=1, le=500, description="Features in the report")
     held_out_fraction: float = Field(0.3, gt=0, lt=1, description="Share of prompts held out as evidence")
     allow_intervention_criterion_mismatch: bool = Field(
@@ -307,6 +321,42 @@ class InspectOutput(BaseModel):
 class MatchOutput(BaseModel):
     job: JobView
     result: MatchResult | None = Field(None, description="Present when the job finished within wait_seconds")
+    resources: list[str]
+    next_actions: list[str]
+
+
+# -- publish ---------------------------------------------------------------------------------------
+class PublishInput(_JobStart):
+    path: str = Field(min_length=1, description="What to publish: a run_id (its folder runs/<run_id>) or a folder path "
+                      "inside the workspace or a read root, e.g. the folder of a train_sae or inspect run")
+    repo_id: str = Field(min_length=3, max_length=193, description="Hugging Face Hub repo 'owner/name', e.g. 'my-user/smollm2-unit-sae'")
+    repo_type: Literal["model", "dataset"] = Field("model", description="model (SAEs) or dataset (reports and records only)")
+    dry_run: bool = Field(True, description="true (default): list every file and its size and render the card; nothing "
+                          "is uploaded and no token is needed. false: create the repo if missing and upload in one commit")
+    private: bool = Field(True, description="Create the repo private (applies only when the repo does not exist yet)")
+    commit_message: str | None = Field(None, max_length=500, description="Commit message; default names the run folder and file count")
+
+
+class PublishResult(BaseModel):
+    dry_run: bool = Field(description="True when nothing was sent to the Hub")
+    uploaded: bool = Field(description="True when the commit was made")
+    repo_id: str
+    repo_type: str
+    endpoint: str = Field(description="Hub endpoint (HF_ENDPOINT when set)")
+    token_present: bool = Field(description="Whether HF_TOKEN is set (its value is never shown)")
+    files: list[dict[str, Any]] = Field(description="Every file uploaded (or that would be): path in the repo, bytes; README.md is generated")
+    skipped: list[dict[str, Any]] = Field(description="Files left behind (checkpoints, caches, job.log, temporaries, credential-like files), with why")
+    total_bytes: int = Field(description="Bytes of all files, card included")
+    card: str = Field(description="URI of the generated card (card.md in this job's run folder)")
+    card_preview: str = Field(description="The card's first 1,500 characters")
+    repo_url: str | None = Field(None, description="The repo's URL after an upload")
+    commit_url: str | None = Field(None, description="The commit's URL after an upload")
+    message: str = Field(description="What happened, in one sentence")
+
+
+class PublishOutput(BaseModel):
+    job: JobView
+    result: PublishResult | None = Field(None, description="Present when the job finished within wait_seconds")
     resources: list[str]
     next_actions: list[str]
 

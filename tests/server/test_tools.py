@@ -25,7 +25,7 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else mode)
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == {"profile_env", "plan_scale", "inspect", "intervene", "match", "train_sae", "job_status", "job_result",
-                              "job_cancel", "job_resume", "job_list", "list_artifacts"}
+                              "job_cancel", "job_resume", "job_list", "list_artifacts", "publish"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None
@@ -34,7 +34,8 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
         assert tools["job_cancel"].annotations.destructive_hint is True
         resume = tools["job_resume"].annotations
         assert (resume.read_only_hint, resume.destructive_hint, resume.idempotent_hint) == (False, False, False)
-        assert tools["inspect"].input_schema["properties"]["backend"]["enum"] == ["records", "features", "toy", "hf"]
+        assert tools["inspect"].input_schema["properties"]["backend"]["enum"] == [
+            "records", "features", "toy", "hf", "neuronpedia", "saelens"]
 
 
 async def test_plan_scale_answers_with_a_route_and_its_formulas(server) -> None:
@@ -278,3 +279,39 @@ async def test_train_sae_trains_on_workspace_activations_and_serves_its_files(se
         assert err["code"] == "path_outside_workspace"
         err = error_of(await client.call_tool("train_sae", {"activations": ["inputs/acts.npy"], "preset": "huge"}))
         assert err["code"] == "invalid_argument"
+
+
+async def test_publish_is_a_dry_run_by_default_and_fails_clearly_without_a_token(server, workspace: Path, monkeypatch) -> None:
+    secret = "hf_ServerTestToken0123456789abcdefghijklmn"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: a dry run must not call it
+    async with Client(server) as client:
+        publish = next(t for t in (await client.list_tools()).tools if t.name == "publish")
+        hints = publish.annotations
+        assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint) == (False, True, False, True)
+        assert "DRY RUN BY DEFAULT" in publish.description and "HF_TOKEN" in publish.description
+        assert publish.input_schema["properties"]["dry_run"]["default"] is True
+
+        r = await client.call_tool("inspect", {"model": "toy/a", "criterion": "c", "backend": "toy", "wait_seconds": 40})
+        run_id = r.structured_content["job"]["run_id"]
+        r = await client.call_tool("publish", {"path": run_id, "repo_id": "me/toy-report", "wait_seconds": 30})
+        out = r.structured_content
+        assert not r.is_error and out["job"]["state"] == "completed", out["job"]
+        result = out["result"]
+        assert result["dry_run"] is True and result["uploaded"] is False and result["token_present"] is True
+        files = {f["path"]: f["bytes"] for f in result["files"]}
+        assert files["report.json"] == (workspace / "runs" / run_id / "report.json").stat().st_size and "README.md" in files
+        assert {s["path"] for s in result["skipped"]} == {"job.log"}
+        assert result["card_preview"].startswith("---\n") and "[SYNTHETIC]" in result["card_preview"]
+        card = await client.read_resource(result["card"])
+        assert "## How to load" in card.contents[0].text
+        assert secret not in json.dumps(out) and any("dry_run=false" in a for a in out["next_actions"])
+
+        err = error_of(await client.call_tool("publish", {"path": run_id, "repo_id": "no-owner"}))
+        assert err["code"] == "invalid_argument" and "owner/name" in err["message"]
+        err = error_of(await client.call_tool("publish", {"path": "/etc", "repo_id": "me/x"}))
+        assert err["code"] == "path_outside_workspace"
+        monkeypatch.delenv("HF_TOKEN")
+        r = await client.call_tool("publish", {"path": run_id, "repo_id": "me/toy-report", "dry_run": False, "wait_seconds": 30})
+        job = r.structured_content["job"]
+        assert job["state"] == "failed" and "HF_TOKEN" in job["error"] and r.structured_content["result"] is None

@@ -279,6 +279,32 @@ def _causal_panel(feature: dict) -> str:
     return out + "</section>"
 
 
+def _card_panel(feature: dict) -> str:
+    """An imported feature card (Neuronpedia, Goodfire): source, density, logit effects, notes; empty without one."""
+    card = feature.get("card")
+    if not isinstance(card, dict):
+        return ""
+    source = card.get("source") if isinstance(card.get("source"), dict) else {}
+    where = source.get("url") or source.get("file")
+    link = (f'<a href="{_e(where)}">{_e(where)}</a>' if str(where or "").startswith(("http://", "https://"))
+            else f"<code>{_e(where)}</code>")
+    rows = [("source", f"{_e(source.get('kind'))} · {link}"), ("retrieved", _e(source.get("retrieved_at"))),
+            ("density (fraction non-zero)", _e(fmt_num(card.get("density")))),
+            ("max activation", _e(fmt_num(card.get("max_activation"))))]
+    logits = card.get("logit_effects") if isinstance(card.get("logit_effects"), dict) else {}
+    for sign, name in (("positive", "promotes (logit)"), ("negative", "suppresses (logit)")):
+        pairs = [p for p in logits.get(sign) or [] if isinstance(p, (list, tuple)) and len(p) == 2][:10]
+        if pairs:
+            rows.append((name, ", ".join(f"<code>{_e(t)}</code> {_e(fmt_num(v))}" for t, v in pairs)))
+    body = "".join(f'<tr><th scope="row">{k}</th><td>{v}</td></tr>' for k, v in rows)  # text wraps, unlike _kv_table
+    out = f'<section class="panel"><h4>Card {_tag(card.get("provenance"))}</h4><table><tbody>{body}</tbody></table>'
+    notes = [n for n in (card.get("notes") or []) if n]
+    if dig(feature, "provenance", "criterion_association"):
+        notes.insert(0, dig(feature, "provenance", "criterion_association"))
+    out += "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>" if notes else ""
+    return out + "</section>"
+
+
 def _histogram_panel(feature: dict) -> str:
     """The activation histogram, positive vs negative rows."""
     svg = histogram_svg(feature.get("histogram"), title=f"activation histogram of {feature.get('feature_id')}")
@@ -343,7 +369,7 @@ def _feature_card(feature: dict, position: int) -> str:
     out += f'<p class="muted">layer {_e(fmt_num(feature.get("layer")))} · source {_e(feature.get("source"))}</p>'
     out += '<div class="panels">' + "".join((
         _importance_panel(feature), _association_panel(feature.get("association")),
-        _spec_stability_panel(feature), _causal_panel(feature), _histogram_panel(feature),
+        _spec_stability_panel(feature), _causal_panel(feature), _card_panel(feature), _histogram_panel(feature),
     )) + "</div>"
     out += "<h4 style='margin-top:14px'>Top examples</h4>" + _examples(feature)
     return out + '<p><a class="back" href="#ranked">↑ back to the table</a></p></article>'

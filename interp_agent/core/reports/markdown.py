@@ -176,6 +176,25 @@ def _association_lines(assoc: dict) -> list[str]:
     ]
 
 
+def _card_lines(card: Any) -> list[str]:
+    """Bullet lines of an imported feature card (Neuronpedia, Goodfire); none without one."""
+    if not isinstance(card, dict):
+        return []
+    source = card.get("source") if isinstance(card.get("source"), dict) else {}
+    lines = [
+        f"- Card ({md_text(card.get('provenance'))}) from {md_text(source.get('kind'))}: "
+        f"{md_text(source.get('url') or source.get('file'))}, retrieved {md_text(source.get('retrieved_at'))}; "
+        f"density {fmt_num(card.get('density'))}; max activation {fmt_num(card.get('max_activation'))}"
+    ]
+    logits = card.get("logit_effects") if isinstance(card.get("logit_effects"), dict) else {}
+    for sign, name in (("positive", "promotes"), ("negative", "suppresses")):
+        pairs = [p for p in logits.get(sign) or [] if isinstance(p, (list, tuple)) and len(p) == 2][:10]
+        if pairs:
+            lines.append(f"- Logit effects, {name}: " + ", ".join(f"{md_text(repr(t))} {fmt_num(v)}" for t, v in pairs))
+    lines += [f"- Note: {md_text(n)}" for n in card.get("notes") or [] if n]
+    return lines
+
+
 def _feature_lines(feature: dict) -> list[str]:
     """The Markdown section of one feature."""
     lines = [
@@ -226,6 +245,7 @@ def _feature_lines(feature: dict) -> list[str]:
     if isinstance(imported, dict) and isinstance(imported.get("causal_effects"), dict):
         effects = ", ".join(f"{md_text(k)} {fmt_num(v)}" for k, v in imported["causal_effects"].items())
         lines.append(f"- Imported causal effects ({md_text(imported.get('provenance'))}): {effects or DASH}")
+    lines += _card_lines(feature.get("card"))
     assoc = feature.get("association")
     if isinstance(assoc, dict):
         lines += ["", *_association_lines(assoc), ""]

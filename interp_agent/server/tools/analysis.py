@@ -60,6 +60,16 @@ def _uri(state: ServerState, record: JobRecord, path: str | None) -> str:
     return state.uri(record.run_id, Path(path).name) if path else ""
 
 
+def _is_neuronpedia_ref(value: str) -> bool:
+    from interp_agent.core.bridges.neuronpedia import parse_ref
+
+    try:
+        parse_ref(value)
+    except ValidationError:
+        return False
+    return True
+
+
 def inspect_result(state: ServerState, record: JobRecord, result: dict[str, Any]) -> InspectResult:
     """The compact inspect result of a finished job."""
     return InspectResult(
@@ -112,9 +122,14 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "allow_intervention_criterion_mismatch": inp.allow_intervention_criterion_mismatch,
             "config": {"top_k": inp.top_k, "held_out_fraction": inp.held_out_fraction, "candidates": max(200, inp.top_k)},
         }
-        if inp.backend == "hf":
+        if inp.backend in ("hf", "saelens"):
             params |= {"dataset": dataset_of(inp), "pack": inp.pack,
                        "hookpoints": inp.hookpoints, "pooling": inp.pooling, "sae": optional_path(inp.sae, "sae")}
+        if inp.backend == "saelens":
+            params |= {"saelens_release": inp.saelens_release, "saelens_id": inp.saelens_id}
+        if inp.neuronpedia:  # refs and URLs pass as they are; anything else is a file in the workspace
+            params["neuronpedia"] = [v if _is_neuronpedia_ref(v) else str(state.path(v, "neuronpedia"))
+                                     for v in inp.neuronpedia]
         record = await wait_for(state, runner.submit("inspect", params).job_id, inp.wait_seconds, ctx)
         raw = runner.result(record.job_id) if record.state == "completed" else None
         result = inspect_result(state, record, raw) if raw is not None else None
@@ -168,17 +183,23 @@ def specs(state: ServerState) -> list[ToolSpec]:
         )
 
     starts_job = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+    # may read the network: Neuronpedia, pretrained SAEs by release, models by hub id
+    reads_network = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
     return [
         ToolSpec(
             "inspect",
             "Rank a model's features against a natural-language criterion, with held-out and causal evidence. "
             "Use after profile_env, with a live model on a prompt set (backend='hf': 'smollm2-135m' is embedded; "
-            "dataset or pack), activation records ('records'), a feature dump ('features') or generated demo data "
+            "dataset or pack), activation records ('records'), a feature dump ('features'), Neuronpedia feature cards "
+            "('neuronpedia': refs like 'gpt2-small@6-res_scefr-ajt:650' read the network; imported labels, examples, "
+            "logit effects and density, no criterion measurement unless records are given), a pretrained SAE's latents "
+            "harvested on the model ('saelens': saelens_release + saelens_id from the hub or its cache, or sae=<folder>) "
+            "or generated demo data "
             "('toy', labelled synthetic). Starts a background job (seconds for thousands of "
             "rows; about 1 s per 200k records from Parquet, 5 s from JSONL) and returns its handle at once, or the "
             "result if it finishes within wait_seconds. The report (report.json, report.html) is an MCP resource. "
             "Next: read the report, add intervention records, or match against another model's report.",
-            InspectInput, InspectOutput, inspect_tool, starts_job, "Inspect features against a criterion",
+            InspectInput, InspectOutput, inspect_tool, reads_network, "Inspect features against a criterion",
         ),
         ToolSpec(
             "intervene",
@@ -190,7 +211,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "(removals on positives, pushes toward the criterion on negatives), side effects as KL on the other "
             "class. Starts a background job (a few minutes on a CPU for 4 features). "
             "Next: feed interventions.jsonl back to inspect.",
-            InterveneInput, InterveneOutput, intervene_tool, starts_job, "Intervene on features with controls",
+            InterveneInput, InterveneOutput, intervene_tool, reads_network, "Intervene on features with controls",
         ),
         ToolSpec(
             "match",

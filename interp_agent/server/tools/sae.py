@@ -58,7 +58,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
         return TrainSaeOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
                               next_actions=_next(record))
 
-    starts_job = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+    # a model given by hub id is downloaded
+    starts_job = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
     return [
         ToolSpec(
             "train_sae",

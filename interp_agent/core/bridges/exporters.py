@@ -1,0 +1,362 @@
+"""Activation records through TransformerLens or nnsight: ``harvest_records``'s records, read by another library.
+
+Both exporters tokenize, batch, pool and name features exactly as
+:func:`~interp_agent.core.models.harvest.harvest_records` does (right padding, the first
+position left out of ``token``/``mean``/``max`` rows, ``L{layer}:D{dim}`` ids, zeros
+dropped); only the reading of the activations differs:
+
+- ``transformer-lens``: ``TransformerBridge.boot_transformers(…, hf_model=…)`` wraps the
+  loaded Hugging Face model (no hub call) and ``run_with_cache`` reads the TransformerLens
+  hook of each hookpoint (``blocks.L.hook_resid_post`` …), stopping after the deepest block.
+  The bridge rewires the model it wraps, so a LoadedModel passed in is deep-copied first.
+- ``nnsight``: ``TransformersModel(hf_model, tokenizer=…)`` traces the model and saves the
+  output (or first input) of the module behind each hookpoint, then stops the trace.
+  ``remote=True`` is passed to ``trace`` for NDIF: the model must then be a hub id that
+  NDIF serves, and nnsight's own API-key configuration applies.
+
+The tests check both against ``harvest_records`` on SmolLM2-135M.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from interp_agent.core.errors import MissingDependencyError, ModelUnavailableError, ValidationError
+from interp_agent.core.formats.parquet import write_parquet_dataset
+from interp_agent.core.formats.prompts import ScoredPrompt
+from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, write_records
+from interp_agent.core.models.harvest import (
+    Pooling,
+    Progress,
+    _by_length,
+    _check_options,
+    _pool,
+    _sparse_rows,
+    _tokenize,
+    _TokenText,
+    feature_ids,
+)
+from interp_agent.core.models.hookpoints import HookPoint, resolve_hookpoint
+from interp_agent.core.models.loading import EMBEDDED_ALIASES, LoadedModel, load_model
+
+Via = Literal["transformer-lens", "nnsight"]
+VIAS: tuple[str, ...] = ("transformer-lens", "nnsight")
+RunBatch = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+"""(input ids [B, T], attention mask [B, T]) -> activations [B, T, width] per hookpoint name."""
+
+_FORWARD_ORDER = {"hook_resid_pre": 0, "hook_attn_out": 1, "mlp.hook_post": 2, "hook_mlp_out": 3, "hook_resid_post": 4}
+"""Where each site is computed within a block (nnsight must read modules in forward order)."""
+
+
+def _points(model: torch.nn.Module, hookpoints: Sequence[str]) -> list[HookPoint]:
+    if isinstance(hookpoints, str) or not hookpoints:
+        raise ValidationError(f"hookpoints must be a non-empty list of names, got {hookpoints!r}",
+                              hint="e.g. ['blocks.15.hook_resid_post']")
+    points: dict[str, HookPoint] = {}
+    for name in hookpoints:
+        point = resolve_hookpoint(model, name)
+        points.setdefault(point.name, point)
+    return list(points.values())
+
+
+def _records(
+    name: str,
+    tokenizer: Any,
+    prompts: Sequence[ScoredPrompt],
+    points: list[HookPoint],
+    run: RunBatch,
+    *,
+    device: torch.device | str,
+    batch_size: int,
+    max_length: int,
+    pooling: str,
+    exclude_first: bool,
+    top_n: int | None,
+    progress: Progress | None,
+    feature_metadata: dict[str, FeatureMeta] | None,
+) -> Iterator[ActivationRecord]:
+    """Records of ``prompts`` from activations that ``run`` reads; batching and pooling as in harvest_records."""
+    _check_options(batch_size, max_length, pooling)
+    if top_n is not None and (not isinstance(top_n, int) or top_n < 1):
+        raise ValidationError(f"top_n must be a positive integer or None, got {top_n!r}")
+    all_ids = [fid for p in points for fid in feature_ids(p)]
+    if feature_metadata is not None:
+        for p in points:
+            for fid in feature_ids(p):
+                feature_metadata.setdefault(fid, FeatureMeta(layer=p.layer))
+    ids = _tokenize(SimpleNamespace(tokenizer=tokenizer), [p.text for p in prompts], max_length, pooling, exclude_first)
+    pad_id = 0 if tokenizer.pad_token_id is None else int(tokenizer.pad_token_id)
+    decode = _TokenText(tokenizer)
+    window = 8 * batch_size
+    total = sum(-(-min(window, len(ids) - s) // batch_size) for s in range(0, len(ids), window))
+    done = 0
+    for start in range(0, len(ids), window):
+        order = _by_length(ids, range(start, min(start + window, len(ids))))
+        rows: list[tuple[int, int, ActivationRecord]] = []
+        for b0 in range(0, len(order), batch_size):
+            batch = np.asarray(order[b0 : b0 + batch_size], dtype=np.int64)
+            lengths = [len(ids[i]) for i in batch]
+            input_BT = torch.full((len(batch), max(lengths)), pad_id, dtype=torch.long)
+            mask_BT = torch.zeros_like(input_BT)
+            for row, i in enumerate(batch):
+                input_BT[row, : lengths[row]] = torch.tensor(ids[i], dtype=torch.long)
+                mask_BT[row, : lengths[row]] = 1
+            input_BT, mask_BT = input_BT.to(device), mask_BT.to(device)
+            keep_BT = mask_BT.bool()
+            if exclude_first and pooling != "last":
+                keep_BT[:, 0] = False
+            last_B = torch.as_tensor(lengths, device=device) - 1
+            with torch.no_grad():
+                acts = run(input_BT, mask_BT)
+                values_RF = torch.cat(
+                    [_pool(acts[p.name].to(device), keep_BT, last_B, pooling, None) for p in points], dim=1
+                )
+            if pooling == "token":
+                b, t = (x.cpu().numpy() for x in keep_BT.nonzero(as_tuple=True))
+                row_prompt, token_index, token_ids = batch[b], t.astype(np.int64), input_BT[keep_BT].cpu().numpy()
+            else:
+                row_prompt, token_index, token_ids = batch, None, None
+            for r, (fids, values) in enumerate(_sparse_rows(values_RF, all_ids, top_n)):
+                prompt = prompts[int(row_prompt[r])]
+                t_index = None if token_index is None else int(token_index[r])
+                rows.append((int(row_prompt[r]), -1 if t_index is None else t_index, ActivationRecord(
+                    prompt_id=prompt.prompt_id, criterion_score=prompt.criterion_score, feature_ids=fids,
+                    activations=values, text=prompt.text, model=name, token_index=t_index,
+                    token=None if token_ids is None else decode(int(token_ids[r])), split=prompt.split,
+                )))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        rows.sort(key=lambda row: (row[0], row[1]))
+        for _, _, record in rows:
+            yield record
+
+
+def _loaded(model: str | LoadedModel, device: str) -> LoadedModel:
+    if isinstance(model, LoadedModel):
+        return model
+    if not isinstance(model, str):
+        raise ValidationError(f"model must be a name or a LoadedModel, got {type(model).__name__}")
+    return load_model(model, device=device)  # type: ignore[arg-type]
+
+
+# --- TransformerLens -----------------------------------------------------------------------
+
+
+def transformer_lens_bridge(loaded: LoadedModel, *, copy_model: bool = True) -> Any:
+    """A TransformerLens ``TransformerBridge`` around a loaded model, booted offline from its weights.
+
+    Args:
+        loaded: the model.
+        copy_model: wrap a deep copy: the bridge replaces the blocks of the model it wraps, which
+            the caller's hooks and hookpoints would no longer find.
+
+    Raises:
+        MissingDependencyError: transformer-lens is not installed.
+    """
+    try:
+        from transformer_lens.model_bridge import TransformerBridge
+    except ImportError:
+        raise MissingDependencyError("transformer-lens", "bridges", "Reading activations through TransformerLens") from None
+    hf_model = copy.deepcopy(loaded.model) if copy_model else loaded.model
+    param = next(hf_model.parameters())
+    return TransformerBridge.boot_transformers(
+        loaded.name, hf_model=hf_model, tokenizer=copy.deepcopy(loaded.tokenizer), device=param.device, dtype=param.dtype,
+    )
+
+
+def records_via_transformer_lens(
+    model: str | LoadedModel,
+    prompts: Sequence[ScoredPrompt],
+    hookpoints: Sequence[str],
+    *,
+    pooling: Pooling = "mean",
+    exclude_first: bool = True,
+    batch_size: int = 16,
+    max_length: int = 128,
+    top_n: int | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+    feature_metadata: dict[str, FeatureMeta] | None = None,
+) -> Iterator[ActivationRecord]:
+    """Activation records read through TransformerLens's ``TransformerBridge.run_with_cache``.
+
+    Args:
+        model: ``smollm2-135m``, a local folder, a hub id, or a LoadedModel (deep-copied).
+        prompts, hookpoints, pooling, exclude_first, batch_size, max_length, top_n, progress,
+            feature_metadata: as in ``harvest_records`` (basis features only: ``L{layer}:D{dim}``,
+            ``L{layer}:N{i}`` …).
+        device: where a model given by name is loaded.
+
+    Yields:
+        Records in prompt order (token rows by position), as ``harvest_records`` yields them.
+
+    Raises:
+        MissingDependencyError: transformer-lens is not installed.
+        ValidationError: bad options or an unknown hookpoint.
+    """
+    loaded = _loaded(model, device)
+    points = _points(loaded.model, hookpoints)  # before booting: the bridge rewires the blocks
+    bridge = transformer_lens_bridge(loaded, copy_model=isinstance(model, LoadedModel))
+    names = [p.name for p in points]
+    stop = max(p.layer for p in points) + 1
+
+    def run(input_BT: torch.Tensor, mask_BT: torch.Tensor) -> dict[str, torch.Tensor]:
+        _, cache = bridge.run_with_cache(input_BT, attention_mask=mask_BT, names_filter=names, stop_at_layer=stop,
+                                         return_cache_object=False)
+        return {name: cache[name] for name in names}
+
+    yield from _records(loaded.name, loaded.tokenizer, prompts, points, run, device=torch.device(loaded.device),
+                        batch_size=batch_size, max_length=max_length, pooling=pooling, exclude_first=exclude_first,
+                        top_n=top_n, progress=progress, feature_metadata=feature_metadata)
+
+
+# --- nnsight -------------------------------------------------------------------------------
+
+
+def nnsight_model(model: str | LoadedModel, *, remote: bool = False, device: str = "auto") -> tuple[Any, str]:
+    """An nnsight ``TransformersModel`` of the model, padding on the right; and the model's name.
+
+    Locally it wraps the loaded Hugging Face model (a name is loaded with ``load_model``) with a
+    copy of its tokenizer; with ``remote`` it is built from the hub id (a weightless skeleton;
+    NDIF runs the model), which needs the hub for the config and tokenizer.
+
+    Raises:
+        MissingDependencyError: nnsight is not installed.
+        ValidationError: ``remote`` with a LoadedModel, a local folder or the embedded model.
+        ModelUnavailableError: ``remote`` and the hub id's config or tokenizer cannot be fetched.
+    """
+    try:
+        from nnsight.modeling.transformers import TransformersModel
+    except ImportError:
+        raise MissingDependencyError("nnsight", "bridges", "Reading activations through nnsight") from None
+    if remote:
+        if not isinstance(model, str) or model.strip().lower() in EMBEDDED_ALIASES or Path(model).expanduser().exists():
+            raise ValidationError(
+                f"remote=True runs the model on NDIF, which serves hub models by id; {model!r} is not a hub id",
+                hint="pass the hub id NDIF serves (e.g. meta-llama/Llama-3.1-8B), or drop remote to trace locally",
+            )
+        try:
+            nn_model = TransformersModel(model, task="text-generation")
+        except Exception as exc:  # the hub lookup fails in many ways (offline, gated, not found)
+            raise ModelUnavailableError(f"nnsight cannot build {model!r} for a remote run: {type(exc).__name__}: {exc}",
+                                        hint="remote runs need the hub for the model's config and tokenizer") from exc
+        name = model
+    else:
+        loaded = _loaded(model, device)
+        nn_model = TransformersModel(loaded.model, task="text-generation", tokenizer=copy.deepcopy(loaded.tokenizer))
+        name = loaded.name
+    nn_model.tokenizer.padding_side = "right"  # nnsight left-pads causal models; our batches are right-padded
+    if nn_model.tokenizer.pad_token is None:
+        nn_model.tokenizer.pad_token = nn_model.tokenizer.eos_token
+    return nn_model, name
+
+
+def _envoy(nn_model: Any, module_path: str) -> Any:
+    envoy = nn_model
+    for part in module_path.split("."):
+        envoy = envoy[int(part)] if part.isdigit() else getattr(envoy, part)
+    return envoy
+
+
+def records_via_nnsight(
+    model: str | LoadedModel,
+    prompts: Sequence[ScoredPrompt],
+    hookpoints: Sequence[str],
+    *,
+    remote: bool = False,
+    pooling: Pooling = "mean",
+    exclude_first: bool = True,
+    batch_size: int = 16,
+    max_length: int = 128,
+    top_n: int | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+    feature_metadata: dict[str, FeatureMeta] | None = None,
+) -> Iterator[ActivationRecord]:
+    """Activation records read through an nnsight trace (saved module outputs or inputs).
+
+    Args:
+        model: ``smollm2-135m``, a local folder, a hub id or a LoadedModel (traced in place,
+            its tokenizer copied); with ``remote``, the hub id NDIF serves.
+        remote: passed to ``trace``: run on NDIF (nnsight's API key configuration applies).
+        prompts, hookpoints, pooling, exclude_first, batch_size, max_length, top_n, progress,
+            feature_metadata: as in ``harvest_records``.
+        device: where a model given by name is loaded (local runs).
+
+    Raises:
+        MissingDependencyError: nnsight is not installed.
+        ValidationError: bad options, an unknown hookpoint, or ``remote`` without a hub id.
+    """
+    nn_model, name = nnsight_model(model, remote=remote, device=device)
+    module = nn_model._module  # the Hugging Face model (a meta-device skeleton when remote)
+    points = _points(module, hookpoints)  # features in the caller's order, as harvest_records names them
+    paths = {id(m): path for path, m in module.named_modules()}
+    envoys = [(p, _envoy(nn_model, paths[id(p.module)]))
+              for p in sorted(points, key=lambda p: (p.layer, _FORWARD_ORDER[p.site]))]
+    device_of = torch.device("cpu") if remote else next(module.parameters()).device
+
+    def run(input_BT: torch.Tensor, mask_BT: torch.Tensor) -> dict[str, torch.Tensor]:
+        saved = {}
+        with nn_model.trace(input_BT, attention_mask=mask_BT, remote=remote) as tracer:
+            for point, envoy in envoys:  # in forward order: nnsight reads modules as the forward reaches them
+                value = envoy.output if point.mode == "output" else envoy.input
+                saved[point.name] = (value[0] if isinstance(value, (tuple, list)) else value).save()
+            tracer.stop()
+        return saved
+
+    yield from _records(name, nn_model.tokenizer, prompts, points, run, device=device_of, batch_size=batch_size,
+                        max_length=max_length, pooling=pooling, exclude_first=exclude_first, top_n=top_n,
+                        progress=progress, feature_metadata=feature_metadata)
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def export_records(
+    out: str | Path,
+    model: str | LoadedModel,
+    prompts: Sequence[ScoredPrompt],
+    hookpoints: Sequence[str],
+    *,
+    via: Via,
+    format: Literal["jsonl", "parquet"] | None = None,
+    **options: Any,
+) -> Path:
+    """Harvest records through TransformerLens or nnsight and write them (atomically).
+
+    Args:
+        out: a ``.jsonl`` file, or a Parquet dataset folder.
+        via: ``transformer-lens`` or ``nnsight``.
+        format: ``jsonl`` or ``parquet``; None decides by the suffix of ``out``.
+        options: keyword arguments of :func:`records_via_transformer_lens` / :func:`records_via_nnsight`.
+    """
+    if via not in VIAS:
+        raise ValidationError(f"unknown via={via!r}", hint=f"use one of {list(VIAS)}")
+    fmt = format or ("jsonl" if str(out).endswith(".jsonl") else "parquet")
+    if fmt not in ("jsonl", "parquet"):
+        raise ValidationError(f"unknown format {fmt!r}", hint="use 'jsonl' or 'parquet'")
+    meta: dict[str, FeatureMeta] = {}
+    reader = records_via_transformer_lens if via == "transformer-lens" else records_via_nnsight
+    records = reader(model, prompts, hookpoints, feature_metadata=meta, **options)
+    return write_records(out, records, meta) if fmt == "jsonl" else write_parquet_dataset(out, records, meta)
+
+
+def prompts_for_export(dataset: str | Path | None = None, pack: str | None = None) -> list[ScoredPrompt]:
+    """The prompts of a scored-prompts JSONL file or of a built-in criterion pack (exactly one of them)."""
+    if (dataset is None) == (pack is None):
+        raise ValidationError("give exactly one of --dataset FILE (scored prompts JSONL) and --pack NAME")
+    if pack is not None:
+        from interp_agent.core.criteria import load_pack
+
+        return list(load_pack(pack).prompts)
+    from interp_agent.core.formats.prompts import read_scored_prompts
+
+    return read_scored_prompts(dataset)  # type: ignore[arg-type]

@@ -1,0 +1,279 @@
+"""Attribution graphs of a report: the criterion, its ranked features, and the measured edges between them.
+
+    build_graph(report, top_k=50)      the native graph (``interp-agent.graph.v1``) of a loaded report.json
+    to_neuronpedia(graph)              the same graph as Neuronpedia / circuit-tracer graph JSON
+    export_graph(report, out, format)  read a report.json, write either form atomically
+
+A graph has one criterion node, one node per ranked feature (best first, ``top_k`` of
+them) and edges feature → criterion of two kinds, never merged:
+
+- ``correlational``: the feature's association with the criterion score (Pearson r on the
+  held-out split when the report has one, else on the training split; the edge says which);
+- ``interventional``: the mean effect of intervening on the feature on the behaviour score,
+  with its 95% interval, control effect and side effect, when the report has causal evidence.
+
+In a report built from synthetic data every edge's ``provenance`` is ``synthetic`` and
+the graph says ``synthetic: true``.
+
+Neuronpedia form (``neuronpedia_graph-schema.json``, Draft 7): a feature node's id is
+``{layer}_{featureIdx}_{ctxIdx}`` with ``ctxIdx`` 0 (interp-agent pools each prompt to one
+row, so there are no token positions; the prompt is the criterion text as one token). A
+feature without an index (a learned ``direction:…``), or whose index collides with another
+node at its layer, gets a negative index from -2 down (-1 is circuit-tracer's error node).
+The criterion is not a vocabulary token: it becomes one logit-type node per evidence kind,
+``{nLayers+1}_0_0`` (correlational; link weights are Pearson r) and ``{nLayers+1}_1_0``
+(interventional; link weights are mean effects), so the two kinds stay apart in the
+viewer and no two links share both ends. Each node and link also carries an
+``interp_agent`` object (the schema allows extra properties) with the evidence kind and
+statistics; ``metadata.interp_agent`` says what the weights are.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from interp_agent._version import __version__
+from interp_agent.core.artifacts import run_provenance, schema_version, write_json
+from interp_agent.core.errors import InputFileError, ValidationError
+
+GraphFormat = Literal["native", "neuronpedia"]
+GRAPH_FORMATS: tuple[str, ...] = ("native", "neuronpedia")
+CRITERION_ID = "criterion"
+"""Node id of the criterion in the native graph."""
+
+EDGE_KINDS: dict[str, str] = {
+    "correlational": "weight = Pearson r between the feature's activation and the criterion score, on the split named by "
+                     "the edge (held_out when the report has one, else train); measured association, not causation",
+    "interventional": "weight = mean effect on the behaviour score of intervening on the feature (signed so that > 0 "
+                      "means the feature promotes the criterion), with its 95% interval, the control effect and the side "
+                      "effect; measured causation",
+}
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^SAE:L(?P<layer>\d+):F(?P<index>\d+)$"), "sae latent"),
+    (re.compile(r"^SAE:(?:.+:)?F(?P<index>\d+)$"), "sae latent"),
+    (re.compile(r"^L(?P<layer>\d+):D(?P<index>\d+)$"), "residual dimension"),
+    (re.compile(r"^L(?P<layer>\d+):N(?P<index>\d+)$"), "mlp neuron"),
+    (re.compile(r"^L(?P<layer>\d+):F(?P<index>\d+)$"), "dictionary feature"),
+    (re.compile(r"^direction:.*?blocks\.(?P<layer>\d+)\..*$"), "direction"),
+    (re.compile(r"^direction:.*$"), "direction"),
+)
+
+
+def parse_feature_id(feature_id: str) -> tuple[int | None, int | None, str]:
+    """(layer, index, kind) of a feature id: ``L{l}:D{i}``, ``L{l}:N{i}``, ``L{l}:F{i}``, ``SAE:L{l}:F{i}``, ``direction:…@blocks.{l}.…``.
+
+    Unknown forms give ``(None, None, "feature")``.
+    """
+    for pattern, kind in _PATTERNS:
+        m = pattern.match(feature_id)
+        if m:
+            groups = m.groupdict()
+            layer = int(groups["layer"]) if groups.get("layer") is not None else None
+            index = int(groups["index"]) if groups.get("index") is not None else None
+            return layer, index, kind
+    return None, None, "feature"
+
+
+def load_report_file(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """Read a report.json (or the report.json in a folder); returns it and its path.
+
+    Raises:
+        InputFileError: missing, not JSON, or not an inspection report (names the file).
+    """
+    from interp_agent.core.matching.match import load_report
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "report.json"
+    report = load_report(p)
+    if not isinstance(report.get("features"), list):
+        raise InputFileError(p, "has no 'features' list", field="features", hint="pass the report.json that interp-agent inspect wrote")
+    return report, p
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _correlational(feature: dict[str, Any], provenance: str) -> dict[str, Any] | None:
+    assoc = feature.get("association") or {}
+    for split in ("held_out", "train"):
+        stats = assoc.get(split) or {}
+        if _finite(stats.get("pearson_r")):
+            return {
+                "source": feature["feature_id"], "target": CRITERION_ID, "evidence": "correlational",
+                "provenance": provenance, "statistic": "pearson_r", "weight": stats["pearson_r"], "split": split,
+                "n": stats.get("n"), "p_value": stats.get("p_value"), "q_value": stats.get("q_value"),
+                "auroc": stats.get("auroc"), "held_out_supported": assoc.get("held_out_supported"),
+            }
+    return None
+
+
+def _interventional(feature: dict[str, Any], provenance: str) -> dict[str, Any] | None:
+    causal = feature.get("causal") or {}
+    if not _finite(causal.get("mean_effect")):
+        return None
+    return {
+        "source": feature["feature_id"], "target": CRITERION_ID, "evidence": "interventional", "provenance": provenance,
+        "statistic": "mean_effect", "weight": causal["mean_effect"], "ci95": causal.get("ci95"), "n": causal.get("n"),
+        "control_effect": causal.get("control_effect"), "n_controls": causal.get("n_controls"),
+        "side_effect": causal.get("side_effect"), "interventions": causal.get("interventions"),
+        "strong_causal_score": causal.get("strong_causal_score"),
+        "agrees_with_association": causal.get("agrees_with_association"),
+    }
+
+
+def build_graph(report: dict[str, Any], *, top_k: int = 50, source: str | Path | None = None) -> dict[str, Any]:
+    """The native graph (``interp-agent.graph.v1``) of a loaded report: criterion, top features, both edge kinds.
+
+    Args:
+        report: a loaded ``report.json`` (``interp-agent.inspection_report.v1``).
+        top_k: how many ranked features become nodes (best first).
+        source: the report's path, hashed into the provenance.
+
+    Raises:
+        ValidationError: ``top_k`` below 1 or a report without feature ids.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValidationError(f"top_k must be a positive integer, got {top_k!r}")
+    synthetic = bool(report.get("synthetic"))
+    corr_prov = "synthetic" if synthetic else "correlational"
+    int_prov = "synthetic" if synthetic else "interventional"
+    info = ((report.get("live") or {}).get("model_info") or {})
+    nodes: list[dict[str, Any]] = [{"id": CRITERION_ID, "kind": "criterion", "label": report.get("criterion"), "layer": None}]
+    edges: list[dict[str, Any]] = []
+    for position, feature in enumerate((report.get("features") or [])[:top_k]):
+        fid = feature.get("feature_id") if isinstance(feature, dict) else None
+        if not isinstance(fid, str) or not fid:
+            raise ValidationError(f"report feature #{position + 1} has no feature_id", hint="pass a report.json interp-agent wrote")
+        layer, index, kind = parse_feature_id(fid)
+        if isinstance(feature.get("layer"), int) and not isinstance(feature.get("layer"), bool):
+            layer = feature["layer"]
+        nodes.append({
+            "id": fid, "kind": "feature", "feature_kind": kind, "layer": layer, "index": index,
+            "hookpoint": fid.split("@", 1)[1] if kind == "direction" and "@" in fid else None,
+            "rank": feature.get("rank"), "importance": feature.get("importance"), "direction": feature.get("direction"),
+            "label": feature.get("label"),
+        })
+        edges += [e for e in (_correlational(feature, corr_prov), _interventional(feature, int_prov)) if e is not None]
+    layers = [n["layer"] for n in nodes if n.get("layer") is not None]
+    n_layers = info.get("n_layers") if isinstance(info.get("n_layers"), int) else (max(layers) + 1 if layers else None)
+    provenance = run_provenance({"report": source}) if source is not None else run_provenance({})
+    provenance |= {"report_schema_version": report.get("schema_version"), "report_provenance": report.get("provenance"),
+                   "synthetic": synthetic}
+    return {
+        "schema_version": schema_version("graph"),
+        "synthetic": synthetic,
+        "criterion": report.get("criterion"),
+        "model": report.get("model"),
+        "backend": report.get("backend"),
+        "n_layers": n_layers,
+        "top_k": top_k,
+        "edge_kinds": EDGE_KINDS,
+        "nodes": nodes,
+        "edges": edges,
+        "summary": {"n_features": len(nodes) - 1,
+                    "n_correlational_edges": sum(e["evidence"] == "correlational" for e in edges),
+                    "n_interventional_edges": sum(e["evidence"] == "interventional" for e in edges)},
+        "provenance": provenance,
+    }
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "graph"
+
+
+def to_neuronpedia(graph: dict[str, Any]) -> dict[str, Any]:
+    """The native graph as Neuronpedia graph JSON (``metadata``, ``qParams``, ``nodes``, ``links``); see the module docstring."""
+    synthetic = bool(graph.get("synthetic"))
+    criterion = " ".join(str(graph.get("criterion") or "").split()) or "criterion"
+    n_layers = graph.get("n_layers") or 0
+    logit_layer = str(n_layers + 1)
+    tag = "[SYNTHETIC] " if synthetic else ""
+    edges = graph["edges"]
+    kinds = [k for k in ("correlational", "interventional") if any(e["evidence"] == k for e in edges)] or ["correlational"]
+    targets = {kind: f"{logit_layer}_{i}_0" for i, kind in enumerate(("correlational", "interventional")) if kind in kinds}
+    nodes: list[dict[str, Any]] = []
+    ids: dict[str, str] = {}
+    taken: set[tuple[str, int]] = set()
+    spare = -2
+    for node in graph["nodes"]:
+        if node["kind"] != "feature":
+            continue
+        layer = str(node["layer"]) if node.get("layer") is not None else "0"
+        index = node.get("index")
+        if index is None or (layer, index) in taken:
+            index, spare = spare, spare - 1
+        taken.add((layer, index))
+        node_id = f"{layer}_{index}_0"
+        ids[node["id"]] = node_id
+        nodes.append({
+            "node_id": node_id, "feature": node.get("index"), "layer": layer, "ctx_idx": 0,
+            "feature_type": node["feature_kind"], "jsNodeId": f"{layer}_{index}-0",
+            "clerp": f"{tag}{node.get('label') or node['id']} [{node['id']}]", "influence": None, "activation": None,
+            "interp_agent": {"feature_id": node["id"], "rank": node.get("rank"), "importance": node.get("importance"),
+                             "direction": node.get("direction"), "layer_known": node.get("layer") is not None},
+        })
+    for kind, node_id in targets.items():
+        statistic = "Pearson r" if kind == "correlational" else "mean intervention effect"
+        nodes.append({
+            "node_id": node_id, "feature": int(node_id.split("_")[1]), "layer": logit_layer, "ctx_idx": 0,
+            "feature_type": "logit", "jsNodeId": f"L_{node_id.split('_')[1]}-0",
+            "clerp": f'{tag}criterion ({kind} evidence; link weight = {statistic}): "{criterion}"',
+            "influence": None, "activation": None, "interp_agent": {"criterion": criterion, "evidence": kind},
+        })
+    links = [{"source": ids[e["source"]], "target": targets[e["evidence"]], "weight": e["weight"],
+              "interp_agent": {k: v for k, v in e.items() if k not in ("source", "target", "weight")}}
+             for e in edges if e["source"] in ids and _finite(e.get("weight"))]
+    model = str(graph.get("model") or "unknown-model")
+    description = ((f"SYNTHETIC: built from generated data, not a measurement of any model. " if synthetic else "")
+                   + f"interp-agent graph of the top {len(nodes) - len(targets)} features of {model} for the criterion "
+                   f'"{criterion}". Links point from a feature to the criterion: {"; ".join(f"{k}: {v}" for k, v in EDGE_KINDS.items() if k in targets)}.')
+    return {
+        "metadata": {
+            "slug": ("synthetic-" if synthetic else "") + _slug(f"{model}-{criterion}"),
+            "scan": model,
+            "prompt_tokens": [criterion],
+            "prompt": criterion,
+            "info": {"description": description,
+                     "generator": {"name": "interp-agent", "version": __version__},
+                     "create_time_ms": int(time.time() * 1000)},
+            "generation_settings": {"max_feature_nodes": graph.get("top_k")},
+            "interp_agent": {"schema_version": graph["schema_version"], "synthetic": synthetic,
+                             "criterion_nodes": targets, "link_weights": {k: EDGE_KINDS[k] for k in targets},
+                             "node_ids": "{layer}_{featureIdx}_0; ctx_idx is 0 because prompts are pooled; -2 and below "
+                                         "index features without one (directions) or whose index repeats at a layer",
+                             "provenance": graph.get("provenance")},
+        },
+        "qParams": {"pinnedIds": list(targets.values()), "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""},
+        "nodes": nodes,
+        "links": links,
+    }
+
+
+def export_graph(report: str | Path, out: str | Path, *, format: GraphFormat = "native", top_k: int = 50) -> dict[str, Any]:
+    """Read ``report`` (a report.json or its folder), build its graph and write it to ``out`` atomically.
+
+    Returns:
+        The document written.
+
+    Raises:
+        InputFileError: the report is missing or malformed (names the file).
+        ValidationError: unknown ``format`` or bad ``top_k``.
+    """
+    if format not in GRAPH_FORMATS:
+        raise ValidationError(f"format must be one of {', '.join(GRAPH_FORMATS)}, got {format!r}")
+    doc, path = load_report_file(report)
+    graph = build_graph(doc, top_k=top_k, source=path)
+    payload = graph if format == "native" else to_neuronpedia(graph)
+    write_json(out, payload)
+    return payload
+
+
+__all__ = ["CRITERION_ID", "EDGE_KINDS", "GRAPH_FORMATS", "GraphFormat", "build_graph", "export_graph", "load_report_file",
+           "parse_feature_id", "to_neuronpedia"]
