@@ -182,6 +182,8 @@ def train_sae(
             f"give exactly one source, got {sources or 'none'}",
             hint="--model M --dataset F --hookpoint H, or --activations F, or --records F",
         )
+    if causal_out is not None and not (model and (pack or (dataset and criterion))):
+        raise ValidationError("--causal-out needs a model and scored prompts: --pack, or --dataset with --criterion")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report = progress or (lambda phase, frac, msg: None)
@@ -419,6 +421,9 @@ def _causal(model: str, criterion: str | None, dataset: Any, pack: str | None, s
     report_path = causal_out / "ranking" / "report.json"
     result = intervene(model, criterion, out=causal_out, dataset=dataset, pack=pack, report=report_path, top_k=3,
                        mode="steer", sae=sae_dir)
+    # the ranking again, now with the interventional evidence beside the correlational
+    inspect(model, criterion or "", backend="records", records=records, interventions=result.paths["interventions"],
+            out=causal_out / "report")
     return {"features": [{"feature_id": f["feature_id"], "verdict": f["verdict"], "effect": f["effect"]["mean"],
                           "ci95": f["effect"]["ci95"], "control_effect": f["control_effect"]["mean"]}
                          for f in result.summary["features"]]}

@@ -114,3 +114,21 @@ def test_from_the_embedded_model_with_splice_metrics_and_records(tmp_path) -> No
     report = inspect("smollm2-135m", "measurement units", backend="records", records=result.paths["records"]).report
     assert report["features"][0]["feature_id"].startswith("SAE:L10:F")
     assert report["features"][0]["association"]["held_out"]["n"] > 0
+
+
+@pytest.mark.slow
+def test_causal_out_ranks_latents_on_training_prompts_and_steers_them_on_held_out_ones(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(ValidationError, match="causal-out needs"):
+        train_sae(out=tmp_path / "x", model="smollm2-135m", dataset=tmp_path / "p.txt", hookpoint="blocks.10.hook_resid_post",
+                  causal_out=tmp_path / "c")
+    result = train_sae(out=tmp_path / "sae", model="smollm2-135m", pack="measurement_unit",
+                       hookpoint="blocks.15.hook_resid_post", causal_out=tmp_path / "causal",
+                       settings=TrainSettings(steps=60, batch_size=128, expansion_factor=1.0, k=16, max_length=48))
+    features = result.causal["features"]
+    assert 1 <= len(features) <= 3 and all(f["feature_id"].startswith("SAE:L15:F") for f in features)
+    summary = json.loads((tmp_path / "causal" / "summary.json").read_text())
+    assert summary["settings"]["held_out_fraction"] == 0.3  # the ranking's split: chosen on train, measured on held-out
+    report = json.loads((tmp_path / "causal" / "report" / "report.json").read_text())
+    steered = {f["feature_id"] for f in features}
+    assert any(f["causal"] is not None for f in report["features"] if f["feature_id"] in steered)
+    assert result.metrics["causal"]["features"] == features
