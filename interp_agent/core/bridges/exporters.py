@@ -42,6 +42,7 @@ from interp_agent.core.models.harvest import (
     _tokenize,
     _TokenText,
     feature_ids,
+    pad_batch,
 )
 from interp_agent.core.models.hookpoints import HookPoint, resolve_hookpoint
 from interp_agent.core.models.loading import EMBEDDED_ALIASES, LoadedModel, load_model
@@ -102,17 +103,7 @@ def _records(
         rows: list[tuple[int, int, ActivationRecord]] = []
         for b0 in range(0, len(order), batch_size):
             batch = np.asarray(order[b0 : b0 + batch_size], dtype=np.int64)
-            lengths = [len(ids[i]) for i in batch]
-            input_BT = torch.full((len(batch), max(lengths)), pad_id, dtype=torch.long)
-            mask_BT = torch.zeros_like(input_BT)
-            for row, i in enumerate(batch):
-                input_BT[row, : lengths[row]] = torch.tensor(ids[i], dtype=torch.long)
-                mask_BT[row, : lengths[row]] = 1
-            input_BT, mask_BT = input_BT.to(device), mask_BT.to(device)
-            keep_BT = mask_BT.bool()
-            if exclude_first and pooling != "last":
-                keep_BT[:, 0] = False
-            last_B = torch.as_tensor(lengths, device=device) - 1
+            input_BT, mask_BT, keep_BT, last_B = pad_batch(ids, batch, pad_id, device, exclude_first and pooling != "last")
             with torch.no_grad():
                 acts = run(input_BT, mask_BT)
                 values_RF = torch.cat(

@@ -162,6 +162,24 @@ def _pool(
     return feats_BTF.masked_fill(~keep, float("-inf")).amax(1)
 
 
+def pad_batch(
+    ids: list[list[int]], batch: np.ndarray, pad_id: int, device: torch.device, exclude_first: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask`` [B, T] of prompts ``batch``, the mask of
+    positions to pool (real tokens, less the first when ``exclude_first``) and each last real position [B]."""
+    lengths = [len(ids[i]) for i in batch]
+    input_BT = torch.full((len(batch), max(lengths)), pad_id, dtype=torch.long)
+    mask_BT = torch.zeros_like(input_BT)
+    for row, i in enumerate(batch):
+        input_BT[row, : lengths[row]] = torch.tensor(ids[i], dtype=torch.long)
+        mask_BT[row, : lengths[row]] = 1
+    input_BT, mask_BT = input_BT.to(device), mask_BT.to(device)
+    keep_BT = mask_BT.bool()
+    if exclude_first:
+        keep_BT[:, 0] = False
+    return input_BT, mask_BT, keep_BT, torch.as_tensor(lengths, device=device) - 1
+
+
 def _forward_batches(
     loaded: LoadedModel,
     ids: list[list[int]],
@@ -185,17 +203,7 @@ def _forward_batches(
     transforms = transforms or {}
     for start in range(0, len(prompt_order), batch_size):
         batch = np.asarray(prompt_order[start : start + batch_size], dtype=np.int64)
-        lengths = [len(ids[i]) for i in batch]
-        input_BT = torch.full((len(batch), max(lengths)), pad_id, dtype=torch.long)
-        mask_BT = torch.zeros_like(input_BT)
-        for row, i in enumerate(batch):
-            input_BT[row, : lengths[row]] = torch.tensor(ids[i], dtype=torch.long)
-            mask_BT[row, : lengths[row]] = 1
-        input_BT, mask_BT = input_BT.to(device), mask_BT.to(device)
-        keep_BT = mask_BT.bool()
-        if exclude_first and pooling != "last":
-            keep_BT[:, 0] = False
-        last_B = torch.as_tensor(lengths, device=device) - 1
+        input_BT, mask_BT, keep_BT, last_B = pad_batch(ids, batch, pad_id, device, exclude_first and pooling != "last")
         # hooks live for one batch only: the caller may use the model between yields
         with torch.no_grad(), capture(model, names) as store, stop_after(model, names):
             try:
