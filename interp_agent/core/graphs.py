@@ -231,7 +231,7 @@ def to_neuronpedia(graph: dict[str, Any]) -> dict[str, Any]:
               "interp_agent": {k: v for k, v in e.items() if k not in ("source", "target", "weight")}}
              for e in edges if e["source"] in ids and _finite(e.get("weight"))]
     model = str(graph.get("model") or "unknown-model")
-    description = ((f"SYNTHETIC: built from generated data, not a measurement of any model. " if synthetic else "")
+    description = (("SYNTHETIC: built from generated data, not a measurement of any model. " if synthetic else "")
                    + f"interp-agent graph of the top {len(nodes) - len(targets)} features of {model} for the criterion "
                    f'"{criterion}". Links point from a feature to the criterion: {"; ".join(f"{k}: {v}" for k, v in EDGE_KINDS.items() if k in targets)}.')
     return {

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -432,10 +432,13 @@ def from_activations(
                               held_out_fraction=held_out_fraction, seed=seed)
         elif width != width0:
             raise InputFileError(p, f"width {width} differs from {width0} in {paths[0]}")
+        file_row = 0
         for chunk in chunks:
             if not np.isfinite(chunk).all():
-                bad = int(np.argwhere(~np.isfinite(chunk))[0][0]) + row
-                raise InputFileError(p, f"row {bad} holds a NaN or infinite value")
+                bad = int(np.argwhere(~np.isfinite(chunk))[0][0]) + file_row
+                raise InputFileError(p, f"row {bad} holds a NaN or infinite value",
+                                     hint="drop or repair the row; nothing was trained")
+            file_row += len(chunk)
             idx = np.arange(row, row + len(chunk), dtype=np.uint64)
             sink.add(chunk, assign_splits(salted(idx, salt), held_out_fraction) == HELD_OUT)  # type: ignore[union-attr]
             row += len(chunk)

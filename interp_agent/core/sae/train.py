@@ -11,7 +11,6 @@ continues from the newest checkpoint.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from collections.abc import Callable, Sequence

@@ -128,3 +128,8 @@ def test_bad_activation_files_are_named(tmp_path, name, content, message) -> Non
     with pytest.raises(InputFileError, match=message) as info:
         data.from_activations([path], tmp_path / "c")
     assert name in str(info.value)
+    if content == "nan":
+        assert "row 37 " in str(info.value)  # counted within the file named
+        with pytest.raises(InputFileError, match="row 37 "):  # also when it is the second file
+            np.save(tmp_path / "ok.npy", _rows(50))
+            data.from_activations([tmp_path / "ok.npy", path], tmp_path / "c2")
