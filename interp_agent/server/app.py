@@ -16,7 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from interp_agent._version import __version__
 from interp_agent.core.secrets import redact
 from interp_agent.jobs import JobRunner
-from interp_agent.server.errors import error_result, validation_result
+from interp_agent.server.errors import error_result, from_exception, validation_result
 from interp_agent.server.prompts import register_prompts
 from interp_agent.server.registry import ToolSpec, add_tool
 from interp_agent.server.state import ServerState
@@ -37,7 +37,12 @@ _TICK_SECONDS = 0.5
 
 
 class InterpAgentServer(MCPServer):
-    """MCPServer whose argument-validation failures come back as structured tool errors."""
+    """MCPServer whose every failed call comes back as a structured tool error.
+
+    The SDK raises ToolError for arguments that fail the input schema and for an unknown
+    tool name, before our handler runs; both become ``{code, message, hint}`` results here,
+    like every error the handlers map themselves (see :mod:`interp_agent.server.errors`).
+    """
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:
         try:
@@ -45,10 +50,10 @@ class InterpAgentServer(MCPServer):
         except ToolError as exc:
             if isinstance(exc.__cause__, pydantic.ValidationError):
                 return validation_result(name, exc.__cause__)
-            if self._tool_manager.get_tool(name) is None:
-                known = ", ".join(sorted(t.name for t in self._tool_manager.list_tools()))
-                return error_result("unknown_tool", f"no tool named {name!r}", f"use one of: {known}")
-            raise
+            known = sorted(tool.name for tool in await self.list_tools())
+            if name not in known:
+                return error_result("unknown_tool", f"no tool named {name!r}", f"use one of: {', '.join(known)}")
+            return from_exception(name, exc)
 
 
 def tool_specs(state: ServerState) -> list[ToolSpec]:

@@ -3,6 +3,16 @@
 A caller's mistake (an InterpAgentError, or arguments that fail the input schema) comes
 back as ``isError`` with a structured ``{code, message, hint}``. Anything else is logged
 with its traceback to stderr and returned sanitised as ``internal_error``.
+
+Where the error goes: the JSON ``{"error": {code, message, hint}}`` is the result's one text
+block, and an error result carries **no** ``structuredContent``. Every tool publishes an
+outputSchema for its success shape, and the spec says structured content must conform to
+it; the TypeScript SDK's client (MCP Inspector, Claude Code, Claude Desktop) validates any
+structuredContent it receives against that schema, error or not, and rejects the whole
+result (-32602) when it does not match. It skips the check when structuredContent is
+absent and isError is set, as does the Python SDK's client, so this shape reaches the agent
+in both. Widening every outputSchema to admit the error shape would instead weaken the
+schema that describes the successful result.
 """
 
 from __future__ import annotations
@@ -20,11 +30,36 @@ from interp_agent.server.models import ToolErrorInfo
 log = logging.getLogger("interp_agent.server")
 
 
+# What to do about an error raised without a hint of its own, by code: every error result
+# tells the agent a next step.
+_DEFAULT_HINTS = {
+    "invalid_argument": "fix the argument the message names and call again; the tool's inputSchema gives each "
+    "field's type, range and allowed values",
+    "bad_input_file": "fix or replace the file at the place the message names, then call again",
+    "missing_dependency": "install the package the message names into the server's environment, then restart it",
+    "model_unavailable": "use the embedded model 'smollm2-135m', or a local folder that holds the weights",
+    "remote_service_error": "check that the service is reachable and retry; the message says what it answered",
+    "missing_credential": "set the environment variable the message names where the server runs, then restart it",
+    "insufficient_evidence": "give more prompts or records (the message says what is missing), then call again",
+    "job_not_found": "call job_list to see the jobs this workspace has and their job_id",
+}
+_FALLBACK_HINT = "read the message, fix what it names and call again"
+
+
 def error_result(code: str, message: str, hint: str | None = None) -> CallToolResult:
-    """A tool result with isError and a structured error."""
-    info = ToolErrorInfo(code=code, message=redact(message), hint=redact(hint) if hint else None)
+    """A tool result with isError and a structured error (always with a hint)."""
+    hint = hint or _DEFAULT_HINTS.get(code, _FALLBACK_HINT)
+    info = ToolErrorInfo(code=code, message=redact(message), hint=redact(hint))
     payload = {"error": info.model_dump()}
-    return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload))], structured_content=payload, is_error=True)
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload))], is_error=True)
+
+
+def error_payload(result: CallToolResult) -> dict[str, str | None]:
+    """The ``{code, message, hint}`` of an error result, read back from its text block."""
+    if not result.is_error:
+        raise ValueError("error_payload: the result is not an error (is_error is false)")
+    text = next(block.text for block in result.content if isinstance(block, TextContent))
+    return json.loads(text)["error"]
 
 
 def from_exception(tool: str, exc: BaseException) -> CallToolResult:

@@ -23,7 +23,7 @@ class ToolErrorInfo(BaseModel):
 
     code: str = Field(description="Stable error code, e.g. invalid_argument, bad_input_file, path_outside_workspace")
     message: str = Field(description="What was wrong, with the offending value")
-    hint: str | None = Field(None, description="What to do about it")
+    hint: str = Field(description="What to do about it")
 
 
 # -- profile_env / plan_scale -----------------------------------------------------------------
@@ -49,18 +49,18 @@ class ProfileEnvOutput(BaseModel):
 
 
 class PlanScaleInput(_Input):
-    model_params: str = Field(description="Model parameters, human size: '135M', '70B', '1T'")
-    tokens: str = Field(description="Tokens to harvest, human size: '10M', '1B'")
-    d_model: str = Field(description="Residual width, e.g. '576' or '16384'")
+    model_params: int | str = Field(description="Model parameters, human size: '135M', '70B', '1T'")
+    tokens: int | str = Field(description="Tokens to harvest, human size: '10M', '1B'")
+    d_model: int | str = Field(description="Residual width, a number or a human size: 576, '16384', '16k'")
     selected_layers: int = Field(1, ge=1, le=1024, description="Number of layers whose activations are harvested")
-    latent_dim: str = Field("16k", description="SAE latents per layer (d_sae), human size: '16k', '1M'")
+    latent_dim: int | str = Field("16k", description="SAE latents per layer (d_sae), human size: '16k', '1M'")
     k: int = Field(32, ge=1, le=4096, description="Active latents per token for sparse records (TopK k)")
     dtype: Literal["float32", "bfloat16", "float16", "float8"] = Field("bfloat16", description="Storage dtype of dense activations")
     accelerator: Literal["H100", "H200", "A100-80GB", "A100-40GB", "L4", "RTX4090", "cpu"] = Field(
         "H100", description="Accelerator to estimate GPU-hours on"
     )
     n_accelerators: int | None = Field(None, ge=1, le=100000, description="How many; default from the environment or 1")
-    target_shard_size: str = Field("64GB", description="Target size of one storage shard, e.g. '64GB'")
+    target_shard_size: int | str = Field("64GB", description="Target size of one storage shard, e.g. '64GB'")
     from_env: bool = Field(False, description="Profile this machine and plan against it (disk, GPUs)")
     env_profile: str | None = Field(None, description="A saved profile_env JSON (inside the workspace) to plan against")
 

@@ -7,6 +7,8 @@ import socket
 import pytest
 from mcp import Client
 
+from interp_agent.server.errors import error_payload
+
 pytestmark = pytest.mark.anyio
 
 
@@ -20,7 +22,7 @@ async def test_a_file_outside_the_workspace_is_refused(server) -> None:
     async with Client(server) as client:
         r = await client.call_tool("inspect", {"model": "gpt2-small", "criterion": "c", "backend": "neuronpedia",
                                                "neuronpedia": ["/etc/passwd"]})
-        assert r.is_error and r.structured_content["error"]["code"] == "path_outside_workspace"
+        assert r.is_error and error_payload(r)["code"] == "path_outside_workspace"
 
 
 async def test_a_ref_reaches_the_job_and_an_unreachable_hub_fails_it_with_the_reason(server, monkeypatch) -> None:

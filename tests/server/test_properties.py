@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from mcp import Client
 
 from interp_agent.server import build_server
+from interp_agent.server.errors import error_payload
 
 # job-starting tools get wait_seconds 0 so generated calls do not sit waiting on jobs
 _NO_WAIT = {"inspect", "match"}
@@ -77,7 +78,8 @@ def test_random_schema_valid_and_invalid_arguments_always_get_an_answer(tmp_path
             async with Client(server) as client:
                 result = await client.call_tool(name, args)
                 if result.is_error:
-                    error = result.structured_content["error"]
+                    assert result.structured_content is None
+                    error = error_payload(result)
                     assert error["code"] and error["message"]
                 else:
                     assert isinstance(result.structured_content, dict)

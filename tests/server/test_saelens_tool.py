@@ -11,6 +11,7 @@ import pytest
 from mcp import Client
 
 from interp_agent.core.sae.lens import SaeWeights, save_sae_lens
+from interp_agent.server.errors import error_payload
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -42,5 +43,5 @@ async def test_saelens_inspect_job_ranks_the_latents_of_a_workspace_sae(server, 
 
         bad = await client.call_tool("inspect", {"model": "smollm2-135m", "backend": "saelens", "pack": "measurement_unit",
                                                  "wait_seconds": 30})
-        out = await _finish(client, bad.structured_content) if not bad.is_error else bad.structured_content
+        out = await _finish(client, bad.structured_content) if not bad.is_error else error_payload(bad)
         assert "--saelens-release" in json.dumps(out)

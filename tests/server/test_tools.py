@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from interp_agent.server.errors import error_payload
+
 pytestmark = pytest.mark.anyio
 
 CRIT = "the model is aware it is being evaluated"
@@ -15,8 +17,10 @@ MODES = ["legacy", "2026-07-28"]  # the 2025-11-25 handshake and the modern revi
 
 
 def error_of(result) -> dict:
+    """The {code, message, hint} of an error result: JSON in its text block, no structuredContent."""
     assert result.is_error, result
-    return result.structured_content["error"]
+    assert result.structured_content is None  # clients check structuredContent against the outputSchema
+    return error_payload(result)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -157,7 +157,10 @@ class ScalePlanInput:
         parsed: dict[str, Any] = {}
         for name, value in values.items():
             if name in sized and value is not None and not isinstance(value, bool):
-                number = parse_size(value, kind="bytes" if name == "target_shard_size" else "count")
+                try:
+                    number = parse_size(value, kind="bytes" if name == "target_shard_size" else "count")
+                except ValidationError as exc:
+                    raise ValidationError(f"{name}: {exc.message}", hint=exc.hint) from exc
                 if name in ints:
                     if number != int(number):
                         raise ValidationError(f"{name} must be a whole number, got {value!r} (= {number})")

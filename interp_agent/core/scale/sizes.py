@@ -55,7 +55,7 @@ def parse_size(text: str | int | float, *, kind: SizeKind) -> float:
         raise ValidationError(f"kind must be 'count' or 'bytes', got {kind!r}")
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise ValidationError(
-            f"a size must be a number or a string, got {text!r} ({type(text).__name__}); e.g. {_EXAMPLES[kind]}"
+            f"a size must be a number or a string, got {text!r} ({type(text).__name__})", hint=f"e.g. {_EXAMPLES[kind]}"
         )
     if isinstance(text, (int, float)):
         value = float(text)
@@ -64,12 +64,12 @@ def parse_size(text: str | int | float, *, kind: SizeKind) -> float:
         suffixes = _COUNT_SUFFIXES if kind == "count" else _BYTE_SUFFIXES
         if not match or match.group(2).lower() not in suffixes:
             raise ValidationError(
-                f"cannot read {text!r} as a size in {'bytes' if kind == 'bytes' else 'a count'}; "
-                f"write a number with an optional suffix, e.g. {_EXAMPLES[kind]}"
+                f"cannot read {text!r} as a size in {'bytes' if kind == 'bytes' else 'a count'}",
+                hint=f"write a number with an optional suffix, e.g. {_EXAMPLES[kind]}",
             )
         value = float(match.group(1).replace("_", "")) * suffixes[match.group(2).lower()]
     if not math.isfinite(value) or value < 0:
-        raise ValidationError(f"a size must be finite and not negative, got {text!r}; e.g. {_EXAMPLES[kind]}")
+        raise ValidationError(f"a size must be finite and not negative, got {text!r}", hint=f"e.g. {_EXAMPLES[kind]}")
     return value
 
 

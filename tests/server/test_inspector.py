@@ -1,0 +1,82 @@
+"""The MCP Inspector CLI (the TypeScript SDK's client, as in Claude Code and Claude Desktop) against `serve`.
+
+That client checks a result's structuredContent against the tool's outputSchema, so these
+tests are what tells us an agent in those hosts sees our ``{code, message, hint}`` on a bad
+call instead of a protocol error. Two majors are pinned: 0.x (0.15, the version the bug
+was first seen with) and 2.x, whose CLI exits 5 when a tool returns isError.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed")
+
+SERVE = [sys.executable, "-m", "interp_agent.cli", "serve"]
+VERSIONS = ["0.15.0", "2.12.0"]
+
+# (tool name, arguments, our error code, words the message must contain)
+BAD_CALLS = [
+    ("plan_scale", {"model_params": "x", "tokens": "1B", "d_model": "8"}, "invalid_argument", ["'x'", "size"]),
+    ("inspect", {"model": "m", "criterion": "c", "records": "/etc/passwd"}, "path_outside_workspace",
+     ["records", "/etc/passwd"]),
+    ("inspect", {"model": "m", "criterion": "c", "records": "inputs/activation_records.jsonl", "wait_seconds": "51"},
+     "invalid_argument", ["wait_seconds", "50"]),
+    ("job_status", {"job_id": "0123456789abcdef"}, "job_not_found", ["0123456789abcdef"]),
+]
+
+
+def inspector(version: str, workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """One Inspector CLI call against a fresh `interp-agent serve` over stdio."""
+    cmd = ["npx", "-y", f"@modelcontextprotocol/inspector@{version}", "--cli", *SERVE, "--workspace", str(workspace),
+           *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def call(version: str, workspace: Path, tool: str, arguments: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """tools/call with each argument as the CLI's ``--tool-arg key=value``."""
+    args = ["--method", "tools/call", "--tool-name", tool]
+    for key, value in arguments.items():
+        args += ["--tool-arg", f"{key}={value}"]
+    return inspector(version, workspace, *args)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_inspector_lists_tools_and_accepts_a_good_result(workspace: Path, version: str) -> None:
+    listed = inspector(version, workspace, "--method", "tools/list")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert {"inspect", "plan_scale", "job_status"} <= {t["name"] for t in json.loads(listed.stdout)["tools"]}
+    called = call(version, workspace, "plan_scale", {"model_params": "7B", "tokens": "100M", "d_model": "4096"})
+    assert called.returncode == 0, called.stderr[-2000:]
+    result = json.loads(called.stdout)
+    assert result.get("isError") in (None, False)
+    assert result["structuredContent"]["route"] in {"single_gpu", "multi_gpu", "cluster"}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_inspector_shows_our_code_message_and_hint_for_every_bad_call(workspace: Path, version: str) -> None:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda case: call(version, workspace, case[0], case[1]), BAD_CALLS))
+    for (tool, _, code, words), proc in zip(BAD_CALLS, runs):
+        # 2.x exits 5 for an isError result; anything else (a -32602 schema rejection) is the bug
+        assert proc.returncode in (0, 5), f"{tool}: {proc.stdout[-1000:]} {proc.stderr[-2000:]}"
+        assert "does not match the tool's output schema" not in proc.stdout + proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["isError"] is True and "structuredContent" not in result
+        error = json.loads(result["content"][0]["text"])["error"]
+        assert error["code"] == code, (tool, error)
+        assert all(word in error["message"] for word in words), (tool, error)
+        assert error["hint"], (tool, error)
+
+
+def test_the_inspector_reports_an_unknown_tool_by_name(workspace: Path) -> None:
+    proc = call(VERSIONS[0], workspace, "no_such_tool", {})
+    error = json.loads(json.loads(proc.stdout)["content"][0]["text"])["error"]
+    assert error["code"] == "unknown_tool" and "no_such_tool" in error["message"] and "plan_scale" in error["hint"]
