@@ -369,3 +369,92 @@ def test_loading_a_missing_malformed_or_foreign_profile_names_the_file(tmp_path:
     listed.write_text("[1, 2]")
     with pytest.raises(InputFileError, match="object"):
         load_profile(listed)
+
+
+# -- accelerators, from the NVIDIA driver (torch is never imported) -------------------------------
+_SMI_ROWS = ("0, GPU-aaaa1111, NVIDIA H100 80GB HBM3, 81559, 9.0\n"
+             "1, GPU-bbbb2222, NVIDIA H100 80GB HBM3, 81559, 9.0\n")
+_SMI_LIST = ("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaaa1111)\n"
+             "  MIG 3g.40gb     Device  0: (UUID: MIG-cccc3333)\n"
+             "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-bbbb2222)\n")
+
+
+def _fake_nvidia_smi(folder: Path, monkeypatch: pytest.MonkeyPatch, *, compute_cap: bool = True) -> None:
+    """An nvidia-smi on PATH answering --query-gpu (optionally rejecting compute_cap, as old drivers do) and -L."""
+    folder.mkdir(exist_ok=True)
+    rows = _SMI_ROWS if compute_cap else _SMI_ROWS.replace(", 9.0", "")
+    reject = 'case "$1" in *compute_cap*) echo "Field \\"compute_cap\\" is not a valid field to query." >&2; exit 2;; esac\n'
+    script = folder / "nvidia-smi"
+    script.write_text("#!/bin/sh\n" + ("" if compute_cap else reject)
+                      + f'if [ "$1" = "-L" ]; then printf \'{_SMI_LIST}\'; else printf \'{rows}\'; fi\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_accelerators_are_listed_by_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_nvidia_smi(tmp_path / "bin", monkeypatch)
+    profile = profile_env(tmp_path)
+    assert [d["index"] for d in profile["accelerators"]] == [0, 1]
+    assert profile["accelerators"][0] == {"index": 0, "smi_index": 0, "name": "NVIDIA H100 80GB HBM3",
+                                          "total_memory_gib": 79.65, "compute_capability": "9.0"}
+    assert profile["accelerator_probe"]["method"] == "nvidia-smi"
+    assert profile["accelerator_probe"]["note"].startswith("2 CUDA device(s) found by nvidia-smi")
+    assert profile["advice"]["route"] == "multi_gpu"
+    assert accelerator_from_profile(profile) == "H100"
+    assert "GPU-aaaa1111" not in json.dumps(profile)  # device serial ids stay out of the profile
+
+
+def test_cuda_visible_devices_narrows_and_renumbers_the_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_nvidia_smi(tmp_path / "bin", monkeypatch)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    profile = profile_env(tmp_path)
+    assert [(d["index"], d["smi_index"]) for d in profile["accelerators"]] == [(0, 1)]
+    assert "CUDA_VISIBLE_DEVICES='1' shows 1" in profile["accelerator_probe"]["note"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-bbbb,7,0")  # an unknown entry ends the list, as in CUDA
+    assert [d["smi_index"] for d in profile_env(tmp_path)["accelerators"]] == [1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert profile_env(tmp_path)["accelerators"] == []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-cccc3333")
+    (mig,) = profile_env(tmp_path)["accelerators"]
+    assert mig["name"] == "NVIDIA H100 80GB HBM3 MIG 3g.40gb" and mig["total_memory_gib"] == 40.0
+
+
+def test_a_driver_without_compute_cap_still_lists_its_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_nvidia_smi(tmp_path / "bin", monkeypatch, compute_cap=False)
+    devices = profile_env(tmp_path)["accelerators"]
+    assert len(devices) == 2 and devices[0]["compute_capability"] is None and devices[0]["total_memory_gib"] == 79.65
+
+
+def test_without_nvidia_smi_the_kernel_drivers_proc_files_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(profile_module, "_PROC_GPUS", tmp_path / "gpus")
+    assert profile_env(tmp_path)["accelerator_probe"]["note"].startswith("no NVIDIA GPU found")
+    card = tmp_path / "gpus" / "0000:01:00.0"
+    card.mkdir(parents=True)
+    (card / "information").write_text("Model: \t\t NVIDIA A100-SXM4-80GB\nIRQ:  \t\t 42\nGPU UUID: \t GPU-dddd\n")
+    profile = profile_env(tmp_path)
+    assert [d["name"] for d in profile["accelerators"]] == ["NVIDIA A100-SXM4-80GB"]
+    assert profile["accelerator_probe"]["method"] == "/proc/driver/nvidia"
+
+
+def test_the_torch_build_is_read_from_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    (site / "torch").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text("raise RuntimeError('the profile must not import torch')\n")
+    (site / "torch" / "version.py").write_text("from typing import Optional\n__version__ = '9.9.0+cu124'\n"
+                                               "cuda: Optional[str] = '12.4'\n")
+    (site / "torch-9.9.0.dist-info").mkdir()
+    (site / "torch-9.9.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 9.9.0+cu124\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # else find_spec answers with the imported torch
+    _fake_nvidia_smi(tmp_path / "bin", monkeypatch)
+    probe = profile_env(tmp_path)["accelerator_probe"]
+    assert (probe["torch"], probe["cuda"]) == ("9.9.0+cu124", "12.4")
+    (site / "torch" / "version.py").write_text("__version__ = '9.9.0+cpu'\ncuda = None\n")
+    profile = profile_env(tmp_path)
+    assert profile["accelerator_probe"]["cuda"] is None
+    assert "CPU-only build" in profile["accelerator_probe"]["note"]
+    assert any("CPU-only build" in a for a in profile["advice"]["next_actions"])

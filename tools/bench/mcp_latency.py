@@ -44,7 +44,7 @@ async def main(calls: int, jobs: int, mode: str) -> None:
         params = StdioServerParameters(command=sys.executable, args=["-m", "interp_agent.cli", "serve", "--workspace", ws])
         async with Client(params, mode=mode) as client:
             plan_args = {"model_params": "70B", "tokens": "1B", "d_model": "8192", "selected_layers": 4, "latent_dim": "1M"}
-            await client.call_tool("profile_env", {})  # warm-up: first call imports torch to look for GPUs
+            await client.call_tool("profile_env", {})  # warm-up: the first calls import the tool modules
             await client.call_tool("plan_scale", plan_args)
             baseline = client.send_ping if mode == "legacy" else client.list_prompts  # ping is gone in 2026-07-28
             results = {

@@ -3,8 +3,10 @@
 The profile is a JSON object (schema ``interp-agent.env_profile.v1``) that ``plan_scale``
 reads to fill in the accelerator, their count and the free disk. Credentials are reported
 as present or absent only: their values, lengths and prefixes are never read into it.
-Accelerators are probed through ``torch.cuda`` only when torch is installed; the import
-happens inside :func:`profile_env`, so importing this module stays cheap.
+Accelerators are listed by the NVIDIA driver (``nvidia-smi``, else ``/proc/driver/nvidia``),
+never by importing torch: ``import torch`` alone costs a second or more and hundreds of
+MB, more than the rest of the profile together. Which torch is installed, and whether it
+is a CUDA build, is read from its package metadata and ``torch/version.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
@@ -114,27 +117,145 @@ def _disk(workspace: Path) -> dict[str, Any]:
     }
 
 
+_SMI_FIELDS = ("index", "uuid", "name", "memory.total", "compute_cap")
+"""``nvidia-smi --query-gpu`` fields; drivers before ~510 lack ``compute_cap`` (then queried without it)."""
+_SMI_TIMEOUT_S = 10.0
+_PROC_GPUS = Path("/proc/driver/nvidia/gpus")
+"""One folder per GPU the NVIDIA kernel driver has bound, each with an ``information`` file."""
+
+
+def _torch_build() -> dict[str, Any]:
+    """torch's version and CUDA build, read from its files: nothing is imported."""
+    version = _version("torch")
+    cuda: str | None = None
+    spec = importlib.util.find_spec("torch") if version else None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            text = (Path(folder) / "version.py").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        found = re.search(r"^cuda\b[^=\n]*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+        cuda = found.group(1) if found else None
+        break
+    return {"torch": version, "cuda": cuda}
+
+
+def _nvidia_smi() -> list[dict[str, Any]] | None:
+    """Devices as nvidia-smi lists them; None when it is absent or fails."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    for fields in (_SMI_FIELDS, _SMI_FIELDS[:-1]):
+        try:
+            done = subprocess.run([exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
+                                  capture_output=True, text=True, timeout=_SMI_TIMEOUT_S, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if done.returncode == 0:
+            break
+    else:
+        return None
+    devices = []
+    for line in done.stdout.splitlines():
+        values = [v.strip() for v in line.split(",")]
+        if len(values) < len(fields):
+            continue
+        row = dict(zip(fields, values))
+        try:
+            memory_gib: float | None = round(float(row["memory.total"]) / 1024, 2)  # MiB (nounits)
+        except ValueError:
+            memory_gib = None
+        cap = row.get("compute_cap")
+        devices.append({"smi_index": int(row["index"]) if row["index"].isdigit() else None, "uuid": row["uuid"],
+                        "name": row["name"], "total_memory_gib": memory_gib,
+                        "compute_capability": cap if cap and cap[0].isdigit() else None})
+    return devices
+
+
+def _proc_gpus() -> list[dict[str, Any]]:
+    """Devices the loaded NVIDIA kernel driver reports in /proc (names only, no memory)."""
+    devices = []
+    for info in sorted(_PROC_GPUS.glob("*/information")):
+        try:
+            fields = dict(line.split(":", 1) for line in info.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        name = fields.get("Model", "").strip()
+        uuid = fields.get("GPU UUID", "").strip()
+        devices.append({"smi_index": len(devices), "uuid": uuid or None, "name": name or "NVIDIA GPU",
+                        "total_memory_gib": None, "compute_capability": None})
+    return devices
+
+
+_MIG_LINE = re.compile(r"^\s+MIG\s+(?P<profile>\S+)\s+Device\s+\d+:\s+\(UUID:\s*(?P<uuid>MIG-[^)\s]+)\)")
+_GPU_LINE = re.compile(r"^GPU\s+(?P<index>\d+):")
+
+
+def _mig_devices(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """MIG instances from ``nvidia-smi -L``, each named after its GPU and profile (e.g. ``3g.71gb``)."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        listing = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=_SMI_TIMEOUT_S, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    parent: dict[str, Any] | None = None
+    found = []
+    for line in listing.splitlines():
+        if gpu := _GPU_LINE.match(line):
+            parent = next((d for d in devices if d["smi_index"] == int(gpu["index"])), None)
+        elif (mig := _MIG_LINE.match(line)) and parent is not None:
+            size = re.search(r"(\d+)gb$", mig["profile"])
+            found.append(parent | {"uuid": mig["uuid"], "name": f"{parent['name']} MIG {mig['profile']}",
+                                   "total_memory_gib": float(size.group(1)) if size else None})
+    return found
+
+
+def _visible(devices: list[dict[str, Any]], mask: str | None) -> list[dict[str, Any]]:
+    """The devices a CUDA program sees under ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs; a bad entry ends the list)."""
+    if mask is None:
+        return devices
+    chosen: list[dict[str, Any]] = []
+    migs: list[dict[str, Any]] | None = None
+    for token in (t.strip() for t in mask.split(",")):
+        match = None
+        if token.isdigit():
+            match = next((d for d in devices if d["smi_index"] == int(token)), None)
+        elif token.startswith("GPU-"):
+            match = next((d for d in devices if d["uuid"] and d["uuid"].startswith(token)), None)
+        elif token.startswith("MIG-"):
+            migs = _mig_devices(devices) if migs is None else migs
+            match = next((d for d in migs if d["uuid"].startswith(token)), None)
+        if match is None or match in chosen:
+            break
+        chosen.append(match)
+    return chosen
+
+
 def _accelerators() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    if importlib.util.find_spec("torch") is None:
-        return [], {"method": "torch.cuda", "torch": None, "note": "torch is not installed, so no accelerator was probed"}
-    try:
-        import torch
-    except Exception as exc:  # a broken torch install must not break the profile
-        return [], {"method": "torch.cuda", "torch": None, "note": f"torch is installed but failed to import: {exc}"}
-    probe: dict[str, Any] = {"method": "torch.cuda", "torch": torch.__version__, "cuda": torch.version.cuda}
-    try:
-        if not torch.cuda.is_available():
-            return [], probe | {"note": "torch is installed but torch.cuda.is_available() is False: no CUDA device"}
-        devices = []
-        for i in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(i)
-            devices.append({
-                "index": i, "name": props.name, "total_memory_gib": round(props.total_memory / _GIB, 2),
-                "compute_capability": f"{props.major}.{props.minor}",
-            })
-    except RuntimeError as exc:
-        return [], probe | {"note": f"probing CUDA failed: {exc}"}
-    return devices, probe | {"note": f"{len(devices)} CUDA device(s) found"}
+    """CUDA devices from the NVIDIA driver and what torch build could use them; torch is not imported."""
+    build = _torch_build()
+    found = _nvidia_smi()
+    method = "nvidia-smi"
+    if found is None:
+        found, method = _proc_gpus(), "/proc/driver/nvidia"
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    # index: the CUDA ordinal a program sees; smi_index: nvidia-smi's (they differ under CUDA_VISIBLE_DEVICES)
+    devices = [{"index": i} | {k: v for k, v in d.items() if k != "uuid"} for i, d in enumerate(_visible(found, mask))]
+    probe: dict[str, Any] = {"method": method, **build}
+    if not found:
+        note = ("no NVIDIA GPU found (nvidia-smi is not on PATH and /proc/driver/nvidia lists none)"
+                if method != "nvidia-smi" else "nvidia-smi lists no GPU")
+    else:
+        note = f"{len(devices)} CUDA device(s) found by {method}"
+        if len(devices) < len(found):
+            note += f" ({len(found)} on the machine; CUDA_VISIBLE_DEVICES={mask!r} shows {len(devices)})"
+        if devices and build["torch"] is None:
+            note += "; torch is not installed, so nothing here can use them (pip install 'interp-agent[hf]')"
+        elif devices and build["cuda"] is None:
+            note += f"; torch {build['torch']} is a CPU-only build and cannot use them"
+    return devices, probe | {"note": note}
 
 
 def _credentials() -> dict[str, bool]:
@@ -161,7 +282,7 @@ def _scheduler() -> dict[str, Any]:
 
 
 def _advice(n_acc: int, scheduler: dict[str, Any], packages: dict[str, str | None],
-            credentials: dict[str, bool], extras: dict[str, bool]) -> dict[str, Any]:
+            credentials: dict[str, bool], extras: dict[str, bool], torch_cuda: str | None = None) -> dict[str, Any]:
     route: EnvRoute
     multi_node = ((scheduler["slurm_nodes"] or 0) > 1 or scheduler["ray_address_set"]
                   or (scheduler["torch_world_size"] or 0) > max(n_acc, 1))
@@ -180,6 +301,9 @@ def _advice(n_acc: int, scheduler: dict[str, Any], packages: dict[str, str | Non
         why = ("no CUDA device was found; the records, features and toy backends and small "
                "models run here, while harvesting from large models needs a GPU")
     actions = ["size a concrete job with `interp-agent plan-scale --from-env ...` before starting it"]
+    if n_acc and packages.get("torch") and torch_cuda is None:
+        actions.append("the installed torch is a CPU-only build: install a CUDA build to use the GPUs "
+                       "(https://pytorch.org/get-started/locally/)")
     if not extras.get("hf"):
         actions.append("install the Hugging Face backend to harvest activations: pip install 'interp-agent[hf]'")
     if not extras.get("embed"):
@@ -199,8 +323,8 @@ def profile_env(workspace: Path | None = None, *, probe_accelerators: bool = Tru
     Args:
         workspace: folder whose disk is measured (the nearest existing parent if it does
             not exist yet); the current folder by default.
-        probe_accelerators: import torch (when installed) to list CUDA devices; False skips
-            the import, which takes a second or two, and reports no accelerators.
+        probe_accelerators: ask the NVIDIA driver (nvidia-smi, /proc) for CUDA devices;
+            False reports none without asking. torch is never imported.
 
     Returns:
         The ``interp-agent.env_profile.v1`` object. Credentials appear as booleans only.
@@ -211,7 +335,7 @@ def profile_env(workspace: Path | None = None, *, probe_accelerators: bool = Tru
     if probe_accelerators:
         accelerators, probe = _accelerators()
     else:
-        accelerators, probe = [], {"method": "none", "torch": _version("torch"), "note": "accelerator probe skipped"}
+        accelerators, probe = [], {"method": "none", **_torch_build(), "note": "accelerator probe skipped"}
     credentials = _credentials()
     scheduler = _scheduler()
     prov = run_provenance({})
@@ -230,7 +354,7 @@ def profile_env(workspace: Path | None = None, *, probe_accelerators: bool = Tru
         "extras": extras,
         "credentials": credentials,
         "scheduler": scheduler,
-        "advice": _advice(len(accelerators), scheduler, packages, credentials, extras),
+        "advice": _advice(len(accelerators), scheduler, packages, credentials, extras, probe.get("cuda")),
     }
 
 
@@ -288,7 +412,8 @@ def render_profile(profile: dict[str, Any]) -> str:
     """A few readable lines: cores, memory, disk, accelerators, credentials present, advice."""
     cpu, mem, disk = profile["cpu"], profile["memory"], profile["disk"]
     devices = profile["accelerators"]
-    acc = ", ".join(f"{d['name']} ({d['total_memory_gib']} GiB, sm {d['compute_capability']})" for d in devices)
+    acc = ", ".join(f"{d['name']} ({d['total_memory_gib'] or '?'} GiB, sm {d['compute_capability'] or '?'})"
+                    for d in devices)
     present = [name for name, ok in profile["credentials"].items() if ok]
     advice = profile["advice"]
     lines = [

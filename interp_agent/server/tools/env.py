@@ -17,7 +17,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
 
     async def profile(inp: ProfileEnvInput, ctx: Context) -> ProfileEnvOutput:
         target = state.path(inp.save_to, "save_to", must_exist=False) if inp.save_to else None
-        # torch (for CUDA devices) imports slowly the first time: keep the event loop free
+        # nvidia-smi and the disk are asked in a subprocess and syscalls: keep the event loop free
         prof = await anyio.to_thread.run_sync(lambda: profile_env(state.workspace))
         if target is not None:
             save_profile(prof, target)
@@ -64,8 +64,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "profile_env",
             "Profile this machine: CPU cores, RAM (GiB), free workspace disk (GiB), CUDA accelerators, installed "
             "optional packages, which credentials are set (present/absent only, never values), and the route to "
-            "run on (local_cpu, single_gpu, multi_gpu, cluster). Call it first. About 1-2 s the first time (it "
-            "imports torch to look for GPUs), instant afterwards. Writes a file only when save_to is given.",
+            "run on (local_cpu, single_gpu, multi_gpu, cluster). Call it first. Well under a second (GPUs are "
+            "listed by nvidia-smi; torch is not imported). Writes a file only when save_to is given.",
             ProfileEnvInput, ProfileEnvOutput, profile,
             ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
             "Profile the environment",
