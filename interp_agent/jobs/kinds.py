@@ -107,9 +107,6 @@ _PHASES: dict[str, tuple[float, float]] = {
 _UNKNOWN_TOTAL_SCALE = 50_000
 """Rows at which a pass of unknown length is shown half done (done / (done + scale))."""
 
-_TOP_FIELDS = ("rank", "feature_id", "label", "importance", "direction")
-
-
 def _inspect_check(params: dict[str, Any]) -> None:
     from interp_agent.core.inspection import BACKENDS
 
@@ -141,16 +138,11 @@ def inspect_progress_fraction(phase: str, done: int, total: int | None) -> float
 
 
 def compact_feature(row: dict[str, Any]) -> dict[str, Any]:
-    """A report feature row reduced to the fields an agent reads first."""
-    association = row.get("association") or {}
-    causal = row.get("causal") or {}
-    return {
-        **{k: row.get(k) for k in _TOP_FIELDS},
-        "r_train": (association.get("train") or {}).get("pearson_r"),
-        "r_held_out": (association.get("held_out") or {}).get("pearson_r"),
-        "held_out_supported": association.get("held_out_supported"),
-        "strong_causal_score": causal.get("strong_causal_score"),
-    }
+    """A report feature row reduced to the fields an agent reads first (``core.reports.compact``)."""
+    # imported here: the worker calls it, the server importing this module does not
+    from interp_agent.core.reports.compact import compact_feature as compact
+
+    return compact(row)
 
 
 @register("inspect", check=_inspect_check)
@@ -207,10 +199,11 @@ def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     components) and ``matches``: the first 10 matches.
     """
     from interp_agent.api import match
+    from interp_agent.core.matching import matches_paths
 
     _match_check(params)
     ctx.progress(0.0, f"matching {params['left']} with {params['right']}")
-    out = ctx.run_dir / "matches.json"
+    out, md = matches_paths(ctx.run_dir / "matches.json")
     doc = match(
         params["left"], params["right"], out=out,
         min_similarity=float(params.get("min_similarity", 0.3)), use_text=bool(params.get("use_text", True)),
@@ -218,7 +211,7 @@ def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     ctx.progress(1.0, f"{doc['summary']['n_matches']} matches written")
     return {
         "matches_json": str(out),
-        "matches_md": str(out.with_name("matches.md")),
+        "matches_md": str(md),
         "synthetic": bool(doc["provenance"].get("synthetic", False)),
         "summary": doc["summary"],
         "notes": doc["notes"],

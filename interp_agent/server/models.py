@@ -283,8 +283,22 @@ class FeatureRow(BaseModel):
     direction: str | None = Field(None, description="promotes or suppresses the criterion")
     r_train: float | None = Field(None, description="Pearson r on the training split (correlational)")
     r_held_out: float | None = Field(None, description="Pearson r on held-out prompts (correlational)")
+    r_held_out_ci95: list[float] | None = Field(
+        None, description="95% interval [low, high] of the held-out r (Fisher z over held-out prompts); null "
+        "when there are 3 or fewer held-out prompts")
+    auroc_held_out: float | None = Field(None, description="AUROC on held-out prompts, 0..1 (binary scores; correlational)")
+    auroc_held_out_ci95: list[float] | None = Field(
+        None, description="95% interval [low, high] of the held-out AUROC (DeLong, logit scale)")
+    n_held_out_prompts: int | None = Field(None, description="Held-out prompts the held-out numbers rest on")
+    held_out_excludes_chance: bool | None = Field(
+        None, description="The held-out r interval excludes 0 and the AUROC interval excludes 0.5; false: "
+        "the held-out evidence cannot tell this feature from noise (see notes)")
+    held_out_prompts_needed: int | None = Field(
+        None, description="Held-out prompts a test of r = 0 needs to detect the training r (alpha 0.05, power 0.8)")
     held_out_supported: bool | None = Field(None, description="Same sign and q < 0.05 on held-out prompts")
     strong_causal_score: float | None = Field(None, description="Effect beyond side effect and controls (interventional)")
+    notes: list[str] = Field(default_factory=list, description="Caveats on this feature's evidence, e.g. a held-out "
+                             "set too small to exclude chance and how many prompts would be needed")
 
 
 class InspectResult(BaseModel):

@@ -9,10 +9,29 @@ import pytest
 from scipy import stats
 
 from interp_agent.core.errors import EvidenceError
-from interp_agent.core.formats import ActivationRecord, InterventionRecord, jsonl_to_parquet, write_records
-from interp_agent.core.ranking import RankingConfig, RecordsSource, rank_records, summarise_interventions
+from interp_agent.core.formats import (
+    ActivationRecord,
+    InterventionRecord,
+    jsonl_to_parquet,
+    write_records,
+)
+from interp_agent.core.ranking import (
+    RankingConfig,
+    RecordsSource,
+    rank_records,
+    summarise_interventions,
+)
 from interp_agent.core.ranking.splits import assign_splits, prompt_hashes
-from interp_agent.core.synthetic import PlantedConfig, planted_interventions, planted_records
+from interp_agent.core.ranking.stats import (
+    auroc_interval,
+    fisher_z_interval,
+    prompts_needed_for_r,
+)
+from interp_agent.core.synthetic import (
+    PlantedConfig,
+    planted_interventions,
+    planted_records,
+)
 
 CRITERION = "synthetic criterion"
 
@@ -94,7 +113,7 @@ def test_jsonl_and_parquet_give_the_same_report(planted, tmp_path: Path) -> None
 
 
 def test_causal_evidence_moves_features_as_it_says(planted) -> None:
-    ps, path = planted
+    _ps, path = planted
     base = rank_records(RecordsSource(path), RankingConfig(top_k=20))["features"]
     promoters = [f["feature_id"] for f in base[:5] if f["direction"] == "promotes"]
     top, fifth = promoters[0], promoters[-1]
@@ -113,7 +132,7 @@ def test_causal_evidence_moves_features_as_it_says(planted) -> None:
 
 
 def test_evidence_against_the_association_lowers_the_feature(planted) -> None:
-    ps, path = planted
+    _ps, path = planted
     base = rank_records(RecordsSource(path), RankingConfig(top_k=20))["features"]
     top = base[0]["feature_id"]
     rows = [InterventionRecord(top, "ablate", 0.5, 0.95) for _ in range(6)]  # ablation raises the score
@@ -220,3 +239,100 @@ def test_token_rows_share_their_prompts_split_and_probe_activation(tmp_path: Pat
     assert probes["p1"] == pytest.approx((1.1 + 2.1 + 3.1) / 3)  # mean over the prompt's tokens
     assert calls[-1] == ("candidate pass", 180, 180)
     assert {c[0] for c in calls} == {"association pass", "candidate pass"}
+
+
+# -- how sure a held-out number is ---------------------------------------------------------------
+def _pairs(tmp_path: Path, n_pairs: int = 40) -> tuple[Path, list[str], np.ndarray, dict[str, np.ndarray]]:
+    """Matched pairs (one prompt where the criterion holds, one where it does not) with a planted and a null feature."""
+    rng = np.random.default_rng(11)
+    ids = [f"p{i}" for i in range(2 * n_pairs)]
+    y = np.array([float(i % 2) for i in range(2 * n_pairs)])
+    acts = {"planted": y + rng.normal(0, 0.5, len(y)), "null": rng.normal(0, 1, len(y))}
+    rows = [ActivationRecord(pid, float(y[i]), tuple(acts), tuple(float(acts[f][i]) for f in acts))
+            for i, pid in enumerate(ids)]
+    write_records(tmp_path / "pairs.jsonl", rows)
+    return tmp_path / "pairs.jsonl", ids, y, acts
+
+
+def _exact_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values = np.unique(np.concatenate([pos, neg]))
+    return (np.bincount(np.searchsorted(values, pos), minlength=len(values)).astype(float),
+            np.bincount(np.searchsorted(values, neg), minlength=len(values)).astype(float))
+
+
+def test_held_out_intervals_match_references_and_tell_a_planted_signal_from_a_null(tmp_path: Path) -> None:
+    path, ids, y, acts = _pairs(tmp_path)
+    cfg = RankingConfig(top_k=2, candidates=2)
+    body = rank_records(RecordsSource(path), cfg)
+    held_out = assign_splits(prompt_hashes(ids, cfg.split_salt), cfg.held_out_fraction) == 1
+    assert body["summary"]["n_held_out_prompts"] == held_out.sum() == body["summary"]["n_held_out_rows"]
+    by_id = {f["feature_id"]: f for f in body["features"]}
+    for fid, x in acts.items():
+        held = by_id[fid]["association"]["held_out"]
+        ref = stats.pearsonr(x[held_out], y[held_out]).confidence_interval(0.95)
+        assert held["pearson_r_ci95"] == pytest.approx([ref.low, ref.high], rel=1e-6)
+        exact = auroc_interval(*_exact_counts(x[held_out & (y == 1)], x[held_out & (y == 0)]))
+        assert held["auroc_ci95"] == pytest.approx(list(exact), abs=0.02)  # 1024 bins vs exact values
+        assert held["auroc_ci95"][0] <= held["auroc"] <= held["auroc_ci95"][1]
+    planted, null = by_id["planted"], by_id["null"]
+    assert planted["association"]["held_out"]["ci_excludes_chance"] is True and planted["notes"] == []
+    assert null["association"]["held_out"]["ci_excludes_chance"] is False
+    r_train = null["association"]["train"]["pearson_r"]
+    need = null["association"]["held_out_power"]["prompts_needed_at_train_r"]
+    assert need == prompts_needed_for_r(r_train) > held_out.sum()
+    (note,) = null["notes"]
+    assert note.startswith(f"held-out evidence does not exclude chance on {held_out.sum()} held-out prompts")
+    assert f"would need about {need} held-out prompts" in note
+    assert body["summary"]["n_held_out_excludes_chance"] == 1
+    assert any(w.startswith("held-out evidence does not exclude chance for 1 of the 2 reported features")
+               and "null" in w and f"about {need} held-out prompts" in w for w in body["warnings"])
+
+
+def test_a_held_out_split_too_small_for_statistics_says_what_it_counts_and_what_is_needed(seed_dir: Path) -> None:
+    body = rank_records(RecordsSource(seed_dir / "activation_records.jsonl"), RankingConfig(top_k=3, candidates=3))
+    s = body["summary"]
+    assert (s["n_held_out_rows"], s["n_held_out_prompts"], s["n_train_prompts"]) == (1, 1, 3)
+    for f in body["features"]:
+        assert f["association"]["held_out"] is None and f["specificity"]["held_out"] is None
+        need = f["association"]["held_out_power"]["prompts_needed_at_train_r"]
+        assert need == prompts_needed_for_r(f["association"]["train"]["pearson_r"])
+        (note,) = f["notes"]
+        assert note.startswith("no held-out statistics: the held-out split has 1 row (1 prompt)")
+        assert f"about {need} held-out prompts" in note
+    assert body["warnings"][0].startswith("no reported feature has held-out statistics; the top feature")
+    assert not any("rows: held-out evidence is weak" in w for w in body["warnings"])
+
+
+def test_token_records_take_the_held_out_prompts_not_the_rows_as_the_sample_size(tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    rows = []
+    for i in range(60):
+        y = float(i % 2)
+        for t in range(3):
+            rows.append(ActivationRecord(f"p{i}", y, ("a",), (float(0.5 * y + rng.normal()),), token_index=t))
+    write_records(tmp_path / "tok.jsonl", rows)
+    held = rank_records(RecordsSource(tmp_path / "tok.jsonl"), RankingConfig(top_k=1, candidates=1))["features"][0]
+    held = held["association"]["held_out"]
+    assert held["n"] == 3 * held["n_prompts"]
+    lo, hi = fisher_z_interval(held["pearson_r"], held["n_prompts"])
+    assert held["pearson_r_ci95"] == pytest.approx([lo, hi])
+    narrow = fisher_z_interval(held["pearson_r"], held["n"])
+    assert hi - lo > narrow[1] - narrow[0]  # tokens of one prompt are not independent evidence
+
+
+def test_bootstrap_sums_equal_the_sparse_dense_product_they_replace() -> None:
+    from scipy import sparse
+
+    from interp_agent.core.ranking.association import weighted_candidate_sums
+
+    rng = np.random.default_rng(0)
+    for n_rows, n_cands, nnz in [(10, 3, 5), (1000, 50, 40_000), (5, 4, 0)]:
+        flat = rng.choice(n_rows * n_cands, size=nnz, replace=False)  # distinct (row, candidate) pairs
+        rows, cands = flat // n_cands, flat % n_cands
+        x, y = rng.standard_normal(nnz), rng.standard_normal(n_rows)
+        weights = rng.poisson(1.0, (n_rows, 7)).astype(np.float64)
+        ours = weighted_candidate_sums(rows, cands, (x, x * x, x * y[rows]), weights, n_cands)
+        X = sparse.csr_matrix((x, (rows, cands)), shape=(n_rows, n_cands))
+        reference = [X.T @ weights, X.multiply(X).T @ weights, X.multiply(y[:, None]).tocsr().T @ weights]
+        for got, want in zip(ours, reference):
+            np.testing.assert_allclose(got, np.asarray(want), rtol=1e-10, atol=1e-10)

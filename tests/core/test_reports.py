@@ -171,7 +171,7 @@ def test_markdown_prints_p_and_q_values_in_scientific_notation() -> None:
 def test_markdown_falls_back_to_train_values_when_held_out_is_null() -> None:
     row = _table_lines(render_markdown(_report()))[1]
     assert "0.6 (train)" in row
-    assert "no held-out rows" in render_markdown(_report())
+    assert "supported on held-out prompts: not tested (no held-out statistics)" in render_markdown(_report())
 
 
 def test_synthetic_banner_appears_only_for_synthetic_reports() -> None:
@@ -299,3 +299,90 @@ def test_rendering_with_every_optional_block_null_does_not_raise() -> None:
     for empty in ({}, {"features": None}, {"features": []}):
         assert "No features were reported" in render_markdown(empty)
         assert "No features were reported" in render_html(empty)
+
+
+# -- held-out intervals, notes and what each count means ----------------------------------------
+NOTE = ("held-out evidence does not exclude chance on 19 held-out prompts: r +0.37 (95% CI [-0.10, +0.71]); "
+        "the r interval includes 0; detecting the training effect (r +0.66) would need about 16 held-out prompts")
+
+
+def _report_with_intervals() -> dict:
+    """The sample report with the interval fields ``rank_records`` writes, and a feature with a thin held-out set."""
+    report = _report()
+    report["summary"] |= {"n_train_prompts": 280, "n_held_out_prompts": 120, "n_held_out_excludes_chance": 1}
+    feature = report["features"][0]
+    feature["association"]["held_out"] |= {"n_prompts": 120, "pearson_r_ci95": [0.71, 0.85],
+                                           "auroc_ci95": [0.88, 0.96], "ci_excludes_chance": True}
+    feature["association"]["held_out_power"] = {
+        "provenance": "correlational", "method": "Fisher z, two-sided alpha 0.05, power 0.8",
+        "n_held_out_prompts": 120, "prompts_needed_at_train_r": 9, "prompts_needed_at_held_out_r": 10}
+    feature["notes"] = []
+    report["features"][1]["notes"] = [NOTE]
+    return report
+
+
+def test_markdown_and_html_show_held_out_intervals_the_power_estimate_and_notes() -> None:
+    report = _report_with_intervals()
+    text = render_markdown(report)
+    first = [cell.strip() for cell in _table_lines(text)[0].strip("|").split(" | ")]
+    assert first[6] == r"0.79 \[0.71, 0.85\]" and first[8] == r"0.93 \[0.88, 0.96\]"
+    assert "| Pearson r, 95% CI (held-out only) | — | [0.71, 0.85] |" in text
+    assert "supported on held-out prompts: yes; 95% intervals exclude chance: yes" in text
+    assert "Held-out prompts needed (Fisher z, two-sided alpha 0.05, power 0.8): 9 to detect the training r" in text
+    assert "- Note: held-out evidence does not exclude chance on 19 held-out prompts" in text
+    assert "with held-out 95% intervals that exclude chance: 1" in text
+    page = render_html(report)
+    cards = page.split('<article class="feature"')[1:]
+    assert "[0.71, 0.85]" in cards[0] and "[0.88, 0.96]" in cards[0] and "9 to detect the training r" in cards[0]
+    assert "<h4>Notes</h4>" in cards[1] and "would need about 16 held-out prompts" in cards[1]
+    assert "<h4>Notes</h4>" not in cards[0]
+
+
+def test_summary_says_what_each_held_out_count_counts() -> None:
+    report = _report_with_intervals()
+    assert "- Prompts: 400, one row each: 280 train, 120 held-out" in render_markdown(report)
+    tokens = copy.deepcopy(report)
+    tokens["summary"] |= {"n_rows": 1200, "n_train_rows": 840, "n_held_out_rows": 360}
+    assert ("- Rows: 1200 from 400 prompts: train 840 rows of 280 prompts, held-out 360 rows of 120 prompts"
+            in render_markdown(tokens))
+    seed_like = copy.deepcopy(report)
+    seed_like["summary"] |= {"n_rows": 4, "n_prompts": 4, "n_train_rows": 3, "n_held_out_rows": 1,
+                             "n_train_prompts": 3, "n_held_out_prompts": 1}
+    text = render_markdown(seed_like)
+    assert "- Prompts: 4, one row each: 3 train, 1 held-out" in text
+    assert "supported on held-out prompts: not tested: the held-out split has 1 row, and held-out statistics need at least 3" in text
+    assert "of the 3 reported, confirmed on held-out prompts:" in text
+    continuous = copy.deepcopy(report)
+    continuous["summary"]["score_kind"] = "continuous"
+    assert "Scores: continuous; mean score, scaled to [0, 1]: 0.5" in render_markdown(continuous)
+    assert "mean score (0..1)" in render_html(continuous)
+
+
+def test_stability_is_said_as_a_count_of_resamples_not_a_bare_share() -> None:
+    text = render_markdown(_report())
+    assert "in the top 20 with the same sign in 49 of 50 bootstrap resamples (98%)" in text
+    assert "in the bootstrap top-k 0.98 of 50" not in text
+
+
+def test_a_report_without_records_says_nothing_was_measured_instead_of_printing_dashes() -> None:
+    report = _report()
+    report["summary"] = {"n_rows": 0, "n_prompts": 0, "n_features_tested": 2, "n_intervention_rows": 4,
+                         "n_control_rows": 0}
+    text = render_markdown(report)
+    summary = text.split("## Summary", 1)[1].split("##", 1)[0]
+    assert "No activation records: nothing was measured on prompts" in summary
+    assert "positive rate" not in summary and "Ranking stability" not in summary and "—" not in summary
+    assert "No activation records" in render_html(report)
+
+
+def test_compact_rows_carry_the_held_out_intervals_and_notes() -> None:
+    from interp_agent.core.reports.compact import COMPACT_FIELDS, compact_feature
+
+    report = _report_with_intervals()
+    rows = [compact_feature(f) for f in report["features"]]
+    assert all(tuple(r) == COMPACT_FIELDS for r in rows)
+    assert rows[0]["r_held_out_ci95"] == [0.71, 0.85] and rows[0]["auroc_held_out_ci95"] == [0.88, 0.96]
+    assert rows[0]["auroc_held_out"] == 0.93 and rows[0]["n_held_out_prompts"] == 120
+    assert rows[0]["held_out_excludes_chance"] is True and rows[0]["held_out_prompts_needed"] == 9
+    assert rows[1]["notes"] == [NOTE] and rows[1]["r_held_out_ci95"] is None
+    assert rows[2]["r_train"] is None and rows[2]["notes"] == []  # the features backend: nothing measured

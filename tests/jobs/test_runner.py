@@ -291,9 +291,12 @@ def test_the_inspect_kind_on_the_toy_backend_writes_a_report_into_the_run_folder
     assert result["summary"]["n_rows"] > 0
     assert 0 < len(result["top"]) <= 10 and result["top"][0]["rank"] == 1
     assert set(result["top"][0]) == {
-        "rank", "feature_id", "label", "importance", "direction", "r_train", "r_held_out",
-        "held_out_supported", "strong_causal_score",
+        "rank", "feature_id", "label", "importance", "direction", "r_train", "r_held_out", "r_held_out_ci95",
+        "auroc_held_out", "auroc_held_out_ci95", "n_held_out_prompts", "held_out_excludes_chance",
+        "held_out_prompts_needed", "held_out_supported", "strong_causal_score", "notes",
     }
+    lo, hi = result["top"][0]["r_held_out_ci95"]
+    assert lo < result["top"][0]["r_held_out"] < hi and result["top"][0]["n_held_out_prompts"] > 3
 
 
 def test_the_match_kind_writes_matches_of_two_reports_into_the_run_folder(

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
 from interp_agent.core.ranking.config import RankingConfig
 from interp_agent.core.ranking.sources import Chunk
@@ -30,6 +29,7 @@ from interp_agent.core.ranking.splits import (
     salted,
 )
 from interp_agent.core.ranking.stats import (
+    auroc_interval,
     benjamini_hochberg,
     binned_auroc,
     pearson_from_sums,
@@ -38,6 +38,34 @@ from interp_agent.core.ranking.stats import (
 )
 
 _SUMS = ("sx", "sxx", "sxy", "sabs", "sabsy", "nnz")
+
+
+_SUM_BLOCK = 32_768
+"""Triplets gathered at once by :func:`weighted_candidate_sums` (block x resamples float64s)."""
+
+
+def weighted_candidate_sums(
+    rows: np.ndarray, cands: np.ndarray, values: Sequence[np.ndarray], weights_RB: np.ndarray, n_cands: int
+) -> list[np.ndarray]:
+    """For each value vector v over the triplets, sum_t v[t] * weights_RB[rows[t]] per candidate: (n_cands, B).
+
+    Triplets are distinct (row, candidate) pairs, as records carry one value per feature a row.
+
+    The sparse-dense product X^T W of the bootstrap sums, without scipy.sparse (whose
+    import costs ~0.1 s of every command's start-up): triplets sorted by candidate, a block
+    at a time, each block's rows gathered and summed per candidate with ``np.add.reduceat``.
+    """
+    order = np.argsort(cands, kind="stable")
+    rows_s, cands_s = rows[order], cands[order]
+    values_s = [v[order] for v in values]
+    out = [np.zeros((n_cands, weights_RB.shape[1])) for _ in values]
+    for start in range(0, len(order), _SUM_BLOCK):
+        block = slice(start, start + _SUM_BLOCK)
+        gathered_TB = weights_RB[rows_s[block]]
+        present, first = np.unique(cands_s[block], return_index=True)
+        for total, v in zip(out, values_s):
+            total[present] += np.add.reduceat(v[block, None] * gathered_TB, first, axis=0)
+    return out
 
 
 class FirstPass:
@@ -51,7 +79,8 @@ class FirstPass:
         self.ymin = np.inf
         self.ymax = -np.inf
         self.values: set[float] = set()
-        self.prompt_keys: list[np.ndarray] = []  # 8 bytes a row, to count distinct prompts
+        # per split, 8 bytes a row: distinct prompts per split and in all
+        self.prompt_keys: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
         self.models: set[str] = set()
         self.synthetic = False
         self.cap = 0
@@ -82,7 +111,8 @@ class FirstPass:
         y = chunk.scores
         self.models |= chunk.models
         self.synthetic = self.synthetic or chunk.synthetic
-        self.prompt_keys.append(np.unique(h))
+        for gi in (TRAIN, HELD_OUT):
+            self.prompt_keys[gi].append(np.unique(h[g == gi]))
         if len(self.values) <= 2:
             self.values.update(np.unique(y)[:3].tolist())
         if len(y):
@@ -132,7 +162,7 @@ class FirstPass:
             return
         all_keys = np.concatenate([self.probe_keys, keys[sel]])
         all_ids = self.probe_ids + [prompt_ids[i] for i in sel]
-        uniq, first = np.unique(all_keys, return_index=True)  # sorted; tokens of one prompt collapse
+        _, first = np.unique(all_keys, return_index=True)  # sorted; tokens of one prompt collapse
         keep = first[:limit]
         self.probe_keys = all_keys[keep]
         self.probe_ids = [all_ids[i] for i in keep]
@@ -141,7 +171,13 @@ class FirstPass:
     @property
     def n_prompts(self) -> int:
         """Number of distinct prompt ids seen."""
-        return len(np.unique(np.concatenate(self.prompt_keys))) if self.prompt_keys else 0
+        keys = self.prompt_keys[TRAIN] + self.prompt_keys[HELD_OUT]
+        return len(np.unique(np.concatenate(keys))) if keys else 0
+
+    def n_split_prompts(self, gi: int) -> int:
+        """Number of distinct prompt ids with a row in split ``gi`` (TRAIN or HELD_OUT)."""
+        keys = self.prompt_keys[gi]
+        return len(np.unique(np.concatenate(keys))) if keys else 0
 
     @property
     def binary(self) -> bool:
@@ -249,10 +285,11 @@ class SecondPass:
         self.swy += y @ W64
         self.swyy += (y * y) @ W64
         if len(x):
-            X = sparse.csr_matrix((x, (rr, cc)), shape=(n_rows, c))
-            self.swx += np.asarray(X.T @ W64)
-            self.swxx += np.asarray(X.multiply(X).T @ W64)
-            self.swxy += np.asarray(X.multiply(y[:, None]).tocsr().T @ W64)
+            x64 = x.astype(np.float64)
+            swx, swxx, swxy = weighted_candidate_sums(rr, cc, (x64, x64 * x64, x64 * y[rr]), W64, c)
+            self.swx += swx
+            self.swxx += swxx
+            self.swxy += swxy
             self._examples(chunk, rr, cc, x)
             self._probe_sums(h, rr, cc, x, n_rows)
 
@@ -304,25 +341,31 @@ class SecondPass:
         }
 
     # -- results ---------------------------------------------------------------------------
-    def auroc(self) -> np.ndarray:
-        """Binned AUROC per split and candidate, shape [2, C]; NaN when a class is empty.
+    def _class_counts(self, gi: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positive and negative row counts of candidate ``j`` on split ``gi`` over value-ordered bins.
 
         Rows where the feature is absent form their own bin at value 0.
         """
-        c = len(self.candidates)
         nb = self.config.auroc_bins
+        centers = self.lo[j] + (np.arange(nb) + 0.5) / nb * self.width[j]
+        neg, pos = self.hist[2 * gi, j], self.hist[2 * gi + 1, j]
+        at = int(np.searchsorted(centers, 0.0))
+        p = np.insert(pos, at, self.rows_gc[2 * gi + 1] - pos.sum())
+        n = np.insert(neg, at, self.rows_gc[2 * gi] - neg.sum())
+        return p, n
+
+    def auroc(self) -> np.ndarray:
+        """Binned AUROC per split and candidate, shape [2, C]; NaN when a class is empty."""
+        c = len(self.candidates)
         out = np.full((2, c), np.nan)
-        centers = self.lo[:, None] + (np.arange(nb)[None, :] + 0.5) / nb * self.width[:, None]
         for gi in (TRAIN, HELD_OUT):
-            neg, pos = self.hist[2 * gi], self.hist[2 * gi + 1]
-            zeros_neg = self.rows_gc[2 * gi] - neg.sum(1)
-            zeros_pos = self.rows_gc[2 * gi + 1] - pos.sum(1)
             for j in range(c):
-                at = int(np.searchsorted(centers[j], 0.0))
-                p = np.insert(pos[j], at, zeros_pos[j])
-                n = np.insert(neg[j], at, zeros_neg[j])
-                out[gi, j] = binned_auroc(p, n)
+                out[gi, j] = binned_auroc(*self._class_counts(gi, j))
         return out
+
+    def auroc_intervals(self, gi: int, design_effect: float) -> list[tuple[float, float] | None]:
+        """95% interval of each candidate's AUROC on split ``gi`` (see ``stats.auroc_interval``)."""
+        return [auroc_interval(*self._class_counts(gi, j), design_effect) for j in range(len(self.candidates))]
 
     def class_means(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean activation on positive and on negative rows, per split: two arrays [2, C]."""

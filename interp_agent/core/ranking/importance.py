@@ -25,6 +25,7 @@ IMPORTANCE_FORMULA = (
     "(or label similarity to the criterion for the features backend), S = specificity lift over the "
     "base rate in [0, 1], T = bootstrap top-k frequency, C = strong causal score aligned with the "
     "association's sign, divided by the score range, clipped to [-1, 1] (0 without interventions). "
+    "Without activation records (features backend) S and T are not measured and the middle factor is 1. "
     "Held-out statistics are reported, never used to rank."
 )
 

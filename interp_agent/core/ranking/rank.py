@@ -12,7 +12,20 @@ from interp_agent.core.formats.features import FeatureRecord
 from interp_agent.core.ranking.association import FirstPass, SecondPass
 from interp_agent.core.ranking.causal import CausalEvidence
 from interp_agent.core.ranking.config import RankingConfig
-from interp_agent.core.ranking.importance import IMPORTANCE_FORMULA, causal_component, importance, specificity_lift
+from interp_agent.core.ranking.heldout import METHOD_TEXT as HELD_OUT_INTERVALS
+from interp_agent.core.ranking.heldout import (
+    HeldOutSplit,
+    feature_note,
+    held_out_warning,
+    interval_fields,
+    power_block,
+)
+from interp_agent.core.ranking.importance import (
+    IMPORTANCE_FORMULA,
+    causal_component,
+    importance,
+    specificity_lift,
+)
 from interp_agent.core.ranking.sources import RecordsSource
 from interp_agent.core.ranking.splits import HELD_OUT, TRAIN
 from interp_agent.core.ranking.stats import benjamini_hochberg, pearson_p_value
@@ -37,6 +50,7 @@ METHOD = {
     "causal": "intervention effects signed by intervention type, Student-t 95% intervals, controls "
     "(metadata.control_type) summarised apart; strong_causal_score = sign(e) * max(0, |e| - side effect - "
     "|control effect|)",
+    "held_out_intervals": HELD_OUT_INTERVALS,
     "importance": IMPORTANCE_FORMULA,
 }
 
@@ -76,8 +90,8 @@ def rank_records(
             f"every criterion_score is {first.ymin}; association needs prompts where the criterion holds and where it does not",
             hint="add negative (or positive) prompts",
         )
-    if first.n[HELD_OUT] < 3:
-        warnings.append(f"the held-out split has {int(first.n[HELD_OUT])} rows: held-out evidence is weak or missing")
+    split = HeldOutSplit(int(first.n[HELD_OUT]), first.n_split_prompts(HELD_OUT), config.held_out_fraction)
+    split_prompts = (first.n_split_prompts(TRAIN), split.n_prompts)  # indexed by TRAIN / HELD_OUT
 
     corr = first.correlations(n_features)
     r_train = corr["r_train"]
@@ -101,7 +115,11 @@ def rank_records(
     auroc = second.auroc() if first.binary else np.full((2, len(candidates)), np.nan)
     mean_pos, mean_neg = second.class_means()
     spec_tr, base_tr = first.specificity(candidates, TRAIN, sign)
-    spec_ho, base_ho = first.specificity(candidates, HELD_OUT, sign)
+    spec_ho, _ = first.specificity(candidates, HELD_OUT, sign)
+    if not split.has_statistics:  # like association.held_out: a share of 1 or 2 rows is no evidence
+        spec_ho = np.full(len(candidates), np.nan)
+    auroc_ci_ho = (second.auroc_intervals(HELD_OUT, split.design_effect) if first.binary and split.has_statistics
+                   else [None] * len(candidates))
     p_ho = pearson_p_value(corr["r_held_out"][candidates], first.n[HELD_OUT])
     q_ho = benjamini_hochberg(p_ho)
     hists = second.histograms()
@@ -109,6 +127,7 @@ def rank_records(
     probes = second.probe_activations()
 
     features: list[dict[str, Any]] = []
+    held_notes: dict[str, str] = {}
     for j, fi in enumerate(candidates):
         fid = source.feature_ids[fi]
         meta = source.feature_metadata.get(fid)
@@ -120,6 +139,7 @@ def rank_records(
                 continue
             split_stats[name] = {
                 "n": int(first.n[gi]),
+                "n_prompts": split_prompts[gi],
                 "nnz": int(first.sums["nnz"][gi, fi]),
                 "pearson_r": float(corr[f"r_{name}"][fi]),
                 "p_value": float(corr[f"p_{name}"][fi]) if name == "train" else float(p_ho[j]),
@@ -129,6 +149,12 @@ def rank_records(
                 "mean_negative": float(mean_neg[gi, j]) if np.isfinite(mean_neg[gi, j]) else None,
             }
         ho = split_stats["held_out"]
+        if ho is not None:
+            ho |= interval_fields(ho["pearson_r"], auroc_ci_ho[j], split)
+        power = power_block(float(r_train[fi]), None if ho is None else ho["pearson_r"], split)
+        note = feature_note(float(r_train[fi]), ho, power, split)
+        if note:
+            held_notes[fid] = note
         supported = bool(ho is not None and np.sign(ho["pearson_r"]) == sign[j] and ho["q_value"] < config.alpha)
         fc = evidence.features.get(fid) if evidence else None
         strong = fc.strong_causal_score if fc else None
@@ -152,6 +178,7 @@ def rank_records(
                     "train": split_stats["train"],
                     "held_out": ho,
                     "held_out_supported": supported,
+                    "held_out_power": power,
                 },
                 "specificity": {
                     "provenance": "correlational",
@@ -187,12 +214,17 @@ def rank_records(
                 if meta and meta.decoder_signature
                 else (list(info.decoder_signature) if info and info.decoder_signature else None),
                 "imported": imported_block(info),
+                "notes": [note] if note else [],
             }
         )
     features.sort(key=lambda f: (-f["importance"], f["feature_id"]))
     features = features[: config.top_k]
     for rank, f in enumerate(features, start=1):
         f["rank"] = rank
+    weak = [(f, held_notes[f["feature_id"]]) for f in features if f["feature_id"] in held_notes]
+    thin = held_out_warning(weak, len(features), split)
+    if thin:
+        warnings.insert(0, thin)
     if evidence:
         missing = sorted(set(evidence.features) - set(source.feature_ids))
         if missing:
@@ -205,12 +237,17 @@ def rank_records(
         "n_prompts": first.n_prompts,
         "n_train_rows": int(first.n[TRAIN]),
         "n_held_out_rows": int(first.n[HELD_OUT]),
+        "n_train_prompts": split_prompts[TRAIN],
+        "n_held_out_prompts": split.n_prompts,
         "n_features_tested": n_features,
         "n_candidates": len(candidates),
         "score_kind": "binary" if first.binary else "continuous",
         "positive_rate": float((first.sy.sum() - first.ymin * first.n.sum()) / first.score_range / max(first.n.sum(), 1)),
         "n_significant_train": int((corr["q_train"] < config.alpha).sum()),
         "n_held_out_supported": sum(f["association"]["held_out_supported"] for f in features),
+        "n_held_out_excludes_chance": sum(
+            bool((f["association"]["held_out"] or {}).get("ci_excludes_chance")) for f in features
+        ),
         "ranking_stability": boot["ranking_stability"],
         "n_intervention_rows": evidence.n_rows if evidence else 0,
         "n_control_rows": evidence.n_control_rows if evidence else 0,

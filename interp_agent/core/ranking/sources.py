@@ -6,25 +6,28 @@ vectorised path. Feature ids are mapped to integer indices in order of first sig
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from itertools import chain
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 
 from interp_agent.core.formats.ids import fnv1a64
-from interp_agent.core.formats.parquet import (
-    ACTIVATION_SCHEMA,
-    ROW_SCHEMA,
-    is_parquet_dataset,
-    iter_row_chunks,
-    read_feature_table,
-    write_feature_table,
+from interp_agent.core.formats.records import (
+    ActivationRecord,
+    FeatureMeta,
+    RecordReader,
 )
-from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, RecordReader
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow (and interp_agent.core.formats.parquet, which imports it) is imported where a
+# Parquet dataset is read or a JSONL source is spilled: a small JSONL file never needs it,
+# and pyarrow turning numpy arrays into Arrow ones imports pandas (~0.3 s together).
 
 
 @dataclass(slots=True)
@@ -60,15 +63,28 @@ class Chunk:
 class RecordsSource:
     """A records file or dataset that can be streamed several times."""
 
-    def __init__(self, path: str | Path, *, chunk_rows: int = 512) -> None:
+    def __init__(self, path: str | Path, *, chunk_rows: int = 512, keep_rows: int | None = None) -> None:
+        """Open a records JSONL file or Parquet dataset folder (nothing is read until :meth:`chunks`).
+
+        Args:
+            path: the JSONL file or dataset folder.
+            chunk_rows: rows per chunk of the first pass over JSONL (later passes: 8x).
+            keep_rows: a JSONL file of at most this many rows is kept in memory between
+                passes, a bigger one spilled to a temporary Parquet copy; default
+                ``8 * chunk_rows``, one read-back batch, so both give the same chunks.
+        """
         self.path = Path(path)
         self.chunk_rows = chunk_rows
-        self.parquet = is_parquet_dataset(self.path)
+        self.keep_rows = 8 * chunk_rows if keep_rows is None else keep_rows
+        self.parquet = _is_parquet_dataset(self.path)
         self.feature_ids: list[str] = []
         self.feature_metadata: dict[str, FeatureMeta] = {}
         self._index: dict[str, int] = {}
         self._spill: tempfile.TemporaryDirectory[str] | None = None
+        self._kept: Chunk | None = None
         if self.parquet:
+            from interp_agent.core.formats.parquet import read_feature_table
+
             self.feature_ids, self.feature_metadata = read_feature_table(self.path)
             self._index = {fid: i for i, fid in enumerate(self.feature_ids)}
 
@@ -80,36 +96,56 @@ class RecordsSource:
     def chunks(self, *, with_text: bool = False, features: np.ndarray | None = None) -> Iterator[Chunk]:
         """Stream the records as chunks; ``features`` restricts activations to those indices.
 
-        A JSONL file is parsed once: the first full pass also writes a columnar copy to a
-        temporary folder, and later passes read that copy (same rows, same feature indices).
+        A JSONL file is parsed once: the first full pass keeps a copy for later passes (same
+        rows, same feature indices): in memory up to ``keep_rows`` rows, else as a columnar
+        copy in a temporary folder.
         """
         if self.parquet:
             yield from self._parquet_chunks(self.path, with_text, features)
+        elif self._kept is not None:
+            yield _restrict(self._kept, with_text, features, self.n_features)
         elif self._spill is not None:
             yield from self._parquet_chunks(Path(self._spill.name), with_text, features)
         elif features is None:
-            yield from self._jsonl_spilling_chunks(with_text)
+            yield from self._jsonl_keeping_chunks(with_text)
         else:
             yield from self._jsonl_chunks(with_text, features)
 
-    def _jsonl_spilling_chunks(self, with_text: bool) -> Iterator[Chunk]:
-        spill = tempfile.TemporaryDirectory(prefix="interp-agent-records-")
-        writer = _SpillWriter(Path(spill.name))
+    def _jsonl_keeping_chunks(self, with_text: bool) -> Iterator[Chunk]:
+        kept: list[Chunk] = []
+        n_kept = 0
+        spill: tempfile.TemporaryDirectory[str] | None = None
+        writer: _SpillWriter | None = None
         try:
             for chunk in self._jsonl_chunks(True, None):
-                writer.add(chunk)
-                if not with_text:
-                    chunk.texts = chunk.tokens = None
-                yield chunk
-            writer.close(self.feature_ids, self.feature_metadata)
+                if writer is None:
+                    kept.append(chunk)
+                    n_kept += len(chunk.prompt_ids)
+                    if n_kept > self.keep_rows:  # too big to keep: spill what is kept and the rest
+                        spill = tempfile.TemporaryDirectory(prefix="interp-agent-records-")
+                        writer = _SpillWriter(Path(spill.name))
+                        for k in kept:
+                            writer.add(k)
+                        kept = []
+                else:
+                    writer.add(chunk)
+                yield chunk if with_text else _restrict(chunk, False, None, self.n_features)
+            if writer is not None:
+                writer.close(self.feature_ids, self.feature_metadata)
         except BaseException:
-            writer.abort()
-            spill.cleanup()
+            if writer is not None:
+                writer.abort()
+            if spill is not None:
+                spill.cleanup()
             raise
-        self._spill = spill
+        if spill is not None:
+            self._spill = spill
+        else:
+            self._kept = _concat(kept)
 
     def close(self) -> None:
-        """Remove the temporary columnar copy of a JSONL source, if any."""
+        """Drop the copy of a JSONL source kept for later passes (a temporary folder, if any)."""
+        self._kept = None
         if self._spill is not None:
             self._spill.cleanup()
             self._spill = None
@@ -167,6 +203,8 @@ class RecordsSource:
         )
 
     def _parquet_chunks(self, path: Path, with_text: bool, features: np.ndarray | None) -> Iterator[Chunk]:
+        from interp_agent.core.formats.parquet import iter_row_chunks
+
         cols = ["prompt_id", "prompt_fnv", "token_index", "criterion_score", "split", "model", "extra"]
         cols += ["text", "token"] if with_text else []
         for chunk in iter_row_chunks(path, row_columns=cols, batch_rows=self.chunk_rows * 8, features=features):
@@ -209,12 +247,18 @@ class _SpillWriter:
     def __init__(self, folder: Path) -> None:
         import pyarrow.parquet as pq
 
+        from interp_agent.core.formats.parquet import ACTIVATION_SCHEMA, ROW_SCHEMA
+
+        self.schemas = (ACTIVATION_SCHEMA, ROW_SCHEMA)
         self.folder = folder
         self.acts = pq.ParquetWriter(folder / "activations.parquet", ACTIVATION_SCHEMA)
         self.rows = pq.ParquetWriter(folder / "rows.parquet", ROW_SCHEMA)
         self.start = 0
 
     def add(self, chunk: Chunk) -> None:
+        import pyarrow as pa
+
+        activation_schema, row_schema = self.schemas
         n = len(chunk.prompt_ids)
         self.acts.write_table(
             pa.table(
@@ -223,7 +267,7 @@ class _SpillWriter:
                     "feature": pa.array(chunk.act_feature, pa.int32()),
                     "activation": pa.array(chunk.act_value, pa.float64()),
                 },
-                schema=ACTIVATION_SCHEMA,
+                schema=activation_schema,
             )
         )
         self.rows.write_table(
@@ -240,12 +284,14 @@ class _SpillWriter:
                     "split": pa.array(chunk.splits, pa.string()),
                     "extra": pa.array([None] * n, pa.string()),
                 },
-                schema=ROW_SCHEMA,
+                schema=row_schema,
             )
         )
         self.start += n
 
     def close(self, feature_ids: list[str], metadata: dict[str, FeatureMeta]) -> None:
+        from interp_agent.core.formats.parquet import write_feature_table
+
         self.acts.close()
         self.rows.close()
         write_feature_table(self.folder, feature_ids, metadata)
@@ -256,3 +302,46 @@ class _SpillWriter:
                 writer.close()
             except Exception:  # noqa: BLE001 - best effort while unwinding another error
                 pass
+
+
+def _is_parquet_dataset(path: Path) -> bool:
+    if not path.is_dir():  # a file is JSONL: no need to import pyarrow to say so
+        return False
+    from interp_agent.core.formats.parquet import is_parquet_dataset
+
+    return is_parquet_dataset(path)
+
+
+def _concat(chunks: list[Chunk]) -> Chunk | None:
+    """One chunk of consecutive chunks' rows (row numbers renumbered), None for none."""
+    if len(chunks) <= 1:
+        return chunks[0] if chunks else None
+    offsets = np.cumsum([0] + [len(c.prompt_ids) for c in chunks[:-1]])
+    return Chunk(
+        prompt_ids=[p for c in chunks for p in c.prompt_ids],
+        id_hashes=np.concatenate([c.id_hashes for c in chunks]),
+        token_index=[t for c in chunks for t in c.token_index],
+        scores=np.concatenate([c.scores for c in chunks]),
+        splits=[s for c in chunks for s in c.splits],
+        texts=[t for c in chunks for t in (c.texts or [None] * len(c.prompt_ids))],
+        tokens=[t for c in chunks for t in (c.tokens or [None] * len(c.prompt_ids))],
+        act_row=np.concatenate([c.act_row + off for c, off in zip(chunks, offsets)]),
+        act_feature=np.concatenate([c.act_feature for c in chunks]),
+        act_value=np.concatenate([c.act_value for c in chunks]),
+        models=set().union(*(c.models for c in chunks)),
+        synthetic=any(c.synthetic for c in chunks),
+    )
+
+
+def _restrict(chunk: Chunk, with_text: bool, features: np.ndarray | None, n_features: int) -> Chunk:
+    """A view of ``chunk`` without texts unless ``with_text``, with only ``features``' activations when given."""
+    a_row, a_feat, a_val = chunk.act_row, chunk.act_feature, chunk.act_value
+    if features is not None:
+        keep = np.zeros(max(n_features, 1), dtype=bool)
+        keep[features] = True
+        mask = keep[a_feat]
+        a_row, a_feat, a_val = a_row[mask], a_feat[mask], a_val[mask]
+    return replace(
+        chunk, texts=chunk.texts if with_text else None, tokens=chunk.tokens if with_text else None,
+        act_row=a_row, act_feature=a_feat, act_value=a_val,
+    )

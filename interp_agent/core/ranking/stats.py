@@ -1,9 +1,17 @@
-"""Statistics from sufficient statistics: Pearson r, p-values, Benjamini-Hochberg, binned AUROC, t intervals."""
+"""Statistics from sufficient statistics: Pearson r, p-values, Benjamini-Hochberg, binned AUROC, t intervals.
+
+Also the intervals of held-out evidence (Fisher z for r; DeLong on the logit scale, or a
+Hanley-McNeil score interval at perfect separation, for AUROC) and the
+Fisher-z sample size a test of r needs.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy import stats as _st
+
+from interp_agent.core.ranking.distributions import find_root, normal_ppf, student_t_ppf, student_t_sf
 
 
 def pearson_from_sums(
@@ -30,7 +38,7 @@ def pearson_p_value(r: np.ndarray, n: np.ndarray | float) -> np.ndarray:
     ok = df > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         t = r[ok] * np.sqrt(df[ok] / np.maximum(1.0 - r[ok] ** 2, 1e-300))
-    out[ok] = 2.0 * _st.t.sf(np.abs(t), df[ok])
+    out[ok] = 2.0 * student_t_sf(np.abs(t), df[ok])
     return np.clip(out, 0.0, 1.0)
 
 
@@ -67,7 +75,7 @@ def t_interval(mean: float, sd: float, n: int, level: float = 0.95) -> tuple[flo
     """Student-t confidence interval of a mean; None for fewer than two observations."""
     if n < 2:
         return None
-    half = _st.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n)
+    half = student_t_ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n)
     return (float(mean - half), float(mean + half))
 
 
@@ -79,3 +87,106 @@ def spearman_mean_pairwise(scores: np.ndarray) -> float:
     c = np.corrcoef(ranks)
     iu = np.triu_indices_from(c, k=1)
     return float(np.nanmean(c[iu]))
+
+
+# -- intervals and sample sizes of held-out evidence ---------------------------------------
+_R_MAX = 1.0 - 1e-12
+"""|r| is clipped here before atanh, so |r| = 1 gives a finite (degenerate) interval."""
+
+
+def fisher_z_interval(r: float, n: float, level: float = 0.95) -> tuple[float, float] | None:
+    """Confidence interval of a Pearson r by the Fisher z transform: tanh(atanh(r) ± z / sqrt(n - 3)).
+
+    The same interval as ``scipy.stats.pearsonr(x, y).confidence_interval(level)``.
+    None when ``n`` is 3 or fewer (the standard error is undefined) or ``r`` is not finite.
+    """
+    if not (n > 3 and math.isfinite(r)):
+        return None
+    z = math.atanh(max(-_R_MAX, min(_R_MAX, r)))
+    half = normal_ppf(0.5 + level / 2) / math.sqrt(n - 3)
+    return (math.tanh(z - half), math.tanh(z + half))
+
+
+def delong_auroc_variance(pos_counts: np.ndarray, neg_counts: np.ndarray) -> float:
+    """DeLong (1988) variance of the AUROC of class histograms over value-ordered bins.
+
+    Rows in one bin are ties (they count half, as in :func:`binned_auroc`); with one
+    value per bin this is DeLong's variance of the Mann-Whitney AUROC. NaN when a class
+    has fewer than two rows.
+    """
+    pos = np.asarray(pos_counts, dtype=np.float64)
+    neg = np.asarray(neg_counts, dtype=np.float64)
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos < 2 or n_neg < 2:
+        return float("nan")
+    # placement of a positive in bin b: share of negatives below it (ties half); of a negative: positives above it
+    v10 = (np.cumsum(neg) - neg + 0.5 * neg) / n_neg
+    v01 = (pos[::-1].cumsum()[::-1] - pos + 0.5 * pos) / n_pos
+    auc = float((pos * v10).sum() / n_pos)
+    s10 = float((pos * (v10 - auc) ** 2).sum() / (n_pos - 1))
+    s01 = float((neg * (v01 - auc) ** 2).sum() / (n_neg - 1))
+    return s10 / n_pos + s01 / n_neg
+
+
+def hanley_mcneil_score_interval(auc: float, n_pos: float, n_neg: float, level: float = 0.95) -> tuple[float, float]:
+    """Score interval of an AUROC: every theta whose Hanley-McNeil variance puts ``auc`` within z SEs.
+
+    Var(theta) = theta (1 - theta) [1 + (N - 1) ((1 - theta) / (2 - theta) + theta / (1 + theta))] / (m n)
+    with N = (m + n) / 2, the Hanley & McNeil (1982) variance with both class sizes set to
+    their mean, after Newcombe (2006). Unlike a Wald interval it does not collapse at
+    AUROC 0 or 1: two positives and two negatives perfectly separated give [0.39, 1].
+    """
+    z2 = normal_ppf(0.5 + level / 2) ** 2
+    half_n = (n_pos + n_neg) / 2.0
+
+    def gap(theta: float) -> float:
+        shape = 1.0 + (half_n - 1.0) * ((1.0 - theta) / (2.0 - theta) + theta / (1.0 + theta))
+        return (auc - theta) ** 2 - z2 * theta * (1.0 - theta) * shape / (n_pos * n_neg)
+
+    # gap < 0 just inside [0, 1] next to auc (the variance there is positive), > 0 far from it
+    eps = 1e-9
+    inner_lo, inner_hi = min(max(auc, eps), 1.0 - eps), max(min(auc, 1.0 - eps), eps)
+    lo = find_root(gap, eps, inner_lo) if gap(eps) > 0 and inner_lo > eps else 0.0
+    hi = find_root(gap, inner_hi, 1.0 - eps) if gap(1.0 - eps) > 0 and inner_hi < 1.0 - eps else 1.0
+    return (float(lo), float(hi))
+
+
+def auroc_interval(
+    pos_counts: np.ndarray, neg_counts: np.ndarray, design_effect: float = 1.0, level: float = 0.95
+) -> tuple[float, float] | None:
+    """Confidence interval of a binned AUROC (ties within a bin count half).
+
+    DeLong's variance, times ``design_effect`` (rows per prompt for token records: a
+    conservative correction for the tokens of one prompt not being independent), gives a
+    normal interval on the logit scale, which keeps within [0, 1] and holds its level on
+    small and tie-heavy samples better than one on the AUROC scale. At perfect separation
+    (AUROC 0 or 1) DeLong's variance is 0 and the logit infinite, so there the
+    :func:`hanley_mcneil_score_interval` on the effective class sizes is used. None when a
+    class has fewer than two rows.
+    """
+    pos = np.asarray(pos_counts, dtype=np.float64)
+    neg = np.asarray(neg_counts, dtype=np.float64)
+    var = delong_auroc_variance(pos, neg)
+    if not math.isfinite(var):
+        return None
+    deff = max(float(design_effect), 1.0)
+    auc = float(binned_auroc(pos, neg))
+    if auc <= 0.0 or auc >= 1.0:
+        return hanley_mcneil_score_interval(auc, pos.sum() / deff, neg.sum() / deff, level)
+    half = normal_ppf(0.5 + level / 2) * math.sqrt(var * deff) / (auc * (1.0 - auc))
+    logit = math.log(auc / (1.0 - auc))
+    return (1.0 / (1.0 + math.exp(-(logit - half))), 1.0 / (1.0 + math.exp(-(logit + half))))
+
+
+def prompts_needed_for_r(r: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Prompts a two-sided test of r = 0 needs to detect ``r`` (Fisher z approximation).
+
+    n = ((z_{1-alpha/2} + z_{power}) / atanh(|r|))^2 + 3, rounded up, and at least 4 (the
+    smallest n with a Fisher interval). r = 0.3 needs 85 and r = 0.1 needs 783 at alpha
+    0.05 and power 0.8, as in Cohen's (1988) table. None when r is 0 or not finite.
+    """
+    if not math.isfinite(r) or r == 0.0:
+        return None
+    effect = math.atanh(min(abs(r), _R_MAX))
+    z = normal_ppf(1 - alpha / 2) + normal_ppf(power)
+    return max(4, math.ceil((z / effect) ** 2 + 3))

@@ -14,9 +14,26 @@ import re
 from typing import Any
 
 from interp_agent.core.reports.markdown import (
-    DASH, SYNTHETIC_BANNER, TABLE_COLUMNS, dig, fmt_interval, fmt_num, fmt_p, ranked_features, table_row,
+    DASH,
+    SYNTHETIC_BANNER,
+    TABLE_COLUMNS,
+    dig,
+    fmt_interval,
+    fmt_num,
+    fmt_p,
+    held_out_verdict,
+    interval_clause,
+    power_sentence,
+    ranked_features,
+    rows_sentence,
+    scores_sentence,
+    table_row,
 )
-from interp_agent.core.reports.svg import NEGATIVE_COLOUR, POSITIVE_COLOUR, histogram_svg
+from interp_agent.core.reports.svg import (
+    NEGATIVE_COLOUR,
+    POSITIVE_COLOUR,
+    histogram_svg,
+)
 
 _KINDS = ("correlational", "interventional", "synthetic", "imported", "semantic")
 
@@ -129,7 +146,7 @@ def _header(report: dict) -> str:
         ("Tool", f"{prov.get('tool') or 'interp-agent'} {prov.get('tool_version') or ''}".strip()),
         ("Created", prov.get("created_utc")), ("Schema", report.get("schema_version")),
     ]
-    items = "".join(f"<div><dt>{k}</dt><dd>{_e(v)}</dd></div>" for k, v in meta)
+    items = "".join(f"<div><dt>{k}</dt><dd>{_e(v)}</dd></div>" for k, v in meta if v is not None or k != "Scores")
     out = (
         f'<header><h1>Inspection report</h1><p class="criterion">Criterion: <strong>{_e(report.get("criterion"))}'
         f'</strong></p><dl class="meta">{items}</dl></header>'
@@ -142,21 +159,37 @@ def _header(report: dict) -> str:
     return out
 
 
-def _summary(report: dict) -> str:
-    """Summary cards, warnings and the controls block."""
+def _summary_cards(report: dict) -> list[tuple[str, Any]]:
+    """(escaped label, value) of each summary card; cards about measured records only when there are records."""
     s = report.get("summary") if isinstance(report.get("summary"), dict) else {}
-    cards = [
-        ("rows", s.get("n_rows")), ("held-out rows", s.get("n_held_out_rows")),
-        ("features tested", s.get("n_features_tested")),
-        (f"significant on train (q &lt; {_e(fmt_num(dig(report, 'settings', 'alpha')))})",
-         s.get("n_significant_train")),
-        ("confirmed on held-out", s.get("n_held_out_supported")),
-        ("ranking stability", s.get("ranking_stability")), ("positive rate", s.get("positive_rate")),
-        ("intervention rows", s.get("n_intervention_rows")),
-    ]
+    n_reported = len(ranked_features(report))
+    measured = s.get("n_train_rows") is not None
+    rate = "mean score (0..1)" if s.get("score_kind") == "continuous" else "positive rate"
+    cards: list[tuple[str, Any]] = [("rows", s.get("n_rows")), ("prompts", s.get("n_prompts"))] if measured else []
+    cards += [("held-out prompts", s.get("n_held_out_prompts", s.get("n_held_out_rows")))] if measured else []
+    cards.append(("features tested", s.get("n_features_tested")))
+    if measured:
+        cards += [
+            (f"significant on train (q &lt; {_e(fmt_num(dig(report, 'settings', 'alpha')))})",
+             s.get("n_significant_train")),
+            (f"of {n_reported} reported, confirmed on held-out", s.get("n_held_out_supported")),
+        ]
+        if s.get("n_held_out_excludes_chance") is not None:
+            cards.append((f"of {n_reported} reported, held-out 95% CI excludes chance", s.get("n_held_out_excludes_chance")))
+        cards += [("ranking stability", s.get("ranking_stability")), (rate, s.get("positive_rate"))]
+    cards.append(("intervention rows", s.get("n_intervention_rows")))
+    return cards
+
+
+def _summary(report: dict) -> str:
+    """Summary cards, what the numbers rest on, warnings and the controls block."""
+    s = report.get("summary") if isinstance(report.get("summary"), dict) else None
     out = '<section class="cards">' + "".join(
-        f'<div class="card"><div class="v">{_e(fmt_num(v))}</div><div class="k">{k}</div></div>' for k, v in cards
+        f'<div class="card"><div class="v">{_e(fmt_num(v))}</div><div class="k">{k}</div></div>'
+        for k, v in _summary_cards(report)
     ) + "</section>"
+    basis = [rows_sentence(s), scores_sentence(s)]
+    out += '<p class="muted">' + _e(". ".join(b for b in basis if b)) + ".</p>"
     warnings = [w for w in (report.get("warnings") or []) if w]
     if warnings:
         out += '<section class="warnings"><h4>Warnings</h4><ul>' + "".join(f"<li>{_e(w)}</li>" for w in warnings)
@@ -207,8 +240,8 @@ def _importance_panel(feature: dict) -> str:
     return f'<section class="panel"><h4>Importance {_e(fmt_num(feature.get("importance")))}</h4>{table}</section>'
 
 
-def _association_panel(assoc: Any) -> str:
-    """Association on the train and held-out splits, side by side."""
+def _association_panel(assoc: Any, summary: Any = None) -> str:
+    """Association on the train and held-out splits, side by side, with held-out intervals and the power estimate."""
     if not isinstance(assoc, dict):
         return (
             '<section class="panel"><h4>Association</h4>'
@@ -216,21 +249,29 @@ def _association_panel(assoc: Any) -> str:
         )
     rows = []
     for key, name, fmt in (
-        ("pearson_r", "Pearson r", fmt_num), ("p_value", "p", fmt_p), ("q_value", "q", fmt_p),
-        ("auroc", "AUROC", fmt_num), ("mean_positive", "mean act., positive", fmt_num),
-        ("mean_negative", "mean act., negative", fmt_num), ("n", "rows", fmt_num), ("nnz", "non-zero rows", fmt_num),
+        ("pearson_r", "Pearson r", fmt_num), ("pearson_r_ci95", "Pearson r, 95% CI", fmt_interval),
+        ("p_value", "p", fmt_p), ("q_value", "q", fmt_p),
+        ("auroc", "AUROC", fmt_num), ("auroc_ci95", "AUROC, 95% CI", fmt_interval),
+        ("mean_positive", "mean act., positive", fmt_num),
+        ("mean_negative", "mean act., negative", fmt_num), ("n", "rows", fmt_num), ("n_prompts", "prompts", fmt_num),
+        ("nnz", "non-zero rows", fmt_num),
     ):
         train, held = fmt(dig(assoc, "train", key)), fmt(dig(assoc, "held_out", key))
         rows.append(f'<tr><th>{name}</th><td class="num">{_e(train)}</td><td class="num">{_e(held)}</td></tr>')
-    verdict = "no held-out rows" if assoc.get("held_out") is None else _yes_no(assoc.get("held_out_supported"))
+    held = assoc.get("held_out")
+    verdict_html = (_yes_no(assoc.get("held_out_supported")) + _e(interval_clause(held)) if isinstance(held, dict)
+                    else _e(held_out_verdict(assoc, summary if isinstance(summary, dict) else None)))
+    power = power_sentence(assoc)
     return (
         f'<section class="panel"><h4>Association {_tag(assoc.get("provenance"))}</h4>'
         f'<table><thead><tr><th></th><th>train</th><th>held-out</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
-        f"<p>Supported on held-out prompts: {verdict}</p></section>"
+        f"<p>Supported on held-out prompts: {verdict_html}</p>"
+        + (f'<p class="muted">{_e(power)}</p>' if power else "")
+        + "</section>"
     )
 
 
-def _spec_stability_panel(feature: dict) -> str:
+def _spec_stability_panel(feature: dict, top_k: Any = None) -> str:
     """Specificity and ranking stability."""
     spec, stab = feature.get("specificity"), feature.get("stability")
     out = '<section class="panel"><h4>Specificity ' + _tag(dig(spec, "provenance")) + "</h4>"
@@ -241,8 +282,9 @@ def _spec_stability_panel(feature: dict) -> str:
         out += '<p class="muted">Not measured.</p>'
     out += '<h4 style="margin-top:10px">Stability ' + _tag(dig(stab, "provenance")) + "</h4>"
     if isinstance(stab, dict):
+        top = f"top {_e(fmt_num(top_k))}" if top_k is not None else "top k"
         out += _kv_table([
-            ("in bootstrap top-k", _e(fmt_num(stab.get("bootstrap_top_k_frequency")))),
+            (f"share of resamples in the {top}, same sign", _e(fmt_num(stab.get("bootstrap_top_k_frequency")))),
             ("bootstrap r interval", _e(fmt_interval(stab.get("bootstrap_r_interval")))),
             ("resamples", _e(fmt_num(stab.get("resamples")))),
         ])
@@ -351,7 +393,15 @@ def _token_highlights(tokens: Any) -> str | None:
     return "".join(spans)
 
 
-def _feature_card(feature: dict, position: int) -> str:
+def _notes(feature: dict) -> str:
+    """The feature's notes (caveats on its evidence) as a warning box; empty without notes."""
+    notes = [n for n in (feature.get("notes") or []) if n]
+    if not notes:
+        return ""
+    return '<div class="warnings"><h4>Notes</h4><ul>' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul></div>"
+
+
+def _feature_card(feature: dict, position: int, report: dict | None = None) -> str:
     """The card of one feature."""
     direction = feature.get("direction")
     dir_cls = f" dir-{direction}" if direction in ("promotes", "suppresses") else ""
@@ -367,9 +417,11 @@ def _feature_card(feature: dict, position: int) -> str:
     if feature.get("explanation"):
         out += f'<p class="explanation">{_e(feature["explanation"])}</p>'
     out += f'<p class="muted">layer {_e(fmt_num(feature.get("layer")))} · source {_e(feature.get("source"))}</p>'
+    out += _notes(feature)
     out += '<div class="panels">' + "".join((
-        _importance_panel(feature), _association_panel(feature.get("association")),
-        _spec_stability_panel(feature), _causal_panel(feature), _card_panel(feature), _histogram_panel(feature),
+        _importance_panel(feature), _association_panel(feature.get("association"), dig(report, "summary")),
+        _spec_stability_panel(feature, dig(report, "settings", "top_k")), _causal_panel(feature),
+        _card_panel(feature), _histogram_panel(feature),
     )) + "</div>"
     out += "<h4 style='margin-top:14px'>Top examples</h4>" + _examples(feature)
     return out + '<p><a class="back" href="#ranked">↑ back to the table</a></p></article>'
@@ -410,7 +462,7 @@ def render_html(report: dict) -> str:
         f'<p class="muted">Histograms: <span style="color:{POSITIVE_COLOUR}">■</span> positive rows, '
         f'<span style="color:{NEGATIVE_COLOUR}">■</span> negative rows, as fractions of each class.</p>'
     )
-    cards = "".join(_feature_card(f, i) for i, f in enumerate(features, 1))
+    cards = "".join(_feature_card(f, i, report) for i, f in enumerate(features, 1))
     body = (
         _header(report) + _summary(report) + "<h2>Ranked features</h2>"
         + (_ranked_table(features) if features else '<p class="muted">No features were reported.</p>')

@@ -88,11 +88,22 @@ def _held_out_or_train(train: Any, held_out: Any) -> tuple[str, float | None]:
     return DASH, None
 
 
+def with_interval(text: str, interval: Any) -> str:
+    """``text`` followed by its 95% interval (``0.79 [0.71, 0.85]``), or ``text`` alone without one."""
+    return f"{text} {fmt_interval(interval)}" if fmt_interval(interval) != DASH else text
+
+
 def table_row(feature: dict) -> list[tuple[str, Any]]:
-    """Cells of a feature's ranked-table row as (display text, sort value), per ``TABLE_COLUMNS``."""
+    """Cells of a feature's ranked-table row as (display text, sort value), per ``TABLE_COLUMNS``.
+
+    Held-out r and AUROC carry their 95% interval when the report has one.
+    """
     assoc = feature.get("association")
     supported = dig(assoc, "held_out_supported")
     auroc = _held_out_or_train(dig(assoc, "train", "auroc"), dig(assoc, "held_out", "auroc"))
+    if _number(dig(assoc, "held_out", "auroc")) is not None:
+        auroc = (with_interval(auroc[0], dig(assoc, "held_out", "auroc_ci95")), auroc[1])
+    r_held = dig(assoc, "held_out", "pearson_r")
     spec = _held_out_or_train(dig(feature, "specificity", "train"), dig(feature, "specificity", "held_out"))
     stability = dig(feature, "stability", "bootstrap_top_k_frequency")
     causal = dig(feature, "causal", "strong_causal_score")
@@ -103,8 +114,8 @@ def table_row(feature: dict) -> list[tuple[str, Any]]:
         (feature.get("direction"), feature.get("direction")),
         (feature.get("importance"), feature.get("importance")),
         (dig(assoc, "train", "pearson_r"), dig(assoc, "train", "pearson_r")),
-        (dig(assoc, "held_out", "pearson_r"), dig(assoc, "held_out", "pearson_r")),
-        (supported, None if supported is None else int(bool(supported))),
+        (with_interval(fmt_num(r_held), dig(assoc, "held_out", "pearson_r_ci95")), r_held),
+        (untested_or(supported, assoc), None if supported is None or untested(assoc) else int(bool(supported))),
         auroc,
         spec,
         (stability, stability),
@@ -133,21 +144,56 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def rows_sentence(summary: dict | None) -> str:
+    """What the report's statistics rest on: rows and prompts, per split (one line, no Markdown)."""
+    s = summary if isinstance(summary, dict) else {}
+    if s.get("n_train_rows") is None:
+        return "No activation records: nothing was measured on prompts"
+    rows, prompts = s.get("n_rows"), s.get("n_prompts")
+    if s.get("n_train_prompts") is None:  # a report written before prompts were counted per split
+        return (f"Rows: {fmt_num(rows)} ({fmt_num(s.get('n_train_rows'))} train, "
+                f"{fmt_num(s.get('n_held_out_rows'))} held-out) from {fmt_num(prompts)} prompts")
+    if rows == prompts:
+        return (f"Prompts: {fmt_num(prompts)}, one row each: {fmt_num(s.get('n_train_prompts'))} train, "
+                f"{fmt_num(s.get('n_held_out_prompts'))} held-out")
+    return (f"Rows: {fmt_num(rows)} from {fmt_num(prompts)} prompts: train {fmt_num(s.get('n_train_rows'))} rows "
+            f"of {fmt_num(s.get('n_train_prompts'))} prompts, held-out {fmt_num(s.get('n_held_out_rows'))} rows "
+            f"of {fmt_num(s.get('n_held_out_prompts'))} prompts")
+
+
+def scores_sentence(summary: dict | None) -> str | None:
+    """The kind of criterion scores and their positive rate (binary) or mean (continuous); None without records."""
+    s = summary if isinstance(summary, dict) else {}
+    kind = s.get("score_kind")
+    if kind is None:
+        return None
+    if kind == "continuous":
+        return f"Scores: continuous; mean score, scaled to [0, 1]: {fmt_num(s.get('positive_rate'))}"
+    return f"Scores: {md_text(kind)}; positive rate {fmt_num(s.get('positive_rate'))}"
+
+
 def _summary_lines(report: dict) -> list[str]:
     """Bullet lines of the summary block."""
     s = report.get("summary") if isinstance(report.get("summary"), dict) else {}
     alpha = dig(report, "settings", "alpha")
-    lines = [
-        f"- Rows: {fmt_num(s.get('n_rows'))} ({fmt_num(s.get('n_train_rows'))} train, "
-        f"{fmt_num(s.get('n_held_out_rows'))} held out) from {fmt_num(s.get('n_prompts'))} prompts",
-        f"- Scores: {md_text(s.get('score_kind'))}, positive rate {fmt_num(s.get('positive_rate'))}",
-        f"- Features tested: {fmt_num(s.get('n_features_tested'))}; significant on train "
-        f"(q < {fmt_num(alpha)}): {fmt_num(s.get('n_significant_train'))}; "
-        f"confirmed on held-out prompts: {fmt_num(s.get('n_held_out_supported'))}",
-        f"- Ranking stability (mean bootstrap Spearman): {fmt_num(s.get('ranking_stability'))}",
-        f"- Intervention rows: {fmt_num(s.get('n_intervention_rows'))}; "
-        f"control rows: {fmt_num(s.get('n_control_rows'))}",
-    ]
+    n_reported = len(ranked_features(report))
+    lines = [f"- {rows_sentence(s)}"]
+    scores = scores_sentence(s)
+    if scores:
+        lines.append(f"- {scores}")
+    tested = f"- Features tested: {fmt_num(s.get('n_features_tested'))}"
+    if s.get("n_significant_train") is not None:
+        tested += (f"; significant on train (q < {fmt_num(alpha)}): {fmt_num(s.get('n_significant_train'))}; "
+                   f"of the {n_reported} reported, confirmed on held-out prompts: "
+                   f"{fmt_num(s.get('n_held_out_supported'))}")
+        if s.get("n_held_out_excludes_chance") is not None:
+            tested += f", with held-out 95% intervals that exclude chance: {fmt_num(s.get('n_held_out_excludes_chance'))}"
+    lines.append(tested)
+    if s.get("ranking_stability") is not None:
+        lines.append(f"- Ranking stability (mean Spearman correlation of bootstrap rankings): "
+                     f"{fmt_num(s.get('ranking_stability'))}")
+    lines.append(f"- Intervention rows: {fmt_num(s.get('n_intervention_rows'))}; "
+                 f"control rows: {fmt_num(s.get('n_control_rows'))}")
     controls = report.get("controls")
     if isinstance(controls, dict):
         lines.append(
@@ -157,22 +203,66 @@ def _summary_lines(report: dict) -> list[str]:
     return lines
 
 
-def _association_lines(assoc: dict) -> list[str]:
-    """Lines of a feature's association block: train and held-out side by side."""
+def untested(assoc: Any) -> bool:
+    """True when a feature was measured on training prompts but has no held-out statistics."""
+    return isinstance(assoc, dict) and assoc.get("held_out") is None
+
+
+def untested_or(supported: Any, assoc: Any) -> Any:
+    """``held_out_supported`` for a table cell: "not tested" rather than a bare false when nothing was tested."""
+    return "not tested" if untested(assoc) else supported
+
+
+def held_out_verdict(assoc: dict, summary: dict | None) -> str:
+    """Whether the held-out split supports a feature, said so that it agrees with the summary's counts."""
+    held = assoc.get("held_out")
+    if held is None:
+        n_rows = _number(dig(summary, "n_held_out_rows"))
+        if n_rows is None or n_rows >= 3:
+            return "not tested (no held-out statistics)"
+        rows = f"{fmt_num(int(n_rows))} row{'' if n_rows == 1 else 's'}"
+        return f"not tested: the held-out split has {rows}, and held-out statistics need at least 3"
+    return fmt_num(assoc.get("held_out_supported")) + interval_clause(held)
+
+
+def interval_clause(held: dict) -> str:
+    """``; 95% intervals exclude chance: no`` for a held-out block with intervals; empty for an older report."""
+    if "ci_excludes_chance" not in held:
+        return ""
+    chance = held["ci_excludes_chance"]
+    return "; too few held-out prompts for an interval" if chance is None else f"; 95% intervals exclude chance: {fmt_num(chance)}"
+
+
+def power_sentence(assoc: dict) -> str | None:
+    """How many held-out prompts a test would need, at the training and at the held-out r; None without the block."""
+    power = assoc.get("held_out_power")
+    if not isinstance(power, dict):
+        return None
+    return (f"Held-out prompts needed ({md_text(power.get('method'))}): "
+            f"{fmt_num(power.get('prompts_needed_at_train_r'))} to detect the training r, "
+            f"{fmt_num(power.get('prompts_needed_at_held_out_r'))} to detect the held-out r; "
+            f"this split has {fmt_num(power.get('n_held_out_prompts'))}")
+
+
+def _association_lines(assoc: dict, summary: dict | None = None) -> list[str]:
+    """Lines of a feature's association block: train and held-out side by side, then the power estimate."""
     rows = []
     for key, name, fmt in (
-        ("n", "rows", fmt_num), ("nnz", "non-zero rows", fmt_num), ("pearson_r", "Pearson r", fmt_num),
+        ("n", "rows", fmt_num), ("n_prompts", "prompts", fmt_num), ("nnz", "non-zero rows", fmt_num),
+        ("pearson_r", "Pearson r", fmt_num), ("pearson_r_ci95", "Pearson r, 95% CI (held-out only)", fmt_interval),
         ("p_value", "p", fmt_p), ("q_value", "q", fmt_p), ("auroc", "AUROC", fmt_num),
+        ("auroc_ci95", "AUROC, 95% CI (held-out only)", fmt_interval),
         ("mean_positive", "mean activation, positive", fmt_num),
         ("mean_negative", "mean activation, negative", fmt_num),
     ):
         rows.append([name, fmt(dig(assoc, "train", key)), fmt(dig(assoc, "held_out", key))])
-    supported = assoc.get("held_out_supported")
-    verdict = "no held-out rows" if assoc.get("held_out") is None else fmt_num(supported)
+    power = power_sentence(assoc)
     return [
-        f"Association ({md_text(assoc.get('provenance'))}); supported on held-out prompts: {verdict}",
+        (f"Association ({md_text(assoc.get('provenance'))}); supported on held-out prompts: "
+        f"{held_out_verdict(assoc, summary)}"),
         "",
         *_md_table(["", "train", "held-out"], rows),
+        *(["", power] if power else []),
     ]
 
 
@@ -182,9 +272,9 @@ def _card_lines(card: Any) -> list[str]:
         return []
     source = card.get("source") if isinstance(card.get("source"), dict) else {}
     lines = [
-        f"- Card ({md_text(card.get('provenance'))}) from {md_text(source.get('kind'))}: "
+        (f"- Card ({md_text(card.get('provenance'))}) from {md_text(source.get('kind'))}: "
         f"{md_text(source.get('url') or source.get('file'))}, retrieved {md_text(source.get('retrieved_at'))}; "
-        f"density {fmt_num(card.get('density'))}; max activation {fmt_num(card.get('max_activation'))}"
+        f"density {fmt_num(card.get('density'))}; max activation {fmt_num(card.get('max_activation'))}")
     ]
     logits = card.get("logit_effects") if isinstance(card.get("logit_effects"), dict) else {}
     for sign, name in (("positive", "promotes"), ("negative", "suppresses")):
@@ -195,11 +285,23 @@ def _card_lines(card: Any) -> list[str]:
     return lines
 
 
-def _feature_lines(feature: dict) -> list[str]:
+def stability_sentence(stab: dict, top_k: Any) -> str:
+    """How often the bootstrap kept the feature in the top k, as a count of resamples and a share."""
+    share, resamples = _number(stab.get("bootstrap_top_k_frequency")), _number(stab.get("resamples"))
+    top = f"top {fmt_num(top_k)}" if _number(top_k) is not None else "top k"
+    if share is None or resamples is None:
+        kept = f"share of bootstrap resamples in the {top} with the same sign: {fmt_num(share)}"
+    else:
+        kept = (f"in the {top} with the same sign in {round(share * resamples)} of {round(resamples)} bootstrap "
+                f"resamples ({share:.0%})")
+    return f"{kept}; bootstrap r interval {fmt_interval(stab.get('bootstrap_r_interval'))}"
+
+
+def _feature_lines(feature: dict, report: dict | None = None) -> list[str]:
     """The Markdown section of one feature."""
     lines = [
-        f"### {fmt_num(feature.get('rank'))}. {md_text(feature.get('feature_id'))}: "
-        f"{md_text(feature.get('label') or '(no label)')}",
+        (f"### {fmt_num(feature.get('rank'))}. {md_text(feature.get('feature_id'))}: "
+        f"{md_text(feature.get('label') or '(no label)')}"),
         "",
     ]
     if feature.get("explanation"):
@@ -224,11 +326,8 @@ def _feature_lines(feature: dict) -> list[str]:
         )
     stab = feature.get("stability")
     if isinstance(stab, dict):
-        lines.append(
-            f"- Stability ({md_text(stab.get('provenance'))}): in the bootstrap top-k "
-            f"{fmt_num(stab.get('bootstrap_top_k_frequency'))} of {fmt_num(stab.get('resamples'))} resamples; "
-            f"r interval {fmt_interval(stab.get('bootstrap_r_interval'))}"
-        )
+        lines.append(f"- Stability ({md_text(stab.get('provenance'))}): "
+                     f"{md_text(stability_sentence(stab, dig(report, 'settings', 'top_k')))}")
     causal = feature.get("causal")
     if isinstance(causal, dict):
         lines.append(
@@ -246,9 +345,10 @@ def _feature_lines(feature: dict) -> list[str]:
         effects = ", ".join(f"{md_text(k)} {fmt_num(v)}" for k, v in imported["causal_effects"].items())
         lines.append(f"- Imported causal effects ({md_text(imported.get('provenance'))}): {effects or DASH}")
     lines += _card_lines(feature.get("card"))
+    lines += [f"- Note: {md_text(n)}" for n in feature.get("notes") or [] if n]
     assoc = feature.get("association")
     if isinstance(assoc, dict):
-        lines += ["", *_association_lines(assoc), ""]
+        lines += ["", *_association_lines(assoc, dig(report, "summary")), ""]
     else:
         lines += ["- Association: not measured (no activation records)", ""]
     examples = [e for e in (feature.get("examples") or []) if isinstance(e, dict)]
@@ -280,16 +380,16 @@ def render_markdown(report: dict) -> str:
     lines = [f"# Inspection report: {md_text(report.get('criterion'))}", ""]
     if report.get("synthetic"):
         lines += [
-            f"> **{SYNTHETIC_BANNER}.** This report was built from generated data, not from a model. "
-            "No number in it describes a real model.",
+            (f"> **{SYNTHETIC_BANNER}.** This report was built from generated data, not from a model. "
+            "No number in it describes a real model."),
             "",
         ]
     lines += [
         f"- Model: {md_text(report.get('model'))}",
         f"- Criterion: {md_text(report.get('criterion'))}",
         f"- Backend: {md_text(report.get('backend'))}",
-        f"- Tool: {md_text(prov.get('tool'))} {md_text(prov.get('tool_version'))}, "
-        f"created {md_text(prov.get('created_utc'))}",
+        (f"- Tool: {md_text(prov.get('tool'))} {md_text(prov.get('tool_version'))}, "
+        f"created {md_text(prov.get('created_utc'))}"),
         "",
         "## Summary",
         "",
@@ -305,7 +405,7 @@ def render_markdown(report: dict) -> str:
         rows = [[md_text(text) for text, _ in table_row(f)] for f in features]
         lines += [*_md_table(list(TABLE_COLUMNS), rows), ""]
         for feature in features:
-            lines += _feature_lines(feature)
+            lines += _feature_lines(feature, report)
     else:
         lines += ["No features were reported.", ""]
     method = report.get("method")

@@ -19,11 +19,11 @@ from interp_agent.jobs import JobRecord
 from interp_agent.server.models import (
     FeatureRow,
     InspectInput,
+    InspectOutput,
+    InspectResult,
     InterveneInput,
     InterveneOutput,
     InterveneResultModel,
-    InspectOutput,
-    InspectResult,
     MatchInput,
     MatchOutput,
     MatchResult,
@@ -197,7 +197,9 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "or generated demo data "
             "('toy', labelled synthetic). Starts a background job (seconds for thousands of "
             "rows; about 1 s per 200k records from Parquet, 5 s from JSONL) and returns its handle at once, or the "
-            "result if it finishes within wait_seconds. The report (report.json, report.html) is an MCP resource. "
+            "result if it finishes within wait_seconds. Its top rows give held-out r and AUROC with 95% intervals; a "
+            "row's notes say when its held-out prompts cannot exclude chance and how many a test would need. The "
+            "report (report.json, report.html) is an MCP resource. "
             "Next: read the report, add intervention records, or match against another model's report.",
             InspectInput, InspectOutput, inspect_tool, reads_network, "Inspect features against a criterion",
         ),
@@ -217,8 +219,10 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "match",
             "Match the features of two inspection reports one to one (activation on shared probe prompts, decoder "
             "direction, label text via all-MiniLM-L6-v2, causal effects; Hungarian assignment). left/right are "
-            "run_ids of earlier inspect jobs or report.json paths. Starts a background job (a few seconds; the "
-            "sentence encoder loads once per job). Next: read matches.md; validate matches with interventions.",
+            "run_ids of earlier inspect jobs or report.json paths. Causal effects are compared on named measures "
+            "(effect on the criterion, side effect), measured or imported alike. Starts a background job (a few "
+            "seconds; the sentence encoder loads only when both reports have label text not yet in the embedding "
+            "cache). Next: read matches.md; validate matches with interventions.",
             MatchInput, MatchOutput, match_tool, starts_job, "Match features across models",
         ),
     ]
