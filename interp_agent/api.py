@@ -1,23 +1,41 @@
 """The Python API: ``inspect``, ``intervene``, ``train_sae``, ``match`` and ``convert``, thin wrappers over ``interp_agent.core``.
 
-``intervene`` and ``train_sae`` import torch when called, not when this module is imported.
+Each function imports the core modules it wraps when called, not when this module is
+imported: the CLI imports this module for ``match`` and ``convert``, which need neither
+the ranking code (scipy) nor pyarrow nor, for ``intervene`` and ``train_sae``, torch.
+``inspect`` is ``interp_agent.core.inspection.inspect``, loaded on first access.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interp_agent.core.errors import InputFileError, ValidationError
-from interp_agent.core.formats.parquet import is_parquet_dataset, jsonl_to_parquet, parquet_to_jsonl
-from interp_agent.core.inspection import InspectionResult, inspect
-from interp_agent.core.matching import load_report, match_reports, write_matches
+
+if TYPE_CHECKING:
+    from interp_agent.core.inspection import InspectionResult, inspect
 
 __all__ = ["convert", "inspect", "intervene", "match", "train_sae"]
 
 
+def __getattr__(name: str) -> Any:
+    """``inspect`` (and ``InspectionResult``) from ``interp_agent.core.inspection``, imported on first access."""
+    if name not in ("inspect", "InspectionResult"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("interp_agent.core.inspection"), name)
+    globals()[name] = value
+    return value
+
+
 def _as_report(value: str | Path | dict[str, Any] | InspectionResult) -> dict[str, Any]:
-    if isinstance(value, InspectionResult):
+    from interp_agent.core.matching import load_report
+
+    # an InspectionResult exists only once its module is loaded: no need to import it to test for one
+    inspection = sys.modules.get("interp_agent.core.inspection")
+    if inspection is not None and isinstance(value, inspection.InspectionResult):
         return value.report
     if isinstance(value, dict):
         return value
@@ -38,14 +56,19 @@ def match(
 
     Args:
         left, right: report.json paths, report folders, report dicts or InspectionResults.
-        out: where to write matches.json (matches.md is written beside it).
+        out: where to write the matches JSON, e.g. ``x/left_vs_right.json``; the markdown is
+            written beside it under the same name (``x/left_vs_right.md``). An existing folder
+            means ``folder/matches.json`` and ``folder/matches.md``.
         min_similarity: smallest combined similarity kept as a match.
         weights: component weights (activation, decoder, text, causal).
-        use_text: embed labels with all-MiniLM-L6-v2 (needs the ``embed`` extra).
+        use_text: embed labels with all-MiniLM-L6-v2 (needs the ``embed`` extra); the model
+            loads only when both reports have text not yet in the embedding cache.
 
     Returns:
         The matches document (as written to matches.json).
     """
+    from interp_agent.core.matching import match_reports, write_matches
+
     result = match_reports(
         _as_report(left), _as_report(right), min_similarity=min_similarity, weights=weights, use_text=use_text
     )
@@ -56,6 +79,12 @@ def match(
 
 def convert(src: str | Path, out: str | Path) -> Path:
     """Convert activation records between JSONL and a Parquet dataset folder (direction from ``src``)."""
+    from interp_agent.core.formats.parquet import (
+        is_parquet_dataset,
+        jsonl_to_parquet,
+        parquet_to_jsonl,
+    )
+
     src_path = Path(src)
     if is_parquet_dataset(src_path):
         if Path(out).suffix != ".jsonl":
@@ -98,7 +127,8 @@ def train_sae(
     expansion_factor, k, batch_size, steps, lr, seed, device, max_records, …).
     Returns a ``TrainResult`` (``metrics`` as in metrics.json, ``paths``, ``causal``).
     """
-    from interp_agent.core.sae.train import TrainSettings, train_sae as _train
+    from interp_agent.core.sae.train import TrainSettings
+    from interp_agent.core.sae.train import train_sae as _train
 
     try:
         parsed = TrainSettings(**settings)

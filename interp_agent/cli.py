@@ -57,22 +57,8 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
 
 
 def _compact_inspection(report: dict[str, Any], paths: dict[str, Path], limit: int = 10) -> dict[str, Any]:
-    top = []
-    for f in report["features"][:limit]:
-        assoc = f.get("association") or {}
-        top.append(
-            {
-                "rank": f["rank"],
-                "feature_id": f["feature_id"],
-                "label": f.get("label"),
-                "importance": round(f["importance"], 4),
-                "direction": f.get("direction"),
-                "r_train": (assoc.get("train") or {}).get("pearson_r"),
-                "r_held_out": (assoc.get("held_out") or {}).get("pearson_r"),
-                "held_out_supported": assoc.get("held_out_supported"),
-                "strong_causal_score": (f.get("causal") or {}).get("strong_causal_score"),
-            }
-        )
+    from interp_agent.core.reports.compact import compact_feature
+
     return {
         "model": report["model"],
         "criterion": report["criterion"],
@@ -80,24 +66,43 @@ def _compact_inspection(report: dict[str, Any], paths: dict[str, Path], limit: i
         "synthetic": report["synthetic"],
         "summary": report["summary"],
         "warnings": report["warnings"],
-        "top": top,
+        "top": [compact_feature(f) for f in report["features"][:limit]],
         "paths": {k: str(v) for k, v in paths.items()},
     }
 
 
-def _fmt(value: Any) -> str:
-    return "—" if value is None else (f"{value:+.3f}" if isinstance(value, float) else str(value))
+def _fmt(value: Any, spec: str = "+.3f") -> str:
+    return "—" if value is None else (format(value, spec) if isinstance(value, float) else str(value))
+
+
+def _with_ci(value: Any, ci: Any, spec: str) -> str:
+    """``+0.370 [-0.10, +0.71]``: a value and its 95% interval, or a dash."""
+    if value is None:
+        return "—"
+    if not ci:
+        return _fmt(value, spec)
+    short = spec.replace(".3f", ".2f")
+    return f"{_fmt(value, spec)} [{_fmt(ci[0], short)}, {_fmt(ci[1], short)}]"
 
 
 def _inspection_text(compact: dict[str, Any]) -> str:
-    lines = [f"{'[SYNTHETIC] ' if compact['synthetic'] else ''}{compact['model']} — {compact['criterion']}"]
+    from interp_agent.core.reports.markdown import rows_sentence
+
+    lines = [f"{'[SYNTHETIC] ' if compact['synthetic'] else ''}{compact['model']} — {compact['criterion']}",
+             rows_sentence(compact["summary"])]
     lines += [f"warning: {w}" for w in compact["warnings"]]
-    lines.append(f"{'rank':>4}  {'importance':>10}  {'r train':>8}  {'r held':>8}  held-out  feature")
+    lines.append(f"{'rank':>4}  {'importance':>10}  {'r train':>7}  {'r held-out [95% CI]':<22}  "
+                 f"{'AUROC held-out [95% CI]':<23}  {'n held-out':>10}  supported  feature")
     for t in compact["top"]:
+        tested = t["r_held_out"] is not None or t["auroc_held_out"] is not None
+        supported = "untested" if not tested else ("yes" if t["held_out_supported"] else "no")
         lines.append(
-            f"{t['rank']:>4}  {t['importance']:>10.4f}  {_fmt(t['r_train']):>8}  {_fmt(t['r_held_out']):>8}  "
-            f"{'yes' if t['held_out_supported'] else 'no':>8}  {t['feature_id']}  {t['label'] or ''}"
+            f"{t['rank']:>4}  {t['importance']:>10.4f}  {_fmt(t['r_train']):>7}  "
+            f"{_with_ci(t['r_held_out'], t['r_held_out_ci95'], '+.3f'):<22}  "
+            f"{_with_ci(t['auroc_held_out'], t['auroc_held_out_ci95'], '.3f'):<23}  "
+            f"{_fmt(t['n_held_out_prompts']):>10}  {supported:>9}  {t['feature_id']}  {t['label'] or ''}"
         )
+        lines += [f"{'':>6}note: {n}" for n in t["notes"]]
     for name, path in compact["paths"].items():
         lines.append(f"{name}: {path}")
     return "\n".join(lines)
@@ -210,13 +215,15 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
 
 def cmd_match(args: argparse.Namespace) -> int:
     from interp_agent.api import match
+    from interp_agent.core.matching import matches_paths
 
-    result = match(args.left, args.right, out=args.out, min_similarity=args.min_similarity, use_text=not args.no_text)
+    json_path, md_path = matches_paths(args.out)  # checks --out before the work starts
+    result = match(args.left, args.right, out=json_path, min_similarity=args.min_similarity, use_text=not args.no_text)
     lines = [f"{m['left_feature_id']} ↔ {m['right_feature_id']}  similarity {m['similarity']:.3f}" for m in result["matches"]]
     lines += [f"note: {n}" for n in result.get("notes", [])]
-    lines.append(f"wrote {args.out} and {Path(args.out).parent / 'matches.md'}")
+    lines.append(f"wrote {json_path} and {md_path}")
     _emit(args, {"summary": result["summary"], "notes": result.get("notes", []), "matches": result["matches"][:20],
-                 "paths": {"json": str(args.out), "md": str(Path(args.out).parent / "matches.md")}}, "\n".join(lines))
+                 "paths": {"json": str(json_path), "md": str(md_path)}}, "\n".join(lines))
     return 0
 
 
@@ -525,10 +532,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print metrics and paths as JSON")
     p.set_defaults(func=cmd_train_sae)
 
-    p = sub.add_parser("match", help="match features of two reports one to one; writes matches.json and matches.md")
+    p = sub.add_parser("match", help="match features of two reports one to one; writes the --out JSON and a "
+                                     "markdown file named after it")
     p.add_argument("--left", required=True, help="report.json (or its folder)")
     p.add_argument("--right", required=True, help="report.json (or its folder)")
-    p.add_argument("--out", required=True, help="matches.json path (matches.md goes beside it)")
+    p.add_argument("--out", required=True, help="JSON path, e.g. x/left_vs_right.json; the markdown goes beside it "
+                                                "under the same name (x/left_vs_right.md); an existing folder means "
+                                                "folder/matches.json and folder/matches.md")
     p.add_argument("--min-similarity", type=float, default=0.3, help="smallest combined similarity kept (default 0.3)")
     p.add_argument("--no-text", action="store_true", help="skip label embeddings (no sentence encoder)")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")

@@ -97,6 +97,26 @@ def test_match_and_convert_commands(seed_dir: Path, tmp_path: Path, capsys) -> N
     assert code == 0 and len((tmp_path / "back.jsonl").read_text().splitlines()) == 4
 
 
+def test_two_matches_into_one_folder_keep_both_markdown_files(tmp_path: Path, capsys) -> None:
+    from interp_agent.api import inspect
+
+    for name in ("a", "b", "c"):
+        inspect(f"toy/{name}", "x", backend="toy", out=tmp_path / name)
+    printed = {}
+    for right in ("b", "c"):
+        out = tmp_path / "m" / f"a_vs_{right}.json"
+        code, stdout, _ = run(capsys, "match", "--left", str(tmp_path / "a"), "--right", str(tmp_path / right),
+                              "--out", str(out), "--no-text", "--json")
+        assert code == 0
+        printed[right] = json.loads(stdout)["paths"]
+
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["a_vs_b.json", "a_vs_b.md",
+                                                                 "a_vs_c.json", "a_vs_c.md"]
+    assert printed["c"] == {"json": str(tmp_path / "m" / "a_vs_c.json"), "md": str(tmp_path / "m" / "a_vs_c.md")}
+    assert "toy/b" in (tmp_path / "m" / "a_vs_b.md").read_text()
+    assert "toy/c" in (tmp_path / "m" / "a_vs_c.md").read_text()
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -256,3 +276,24 @@ def test_export_graph_writes_native_and_neuronpedia_graphs(seed_dir: Path, tmp_p
     assert len(json.loads((tmp_path / "np.json").read_text())["links"]) == 4
     code, out, err = run(capsys, "export-graph", "--report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x.json"))
     assert code == 2 and "nope.json" in err and not (tmp_path / "x.json").exists()
+
+
+def test_inspect_text_and_json_rows_carry_held_out_intervals_and_notes(seed_dir: Path, tmp_path: Path, capsys) -> None:
+    argv = ["inspect", "--model", "toy/a", "--criterion", "x", "--backend", "toy", "--out", str(tmp_path / "t")]
+    code, text, _ = run(capsys, *argv)
+    assert code == 0
+    assert "Prompts: 400, one row each: 280 train, 120 held-out" in text
+    assert "r held-out [95% CI]" in text and "AUROC held-out [95% CI]" in text
+    report = json.loads((tmp_path / "t" / "report.json").read_text())
+    held = report["features"][0]["association"]["held_out"]
+    lo, hi = held["pearson_r_ci95"]
+    assert f"{held['pearson_r']:+.3f} [{lo:+.2f}, {hi:+.2f}]" in text
+    code, out, _ = run(capsys, *argv, "--json")
+    top = json.loads(out)["top"][0]
+    assert top["r_held_out_ci95"] == held["pearson_r_ci95"] and top["auroc_held_out_ci95"] == held["auroc_ci95"]
+    assert top["n_held_out_prompts"] == 120 and top["held_out_excludes_chance"] is True
+    code, text, _ = run(capsys, "inspect", "--model", "my/model", "--criterion", CRIT, "--backend", "records",
+                        "--records", str(seed_dir / "activation_records.jsonl"), "--out", str(tmp_path / "s"))
+    assert "Prompts: 4, one row each: 3 train, 1 held-out" in text
+    assert "note: no held-out statistics: the held-out split has 1 row (1 prompt)" in text
+    assert "warning: no reported feature has held-out statistics" in text

@@ -268,9 +268,10 @@ def _mark_synthetic(node: Any) -> None:
 def _rank_feature_dump(
     feats: list[FeatureRecord], criterion: str, config: RankingConfig, evidence: CausalEvidence | None
 ) -> dict[str, Any]:
-    from interp_agent.core.matching.text import load_text_encoder
+    from interp_agent.core.matching.text import default_text_encoder
 
-    encoder = load_text_encoder()
+    # behind the on-disk embedding cache: a rerun on the same features loads no model (nor torch)
+    encoder = default_text_encoder()
     texts = [_describe(f) for f in feats]
     sims = encoder.encode(texts) @ encoder.encode([criterion])[0]
     rows = []
@@ -297,6 +298,7 @@ def _rank_feature_dump(
                 "histogram": None, "probe_activations": None,
                 "decoder_signature": list(f.decoder_signature) if f.decoder_signature else None,
                 "imported": imported_block(f),
+                "notes": [],
             }
         )
     rows.sort(key=lambda r: (-r["importance"], r["feature_id"]))

@@ -2,28 +2,48 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from interp_agent.core.errors import InputFileError, MissingDependencyError, ValidationError
+from interp_agent.core.errors import (
+    InputFileError,
+    MissingDependencyError,
+    ValidationError,
+)
+from interp_agent.core.inspection import inspect
 from interp_agent.core.matching import (
+    CachedEncoder,
     Fingerprints,
     load_report,
     load_text_encoder,
     match_reports,
+    matches_paths,
     write_matches,
 )
 from interp_agent.core.matching import text as text_module
+from interp_agent.core.matching.causal import causal_component
 from interp_agent.core.matching.fingerprints import fingerprint_pair
 from interp_agent.core.matching.match import DEFAULT_WEIGHTS, combined_similarity
 
 SCHEMA = "interp-agent.inspection_report.v1"
+SEED_CRITERION = "the model is aware it is being evaluated"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own cache root, so no test reads or fills ~/.cache/interp-agent."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("INTERP_AGENT_CACHE", str(root))
+    return root
 
 
 def _report(features: list[dict[str, Any]], *, probes: list[str] | None = None, model: str = "m",
@@ -307,7 +327,6 @@ def _naive_similarity(left: dict[str, Any], right: dict[str, Any], encoder: Fake
                       weights: dict[str, float]) -> np.ndarray:
     """Reference: one pair at a time, straight from the report dicts."""
     shared = [p for p in left["probe_prompts"] if p in right["probe_prompts"]]
-    keys = sorted({k for r in (left, right) for f in r["features"] for k in _effects(f)})
 
     def act(f: dict[str, Any]) -> tuple[str, np.ndarray] | None:
         if f["probe_activations"]:
@@ -318,6 +337,12 @@ def _naive_similarity(left: dict[str, Any], right: dict[str, Any], encoder: Fake
     def cos(a: np.ndarray, b: np.ndarray) -> float | None:
         na, nb = np.linalg.norm(a), np.linalg.norm(b)
         return None if na == 0 or nb == 0 else float(a @ b / (na * nb))
+
+    def agreement(el: dict[str, float], er: dict[str, float]) -> float | None:
+        keys = sorted(set(el) & set(er))
+        a, b = np.array([el[k] for k in keys]), np.array([er[k] for k in keys])
+        den = float(a @ a + b @ b)
+        return None if not keys or den == 0 else 2.0 * float(a @ b) / den
 
     out = np.full((len(left["features"]), len(right["features"])), -np.inf)
     for i, fl in enumerate(left["features"]):
@@ -331,20 +356,20 @@ def _naive_similarity(left: dict[str, Any], right: dict[str, Any], encoder: Fake
                 parts["decoder"] = cos(np.array(dl), np.array(dr))
             if fl["label"] and fr["label"]:
                 parts["text"] = cos(*(encoder.encode([f["label"]])[0].astype(float) for f in (fl, fr)))
-            el, er = _effects(fl), _effects(fr)
-            if el and er:
-                parts["causal"] = cos(np.array([el.get(k, 0.0) for k in keys]),
-                                      np.array([er.get(k, 0.0) for k in keys]))
+            parts["causal"] = agreement(_measures(fl), _measures(fr))
             parts = {c: v for c, v in parts.items() if v is not None}
             if parts:
                 out[i, j] = sum(weights[c] * v for c, v in parts.items()) / sum(weights[c] for c in parts)
     return out
 
 
-def _effects(f: dict[str, Any]) -> dict[str, float]:
+def _measures(f: dict[str, Any]) -> dict[str, float]:
+    """The named causal measures of a feature, written out by hand."""
     if f["causal"]:
-        return {k: f["causal"][k] for k in ("mean_effect", "side_effect") if f["causal"].get(k) is not None}
-    return dict((f["imported"] or {}).get("causal_effects") or {})
+        names = {"mean_effect": "criterion_effect", "side_effect": "side_effect"}
+        return {names[k]: f["causal"][k] for k in names if f["causal"].get(k) is not None}
+    names = {"criterion": "criterion_effect", "Side Effect": "side_effect", "fluency": "fluency"}
+    return {names[k]: v for k, v in ((f["imported"] or {}).get("causal_effects") or {}).items()}
 
 
 def _random_report(rng: np.random.Generator, probes: list[str], n: int, prefix: str) -> dict[str, Any]:
@@ -361,13 +386,17 @@ def _random_report(rng: np.random.Generator, probes: list[str], n: int, prefix: 
             f["imported"] = {"activation_signature": rng.normal(size=int(rng.choice([5, 6]))).tolist()}
         if rng.random() < 0.7:
             f["decoder_signature"] = rng.normal(size=int(rng.choice([4, 5]))).tolist()
-        c = rng.integers(3)
+        c = rng.integers(5)
         if c == 0:
             f["causal"] = {"mean_effect": float(rng.normal()),
                            "side_effect": float(rng.random()) if rng.random() < 0.5 else None}
         elif c == 1:
             f["imported"] = (f["imported"] or {}) | {
                 "causal_effects": {"criterion": float(rng.normal()), "fluency": float(rng.normal())}}
+        elif c == 2:
+            f["imported"] = (f["imported"] or {}) | {"causal_effects": {"Side Effect": float(rng.random())}}
+        elif c == 3:
+            f["imported"] = (f["imported"] or {}) | {"causal_effects": {"fluency": float(rng.normal())}}
         features.append(f)
     return _report(features, probes=probes)
 
@@ -397,6 +426,248 @@ def test_importing_matching_does_not_import_torch_or_sentence_transformers() -> 
     assert out.stdout.split() == ["False", "False"]
 
 
+def _seed_report(seed_dir: Path) -> dict[str, Any]:
+    """A real report from the seed inputs: probe activations, labels, measured causal effects."""
+    return inspect("my/model", SEED_CRITERION, records=seed_dir / "activation_records.jsonl",
+                   interventions=seed_dir / "interventions.jsonl", features=seed_dir / "features.jsonl").report
+
+
+def _in_seed_imported_form(report: dict[str, Any]) -> dict[str, Any]:
+    """A copy whose causal evidence is a feature dump's, as the features backend imports it.
+
+    The seed's features.jsonl says ``"causal_effects": {"criterion", "specificity",
+    "side_effect"}``; the report's measured ``causal`` block becomes exactly that.
+    """
+    out = copy.deepcopy(report)
+    for f in out["features"]:
+        measured = f.pop("causal")
+        f["provenance"]["causal"] = None
+        f["imported"] = (f["imported"] or {"provenance": "imported"}) | {"causal_effects": {
+            "criterion": measured["mean_effect"],
+            "specificity": f["specificity"]["train"],
+            "side_effect": measured["side_effect"],
+        }}
+    return out
+
+
+def test_a_seed_report_matched_against_itself_pairs_every_feature_with_itself(seed_dir: Path) -> None:
+    report = _seed_report(seed_dir)
+    assert all(f["causal"] is not None for f in report["features"])
+
+    result = match_reports(report, copy.deepcopy(report), encoder=FakeEncoder())
+
+    ids = [f["feature_id"] for f in report["features"]]
+    assert sorted(m["left_feature_id"] for m in result["matches"]) == sorted(ids)
+    for m in result["matches"]:
+        assert m["right_feature_id"] == m["left_feature_id"]
+        assert m["similarity"] >= 0.99
+        assert m["components"]["causal"] == pytest.approx(1.0)
+        assert m["causal_measures"] == ["criterion_effect", "side_effect"]
+    assert result["components_used"] == ["activation", "decoder", "text", "causal"]
+
+
+def test_a_copy_with_causal_evidence_in_the_seed_imported_form_still_pairs_every_feature(seed_dir: Path) -> None:
+    report = _seed_report(seed_dir)
+    imported = _in_seed_imported_form(report)
+
+    result = match_reports(report, imported, encoder=FakeEncoder())
+
+    assert result["summary"]["n_matches"] == len(report["features"])
+    for m in result["matches"]:
+        assert m["right_feature_id"] == m["left_feature_id"]
+        # A cosine over the union of key names (criterion, mean_effect, side_effect,
+        # specificity) scored these pairs near 0; on the named scale they agree exactly.
+        assert m["components"]["causal"] >= 0.99
+        assert m["similarity"] >= 0.99
+        assert m["causal_measures"] == ["criterion_effect", "side_effect"]
+        assert m["provenance"]["causal"] == "imported"
+        assert m["signed_effects_agree"] is True
+        assert m["signed_effects_basis"] == "left causal.mean_effect, right imported.causal_effects.criterion"
+    notes = "\n".join(result["notes"])
+    assert "causal: compared on the named measures criterion_effect, side_effect" in notes
+    assert "specificity (right only)" in notes
+
+
+def test_imported_effects_in_the_seed_form_compare_with_each_other_on_every_shared_measure() -> None:
+    effects = {"criterion": 0.78, "specificity": 0.69, "side_effect": 0.12}
+    left = _report([_feature("a0", imported={"causal_effects": effects})])
+    right = _report([_feature("b0", imported={"causal_effects": {"Criterion": 0.78, "specificity": 0.69,
+                                                                  "side-effect": 0.12}})])
+
+    (m,) = match_reports(left, right, use_text=False)["matches"]
+
+    assert m["causal_measures"] == ["criterion_effect", "side_effect", "specificity"]
+    assert m["components"]["causal"] == pytest.approx(1.0)
+
+
+def test_causal_agreement_falls_when_effect_sizes_differ_unlike_a_cosine() -> None:
+    left = causal_component([_feature("a", causal={"mean_effect": 0.6, "side_effect": None})], "left")
+    right = causal_component([_feature("b", causal={"mean_effect": 0.2, "side_effect": None}),
+                              _feature("c", causal={"mean_effect": -0.6, "side_effect": None})], "right")
+
+    sim_LR, mask_LR = left.similarity(right)
+
+    assert mask_LR.all()
+    np.testing.assert_allclose(sim_LR, [[2 * 0.6 * 0.2 / (0.36 + 0.04), -1.0]])
+
+
+def test_causal_is_left_out_with_a_note_when_the_reports_share_no_measure() -> None:
+    left = _report([_feature("a0", decoder_signature=[1.0, 2.0], causal={"mean_effect": 0.4, "side_effect": 0.1})])
+    right = _report([_feature("b0", decoder_signature=[1.0, 2.0], imported={"causal_effects": {"refusal": 0.3}})])
+
+    result = match_reports(left, right, use_text=False)
+
+    assert result["components_used"] == ["decoder"]
+    (m,) = result["matches"]
+    assert m["components"]["causal"] is None and "causal" in m["components_dropped"]
+    assert m["similarity"] == pytest.approx(1.0)
+    assert any(n.startswith("causal: dropped, the reports share no causal measure")
+               and "left: criterion_effect, side_effect" in n and "right: refusal" in n for n in result["notes"])
+    assert not any(n.startswith("causal: dropped, no pair") for n in result["notes"])
+
+
+def test_causal_is_left_out_with_a_note_naming_the_side_without_causal_evidence() -> None:
+    left = _report([_feature("a0", decoder_signature=[1.0, 2.0], causal={"mean_effect": 0.4, "side_effect": 0.1})])
+    right = _report([_feature("b0", decoder_signature=[1.0, 2.0])])
+
+    result = match_reports(left, right, use_text=False)
+
+    assert "causal" not in result["components_used"]
+    assert any(n.startswith("causal: dropped, the right report has no causal evidence") for n in result["notes"])
+
+
+def test_imported_keys_that_name_one_measure_twice_are_rejected() -> None:
+    good = _report([_feature("a0", decoder_signature=[1.0])])
+    bad = _report([_feature("b0", imported={"causal_effects": {"criterion": 0.5, "mean_effect": 0.4}})])
+
+    with pytest.raises(ValidationError, match="right report: feature 'b0'.*criterion_effect"):
+        match_reports(good, bad, use_text=False)
+
+
+def test_two_matches_into_one_folder_keep_both_markdown_files(tmp_path: Path) -> None:
+    a = _report([_feature("a0", label="first", decoder_signature=[1.0, 2.0])], model="a")
+    b = _report([_feature("b0", label="second", decoder_signature=[1.0, 2.1])], model="b")
+    c = _report([_feature("c0", label="third", decoder_signature=[2.0, 1.0])], model="c")
+
+    first = write_matches(match_reports(a, b, use_text=False), tmp_path / "x" / "a_vs_b.json")
+    second = write_matches(match_reports(a, c, use_text=False), tmp_path / "x" / "a_vs_c.json")
+
+    assert first == (tmp_path / "x" / "a_vs_b.json", tmp_path / "x" / "a_vs_b.md")
+    assert second == (tmp_path / "x" / "a_vs_c.json", tmp_path / "x" / "a_vs_c.md")
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["a_vs_b.json", "a_vs_b.md",
+                                                                  "a_vs_c.json", "a_vs_c.md"]
+    assert "right model: b" in first[1].read_text() and "right model: c" in second[1].read_text()
+    assert matches_paths(tmp_path / "x") == (tmp_path / "x" / "matches.json", tmp_path / "x" / "matches.md")
+    with pytest.raises(ValidationError, match="ends in .md"):
+        write_matches(match_reports(a, b, use_text=False), tmp_path / "x" / "a_vs_b.md")
+
+
+class CountingEncoder(FakeEncoder):
+    """A stand-in that calls itself all-MiniLM-L6-v2 (so the cache accepts it) and counts texts."""
+
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        return super().encode(texts)
+
+
+def _labelled_pair() -> tuple[dict[str, Any], dict[str, Any]]:
+    left = _report([_feature("a0", label="units of length"), _feature("a1", label="greetings")])
+    right = _report([_feature("b0", label="greetings"), _feature("b1", label="units of length"),
+                     _feature("b2", label="dates")])
+    return left, right
+
+
+def test_a_second_match_reads_text_embeddings_from_the_disk_cache(
+    monkeypatch: pytest.MonkeyPatch, private_cache: Path
+) -> None:
+    inner = CountingEncoder()
+    loads: list[int] = []
+    monkeypatch.setattr(text_module, "load_text_encoder", lambda: loads.append(1) or inner)
+    left, right = _labelled_pair()
+
+    first = match_reports(left, right)
+    second = match_reports(left, right)
+
+    assert loads == [1] and inner.calls == [3]  # three distinct texts, encoded once
+    where = {"encoder": "all-MiniLM-L6-v2", "cache_dir": str(private_cache / "embeddings" / "all-MiniLM-L6-v2")}
+    assert first["settings"]["text_embeddings"] == where | {"from_cache": 0, "encoded": 3}
+    assert second["settings"]["text_embeddings"] == where | {"from_cache": 5, "encoded": 0}
+    assert [m["components"] for m in first["matches"]] == [m["components"] for m in second["matches"]]
+    files = sorted((private_cache / "embeddings" / "all-MiniLM-L6-v2").rglob("*"))
+    assert len([f for f in files if f.suffix == ".npy"]) == 3
+    assert not [f for f in files if f.name.endswith(".tmp")]
+
+
+def test_a_stand_in_encoder_never_fills_the_real_encoders_cache(
+    monkeypatch: pytest.MonkeyPatch, private_cache: Path
+) -> None:
+    monkeypatch.setattr(text_module, "load_text_encoder", lambda: FakeEncoder())  # name "fake"
+    left, right = _labelled_pair()
+
+    result = match_reports(left, right)
+
+    assert result["settings"]["text_embeddings"]["encoded"] == 3
+    assert not list(private_cache.rglob("*.npy"))
+
+
+def test_an_unreadable_cached_embedding_is_recomputed(tmp_path: Path) -> None:
+    inner = CountingEncoder()
+    cached = CachedEncoder(loader=lambda: inner, cache_dir=tmp_path / "emb")
+    first = cached.encode(["units"])
+    (path,) = (tmp_path / "emb").rglob("*.npy")
+    path.write_bytes(b"not an npy file")
+
+    again = CachedEncoder(loader=lambda: inner, cache_dir=tmp_path / "emb").encode(["units"])
+
+    np.testing.assert_array_equal(first, again)
+    assert inner.calls == [1, 1]
+    np.testing.assert_array_equal(np.load(path), first[0])
+
+
+def _run_python(code: str, cache: Path) -> list[str]:
+    env = os.environ | {"INTERP_AGENT_CACHE": str(cache)}
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                         env=env, check=True, timeout=120)
+    return out.stdout.split()
+
+
+def test_match_without_text_on_one_side_never_imports_sentence_transformers(private_cache: Path) -> None:
+    code = """
+        import sys
+        from interp_agent.core.matching import match_reports
+        feature = {"feature_id": "f0", "decoder_signature": [1.0, 2.0], "causal": None}
+        report = {"schema_version": "interp-agent.inspection_report.v1", "features": []}
+        left = report | {"features": [feature | {"label": "units of length"}]}
+        right = report | {"features": [feature]}
+        result = match_reports(left, right)
+        assert result["components_used"] == ["decoder"], result
+        assert any(n.startswith("text: dropped, the right report has no") for n in result["notes"]), result
+        print("sentence_transformers" in sys.modules, "torch" in sys.modules)
+    """
+    assert _run_python(code, private_cache) == ["False", "False"]
+
+
+def test_a_fresh_process_matches_cached_texts_without_loading_the_encoder(private_cache: Path) -> None:
+    left, right = _labelled_pair()
+    CachedEncoder(loader=CountingEncoder).encode(["units of length", "greetings", "dates"])
+    code = f"""
+        import json, sys
+        from interp_agent.core.matching import match_reports
+        left, right = json.loads({json.dumps(json.dumps([left, right]))})
+        result = match_reports(left, right)
+        assert result["components_used"] == ["text"], result
+        assert result["settings"]["text_embeddings"]["encoded"] == 0, result
+        print("sentence_transformers" in sys.modules, "torch" in sys.modules)
+    """
+    assert _run_python(code, private_cache) == ["False", "False"]
+
+
 @pytest.mark.slow
 def test_real_encoder_matches_labels_by_meaning() -> None:
     encoder = load_text_encoder()
@@ -415,3 +686,8 @@ def test_real_encoder_matches_labels_by_meaning() -> None:
     assert m["provenance"] == {"text": "semantic"}
     assert result["unmatched_right"] == ["b0"]
     assert result["settings"]["text_encoder"] == "all-MiniLM-L6-v2"
+    cached = match_reports(left, right)  # the default: the same encoder behind the disk cache
+    assert cached["settings"]["text_embeddings"]["encoded"] == 3
+    again = match_reports(left, right)
+    assert again["settings"]["text_embeddings"]["from_cache"] == 3
+    assert again["matches"][0]["components"]["text"] == pytest.approx(m["components"]["text"], abs=1e-6)

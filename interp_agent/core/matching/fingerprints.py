@@ -1,44 +1,40 @@
 """Fingerprints: the comparable evidence of each feature in one inspection report.
 
-A fingerprint has up to four components, each a matrix with one row per feature, a
-presence mask, and a *space* per row: two rows are comparable only when their spaces
-are equal (same kind of evidence, same length). A component a feature lacks is masked,
-never filled with zeros that would then count as a similarity.
+A fingerprint has up to four components. Activation, decoder and text are each a matrix
+with one row per feature, a presence mask, and a *space* per row: two rows are
+comparable only when their spaces are equal (same kind of evidence, same length). A
+component a feature lacks is masked, never filled with zeros that would then count as
+a similarity.
 
 - activation: mean activation on the probe prompts both reports share (compared by
   Pearson correlation), or, for a feature without probe activations, its imported
   index-aligned ``activation_signature``.
 - decoder: ``decoder_signature`` (cosine; only between signatures of the same length).
-- text: sentence embedding of label and explanation (first examples when unlabelled).
-- causal: effect vector over the union of effect keys of both reports, missing = 0.
+- text: sentence embedding of label and explanation (first examples when unlabelled);
+  embedded only when both reports have some text, so the encoder never loads otherwise.
+- causal: named measures (signed effect on the criterion, side effect, …) compared on
+  the measures both features have; see :mod:`interp_agent.core.matching.causal`.
 
-Activation alignment and the causal keys depend on both reports, so fingerprints are
+Activation alignment and text embedding depend on both reports, so fingerprints are
 built per pair of reports by :func:`fingerprint_pair`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
-from interp_agent.core.errors import ValidationError
+from interp_agent.core.matching.causal import CausalComponent, causal_component
+from interp_agent.core.matching.fields import imported_block, mapping, number, vector
+from interp_agent.core.matching.text import Encoder
 
 ComponentName = Literal["activation", "decoder", "text", "causal"]
 COMPONENTS: tuple[ComponentName, ...] = ("activation", "decoder", "text", "causal")
 MIN_SHARED_PROBES = 3
 """Fewest shared probe prompts for which a Pearson correlation means anything."""
 _EXAMPLES_FOR_TEXT = 3
-
-
-class Encoder(Protocol):
-    """Anything that embeds texts into unit-norm rows (e.g. :class:`TextEncoder`)."""
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Embed texts; shape [n, d]."""
-        ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -87,15 +83,19 @@ class Fingerprints:
     """Feature labels (None when unlabelled)."""
     directions: tuple[str | None, ...]
     """``promotes`` / ``suppresses`` / None, per feature."""
-    mean_effects: np.ndarray
-    """[n_features] measured ``causal.mean_effect``; NaN where there is none."""
     components: dict[str, Component]
-    """Component name → evidence; see the module docstring."""
+    """activation, decoder, text → evidence; see the module docstring."""
+    causal: CausalComponent
+    """The causal evidence as named measures."""
     synthetic: bool
     """True when the report was built from synthetic data."""
 
     def __len__(self) -> int:
         return len(self.feature_ids)
+
+    def component(self, name: str) -> Component | CausalComponent:
+        """The evidence of component ``name`` (one of :data:`COMPONENTS`)."""
+        return self.causal if name == "causal" else self.components[name]
 
 
 def _unit_rows(values_NW: np.ndarray, lengths_N: np.ndarray, *, centred: bool, width: int) -> np.ndarray:
@@ -110,39 +110,6 @@ def _unit_rows(values_NW: np.ndarray, lengths_N: np.ndarray, *, centred: bool, w
     return out_NW
 
 
-def _bad(side: str, fid: str, field: str, message: str) -> ValidationError:
-    return ValidationError(
-        f"{side} report: feature '{fid}': field '{field}' {message}",
-        hint="fix the report or regenerate it with interp-agent inspect",
-    )
-
-
-def _number(value: Any, side: str, fid: str, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _bad(side, fid, field, f"must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _vector(value: Any, side: str, fid: str, field: str) -> np.ndarray | None:
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise _bad(side, fid, field, f"must be a list of numbers or null, got {type(value).__name__}")
-    return np.array([_number(v, side, fid, field) for v in value], dtype=np.float64)
-
-
-def _mapping(value: Any, side: str, fid: str, field: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _bad(side, fid, field, f"must be an object or null, got {type(value).__name__}")
-    return value
-
-
-def _imported(feature: dict[str, Any], side: str) -> dict[str, Any]:
-    return _mapping(feature.get("imported"), side, feature["feature_id"], "imported") or {}
-
-
 def probe_ids(report: dict[str, Any]) -> list[str]:
     """The report's probe prompt ids: ``probe_prompts``, else every key of ``probe_activations``."""
     listed = report.get("probe_prompts")
@@ -154,25 +121,6 @@ def probe_ids(report: dict[str, Any]) -> list[str]:
         if isinstance(acts, dict):
             seen.update(dict.fromkeys(str(k) for k in acts))
     return list(seen)
-
-
-def causal_vector(feature: dict[str, Any], side: str) -> tuple[dict[str, float], str | None]:
-    """A feature's effects as key → value and their provenance (None when it has none).
-
-    Measured ``causal`` (``mean_effect``, ``side_effect``) wins over imported
-    ``causal_effects``.
-    """
-    fid = feature["feature_id"]
-    causal = _mapping(feature.get("causal"), side, fid, "causal")
-    if causal is not None and causal.get("mean_effect") is not None:
-        effects = {"mean_effect": _number(causal["mean_effect"], side, fid, "causal.mean_effect")}
-        if causal.get("side_effect") is not None:
-            effects["side_effect"] = _number(causal["side_effect"], side, fid, "causal.side_effect")
-        return effects, "interventional"
-    imported = _mapping(_imported(feature, side).get("causal_effects"), side, fid, "imported.causal_effects")
-    if imported:
-        return {str(k): _number(v, side, fid, f"imported.causal_effects.{k}") for k, v in imported.items()}, "imported"
-    return {}, None
 
 
 def feature_text(feature: dict[str, Any]) -> str | None:
@@ -217,13 +165,42 @@ def _component(
     return Component(values, lengths, present, space, tuple(sources), centred)
 
 
+def _activation_rows(
+    features: list[dict[str, Any]], side: str, shared_probes: list[str]
+) -> tuple[list[np.ndarray | None], list[str], list[str | None]]:
+    """Per feature: probe activations on the shared probes (else the imported signature), space, source."""
+    use_probes = len(shared_probes) >= MIN_SHARED_PROBES
+    rows: list[np.ndarray | None] = []
+    spaces: list[str] = []
+    sources: list[str | None] = []
+    for feature in features:
+        fid = feature["feature_id"]
+        probes = mapping(feature.get("probe_activations"), side, fid, "probe_activations")
+        signature = vector(imported_block(feature, side).get("activation_signature"), side, fid,
+                           "imported.activation_signature")
+        if probes and use_probes:
+            # A probe prompt missing from the dict is one the feature did not fire on.
+            row = [number(probes.get(p, 0.0), side, fid, f"probe_activations.{p}") for p in shared_probes]
+            rows.append(np.array(row))
+            spaces.append(f"probe:{len(shared_probes)}")
+            sources.append("correlational")
+        elif signature is not None:
+            rows.append(signature)
+            spaces.append(f"imported:{len(signature)}")
+            sources.append("imported")
+        else:
+            rows.append(None)
+            spaces.append("")
+            sources.append(None)
+    return rows, spaces, sources
+
+
 def build_fingerprints(
     report: dict[str, Any],
     *,
     side: str,
     shared_probes: list[str],
-    causal_keys: list[str],
-    encoder: Encoder | None,
+    text_rows: list[np.ndarray | None] | None = None,
 ) -> Fingerprints:
     """Fingerprint every feature of a validated report.
 
@@ -232,65 +209,22 @@ def build_fingerprints(
         side: ``left`` or ``right``; named in error messages.
         shared_probes: probe prompt ids both reports share, in the order to align on; probe
             activations are used only when there are at least ``MIN_SHARED_PROBES``.
-        causal_keys: the union of effect keys of both reports.
-        encoder: sentence encoder for the text component; None leaves text absent.
+        text_rows: per feature, the embedding of :func:`feature_text` (None where it has no
+            text); None leaves the text component absent.
 
     Raises:
         ValidationError: a feature field has the wrong type or a non-finite number.
     """
     features: list[dict[str, Any]] = report["features"]
-    use_probes = len(shared_probes) >= MIN_SHARED_PROBES
-    act_rows: list[np.ndarray | None] = []
-    act_spaces: list[str] = []
-    act_sources: list[str | None] = []
-    dec_rows: list[np.ndarray | None] = []
-    causal_rows: list[np.ndarray | None] = []
-    causal_sources: list[str | None] = []
-    texts: list[str | None] = []
-    mean_effects = np.full(len(features), np.nan)
-    for i, feature in enumerate(features):
-        fid = feature["feature_id"]
-        probes = _mapping(feature.get("probe_activations"), side, fid, "probe_activations")
-        signature = _vector(_imported(feature, side).get("activation_signature"), side, fid,
-                            "imported.activation_signature")
-        if probes and use_probes:
-            # A probe prompt missing from the dict is one the feature did not fire on.
-            row = [_number(probes.get(p, 0.0), side, fid, f"probe_activations.{p}") for p in shared_probes]
-            act_rows.append(np.array(row))
-            act_spaces.append(f"probe:{len(shared_probes)}")
-            act_sources.append("correlational")
-        elif signature is not None:
-            act_rows.append(signature)
-            act_spaces.append(f"imported:{len(signature)}")
-            act_sources.append("imported")
-        else:
-            act_rows.append(None)
-            act_spaces.append("")
-            act_sources.append(None)
-        decoder = _vector(feature.get("decoder_signature"), side, fid, "decoder_signature")
-        dec_rows.append(decoder)
-        effects, source = causal_vector(feature, side)
-        causal_rows.append(np.array([effects.get(k, 0.0) for k in causal_keys]) if effects else None)
-        causal_sources.append(source)
-        if source == "interventional":
-            mean_effects[i] = effects["mean_effect"]
-        texts.append(feature_text(feature))
-
-    text_rows: list[np.ndarray | None] = [None] * len(features)
-    if encoder is not None:
-        have = [i for i, t in enumerate(texts) if t is not None]
-        emb_ND = np.asarray(encoder.encode([texts[i] for i in have]), dtype=np.float64)
-        for j, i in enumerate(have):
-            text_rows[i] = emb_ND[j]
-
+    act_rows, act_spaces, act_sources = _activation_rows(features, side, shared_probes)
+    dec_rows = [vector(f.get("decoder_signature"), side, f["feature_id"], "decoder_signature") for f in features]
+    texts = text_rows if text_rows is not None else [None] * len(features)
     components = {
         "activation": _component(act_rows, act_spaces, act_sources, centred=True),
         "decoder": _component(dec_rows, [f"decoder:{len(r)}" if r is not None else "" for r in dec_rows],
                               ["correlational" if r is not None else None for r in dec_rows], centred=False),
-        "text": _component(text_rows, ["text" if r is not None else "" for r in text_rows],
-                           ["semantic" if r is not None else None for r in text_rows], centred=False),
-        "causal": _component(causal_rows, ["causal" if r is not None else "" for r in causal_rows],
-                             causal_sources, centred=False),
+        "text": _component(texts, ["text" if r is not None else "" for r in texts],
+                           ["semantic" if r is not None else None for r in texts], centred=False),
     }
     directions = tuple(
         d if isinstance(d := f.get("direction"), str) and d in ("promotes", "suppresses") else None
@@ -301,10 +235,34 @@ def build_fingerprints(
         feature_ids=tuple(f["feature_id"] for f in features),
         labels=labels,
         directions=directions,
-        mean_effects=mean_effects,
         components=components,
+        causal=causal_component(features, side),
         synthetic=bool(report.get("synthetic", False)),
     )
+
+
+def report_texts(report: dict[str, Any]) -> list[str | None]:
+    """Per feature of a report, the text :func:`feature_text` embeds (None where it has none)."""
+    return [feature_text(f) for f in report["features"]]
+
+
+def _embed_pair(
+    left_texts: list[str | None], right_texts: list[str | None], encoder: Encoder
+) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+    """Embed both reports' texts in one encoder call; None rows stay None."""
+    flat = [t for t in (*left_texts, *right_texts) if t is not None]
+    emb_ND = np.asarray(encoder.encode(flat), dtype=np.float64).reshape(len(flat), -1)
+    rows = iter(emb_ND)
+    left_rows = [next(rows) if t is not None else None for t in left_texts]
+    right_rows = [next(rows) if t is not None else None for t in right_texts]
+    return left_rows, right_rows
+
+
+def _text_missing_note(have_left: bool, have_right: bool) -> str:
+    what = "feature label, explanation or example text to embed; the sentence encoder was not loaded"
+    if not (have_left or have_right):
+        return f"text: dropped, neither report has a {what}"
+    return f"text: dropped, the {'right' if have_left else 'left'} report has no {what}"
 
 
 def fingerprint_pair(
@@ -312,8 +270,16 @@ def fingerprint_pair(
 ) -> tuple[Fingerprints, Fingerprints, list[str], list[str]]:
     """Fingerprints of two validated reports aligned on each other, and notes on the alignment.
 
+    Args:
+        encoder: sentence encoder for the text component; it is called (once, for both
+            reports) only when both reports have some text. None leaves text absent.
+
     Returns:
         (left_fingerprints, right_fingerprints, shared_probe_ids, notes)
+
+    Raises:
+        ValidationError: a feature field has the wrong type or a non-finite number.
+        MissingDependencyError: the encoder is needed and cannot load.
     """
     right_probes = set(probe_ids(right))
     shared = [p for p in probe_ids(left) if p in right_probes]
@@ -328,14 +294,18 @@ def fingerprint_pair(
             f"{MIN_SHARED_PROBES} a Pearson correlation needs; probe activations were not compared "
             "(run both inspections with the same probe prompts to compare them)"
         )
-    keys: dict[str, None] = {}
-    for side, report in (("left", left), ("right", right)):
-        for feature in report["features"]:
-            keys.update(dict.fromkeys(causal_vector(feature, side)[0]))
-    causal_keys = sorted(keys)
+    left_rows: list[np.ndarray | None] | None = None
+    right_rows: list[np.ndarray | None] | None = None
+    if encoder is not None:
+        left_texts, right_texts = report_texts(left), report_texts(right)
+        have_left, have_right = any(t is not None for t in left_texts), any(t is not None for t in right_texts)
+        if have_left and have_right:
+            left_rows, right_rows = _embed_pair(left_texts, right_texts, encoder)
+        else:
+            notes.append(_text_missing_note(have_left, have_right))
     return (
-        build_fingerprints(left, side="left", shared_probes=shared, causal_keys=causal_keys, encoder=encoder),
-        build_fingerprints(right, side="right", shared_probes=shared, causal_keys=causal_keys, encoder=encoder),
+        build_fingerprints(left, side="left", shared_probes=shared, text_rows=left_rows),
+        build_fingerprints(right, side="right", shared_probes=shared, text_rows=right_rows),
         shared,
         notes,
     )

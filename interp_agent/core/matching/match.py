@@ -8,7 +8,11 @@ have, so a missing component renormalises the weights instead of counting as zer
 
 Pairs that share no component are never matched. The Hungarian algorithm
 (``scipy.optimize.linear_sum_assignment``) picks the one-to-one assignment of largest
-total similarity; assigned pairs below ``min_similarity`` are dropped.
+total similarity; assigned pairs below ``min_similarity`` are dropped. The result's
+``notes`` say what each component compared and which were left out, and why.
+
+:func:`write_matches` writes the JSON to ``out`` and the markdown beside it under the
+same name (``x/left_vs_right.json`` → ``x/left_vs_right.md``).
 """
 
 from __future__ import annotations
@@ -19,16 +23,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from interp_agent.core.artifacts import run_provenance, schema_version, write_json, write_text
-from interp_agent.core.errors import InputFileError, MissingDependencyError, ValidationError
+from interp_agent.core.artifacts import (
+    run_provenance,
+    schema_version,
+    write_json,
+    write_text,
+)
+from interp_agent.core.errors import (
+    InputFileError,
+    MissingDependencyError,
+    ValidationError,
+)
 from interp_agent.core.matching import text as _text
+from interp_agent.core.matching.causal import FORMULA as CAUSAL_FORMULA
+from interp_agent.core.matching.causal import causal_notes
 from interp_agent.core.matching.fingerprints import (
     COMPONENTS,
     Fingerprints,
     fingerprint_pair,
 )
+from interp_agent.core.matching.text import Encoder
 
 REPORT_SCHEMA = schema_version("inspection_report")
 MATCHES_SCHEMA = schema_version("matches")
@@ -123,7 +138,10 @@ def combined_similarity(
     sims: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
     for c in COMPONENTS:
-        sims[c], masks[c] = left.components[c].similarity(right.components[c])
+        if c == "causal":
+            sims[c], masks[c] = left.causal.similarity(right.causal)
+        else:
+            sims[c], masks[c] = left.components[c].similarity(right.components[c])
         w = weights.get(c, 0.0)
         if w > 0:
             num_LR += w * np.where(masks[c], sims[c], 0.0)
@@ -134,10 +152,16 @@ def combined_similarity(
 
 
 def _signs(left: Fingerprints, i: int, right: Fingerprints, j: int) -> tuple[bool | None, str | None]:
-    """Whether the two features push the criterion the same way, and which evidence said so."""
-    a, b = left.mean_effects[i], right.mean_effects[j]
-    if np.isfinite(a) and np.isfinite(b) and a != 0 and b != 0:
-        return bool(np.sign(a) == np.sign(b)), "causal.mean_effect"
+    """Whether the two features push the criterion the same way, and which evidence said so.
+
+    The signed effect on the criterion (measured ``causal.mean_effect`` or imported
+    ``causal_effects.criterion``) decides when both features have a nonzero one; else the
+    reports' ``direction`` fields.
+    """
+    (a, field_a), (b, field_b) = left.causal.criterion_effect(i), right.causal.criterion_effect(j)
+    if a is not None and b is not None and a != 0 and b != 0:
+        basis = field_a if field_a == field_b else f"left {field_a}, right {field_b}"
+        return bool(np.sign(a) == np.sign(b)), basis
     if left.directions[i] is not None and right.directions[j] is not None:
         return left.directions[i] == right.directions[j], "direction"
     return None, None
@@ -146,8 +170,112 @@ def _signs(left: Fingerprints, i: int, right: Fingerprints, j: int) -> tuple[boo
 def _pair_provenance(c: str, left: Fingerprints, i: int, right: Fingerprints, j: int, synthetic: bool) -> str:
     if synthetic:
         return "synthetic"
-    sources = (left.components[c].sources[i], right.components[c].sources[j])
+    sources = (left.component(c).sources[i], right.component(c).sources[j])
     return "imported" if "imported" in sources else _PROVENANCE[c]
+
+
+def _check_min_similarity(min_similarity: float) -> None:
+    if isinstance(min_similarity, bool) or not isinstance(min_similarity, (int, float)) \
+            or not -1.0 <= min_similarity <= 1.0:
+        raise ValidationError(f"min_similarity = {min_similarity!r}; use a number in [-1, 1]")
+
+
+def _fingerprints(
+    left: dict[str, Any], right: dict[str, Any], w: dict[str, float], encoder: Encoder | None, use_text: bool
+) -> tuple[Fingerprints, Fingerprints, list[str], list[str], Encoder | None]:
+    """Fingerprint both reports; sets ``w['text']`` to 0 when text cannot be used.
+
+    The default encoder (all-MiniLM-L6-v2 behind the embedding cache) loads only if both
+    reports have text and some text is not cached yet.
+
+    Returns:
+        (left_fingerprints, right_fingerprints, shared_probes, notes, encoder_used)
+    """
+    notes: list[str] = []
+    if not use_text:
+        if w["text"] > 0:
+            notes.append("text: not used (use_text=False)")
+        w["text"] = 0.0
+    if w["text"] > 0 and encoder is None:
+        encoder = _text.default_text_encoder()
+    try:
+        lf, rf, shared, pair_notes = fingerprint_pair(left, right, encoder=encoder if w["text"] > 0 else None)
+    except MissingDependencyError as exc:
+        notes.append(f"text: dropped, the sentence encoder could not load: {exc}")
+        w["text"] = 0.0
+        lf, rf, shared, pair_notes = fingerprint_pair(left, right, encoder=None)
+    return lf, rf, shared, notes + pair_notes, encoder if w["text"] > 0 else None
+
+
+def _component_notes(
+    w: dict[str, float], used: list[str], masks: dict[str, np.ndarray], notes: list[str],
+    lf: Fingerprints, rf: Fingerprints,
+) -> list[str]:
+    """Notes on what each component compared, which were left out and why, and the weights."""
+    out: list[str] = []
+    if w["causal"] > 0:
+        out += causal_notes(lf.causal, rf.causal, masks["causal"])
+    said = notes + out
+    for c in COMPONENTS:
+        if w[c] > 0 and c not in used and not any(n.startswith(f"{c}:") for n in said):
+            out.append(f"{c}: dropped, no pair of features has comparable {c} evidence "
+                       "(absent on one side, constant, or of different lengths)")
+    if used and len(used) < sum(v > 0 for v in w.values()):
+        total = sum(w[c] for c in used)
+        out.append("weights renormalised over the components used: "
+                   + ", ".join(f"{c} {w[c] / total:.3g}" for c in used))
+    if used and any(not masks[c].all() for c in used):
+        out.append("per pair, weights are renormalised over the components both features have")
+    if not used:
+        out.append("no component could be compared between the reports; nothing was matched")
+    return out
+
+
+def _assign(combined_LR: np.ndarray) -> tuple[list[int], list[int]]:
+    """The one-to-one assignment of largest total similarity (pairs sharing no component excluded)."""
+    finite_LR = np.isfinite(combined_LR)
+    if not (combined_LR.size and finite_LR.any()):
+        return [], []
+    # imported here: scipy.optimize takes ~0.3 s, paid by every importer of matching (inspect's features backend)
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(np.where(finite_LR, combined_LR, _UNMATCHABLE), maximize=True)
+    return rows.tolist(), cols.tolist()
+
+
+def _match_entry(
+    i: int, j: int, lf: Fingerprints, rf: Fingerprints, combined_LR: np.ndarray,
+    sims: dict[str, np.ndarray], masks: dict[str, np.ndarray], used: list[str], synthetic: bool,
+) -> dict[str, Any]:
+    """One assigned pair as it appears in ``matches``."""
+    pair_used = [c for c in used if masks[c][i, j]]
+    agree, basis = _signs(lf, i, rf, j)
+    mutual = combined_LR[i].argmax() == j and combined_LR[:, j].argmax() == i
+    return {
+        "left_feature_id": lf.feature_ids[i],
+        "right_feature_id": rf.feature_ids[j],
+        "left_label": lf.labels[i],
+        "right_label": rf.labels[j],
+        "similarity": float(combined_LR[i, j]),
+        "components": {c: float(sims[c][i, j]) if c in pair_used else None for c in COMPONENTS},
+        "components_used": pair_used,
+        "components_dropped": [c for c in COMPONENTS if c not in pair_used],
+        "causal_measures": lf.causal.pair_measures(i, rf.causal, j) if "causal" in pair_used else [],
+        "mutual_nearest": bool(mutual),
+        "signed_effects_agree": agree,
+        "signed_effects_basis": basis,
+        "provenance": {c: _pair_provenance(c, lf, i, rf, j, synthetic) for c in pair_used},
+    }
+
+
+def _text_settings(encoder: Encoder | None) -> dict[str, Any] | None:
+    """Which encoder embedded the texts and how many embeddings came from its cache."""
+    if encoder is None:
+        return None
+    if isinstance(encoder, _text.CachedEncoder):
+        return {"encoder": encoder.name, "cache_dir": str(encoder.cache_dir),
+                "from_cache": encoder.hits, "encoded": encoder.misses}
+    return {"encoder": getattr(encoder, "name", None), "cache_dir": None, "from_cache": 0, "encoded": None}
 
 
 def match_reports(
@@ -156,7 +284,7 @@ def match_reports(
     *,
     min_similarity: float = 0.3,
     weights: dict[str, float] | None = None,
-    encoder: _text.TextEncoder | None = None,
+    encoder: Encoder | None = None,
     use_text: bool = True,
 ) -> dict[str, Any]:
     """Match the features of two inspection reports one to one.
@@ -166,8 +294,10 @@ def match_reports(
         min_similarity: assigned pairs below this combined similarity (in [-1, 1]) are dropped.
         weights: component → weight; None means ``DEFAULT_WEIGHTS``. A dict given replaces
             the defaults: components it leaves out get weight 0.
-        encoder: sentence encoder for the text component; None loads all-MiniLM-L6-v2
-            (about 7 s, once per process). If it cannot load, text is dropped with a note.
+        encoder: sentence encoder for the text component, used as given (no disk cache).
+            None means all-MiniLM-L6-v2 behind the on-disk embedding cache, loaded (about
+            7 s, once per process) only when both reports have text and some of it is not
+            cached. If it cannot load, text is dropped with a note.
         use_text: False skips the text component (and the encoder) altogether.
 
     Returns:
@@ -178,67 +308,19 @@ def match_reports(
     """
     validate_report(left, "left")
     validate_report(right, "right")
-    if isinstance(min_similarity, bool) or not isinstance(min_similarity, (int, float)) \
-            or not -1.0 <= min_similarity <= 1.0:
-        raise ValidationError(f"min_similarity = {min_similarity!r}; use a number in [-1, 1]")
+    _check_min_similarity(min_similarity)
     w = _check_weights(weights)
-    notes: list[str] = []
-    if not use_text:
-        if w["text"] > 0:
-            notes.append("text: not used (use_text=False)")
-        w["text"] = 0.0
-    if w["text"] > 0 and encoder is None:
-        try:
-            encoder = _text.load_text_encoder()
-        except MissingDependencyError as exc:
-            notes.append(f"text: dropped, the sentence encoder could not load: {exc}")
-            w["text"] = 0.0
-    lf, rf, shared, align_notes = fingerprint_pair(left, right, encoder=encoder if w["text"] > 0 else None)
-    notes += align_notes
+    lf, rf, shared, notes, text_encoder = _fingerprints(left, right, w, encoder, use_text)
     combined_LR, sims, masks = combined_similarity(lf, rf, w)
-
     used = [c for c in COMPONENTS if w[c] > 0 and masks[c].any()]
-    for c in COMPONENTS:
-        if w[c] > 0 and c not in used and not any(n.startswith(f"{c}:") for n in notes):
-            notes.append(f"{c}: dropped, no pair of features has comparable {c} evidence "
-                         "(absent on one side, constant, or of different lengths)")
-    if used and len(used) < sum(v > 0 for v in w.values()):
-        total = sum(w[c] for c in used)
-        notes.append("weights renormalised over the components used: "
-                     + ", ".join(f"{c} {w[c] / total:.3g}" for c in used))
-    if used and any(not masks[c].all() for c in used):
-        notes.append("per pair, weights are renormalised over the components both features have")
-    if not used:
-        notes.append("no component could be compared between the reports; nothing was matched")
+    notes += _component_notes(w, used, masks, notes, lf, rf)
 
     synthetic = bool(left.get("synthetic") or right.get("synthetic"))
-    finite_LR = np.isfinite(combined_LR)
-    rows, cols = np.array([], dtype=int), np.array([], dtype=int)
-    if combined_LR.size and finite_LR.any():
-        rows, cols = linear_sum_assignment(np.where(finite_LR, combined_LR, _UNMATCHABLE), maximize=True)
-    row_best = combined_LR.argmax(axis=1) if combined_LR.size else np.array([], dtype=int)
-    col_best = combined_LR.argmax(axis=0) if combined_LR.size else np.array([], dtype=int)
-
-    matches: list[dict[str, Any]] = []
-    for i, j in zip(rows.tolist(), cols.tolist()):
-        if not finite_LR[i, j] or combined_LR[i, j] < min_similarity:
-            continue
-        pair_used = [c for c in used if masks[c][i, j]]
-        agree, basis = _signs(lf, i, rf, j)
-        matches.append({
-            "left_feature_id": lf.feature_ids[i],
-            "right_feature_id": rf.feature_ids[j],
-            "left_label": lf.labels[i],
-            "right_label": rf.labels[j],
-            "similarity": float(combined_LR[i, j]),
-            "components": {c: float(sims[c][i, j]) if c in pair_used else None for c in COMPONENTS},
-            "components_used": pair_used,
-            "components_dropped": [c for c in COMPONENTS if c not in pair_used],
-            "mutual_nearest": bool(row_best[i] == j and col_best[j] == i),
-            "signed_effects_agree": agree,
-            "signed_effects_basis": basis,
-            "provenance": {c: _pair_provenance(c, lf, i, rf, j, synthetic) for c in pair_used},
-        })
+    matches = [
+        _match_entry(i, j, lf, rf, combined_LR, sims, masks, used, synthetic)
+        for i, j in zip(*_assign(combined_LR), strict=True)
+        if np.isfinite(combined_LR[i, j]) and combined_LR[i, j] >= min_similarity
+    ]
     order = {fid: k for k, fid in enumerate(lf.feature_ids)}
     matches.sort(key=lambda m: (-m["similarity"], order[m["left_feature_id"]]))
     matched_left = {m["left_feature_id"] for m in matches}
@@ -249,6 +331,7 @@ def match_reports(
         notes.append("the reports were made for different criteria; causal effects and directions "
                      "may not be comparable")
     sims_kept = [m["similarity"] for m in matches]
+    text_settings = _text_settings(text_encoder if "text" in used else None)
     return {
         "schema_version": MATCHES_SCHEMA,
         "provenance": run_provenance({}) | {
@@ -258,7 +341,9 @@ def match_reports(
         },
         "settings": {
             "weights": w, "min_similarity": float(min_similarity), "use_text": use_text,
-            "text_encoder": getattr(encoder, "name", None) if w["text"] > 0 and encoder is not None else None,
+            "text_encoder": text_settings["encoder"] if text_settings else None,
+            "text_embeddings": text_settings,
+            "causal_similarity": CAUSAL_FORMULA,
             "assignment": "hungarian (scipy.optimize.linear_sum_assignment, maximise)",
         },
         "components_used": used,
@@ -287,7 +372,7 @@ def _cell(value: Any) -> str:
 
 
 def render_markdown(result: dict[str, Any]) -> str:
-    """A readable matches.md: summary, one table row per match, unmatched features and notes."""
+    """The markdown written beside the matches JSON: summary, one table row per match, unmatched features, notes."""
     prov, summary = result["provenance"], result["summary"]
     lines = ["# Feature matches", "",
              f"Left model: {_cell(prov.get('left_model'))} · right model: {_cell(prov.get('right_model'))}",
@@ -296,9 +381,9 @@ def render_markdown(result: dict[str, Any]) -> str:
                 else f" (left) · {_cell(prov.get('right_criterion'))} (right)"), ""]
     if prov.get("synthetic"):
         lines += ["**Synthetic:** at least one report was built from generated data, not a model.", ""]
-    lines += [f"{summary['n_matches']} matches between {summary['n_left']} left and {summary['n_right']} "
-              f"right features; mean similarity {_cell(summary['mean_similarity'])}; "
-              f"{summary['n_mutual_nearest']} mutual nearest; {summary['n_sign_agree']} with agreeing signs.",
+    lines += [(f"{summary['n_matches']} matches between {summary['n_left']} left and {summary['n_right']} "
+               f"right features; mean similarity {_cell(summary['mean_similarity'])}; "
+               f"{summary['n_mutual_nearest']} mutual nearest; {summary['n_sign_agree']} with agreeing signs."),
               "", "Components used: " + (", ".join(result["components_used"]) or "none"), ""]
     head = ["Left feature", "Left label", "Right feature", "Right label", "Similarity",
             *COMPONENTS, "Mutual nearest", "Signed effects agree"]
@@ -317,24 +402,42 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_matches(result: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
-    """Write ``out`` (matches.json) and ``matches.md`` in the same folder, each atomically.
+def matches_paths(out: str | Path) -> tuple[Path, Path]:
+    """Where :func:`write_matches` writes for ``out``: the JSON file and the markdown named after it.
 
-    Args:
-        result: what :func:`match_reports` returned.
-        out: path of the JSON file; an existing folder means ``out/matches.json``.
-
-    Returns:
-        (json_path, markdown_path)
+    ``x/left_vs_right.json`` gives ``x/left_vs_right.md``; an existing folder ``x`` gives
+    ``x/matches.json`` and ``x/matches.md``. So two matches into one folder under
+    different names keep both markdown files.
 
     Raises:
-        ValidationError: ``result`` is not a matches result.
+        ValidationError: ``out`` ends in ``.md`` (the JSON would overwrite the markdown).
     """
-    if not isinstance(result, dict) or result.get("schema_version") != MATCHES_SCHEMA:
-        raise ValidationError(f"result is not a '{MATCHES_SCHEMA}' dict", hint="pass what match_reports returned")
     json_path = Path(out)
     if json_path.is_dir():
         json_path = json_path / "matches.json"
+    if json_path.suffix.lower() == ".md":
+        raise ValidationError(f"out = {str(out)!r} ends in .md, the name of the markdown written beside it",
+                              hint="name the JSON file, e.g. left_vs_right.json")
+    return json_path, json_path.with_suffix(".md")
+
+
+def write_matches(result: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
+    """Write ``out`` (the matches JSON) and the markdown named after it (``.md``), each atomically.
+
+    Args:
+        result: what :func:`match_reports` returned.
+        out: path of the JSON file, e.g. ``x/left_vs_right.json`` (markdown:
+            ``x/left_vs_right.md``); an existing folder means ``out/matches.json``.
+
+    Returns:
+        (json_path, markdown_path), as :func:`matches_paths` names them.
+
+    Raises:
+        ValidationError: ``result`` is not a matches result, or ``out`` ends in ``.md``.
+    """
+    if not isinstance(result, dict) or result.get("schema_version") != MATCHES_SCHEMA:
+        raise ValidationError(f"result is not a '{MATCHES_SCHEMA}' dict", hint="pass what match_reports returned")
+    json_path, md_path = matches_paths(out)
     write_json(json_path, result)
-    md_path = write_text(json_path.parent / "matches.md", render_markdown(result))
+    write_text(md_path, render_markdown(result))
     return json_path, md_path

