@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP = $(VENV)/bin/pip
 STAMP = $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test lint install bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/interp-agent demo --out demo-out
 
-test: $(STAMP)
+# ruff and pyright come from the dev extra. pyright's PyPI wrapper runs the pyright it
+# bundles with the Node.js on PATH; when either is missing it fetches them (the npm
+# registry; nodejs.org through nodeenv), so a machine that can reach neither stops here.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check interp_agent tests tools
+	@$(VENV)/bin/pyright --version || { \
+		echo "make: pyright could not start (see above). It needs Node.js on PATH, or the npm" >&2; \
+		echo "registry and nodejs.org reachable so its wrapper can fetch them." >&2; exit 1; }
+	$(VENV)/bin/pyright
+
+test: lint
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

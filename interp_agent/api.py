@@ -1,4 +1,5 @@
-"""The Python API: ``inspect``, ``intervene``, ``train_sae``, ``match`` and ``convert``, thin wrappers over ``interp_agent.core``.
+"""The Python API: ``inspect``, ``intervene``, ``train_sae``, ``match`` and ``convert``, thin wrappers over
+``interp_agent.core``.
 
 Each function imports the core modules it wraps when called, not when this module is
 imported: the CLI imports this module for ``match`` and ``convert``, which need neither
@@ -9,7 +10,7 @@ the ranking code (scipy) nor pyarrow nor, for ``intervene`` and ``train_sae``, t
 from __future__ import annotations
 
 import importlib
-import sys
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +34,13 @@ def __getattr__(name: str) -> Any:
 def _as_report(value: str | Path | dict[str, Any] | InspectionResult) -> dict[str, Any]:
     from interp_agent.core.matching import load_report
 
-    # an InspectionResult exists only once its module is loaded: no need to import it to test for one
-    inspection = sys.modules.get("interp_agent.core.inspection")
-    if inspection is not None and isinstance(value, inspection.InspectionResult):
-        return value.report
     if isinstance(value, dict):
         return value
-    path = Path(value)
-    return load_report(path / "report.json" if path.is_dir() else path)
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        return load_report(path / "report.json" if path.is_dir() else path)
+    # the only other type allowed, tested for last so that its module need not be imported
+    return value.report
 
 
 def match(

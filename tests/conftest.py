@@ -20,3 +20,27 @@ def write_lines(path: Path, lines: list[str]) -> Path:
     """Write raw lines to a file (for malformed-input tests)."""
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def private_embedding_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's label embeddings go to its own folder, never the user's cache.
+
+    Tests swap in stand-in encoders: reading real embeddings cached under the same text
+    (or leaving stand-in ones behind) would make a test's result depend on what ran before.
+    The model caches stay shared: re-dequantising the embedded model per test would be slow.
+    """
+    import os
+
+    from interp_agent.core.cache import CACHE_ENV
+    from interp_agent.core.matching import text
+
+    folder = tmp_path_factory.mktemp("embeddings")
+    real = text.embedding_cache_dir
+
+    def cache_dir(name: str = text.ENCODER_NAME) -> Path:
+        # a test that moves the whole cache root ($INTERP_AGENT_CACHE) tests the real layout
+        return real(name) if os.environ.get(CACHE_ENV) else folder / name
+
+    monkeypatch.setattr(text, "embedding_cache_dir", cache_dir)
+    return folder

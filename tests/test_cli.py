@@ -23,7 +23,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_inspect_records_with_interventions_writes_three_reports(seed_dir: Path, tmp_path: Path, capsys) -> None:
     code, out, _ = run(
         capsys, "inspect", "--model", "my/model", "--criterion", CRIT, "--backend", "records",
-        "--records", str(seed_dir / "activation_records.jsonl"), "--interventions", str(seed_dir / "interventions.jsonl"),
+        "--records", str(seed_dir / "activation_records.jsonl"), "--interventions",
+        str(seed_dir / "interventions.jsonl"),
         "--held-out-fraction", "0.3", "--out", str(tmp_path / "r"), "--json",
     )
     assert code == 0
@@ -33,7 +34,8 @@ def test_inspect_records_with_interventions_writes_three_reports(seed_dir: Path,
     assert report["schema_version"] == "interp-agent.inspection_report.v1"
     assert [f["rank"] for f in report["features"]] == list(range(1, len(report["features"]) + 1))
     for f in report["features"]:
-        assert {"feature_id", "rank", "importance", "association", "specificity", "stability", "causal", "provenance"} <= set(f)
+        assert {"feature_id", "rank", "importance", "association", "specificity", "stability", "causal",
+                "provenance"} <= set(f)
         assert f["association"]["provenance"] == "correlational"
         assert f["provenance"]["association"] == "correlational"
     ablated = next(f for f in report["features"] if f["feature_id"] == "L18:F104921")
@@ -57,7 +59,9 @@ def test_inspect_features_backend_ranks_by_label_similarity(seed_dir: Path, tmp_
 
 
 def test_toy_backend_labels_every_number_synthetic(tmp_path: Path, capsys) -> None:
-    code, _, _ = run(capsys, "inspect", "--model", "toy/a", "--criterion", "x", "--backend", "toy", "--out", str(tmp_path))
+    code, _, _ = run(
+        capsys, "inspect", "--model", "toy/a", "--criterion", "x", "--backend", "toy", "--out", str(tmp_path)
+    )
     assert code == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["synthetic"] is True
@@ -120,13 +124,15 @@ def test_two_matches_into_one_folder_keep_both_markdown_files(tmp_path: Path, ca
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["inspect", "--model", "m", "--criterion", "c", "--records", "{bad}", "--out", "{out}"], "bad.jsonl:2: malformed JSON"),
+        (["inspect", "--model", "m", "--criterion", "c", "--records", "{bad}", "--out", "{out}"],
+         "bad.jsonl:2: malformed JSON"),
         (["inspect", "--model", "m", "--criterion", "c", "--out", "{out}"], "the records backend needs --records"),
         (["inspect", "--model", "m", "--criterion", "c", "--records", "{missing}", "--out", "{out}"], "file not found"),
         (["inspect", "--model", "m", "--criterion", "c", "--backend", "nonsense", "--out", "{out}"], "invalid choice"),
         (["inspect", "--model", "m", "--criterion", "c", "--backend", "neuronpedia", "--out", "{out}"],
          "no Neuronpedia features given"),
-        (["inspect", "--model", "m", "--criterion", "c", "--records", "{bad}", "--held-out-fraction", "2", "--out", "{out}"],
+        (["inspect", "--model", "m", "--criterion", "c", "--records", "{bad}", "--held-out-fraction", "2",
+          "--out", "{out}"],
          "held_out_fraction must be in (0, 1)"),
         (["match", "--left", "{missing}", "--right", "{missing}", "--out", "{out}/m.json"], "nope.jsonl"),
         (["train-sae", "--out", "{out}"], "give exactly one source"),
@@ -186,8 +192,10 @@ def test_console_script_runs_in_a_subprocess() -> None:
 
 def test_records_that_say_they_are_synthetic_make_a_synthetic_report(tmp_path: Path, capsys) -> None:
     examples = Path(__file__).resolve().parents[1] / "examples" / "synthetic"
-    code, out, _ = run(capsys, "inspect", "--model", "toy/model-a", "--criterion", "the next token should be a physical measurement unit",
-                       "--records", str(examples / "records.jsonl"), "--interventions", str(examples / "interventions.jsonl"),
+    code, out, _ = run(capsys, "inspect", "--model", "toy/model-a", "--criterion", "the next token should be a "
+                                                                                   "physical measurement unit",
+                       "--records", str(examples / "records.jsonl"), "--interventions",
+                       str(examples / "interventions.jsonl"),
                        "--out", str(tmp_path), "--json")
     assert code == 0
     report = json.loads((tmp_path / "report.json").read_text())
@@ -208,12 +216,15 @@ def test_jobs_resume_queues_a_failed_job_again_and_refuses_unknown_or_completed_
     code, out, _ = run(capsys, "jobs", "resume", failed.job_id, "--workspace", ws, "--json")
     assert code == 0
     job = json.loads(out)
-    assert job["job_id"] == failed.job_id and job["state"] == "working" and job["attempts"] == 2 and job["error"] is None
+    assert job["job_id"] == failed.job_id and job["state"] == "working"
+    assert job["attempts"] == 2 and job["error"] is None
     again = runner.wait(failed.job_id, 30)  # fail=true fails on every attempt
     assert again.state == "failed" and again.attempts == 2
     assert "runner: job resumed, attempt 2" in runner.log_path(failed.job_id).read_text()
 
-    for job_id, expected in (("no-such-job-id", "no job 'no-such-job-id'"), (completed.job_id, "is completed; only a failed")):
+    for job_id, expected in (
+        ("no-such-job-id", "no job 'no-such-job-id'"), (completed.job_id, "is completed; only a failed")
+    ):
         code, out, err = run(capsys, "jobs", "resume", job_id, "--workspace", ws)
         assert code == 2 and out == ""
         assert err.startswith("interp-agent: error: ") and expected in err and len(err.strip().splitlines()) == 1
@@ -250,7 +261,8 @@ def test_publish_dry_run_lists_every_file_and_its_size_and_uploads_nothing(seed_
     assert run(capsys, "inspect", "--model", "my/model", "--criterion", CRIT, "--records",
                str(seed_dir / "activation_records.jsonl"), "--out", str(tmp_path / "r"))[0] == 0
     (tmp_path / "r" / "job.log").write_text("internal\n")
-    code, out, _ = run(capsys, "publish", "--path", str(tmp_path / "r"), "--repo-id", "me/reports", "--repo-type", "dataset",
+    code, out, _ = run(capsys, "publish", "--path", str(tmp_path / "r"), "--repo-id", "me/reports",
+                       "--repo-type", "dataset",
                        "--card-out", str(tmp_path / "card.md"))
     assert code == 0 and out.startswith("DRY RUN: nothing was uploaded")
     for name in ("report.json", "report.md", "report.html"):
@@ -267,14 +279,19 @@ def test_export_graph_writes_native_and_neuronpedia_graphs(seed_dir: Path, tmp_p
     assert run(capsys, "inspect", "--model", "my/model", "--criterion", CRIT, "--records",
                str(seed_dir / "activation_records.jsonl"), "--interventions", str(seed_dir / "interventions.jsonl"),
                "--out", str(tmp_path / "r"))[0] == 0
-    code, out, _ = run(capsys, "export-graph", "--report", str(tmp_path / "r" / "report.json"), "--out", str(tmp_path / "g.json"))
+    code, out, _ = run(
+        capsys, "export-graph", "--report", str(tmp_path / "r" / "report.json"), "--out", str(tmp_path / "g.json")
+    )
     assert code == 0 and "3 correlational and 3 interventional edges" in out
     assert json.loads((tmp_path / "g.json").read_text())["schema_version"] == "interp-agent.graph.v1"
-    code, out, _ = run(capsys, "export-graph", "--report", str(tmp_path / "r"), "--format", "neuronpedia", "--top-k", "2",
+    code, out, _ = run(capsys, "export-graph", "--report", str(tmp_path / "r"), "--format", "neuronpedia",
+                       "--top-k", "2",
                        "--out", str(tmp_path / "np.json"), "--json")
     assert code == 0 and json.loads(out)["graph"]["metadata"]["scan"] == "my/model"
     assert len(json.loads((tmp_path / "np.json").read_text())["links"]) == 4
-    code, out, err = run(capsys, "export-graph", "--report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x.json"))
+    code, out, err = run(
+        capsys, "export-graph", "--report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x.json")
+    )
     assert code == 2 and "nope.json" in err and not (tmp_path / "x.json").exists()
 
 

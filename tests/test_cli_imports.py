@@ -55,8 +55,8 @@ class _StandInEncoder:
     name = text_module.ENCODER_NAME
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        rows = [np.random.default_rng(int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")).normal(size=384)
-                for t in texts]
+        seeds = [int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little") for t in texts]
+        rows = [np.random.default_rng(seed).normal(size=384) for seed in seeds]
         emb_ND = np.asarray(rows, dtype=np.float32).reshape(len(texts), 384)
         return emb_ND / np.linalg.norm(emb_ND, axis=1, keepdims=True)
 

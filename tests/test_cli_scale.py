@@ -33,7 +33,8 @@ def test_plan_scale_json_output_parses_and_routes_a_trillion_parameter_job_to_a_
 
 def test_plan_scale_prints_the_headline_numbers_and_route_without_json(capsys, tmp_path: Path) -> None:
     code, out, _ = run(capsys, "plan-scale", "--model-params", "135M", "--tokens", "1M", "--d-model", "576",
-                       "--selected-layers", "1", "--d-sae", "4608", "--dtype", "float32", "--out", str(tmp_path / "p.json"))
+                       "--selected-layers", "1", "--d-sae", "4608", "--dtype", "float32", "--out",
+                       str(tmp_path / "p.json"))
     assert code == 0
     assert "dense 2.3 GB" in out and "route: single_gpu" in out and "GPU-hours" in out
     assert json.loads((tmp_path / "p.json").read_text())["storage"]["dense_bytes"] == pytest.approx(2.304e9)

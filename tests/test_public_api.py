@@ -12,7 +12,8 @@ def test_public_names_are_pinned() -> None:
     assert sorted(interp_agent.__all__) == sorted(
         [
             "EvidenceError", "InputFileError", "InspectionResult", "InterpAgentError", "MissingDependencyError",
-            "RankingConfig", "ValidationError", "__version__", "convert", "inspect", "intervene", "load_report", "match",
+            "RankingConfig", "ValidationError", "__version__", "convert", "inspect", "intervene",
+            "load_report", "match",
             "train_sae",
         ]
     )
@@ -42,7 +43,8 @@ def test_the_model_side_of_the_core_pulls_in_no_server_job_or_cli_layer() -> Non
     code = (
         "import sys, interp_agent.core.live, interp_agent.core.interventions, interp_agent.core.models,"
         " interp_agent.core.criteria, interp_agent.core.scale, interp_agent.core.runs;"
-        "bad = [m for m in ('mcp', 'interp_agent.cli', 'interp_agent.server', 'interp_agent.jobs') if m in sys.modules];"
+        "bad = [m for m in ('mcp', 'interp_agent.cli', 'interp_agent.server', 'interp_agent.jobs')"
+        " if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -39,6 +39,7 @@ from typing import Any, Literal
 from interp_agent._version import __version__
 from interp_agent.core.artifacts import run_provenance, schema_version, write_json
 from interp_agent.core.errors import InputFileError, ValidationError
+from interp_agent.core.ids import match_feature_id
 
 GraphFormat = Literal["native", "neuronpedia"]
 GRAPH_FORMATS: tuple[str, ...] = ("native", "neuronpedia")
@@ -46,37 +47,33 @@ CRITERION_ID = "criterion"
 """Node id of the criterion in the native graph."""
 
 EDGE_KINDS: dict[str, str] = {
-    "correlational": "weight = Pearson r between the feature's activation and the criterion score, on the split named by "
-                     "the edge (held_out when the report has one, else train); measured association, not causation",
+    "correlational": "weight = Pearson r between the feature's activation and the criterion score, on the split "
+                     "named by the edge (held_out when the report has one, else train); measured association, not "
+                     "causation",
     "interventional": "weight = mean effect on the behaviour score of intervening on the feature (signed so that > 0 "
-                      "means the feature promotes the criterion), with its 95% interval, the control effect and the side "
-                      "effect; measured causation",
+                      "means the feature promotes the criterion), with its 95% interval, the control effect and the "
+                      "side effect; measured causation",
 }
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^SAE:L(?P<layer>\d+):F(?P<index>\d+)$"), "sae latent"),
-    (re.compile(r"^SAE:(?:.+:)?F(?P<index>\d+)$"), "sae latent"),
-    (re.compile(r"^L(?P<layer>\d+):D(?P<index>\d+)$"), "residual dimension"),
-    (re.compile(r"^L(?P<layer>\d+):N(?P<index>\d+)$"), "mlp neuron"),
-    (re.compile(r"^L(?P<layer>\d+):F(?P<index>\d+)$"), "dictionary feature"),
-    (re.compile(r"^direction:.*?blocks\.(?P<layer>\d+)\..*$"), "direction"),
-    (re.compile(r"^direction:.*$"), "direction"),
-)
+_KINDS: dict[str, str] = {
+    "sae": "sae latent", "dim": "residual dimension", "neuron": "mlp neuron", "dictionary": "dictionary feature",
+    "direction": "direction",
+}
+"""The graph's name for each feature-id kind of ``interp_agent.core.ids``."""
 
 
 def parse_feature_id(feature_id: str) -> tuple[int | None, int | None, str]:
-    """(layer, index, kind) of a feature id: ``L{l}:D{i}``, ``L{l}:N{i}``, ``L{l}:F{i}``, ``SAE:L{l}:F{i}``, ``direction:…@blocks.{l}.…``.
+    """(layer, index, kind) of a feature id.
+
+    Known forms: ``L{l}:D{i}``, ``L{l}:N{i}``, ``L{l}:F{i}``, ``SAE:L{l}:F{i}``, ``direction:…@blocks.{l}.…``.
 
     Unknown forms give ``(None, None, "feature")``.
     """
-    for pattern, kind in _PATTERNS:
-        m = pattern.match(feature_id)
-        if m:
-            groups = m.groupdict()
-            layer = int(groups["layer"]) if groups.get("layer") is not None else None
-            index = int(groups["index"]) if groups.get("index") is not None else None
-            return layer, index, kind
-    return None, None, "feature"
+    fid = match_feature_id(feature_id)
+    if fid is None or (fid.kind == "dim" and fid.site != "hook_resid_post"):
+        # dims of other sites (L{l}:attn_out:D{i}, …) keep the generic kind the graph has always given them
+        return None, None, "feature"
+    return fid.layer, fid.index, _KINDS[fid.kind]
 
 
 def load_report_file(path: str | Path) -> tuple[dict[str, Any], Path]:
@@ -92,7 +89,9 @@ def load_report_file(path: str | Path) -> tuple[dict[str, Any], Path]:
         p = p / "report.json"
     report = load_report(p)
     if not isinstance(report.get("features"), list):
-        raise InputFileError(p, "has no 'features' list", field="features", hint="pass the report.json that interp-agent inspect wrote")
+        raise InputFileError(
+            p, "has no 'features' list", field="features", hint="pass the report.json that interp-agent inspect wrote"
+        )
     return report, p
 
 
@@ -145,12 +144,16 @@ def build_graph(report: dict[str, Any], *, top_k: int = 50, source: str | Path |
     corr_prov = "synthetic" if synthetic else "correlational"
     int_prov = "synthetic" if synthetic else "interventional"
     info = ((report.get("live") or {}).get("model_info") or {})
-    nodes: list[dict[str, Any]] = [{"id": CRITERION_ID, "kind": "criterion", "label": report.get("criterion"), "layer": None}]
+    nodes: list[dict[str, Any]] = [
+        {"id": CRITERION_ID, "kind": "criterion", "label": report.get("criterion"), "layer": None}
+    ]
     edges: list[dict[str, Any]] = []
     for position, feature in enumerate((report.get("features") or [])[:top_k]):
         fid = feature.get("feature_id") if isinstance(feature, dict) else None
         if not isinstance(fid, str) or not fid:
-            raise ValidationError(f"report feature #{position + 1} has no feature_id", hint="pass a report.json interp-agent wrote")
+            raise ValidationError(
+                f"report feature #{position + 1} has no feature_id", hint="pass a report.json interp-agent wrote"
+            )
         layer, index, kind = parse_feature_id(fid)
         if isinstance(feature.get("layer"), int) and not isinstance(feature.get("layer"), bool):
             layer = feature["layer"]
@@ -189,15 +192,21 @@ def _slug(text: str) -> str:
 
 
 def to_neuronpedia(graph: dict[str, Any]) -> dict[str, Any]:
-    """The native graph as Neuronpedia graph JSON (``metadata``, ``qParams``, ``nodes``, ``links``); see the module docstring."""
+    """The native graph as Neuronpedia graph JSON (``metadata``, ``qParams``, ``nodes``, ``links``).
+
+    See the module docstring.
+    """
     synthetic = bool(graph.get("synthetic"))
     criterion = " ".join(str(graph.get("criterion") or "").split()) or "criterion"
     n_layers = graph.get("n_layers") or 0
     logit_layer = str(n_layers + 1)
     tag = "[SYNTHETIC] " if synthetic else ""
     edges = graph["edges"]
-    kinds = [k for k in ("correlational", "interventional") if any(e["evidence"] == k for e in edges)] or ["correlational"]
-    targets = {kind: f"{logit_layer}_{i}_0" for i, kind in enumerate(("correlational", "interventional")) if kind in kinds}
+    kinds = [k for k in ("correlational", "interventional") if any(e["evidence"] == k for e in edges)]
+    kinds = kinds or ["correlational"]
+    targets = {
+        kind: f"{logit_layer}_{i}_0" for i, kind in enumerate(("correlational", "interventional")) if kind in kinds
+    }
     nodes: list[dict[str, Any]] = []
     ids: dict[str, str] = {}
     taken: set[tuple[str, int]] = set()
@@ -233,7 +242,8 @@ def to_neuronpedia(graph: dict[str, Any]) -> dict[str, Any]:
     model = str(graph.get("model") or "unknown-model")
     description = (("SYNTHETIC: built from generated data, not a measurement of any model. " if synthetic else "")
                    + f"interp-agent graph of the top {len(nodes) - len(targets)} features of {model} for the criterion "
-                   f'"{criterion}". Links point from a feature to the criterion: {"; ".join(f"{k}: {v}" for k, v in EDGE_KINDS.items() if k in targets)}.')
+                   f'"{criterion}". Links point from a feature to the criterion: '
+                   f'{"; ".join(f"{k}: {v}" for k, v in EDGE_KINDS.items() if k in targets)}.')
     return {
         "metadata": {
             "slug": ("synthetic-" if synthetic else "") + _slug(f"{model}-{criterion}"),
@@ -246,17 +256,21 @@ def to_neuronpedia(graph: dict[str, Any]) -> dict[str, Any]:
             "generation_settings": {"max_feature_nodes": graph.get("top_k")},
             "interp_agent": {"schema_version": graph["schema_version"], "synthetic": synthetic,
                              "criterion_nodes": targets, "link_weights": {k: EDGE_KINDS[k] for k in targets},
-                             "node_ids": "{layer}_{featureIdx}_0; ctx_idx is 0 because prompts are pooled; -2 and below "
-                                         "index features without one (directions) or whose index repeats at a layer",
+                             "node_ids": "{layer}_{featureIdx}_0; ctx_idx is 0 because prompts are pooled; -2 and "
+                                         "below index features without one (directions) or whose index repeats at a "
+                                         "layer",
                              "provenance": graph.get("provenance")},
         },
-        "qParams": {"pinnedIds": list(targets.values()), "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""},
+        "qParams": {"pinnedIds": list(targets.values()), "supernodes": [], "linkType": "both", "clickedId": "",
+                    "sg_pos": ""},
         "nodes": nodes,
         "links": links,
     }
 
 
-def export_graph(report: str | Path, out: str | Path, *, format: GraphFormat = "native", top_k: int = 50) -> dict[str, Any]:
+def export_graph(
+    report: str | Path, out: str | Path, *, format: GraphFormat = "native", top_k: int = 50
+) -> dict[str, Any]:
     """Read ``report`` (a report.json or its folder), build its graph and write it to ``out`` atomically.
 
     Returns:
@@ -275,5 +289,6 @@ def export_graph(report: str | Path, out: str | Path, *, format: GraphFormat = "
     return payload
 
 
-__all__ = ["CRITERION_ID", "EDGE_KINDS", "GRAPH_FORMATS", "GraphFormat", "build_graph", "export_graph", "load_report_file",
+__all__ = ["CRITERION_ID", "EDGE_KINDS", "GRAPH_FORMATS", "GraphFormat", "build_graph", "export_graph",
+           "load_report_file",
            "parse_feature_id", "to_neuronpedia"]

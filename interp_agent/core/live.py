@@ -10,11 +10,10 @@ held-out prompts.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,31 +23,46 @@ from interp_agent.core.formats.interventions import write_interventions
 from interp_agent.core.formats.parquet import write_parquet_dataset
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.formats.records import ActivationRecord, FeatureMeta
+from interp_agent.core.ids import (
+    basis_feature_id,
+    basis_feature_ids,
+    format_direction,
+    format_sae_latent,
+    match_feature_id,
+    match_hookpoint,
+    parse_hookpoint,
+)
+
+if TYPE_CHECKING:
+    from interp_agent.core.models import Harvested
 
 DIRECTIONS_FILE = "directions.npz"
-_HOOK = re.compile(r"^blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out|mlp\.hook_post)$")
+HIGHLIGHT_MAX_LENGTH = 128
+"""Tokens kept per prompt in the harvest (and so in token highlights)."""
 
 Progress = Callable[[str, int, int | None], None]
 
 
 def feature_prefix(hookpoint: str) -> tuple[int, str]:
     """Layer and feature-id prefix of a hookpoint: resid_post dims are ``L{l}:D``, neurons ``L{l}:N``."""
-    m = _HOOK.match(hookpoint)
-    if m is None:
+    point = match_hookpoint(hookpoint)
+    if point is None:
         raise ValidationError(f"unsupported hookpoint {hookpoint!r}")
-    layer, kind = int(m.group(1)), m.group(2)
-    prefix = {"hook_resid_post": "D", "mlp.hook_post": "N"}.get(kind, f"{kind.removeprefix('hook_')}:D")
-    return layer, f"L{layer}:{prefix}"
+    return point.layer, basis_feature_id(point, 0)[:-1]
 
 
-def split_prompts(criterion: str, prompts: Sequence[ScoredPrompt], *, held_out_fraction: float, salt: str) -> tuple[list[ScoredPrompt], list[ScoredPrompt]]:
+def split_prompts(
+    criterion: str, prompts: Sequence[ScoredPrompt], *, held_out_fraction: float, salt: str
+) -> tuple[list[ScoredPrompt], list[ScoredPrompt]]:
     """Calibration and held-out prompts, by the same hash split ranking uses."""
     from interp_agent.core.criteria import CriterionSet, split
 
     return split(CriterionSet(criterion=criterion, prompts=tuple(prompts), source="file"), held_out_fraction, salt)
 
 
-def load_criterion_set(criterion: str | None, dataset: str | Path | None, pack: str | None) -> tuple[str, list[ScoredPrompt], list[str] | None]:
+def load_criterion_set(
+    criterion: str | None, dataset: str | Path | None, pack: str | None
+) -> tuple[str, list[ScoredPrompt], list[str] | None]:
     """The criterion text, its scored prompts and any target tokens, from a file or a built-in pack."""
     from interp_agent.core.criteria import from_file, load_pack
 
@@ -79,132 +93,213 @@ def harvest_for_inspection(
 ) -> dict[str, Any]:
     """Harvest activations of the criterion's prompts; write records and contrast directions into ``out``.
 
-    With ``sae`` (an SAE Lens folder), the SAE's latents at its hookpoint are added as
-    ``SAE:L{layer}:F{i}`` features (encoded per token, then pooled like the rest).
+    One harvest pass reads every hookpoint (and the SAE's) per token; dims, neurons, SAE latents
+    (``SAE:L{layer}:F{i}``, encoded per token, then pooled like the rest), contrast directions and
+    the per-token values that ``add_token_highlights`` later attaches all come from it.
     """
-    from interp_agent.core.models import default_hookpoints, harvest, load_model, resolve_hookpoint
+    from interp_agent.core.models import default_hookpoints, load_model
 
     criterion, prompts, targets = load_criterion_set(criterion, dataset, pack)
     train, held = split_prompts(criterion, prompts, held_out_fraction=held_out_fraction, salt=split_salt)
     train_ids = {p.prompt_id for p in train}
     loaded = load_model(model)
     hooks = list(hookpoints) if hookpoints else default_hookpoints(loaded.model)
-    sae_weights = None
-    if sae is not None:
-        from interp_agent.core.sae import load_sae
-
-        sae_weights = load_sae(sae)
-        width = resolve_hookpoint(loaded.model, sae_weights.hookpoint).width
-        if width != sae_weights.W_enc.shape[0]:
-            raise ValidationError(f"the SAE in {sae} reads {sae_weights.W_enc.shape[0]} dims but {sae_weights.hookpoint} "
-                                  f"of {model} has {width}", hint="use an SAE trained on this model")
-    texts = [p.text for p in prompts]
-    per_batch = (lambda done, total: progress("harvesting", done, total)) if progress else None
-    harvested = harvest(loaded, texts, hooks, pooling=pooling, progress=per_batch)
-
-    scores = np.array([p.criterion_score for p in prompts])
-    positive = scores > (scores.min() + scores.max()) / 2
+    sae_weights = None if sae is None else _checked_sae(loaded, sae, model)
+    tokens = harvest_tokens(loaded, [p.text for p in prompts], hooks + ([sae_weights.hookpoint] if sae_weights else []),
+                            pooling=pooling, progress=progress, prompt_ids=[p.prompt_id for p in prompts])
     in_train = np.array([p.prompt_id in train_ids for p in prompts])
-    columns: list[tuple[list[str], np.ndarray]] = []
-    meta: dict[str, FeatureMeta] = {}
-    directions: dict[str, np.ndarray] = {}
-    direction_hooks: dict[str, str] = {}
-    for hook in hooks:
-        acts = harvested[hook].acts.astype(np.float64)  # [prompts, width] (pooled)
-        layer, prefix = feature_prefix(hook)
-        ids = [f"{prefix}{d}" for d in range(acts.shape[1])]
-        columns.append((ids, acts))
-        for fid in ids:
-            meta[fid] = FeatureMeta(layer=layer)
-        # contrast direction: difference of class means on the calibration (training) split only
-        diff = acts[in_train & positive].mean(0) - acts[in_train & ~positive].mean(0)
-        fid = f"direction:contrast@{hook}"
-        directions[fid] = diff
-        direction_hooks[fid] = hook
-        unit = diff / (np.linalg.norm(diff) or 1.0)
-        columns.append(([fid], (acts @ unit)[:, None]))
-        meta[fid] = FeatureMeta(
-            label=f"contrast direction at {hook} (difference of class means, calibration split)", layer=layer,
-        )
-
+    columns, meta, directions = _feature_columns(tokens, hooks, prompts, in_train, pooling)
     if sae_weights is not None:
-        latents = _sae_latents(loaded, texts, sae_weights, pooling)  # [prompts, d_sae]
-        ids = [f"SAE:L{sae_weights.layer}:F{i}" for i in range(latents.shape[1])]
+        latents = _sae_latents(tokens, sae_weights, pooling)  # [prompts, d_sae]
+        ids = [format_sae_latent(i, layer=sae_weights.layer) for i in range(latents.shape[1])]
         columns.append((ids, latents))
-        for fid in ids:
-            meta[fid] = FeatureMeta(layer=sae_weights.layer)
-
-    def rows() -> Any:
-        for i, p in enumerate(prompts):
-            fids: list[str] = []
-            vals: list[float] = []
-            for ids, acts in columns:
-                if ids and ids[0].startswith("SAE:"):  # sparse: only latents that fire
-                    nz = np.nonzero(acts[i])[0]
-                    fids.extend(ids[j] for j in nz)
-                    vals.extend(acts[i, nz].tolist())
-                else:
-                    fids.extend(ids)
-                    vals.extend(acts[i].tolist())
-            yield ActivationRecord(prompt_id=p.prompt_id, criterion_score=p.criterion_score, feature_ids=tuple(fids),
-                                   activations=tuple(vals), text=p.text, model=model,
-                                   split="train" if p.prompt_id in train_ids else "held_out")
-
-    records = write_parquet_dataset(out / "records", rows(), meta)
-    np.savez(out / DIRECTIONS_FILE, **{k.replace("/", "_"): v for k, v in directions.items()})
-    write_json(out / "directions.json", {"schema_version": schema_version("directions"),
-                                         "directions": {k: {"hookpoint": direction_hooks[k], "norm": float(np.linalg.norm(v)),
-                                                            "key": k.replace("/", "_")} for k, v in directions.items()},
-                                         "split": {"calibration": len(train), "held_out": len(held)}})
+        meta.update({fid: FeatureMeta(layer=sae_weights.layer) for fid in ids})
+    tokens.keep(hooks)
+    records = write_parquet_dataset(out / "records", _rows(model, prompts, train_ids, columns), meta)
+    _write_directions(out, directions, n_calibration=len(train), n_held_out=len(held))
     return {"records": records, "criterion": criterion, "hookpoints": hooks, "pooling": pooling, "targets": targets,
-            "loaded": loaded, "directions": {k: (direction_hooks[k], v) for k, v in directions.items()},
+            "loaded": loaded, "directions": directions, "tokens": tokens,
             "model_info": {"name": loaded.name, "family": loaded.family, "n_layers": loaded.n_layers,
                            "d_model": loaded.d_model, "source": loaded.source, "device": str(loaded.device),
                            "dtype": str(loaded.dtype)}}
 
 
-def _sae_latents(loaded: Any, texts: list[str], sae: Any, pooling: str) -> np.ndarray:
-    """SAE latents per prompt: encoded per token, then pooled (last, mean or max; first position excluded)."""
-    from interp_agent.core.models import harvest
+@dataclass(slots=True)
+class TokenActivations:
+    """Per-token activations of the harvested prompts, every position (the first included)."""
 
-    got = harvest(loaded, texts, [sae.hookpoint], pooling="token")[sae.hookpoint]
-    z = sae.encode(got.acts.astype(np.float64))
-    out = np.zeros((len(texts), z.shape[1]))
-    for i in range(len(texts)):
-        rows = np.nonzero(got.row_prompt == i)[0]
+    by_hook: dict[str, Harvested]
+    """Per hookpoint name: token rows sorted by prompt, then position."""
+    n_prompts: int
+    """Number of prompts harvested."""
+    prompt_index: dict[str, int]
+    """Index of each prompt id (and each text, for examples without an id) in the harvest."""
+
+    def rows(self, hook: str, prompt: int, exclude_first: bool = True) -> np.ndarray:
+        """Row indices of one prompt's tokens at ``hook`` (its first position left out by default)."""
+        got = self.by_hook[hook]
+        lo, hi = np.searchsorted(got.row_prompt, [prompt, prompt + 1])
+        rows = np.arange(lo, hi)
+        return rows[got.token_index[rows] >= 1] if exclude_first and got.token_index is not None else rows
+
+    def pooled(self, hook: str, pooling: str) -> np.ndarray:
+        """float32 [n_prompts, width]: the ``last`` token, or ``mean`` / ``max`` over tokens after the first."""
+        got = self.by_hook[hook]
+        if pooling == "last":
+            return got.acts[np.searchsorted(got.row_prompt, np.arange(self.n_prompts), side="right") - 1]
+        reduce = np.mean if pooling == "mean" else np.max
+        return np.stack([reduce(got.acts[self.rows(hook, i)], axis=0) for i in range(self.n_prompts)])
+
+    def keep(self, hooks: Sequence[str]) -> None:
+        """Drop the activations of every hookpoint but ``hooks`` (frees an SAE-only hookpoint)."""
+        self.by_hook = {h: v for h, v in self.by_hook.items() if h in hooks}
+
+
+def harvest_tokens(
+    loaded: Any, texts: list[str], hooks: Sequence[str], *, pooling: str, progress: Progress | None = None,
+    prompt_ids: Sequence[str] | None = None,
+) -> TokenActivations:
+    """One harvest pass of ``texts`` at ``hooks``, kept per token; checks ``pooling`` can pool every text."""
+    from interp_agent.core.models import harvest
+    from interp_agent.core.models.harvest import check_options, tokenize
+
+    if pooling not in ("last", "mean", "max"):
+        raise ValidationError(f"pooling must be last, mean or max, got {pooling!r}")
+    check_options(16, HIGHLIGHT_MAX_LENGTH, pooling)
+    tokenize(loaded.tokenizer, texts, HIGHLIGHT_MAX_LENGTH, pooling, True)  # mean/max need a token after the first
+    per_batch = (lambda done, total: progress("harvesting", done, total)) if progress else None
+    got = harvest(loaded, texts, list(dict.fromkeys(hooks)), pooling="token", exclude_first=False,
+                  max_length=HIGHLIGHT_MAX_LENGTH, progress=per_batch)
+    index = {t: i for i, t in enumerate(texts)} | {pid: i for i, pid in enumerate(prompt_ids or ())}
+    return TokenActivations(got, len(texts), index)
+
+
+def _checked_sae(loaded: Any, sae: str | Path, model: str) -> Any:
+    from interp_agent.core.models import resolve_hookpoint
+    from interp_agent.core.sae import load_sae
+
+    weights = load_sae(sae)
+    width = resolve_hookpoint(loaded.model, weights.hookpoint).width
+    if width != weights.W_enc.shape[0]:
+        raise ValidationError(f"the SAE in {sae} reads {weights.W_enc.shape[0]} dims but {weights.hookpoint} "
+                              f"of {model} has {width}", hint="use an SAE trained on this model")
+    return weights
+
+
+Columns = list[tuple[list[str], np.ndarray]]
+
+
+def _feature_columns(
+    tokens: TokenActivations, hooks: list[str], prompts: Sequence[ScoredPrompt], in_train: np.ndarray, pooling: str,
+) -> tuple[Columns, dict[str, FeatureMeta], dict[str, tuple[str, np.ndarray]]]:
+    """Basis features of every hookpoint and its contrast direction, pooled per prompt."""
+    scores = np.array([p.criterion_score for p in prompts])
+    positive = scores > (scores.min() + scores.max()) / 2
+    columns: Columns = []
+    meta: dict[str, FeatureMeta] = {}
+    directions: dict[str, tuple[str, np.ndarray]] = {}
+    for hook in hooks:
+        acts = tokens.pooled(hook, pooling).astype(np.float64)  # [prompts, width]
+        point = parse_hookpoint(hook)
+        ids = basis_feature_ids(point, acts.shape[1])
+        columns.append((ids, acts))
+        meta.update({fid: FeatureMeta(layer=point.layer) for fid in ids})
+        # contrast direction: difference of class means on the calibration (training) split only
+        diff = acts[in_train & positive].mean(0) - acts[in_train & ~positive].mean(0)
+        fid = format_direction("contrast", point)
+        directions[fid] = (hook, diff)
+        unit = diff / (np.linalg.norm(diff) or 1.0)
+        columns.append(([fid], (acts @ unit)[:, None]))
+        meta[fid] = FeatureMeta(
+            label=f"contrast direction at {hook} (difference of class means, calibration split)", layer=point.layer,
+        )
+    return columns, meta, directions
+
+
+def _sae_latents(tokens: TokenActivations, sae: Any, pooling: str) -> np.ndarray:
+    """SAE latents per prompt: encoded per token, then pooled (last, mean or max; first position excluded)."""
+    got = tokens.by_hook[sae.hookpoint]
+    keep = got.token_index >= 1 if got.token_index is not None else np.ones(len(got.acts), bool)
+    z = sae.encode(got.acts[keep].astype(np.float64))
+    row_prompt = got.row_prompt[keep]
+    out = np.zeros((tokens.n_prompts, z.shape[1]))
+    for i in range(tokens.n_prompts):
+        rows = np.nonzero(row_prompt == i)[0]
         if not len(rows):
             continue
         out[i] = z[rows[-1]] if pooling == "last" else (z[rows].max(0) if pooling == "max" else z[rows].mean(0))
     return out
 
 
-def add_token_highlights(live: dict[str, Any], features: list[dict[str, Any]], *, n_features: int = 10) -> None:
-    """Attach per-token activations (``examples[i].tokens``) to the top features' examples, in place."""
-    from interp_agent.core.models import harvest
+def _rows(
+    model: str, prompts: Sequence[ScoredPrompt], train_ids: set[str], columns: Columns
+) -> Iterator[ActivationRecord]:
+    for i, p in enumerate(prompts):
+        fids: list[str] = []
+        vals: list[float] = []
+        for ids, acts in columns:
+            if ids and ids[0].startswith("SAE:"):  # sparse: only latents that fire
+                nz = np.nonzero(acts[i])[0]
+                fids.extend(ids[j] for j in nz)
+                vals.extend(acts[i, nz].tolist())
+            else:
+                fids.extend(ids)
+                vals.extend(acts[i].tolist())
+        yield ActivationRecord(prompt_id=p.prompt_id, criterion_score=p.criterion_score, feature_ids=tuple(fids),
+                               activations=tuple(vals), text=p.text, model=model,
+                               split="train" if p.prompt_id in train_ids else "held_out")
 
-    loaded = live["loaded"]
-    width = {h: None for h in live["hookpoints"]}
+
+def _write_directions(
+    out: Path, directions: dict[str, tuple[str, np.ndarray]], *, n_calibration: int, n_held_out: int
+) -> None:
+    arrays: dict[str, Any] = {k.replace("/", "_"): v for k, (_, v) in directions.items()}
+    np.savez(out / DIRECTIONS_FILE, **arrays)
+    write_json(out / "directions.json", {"schema_version": schema_version("directions"),
+                                         "directions": {k: {"hookpoint": hook, "norm": float(np.linalg.norm(v)),
+                                                            "key": k.replace("/", "_")}
+                                                        for k, (hook, v) in directions.items()},
+                                         "split": {"calibration": n_calibration, "held_out": n_held_out}})
+
+
+def add_token_highlights(live: dict[str, Any], features: list[dict[str, Any]], *, n_features: int = 10) -> None:
+    """Attach per-token activations (``examples[i].tokens``) to the top features' examples, in place.
+
+    The values come from the harvest's own per-token activations: no forward pass runs here.
+    """
+    tokens: TokenActivations = live["tokens"]
     for feature in features[:n_features]:
-        fid = feature["feature_id"]
-        if fid in live["directions"]:
-            hook, vector = live["directions"][fid]
-            u = vector / (np.linalg.norm(vector) or 1.0)
-        else:
-            m = re.match(r"^L(\d+):([DN])(\d+)$", fid)
-            if m is None:
-                continue
-            hook = f"blocks.{m.group(1)}.{'hook_resid_post' if m.group(2) == 'D' else 'mlp.hook_post'}"
-            if hook not in width:
-                continue
-            u = int(m.group(3))
-        examples = [e for e in feature.get("examples") or [] if e.get("text")]
-        if not examples:
+        column = _highlight_column(feature["feature_id"], live["directions"], tokens)
+        if column is None:
             continue
-        got = harvest(loaded, [e["text"] for e in examples], [hook], pooling="token")[hook]
-        values = got.acts[:, u] if isinstance(u, int) else got.acts @ u
-        for i, example in enumerate(examples):
-            rows = np.nonzero(got.row_prompt == i)[0]
-            example["tokens"] = [[got.tokens[r], float(values[r])] for r in rows]
+        hook, u = column
+        got = tokens.by_hook[hook]
+        names = got.tokens or []
+        for example in feature.get("examples") or []:
+            if not example.get("text"):
+                continue
+            i = tokens.prompt_index.get(example.get("prompt_id") or "", tokens.prompt_index.get(example["text"]))
+            if i is None:
+                continue
+            rows = tokens.rows(hook, i)
+            values = got.acts[rows, u] if isinstance(u, int) else got.acts[rows] @ u
+            example["tokens"] = [[names[r], float(v)] for r, v in zip(rows, values, strict=True)]
+
+
+def _highlight_column(
+    fid: str, directions: dict[str, tuple[str, np.ndarray]], tokens: TokenActivations
+) -> tuple[str, int | np.ndarray] | None:
+    """Hookpoint and column (a dim index, or a unit direction) of a feature with token highlights."""
+    if fid in directions:
+        hook, vector = directions[fid]
+        return hook, vector / (np.linalg.norm(vector) or 1.0)
+    parsed = match_feature_id(fid)
+    if parsed is None or parsed.kind not in ("dim", "neuron") or parsed.index is None:
+        return None
+    point = parsed.hookpoint
+    if point is None or point.site not in ("hook_resid_post", "mlp.hook_post") or point.name not in tokens.by_hook:
+        return None
+    return point.name, parsed.index
 
 
 def load_directions(folder: Path) -> dict[str, tuple[str, np.ndarray]]:
@@ -257,15 +352,59 @@ def intervene(
     next-token probability mass on target tokens (given, from the pack, or inferred on
     calibration prompts); it must beat chance on held-out prompts before it is used.
     """
-    import json
-
-    from interp_agent.core.criteria import TargetTokenScorer
-    from interp_agent.core.interventions import InterveneConfig, parse_target, run_interventions
-    from interp_agent.core.models import load_model, resolve_hookpoint
+    from interp_agent.core.interventions import InterveneConfig, run_interventions
+    from interp_agent.core.models import load_model
 
     out = Path(out)
     criterion, prompts, pack_targets = load_criterion_set(criterion, dataset, pack)
     calibration, held = split_prompts(criterion, prompts, held_out_fraction=held_out_fraction, salt=split_salt)
+    chosen, expected, directions = _chosen_features(report, features, top_k)
+    loaded = load_model(model)
+    target_list = _targets(loaded, chosen, directions, sae)
+    behaviour, scorer_report = _behaviour_scorer(
+        scorer, loaded, calibration, held, targets=list(targets or pack_targets or []) or None,
+        min_auroc=min_scorer_auroc, max_new_tokens=max_new_tokens,
+    )
+    run = run_interventions(loaded, target_list, behaviour, calibration=calibration, held_out=held, criterion=criterion,
+                            model_name=model, expected_sign=expected, progress=progress,
+                            config=InterveneConfig(mode=mode, strengths=tuple(strengths)))
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"interventions": write_interventions(out / "interventions.jsonl", run.records)}
+    summary = {
+        "schema_version": schema_version("intervention_summary"),
+        "model": model,
+        "criterion": criterion,
+        "provenance": run_provenance({"dataset": dataset, "report": report}),
+        "settings": {"mode": mode, "strengths": list(strengths), "held_out_fraction": held_out_fraction,
+                     "scorer": scorer, "split_salt": split_salt, "n_calibration": len(calibration),
+                     "n_held_out": len(held)},
+        "scorer": scorer_report.to_json() | (
+            {"applied_to": f"greedy continuations of {max_new_tokens} tokens"} if scorer == "classifier" else {}),
+        "features": run.features,
+        "method": INTERVENE_METHOD,
+    }
+    return InterveneResult(summary=summary, paths=paths | {"summary": write_json(out / "summary.json", summary)})
+
+
+INTERVENE_METHOD = (
+    "strength chosen on calibration prompts (largest effect in the expected direction whose KL on the "
+    "other class stays within budget); effects measured on held-out prompts with Student-t 95% "
+    "intervals: removals (ablation, negative steering) on positives, pushes toward the criterion on "
+    "negatives; controls: random directions of matched norm and random features of matched activation "
+    "spread; side effects: KL of next-token distributions and score change on the other class; "
+    "verdict causal when "
+    "the interval excludes 0 and the effect exceeds every control, weak when one of the two holds, "
+    "contradicts when the interval excludes 0 on the wrong side, else no_effect"
+)
+"""The ``method`` text of summary.json."""
+
+
+def _chosen_features(
+    report: str | Path | None, features: Sequence[str] | None, top_k: int
+) -> tuple[list[str], dict[str, int], dict[str, tuple[str, np.ndarray]]]:
+    """Features to intervene on, the sign each is expected to move the score, and the report's directions."""
+    import json
+
     expected: dict[str, int] = {}
     directions: dict[str, tuple[str, np.ndarray]] = {}
     chosen: list[str] = list(features or [])
@@ -278,14 +417,33 @@ def intervene(
             expected[f["feature_id"]] = -1 if f.get("direction") == "suppresses" else 1
         if not chosen:
             usable = [f["feature_id"] for f in data["features"]
-                      if re.match(r"^(L\d+:[DN]\d+|SAE:L\d+:F\d+)$", f["feature_id"]) or f["feature_id"] in directions]
+                      if _intervenable(f["feature_id"]) or f["feature_id"] in directions]
             chosen = usable[:top_k]
             best_direction = next((f for f in usable if f.startswith("direction:")), None)
             if best_direction and best_direction not in chosen:
                 chosen.append(best_direction)  # the contrast direction is always worth a causal test
     if not chosen:
         raise ValidationError("nothing to intervene on: give --report (with features) or --feature ID")
-    loaded = load_model(model)
+    return chosen, expected, directions
+
+
+def _intervenable(fid: str) -> bool:
+    """A residual dim (``L{l}:D{d}``), an MLP neuron (``L{l}:N{i}``) or an SAE latent of a known layer."""
+    parsed = match_feature_id(fid)
+    if parsed is None:
+        return False
+    if parsed.kind == "sae":
+        return parsed.layer is not None
+    return parsed.kind == "neuron" or (parsed.kind == "dim" and parsed.site == "hook_resid_post")
+
+
+def _targets(
+    loaded: Any, chosen: list[str], directions: dict[str, tuple[str, np.ndarray]], sae: str | Path | None
+) -> list[Any]:
+    """Intervention targets of the chosen features (SAE latents through the SAE given)."""
+    from interp_agent.core.interventions import parse_target
+    from interp_agent.core.models import resolve_hookpoint
+
     saes = {}
     if sae is not None:
         from interp_agent.core.sae import load_sae
@@ -296,14 +454,30 @@ def intervene(
     for fid in chosen:
         if fid.startswith("SAE:"):
             continue
-        hook = directions[fid][0] if fid in directions else (
-            f"blocks.{fid[1:].split(':')[0]}.mlp.hook_post" if ":N" in fid else f"blocks.{fid[1:].split(':')[0]}.hook_resid_post")
+        hook = directions[fid][0] if fid in directions else _basis_hook(fid)
         width_of[hook] = resolve_hookpoint(loaded.model, hook).width
     for weights in saes.values():
         width = resolve_hookpoint(loaded.model, weights.hookpoint).width
         if width != weights.W_enc.shape[0]:
             raise ValidationError(f"the SAE reads {weights.W_enc.shape[0]} dims but {weights.hookpoint} has {width}")
-    target_list = [parse_target(fid, width_of, directions, saes) for fid in chosen]
+    return [parse_target(fid, width_of, directions, saes) for fid in chosen]
+
+
+def _basis_hook(fid: str) -> str:
+    """The hookpoint of a basis feature id (its own site when the id says, else resid_post of its layer)."""
+    parsed = match_feature_id(fid)
+    if parsed is not None and parsed.hookpoint is not None:
+        return parsed.hookpoint.name
+    layer = fid[1:].split(":")[0]  # unparsed ids: let resolve_hookpoint / parse_target name what is wrong
+    return f"blocks.{layer}.mlp.hook_post" if ":N" in fid else f"blocks.{layer}.hook_resid_post"
+
+
+def _behaviour_scorer(
+    scorer: str, loaded: Any, calibration: list[ScoredPrompt], held: list[ScoredPrompt], *,
+    targets: list[str] | None, min_auroc: float, max_new_tokens: int,
+) -> tuple[Any, Any]:
+    """The behaviour scorer fitted on calibration prompts, and its held-out report; EvidenceError near chance."""
+    from interp_agent.core.criteria import TargetTokenScorer
 
     if scorer not in ("target", "classifier"):
         raise ValidationError(f"scorer must be 'target' or 'classifier', got {scorer!r}")
@@ -311,44 +485,19 @@ def intervene(
         from interp_agent.core.criteria import TextClassifierScorer
         from interp_agent.core.interventions.continuation import ContinuationScorer
 
-        classifier = TextClassifierScorer(min_auroc=min_scorer_auroc)
+        classifier = TextClassifierScorer(min_auroc=min_auroc)
         classifier.fit(calibration)
         scorer_report = classifier.evaluate(held)
         behaviour: Any = ContinuationScorer(classifier, max_new_tokens=max_new_tokens)
     else:
-        target_scorer = TargetTokenScorer(targets=list(targets or pack_targets or []) or None)
+        target_scorer = TargetTokenScorer(targets=targets)
         target_scorer.fit(loaded.model, loaded.tokenizer, calibration)
         scorer_report = target_scorer.evaluate(loaded.model, loaded.tokenizer, held)
         behaviour = target_scorer
-    if not scorer_report.usable or (scorer_report.auroc or 0) < min_scorer_auroc:
+    if not scorer_report.usable or (scorer_report.auroc or 0) < min_auroc:
         raise EvidenceError(
             f"the behaviour scorer is near chance on held-out prompts (AUROC {scorer_report.auroc}); "
             "interventions measured with it would mean nothing",
             hint="give target tokens (--targets) or a clearer prompt set",
         )
-    config = InterveneConfig(mode=mode, strengths=tuple(strengths))
-    run = run_interventions(loaded, target_list, behaviour, calibration=calibration, held_out=held, criterion=criterion,
-                            model_name=model, expected_sign=expected, config=config, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"interventions": write_interventions(out / "interventions.jsonl", run.records)}
-    summary = {
-        "schema_version": schema_version("intervention_summary"),
-        "model": model,
-        "criterion": criterion,
-        "provenance": run_provenance({"dataset": dataset, "report": report}),
-        "settings": {"mode": mode, "strengths": list(strengths), "held_out_fraction": held_out_fraction, "scorer": scorer,
-                     "split_salt": split_salt, "n_calibration": len(calibration), "n_held_out": len(held)},
-        "scorer": scorer_report.to_json() | (
-            {"applied_to": f"greedy continuations of {max_new_tokens} tokens"} if scorer == "classifier" else {}),
-        "features": run.features,
-        "method": ("strength chosen on calibration prompts (largest effect in the expected direction whose KL on the "
-                   "other class stays within budget); effects measured on held-out prompts with Student-t 95% "
-                   "intervals: removals (ablation, negative steering) on positives, pushes toward the criterion on "
-                   "negatives; controls: random directions of matched norm and random features of matched activation "
-                   "spread; side effects: KL of next-token distributions and score change on the other class; "
-                   "verdict causal when "
-                   "the interval excludes 0 and the effect exceeds every control, weak when one of the two holds, "
-                   "contradicts when the interval excludes 0 on the wrong side, else no_effect"),
-    }
-    paths["summary"] = write_json(out / "summary.json", summary)
-    return InterveneResult(summary=summary, paths=paths)
+    return behaviour, scorer_report

@@ -1,4 +1,4 @@
-"""Running a config of CLI steps and writing a manifest of what ran.
+"""Running a config of interp-agent steps and writing a manifest of what ran.
 
 A run config (JSON, TOML or YAML) lists steps; each step is one ``interp-agent`` command::
 
@@ -9,9 +9,11 @@ A run config (JSON, TOML or YAML) lists steps; each step is one ``interp-agent``
 
 ``args`` is a mapping (``key`` → ``--key``, underscores become dashes, True → a bare flag,
 False/None → left out, a list → the flag repeated once per item) or a list of raw CLI
-tokens (needed for positional arguments). Each step runs as
-``python -m interp_agent.cli COMMAND ARGS...`` in a subprocess whose working folder is
-the config's folder, so relative paths in a config are relative to the config. The run
+tokens (needed for positional arguments). A ``StepRunner`` executes the steps: the caller
+passes one in (the CLI passes ``ProgramRunner`` of itself with its own subcommands); the
+default, ``ProgramRunner()``, runs ``python -m interp_agent COMMAND ARGS...``. Either way a
+step runs in a subprocess whose working folder is the config's folder, so relative paths
+in a config are relative to the config. Core never imports the CLI. The run
 stops at the first failing step unless ``continue_on_error`` is true (top level or per
 step). The manifest (schema ``interp-agent.run_manifest.v1``) records versions, the
 config's hash, the hash of every input path, and each step's argv, exit code, time,
@@ -26,9 +28,10 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from interp_agent.core.artifacts import run_provenance, schema_version, sha256_of, write_json
 from interp_agent.core.errors import InputFileError, ValidationError
@@ -46,6 +49,25 @@ _TOP_KEYS = {"name", "description", "steps", "continue_on_error"}
 _STEP_KEYS = {"command", "args", "name", "continue_on_error"}
 _COMMAND = re.compile(r"^[a-z][a-z0-9-]*$")
 _HINT = "a run config is an object with 'steps': [{'command': 'inspect', 'args': {...}}, ...]"
+
+RUN_COMMANDS: tuple[str, ...] = (
+    "serve",
+    "jobs",
+    "inspect",
+    "intervene",
+    "train-sae",
+    "match",
+    "publish",
+    "export-graph",
+    "export-records",
+    "convert",
+    "convert-goodfire",
+    "doctor",
+    "demo",
+    "profile-env",
+    "plan-scale",
+)
+"""The interp-agent commands a step may name (every subcommand but ``run``); a test pins them to the CLI's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +128,9 @@ def args_to_argv(args: dict[str, Any] | list[Any] | None) -> list[str]:
                     raise ValidationError(f"arg '{key}' holds {item!r}; list items must be strings or numbers")
                 argv += [flag, _token(item)]
         elif isinstance(value, dict):
-            raise ValidationError(f"arg '{key}' is a mapping ({value!r}); a value must be a string, number, bool or list")
+            raise ValidationError(
+                f"arg '{key}' is a mapping ({value!r}); a value must be a string, number, bool or list"
+            )
         else:
             argv += [flag, _token(value)]
     return argv
@@ -134,8 +158,12 @@ def _parse(path: Path, text: str) -> tuple[Any, Literal["json", "toml", "yaml"]]
         try:
             return json.loads(text), "json"
         except json.JSONDecodeError as exc:
-            raise InputFileError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno,
-                                 hint="fix the syntax; " + _HINT) from exc
+            raise InputFileError(
+                path,
+                f"not valid JSON: {exc.msg} (column {exc.colno})",
+                line=exc.lineno,
+                hint="fix the syntax; " + _HINT,
+            ) from exc
     if suffix in (".yaml", ".yml"):
         import yaml
 
@@ -144,17 +172,25 @@ def _parse(path: Path, text: str) -> tuple[Any, Literal["json", "toml", "yaml"]]
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise InputFileError(path, f"not valid YAML: {problem}", line=mark.line + 1 if mark else None,
-                                 hint="fix the syntax; " + _HINT) from exc
+            raise InputFileError(
+                path,
+                f"not valid YAML: {problem}",
+                line=mark.line + 1 if mark else None,
+                hint="fix the syntax; " + _HINT,
+            ) from exc
     if suffix == ".toml":
         if sys.version_info >= (3, 11):
             import tomllib
         else:  # pragma: no cover - Python 3.10 only
             try:
-                import tomli as tomllib
+                # the 3.10 backport: absent from the 3.11 environment pyright checks against
+                import tomli as tomllib  # pyright: ignore[reportMissingImports]
             except ImportError as exc:
-                raise InputFileError(path, "reading TOML on Python 3.10 needs the package 'tomli'",
-                                     hint="pip install tomli, or write the config as JSON or YAML") from exc
+                raise InputFileError(
+                    path,
+                    "reading TOML on Python 3.10 needs the package 'tomli'",
+                    hint="pip install tomli, or write the config as JSON or YAML",
+                ) from exc
         try:
             return tomllib.loads(text), "toml"
         except tomllib.TOMLDecodeError as exc:
@@ -164,8 +200,9 @@ def _parse(path: Path, text: str) -> tuple[Any, Literal["json", "toml", "yaml"]]
             elif line is None and "end of document" in str(exc):
                 line = max(1, len(text.splitlines()))
             raise InputFileError(path, f"not valid TOML: {exc}", line=line, hint="fix the syntax; " + _HINT) from exc
-    raise InputFileError(path, f"unsupported config type '{suffix or '(none)'}'",
-                         hint="name the config *.json, *.toml, *.yaml or *.yml")
+    raise InputFileError(
+        path, f"unsupported config type '{suffix or '(none)'}'", hint="name the config *.json, *.toml, *.yaml or *.yml"
+    )
 
 
 def load_run_config(path: str | Path) -> RunConfig:
@@ -195,8 +232,9 @@ def load_run_config(path: str | Path) -> RunConfig:
             raise InputFileError(p, f"'{key}' must be a string, got {data[key]!r}", field=key)
     top_continue = data.get("continue_on_error", False)
     if not isinstance(top_continue, bool):
-        raise InputFileError(p, f"'continue_on_error' must be true or false, got {top_continue!r}",
-                             field="continue_on_error")
+        raise InputFileError(
+            p, f"'continue_on_error' must be true or false, got {top_continue!r}", field="continue_on_error"
+        )
     steps = []
     for i, raw in enumerate(raw_steps):
         where = f"steps[{i}]"
@@ -204,33 +242,81 @@ def load_run_config(path: str | Path) -> RunConfig:
             raise InputFileError(p, f"each step must be an object, got {raw!r}", field=where, hint=_HINT)
         unknown = sorted(set(raw) - _STEP_KEYS)
         if unknown:
-            raise InputFileError(p, f"unknown key(s) {unknown}; allowed: {sorted(_STEP_KEYS)}",
-                                 field=f"{where}.{unknown[0]}")
+            raise InputFileError(
+                p, f"unknown key(s) {unknown}; allowed: {sorted(_STEP_KEYS)}", field=f"{where}.{unknown[0]}"
+            )
         command = raw.get("command")
         if not isinstance(command, str) or not _COMMAND.match(command):
-            raise InputFileError(p, f"'command' must be an interp-agent subcommand such as 'inspect', got {command!r}",
-                                 field=f"{where}.command")
+            raise InputFileError(
+                p,
+                f"'command' must be an interp-agent subcommand such as 'inspect', got {command!r}",
+                field=f"{where}.command",
+            )
         if command == "run":
-            raise InputFileError(p, "a step may not start another run (it could run itself forever)",
-                                 field=f"{where}.command", hint="copy the other config's steps into this one")
+            raise InputFileError(
+                p,
+                "a step may not start another run (it could run itself forever)",
+                field=f"{where}.command",
+                hint="copy the other config's steps into this one",
+            )
         args = raw.get("args")
         if args is not None and not isinstance(args, (dict, list)):
-            raise InputFileError(p, f"'args' must be an object or a list of CLI tokens, got {args!r}",
-                                 field=f"{where}.args")
+            raise InputFileError(
+                p, f"'args' must be an object or a list of CLI tokens, got {args!r}", field=f"{where}.args"
+            )
         step_continue = raw.get("continue_on_error")
         if step_continue is not None and not isinstance(step_continue, bool):
-            raise InputFileError(p, f"'continue_on_error' must be true or false, got {step_continue!r}",
-                                 field=f"{where}.continue_on_error")
+            raise InputFileError(
+                p,
+                f"'continue_on_error' must be true or false, got {step_continue!r}",
+                field=f"{where}.continue_on_error",
+            )
         try:
             argv = args_to_argv(args)
         except ValidationError as exc:
             raise InputFileError(p, exc.message, field=f"{where}.args") from exc
-        steps.append(RunStep(command=command, argv=tuple(argv), name=raw.get("name"),
-                             continue_on_error=step_continue, out=_out_of(argv)))
+        steps.append(
+            RunStep(
+                command=command,
+                argv=tuple(argv),
+                name=raw.get("name"),
+                continue_on_error=step_continue,
+                out=_out_of(argv),
+            )
+        )
     return RunConfig(path=p, format=fmt, steps=tuple(steps), name=data.get("name"), continue_on_error=top_continue)
 
 
-def _cli_env() -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What running one step gave."""
+
+    exit_code: int
+    """The step's exit status; 0 is success."""
+    stdout: str = ""
+    """What it printed."""
+    stderr: str = ""
+    """What it printed as errors."""
+
+
+class StepRunner(Protocol):
+    """Runs the steps of a run config: the commands it offers, and how it runs one."""
+
+    @property
+    def commands(self) -> Collection[str]:
+        """Command names a step may use."""
+        ...
+
+    def argv(self, command: str, args: Sequence[str]) -> list[str]:
+        """The full command line of a step, as recorded in the manifest."""
+        ...
+
+    def __call__(self, command: str, args: Sequence[str], cwd: Path) -> StepResult:
+        """Run one step with working folder ``cwd``."""
+        ...
+
+
+def _program_env() -> dict[str, str]:
     """The environment of a step: this one, with this interp_agent first on the import path."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])  # the folder holding interp_agent/
@@ -238,15 +324,25 @@ def _cli_env() -> dict[str, str]:
     return env
 
 
-def known_commands() -> list[str] | None:
-    """Subcommands of the CLI, read from its ``--help`` in a subprocess; None if that fails."""
-    try:
-        proc = subprocess.run([sys.executable, "-m", "interp_agent.cli", "--help"], capture_output=True, text=True,
-                              env=_cli_env(), timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r"\{([a-z0-9,-]+)\}", proc.stdout)
-    return match.group(1).split(",") if proc.returncode == 0 and match else None
+@dataclass(frozen=True, slots=True)
+class ProgramRunner:
+    """Runs each step as ``[*program, command, *args]`` in a subprocess."""
+
+    program: tuple[str, ...] = field(default_factory=lambda: (sys.executable, "-m", "interp_agent"))
+    """The program's command line (interpreter and module); by default the interp_agent package's."""
+    commands: Collection[str] = RUN_COMMANDS
+    """Command names a step may use."""
+
+    def argv(self, command: str, args: Sequence[str]) -> list[str]:
+        """``[*program, command, *args]``."""
+        return [*self.program, command, *args]
+
+    def __call__(self, command: str, args: Sequence[str], cwd: Path) -> StepResult:
+        """Run the step in a subprocess and capture its output (undecodable bytes replaced)."""
+        proc = subprocess.run(
+            self.argv(command, args), cwd=cwd, env=_program_env(), capture_output=True, text=True, errors="replace"
+        )
+        return StepResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 def _path_entries(argv: tuple[str, ...], cwd: Path, skip: str | None) -> list[dict[str, Any]]:
@@ -264,8 +360,13 @@ def _path_entries(argv: tuple[str, ...], cwd: Path, skip: str | None) -> list[di
         candidate = (cwd / tok).resolve()
         if candidate.exists() and str(candidate) not in seen and (skip is None or candidate != (cwd / skip).resolve()):
             seen.add(str(candidate))
-            entries.append({"path": str(candidate), "kind": "folder" if candidate.is_dir() else "file",
-                            "sha256": sha256_of(candidate)})
+            entries.append(
+                {
+                    "path": str(candidate),
+                    "kind": "folder" if candidate.is_dir() else "file",
+                    "sha256": sha256_of(candidate),
+                }
+            )
     return entries
 
 
@@ -273,12 +374,13 @@ def _tail(text: str) -> str:
     return text[-TAIL_CHARS:]
 
 
-def run_config(path: str | Path, *, out: str | Path | None = None) -> dict[str, Any]:
+def run_config(path: str | Path, *, out: str | Path | None = None, runner: StepRunner | None = None) -> dict[str, Any]:
     """Run every step of a run config and write its manifest.
 
     Args:
         path: the run config (``*.json``, ``*.toml``, ``*.yaml``/``*.yml``).
         out: where to write the manifest; ``<config stem>.manifest.json`` beside the config by default.
+        runner: what runs the steps; ``ProgramRunner()`` (the interp_agent program) by default.
 
     Returns:
         The ``interp-agent.run_manifest.v1`` object, also written to ``manifest`` (its path).
@@ -286,21 +388,22 @@ def run_config(path: str | Path, *, out: str | Path | None = None) -> dict[str, 
 
     Raises:
         InputFileError: the config is unreadable or malformed.
-        ValidationError: a step names a command the CLI does not have.
+        ValidationError: a step names a command the runner does not offer.
     """
     config = load_run_config(path)
     cfg_path = config.path.resolve()
     cwd = cfg_path.parent
     manifest_path = Path(out).resolve() if out is not None else cwd / f"{cfg_path.stem}.manifest.json"
-    known = known_commands()
-    if known is not None:
-        for i, step in enumerate(config.steps):
-            if step.command not in known:
-                raise ValidationError(f"{cfg_path}: steps[{i}].command {step.command!r} is not an interp-agent "
-                                      f"command; known: {', '.join(c for c in known if c != 'run')}")
+    runner = runner if runner is not None else ProgramRunner()
+    known = [c for c in runner.commands if c != "run"]
+    for i, step in enumerate(config.steps):
+        if step.command not in known:
+            raise ValidationError(
+                f"{cfg_path}: steps[{i}].command {step.command!r} is not an interp-agent "
+                f"command; known: {', '.join(known)}"
+            )
 
     prov = run_provenance({"config": cfg_path})
-    env = _cli_env()
     started = time.perf_counter()
     records: list[dict[str, Any]] = []
     produced: list[Path] = []
@@ -309,9 +412,16 @@ def run_config(path: str | Path, *, out: str | Path | None = None) -> dict[str, 
     stop = False
     try:
         for i, step in enumerate(config.steps):
-            argv = [sys.executable, "-m", "interp_agent.cli", step.command, *step.argv]
-            record: dict[str, Any] = {"index": i, "name": step.name, "command": step.command, "argv": argv,
-                                      "status": "not_run", "exit_code": None, "seconds": None}
+            argv = runner.argv(step.command, step.argv)
+            record: dict[str, Any] = {
+                "index": i,
+                "name": step.name,
+                "command": step.command,
+                "argv": argv,
+                "status": "not_run",
+                "exit_code": None,
+                "seconds": None,
+            }
             records.append(record)
             if stop:
                 continue
@@ -321,24 +431,29 @@ def run_config(path: str | Path, *, out: str | Path | None = None) -> dict[str, 
                 if not any(p == q or q in p.parents for q in produced):
                     external.setdefault(entry["path"], entry)
             t0 = time.perf_counter()
-            proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, errors="replace")
+            proc = runner(step.command, step.argv, cwd)
             outputs = []
             if step.out is not None:
                 out_path = (cwd / step.out).resolve()
                 if out_path.exists():
                     produced.append(out_path)
-                    outputs.append({"path": str(out_path), "kind": "folder" if out_path.is_dir() else "file",
-                                    "sha256": sha256_of(out_path)})
+                    outputs.append(
+                        {
+                            "path": str(out_path),
+                            "kind": "folder" if out_path.is_dir() else "file",
+                            "sha256": sha256_of(out_path),
+                        }
+                    )
             record |= {
-                "status": "passed" if proc.returncode == 0 else "failed",
-                "exit_code": proc.returncode,
+                "status": "passed" if proc.exit_code == 0 else "failed",
+                "exit_code": proc.exit_code,
                 "seconds": round(time.perf_counter() - t0, 3),
                 "inputs": inputs,
                 "outputs": outputs,
                 "stderr_tail": _tail(proc.stderr),
                 "stdout_tail": _tail(proc.stdout),
             }
-            if proc.returncode != 0:
+            if proc.exit_code != 0:
                 status = "failed"
                 keep_going = config.continue_on_error if step.continue_on_error is None else step.continue_on_error
                 stop = not keep_going
@@ -349,9 +464,16 @@ def run_config(path: str | Path, *, out: str | Path | None = None) -> dict[str, 
     return _write_manifest(manifest_path, config, cfg_path, prov, external, records, status, started)
 
 
-def _write_manifest(manifest_path: Path, config: RunConfig, cfg_path: Path, prov: dict[str, Any],
-                    external: dict[str, dict[str, Any]], records: list[dict[str, Any]], status: RunStatus,
-                    started: float) -> dict[str, Any]:
+def _write_manifest(
+    manifest_path: Path,
+    config: RunConfig,
+    cfg_path: Path,
+    prov: dict[str, Any],
+    external: dict[str, dict[str, Any]],
+    records: list[dict[str, Any]],
+    status: RunStatus,
+    started: float,
+) -> dict[str, Any]:
     failed = [r["index"] for r in records if r["status"] == "failed"]
     manifest = {
         "schema_version": RUN_MANIFEST_SCHEMA,

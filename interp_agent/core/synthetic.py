@@ -24,6 +24,7 @@ import numpy as np
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.formats.interventions import InterventionRecord
 from interp_agent.core.formats.records import ActivationRecord, FeatureMeta
+from interp_agent.core.ids import format_dictionary_feature
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,9 @@ def _model_seed(model: str, seed: int) -> int:
     return int.from_bytes(hashlib.blake2b(f"{model}|{seed}".encode(), digest_size=4).digest(), "little")
 
 
-def planted_records(model: str = "toy/model-a", criterion: str = "synthetic criterion", config: PlantedConfig | None = None) -> PlantedSet:
+def planted_records(
+    model: str = "toy/model-a", criterion: str = "synthetic criterion", config: PlantedConfig | None = None
+) -> PlantedSet:
     """Generate a deterministic planted records set for ``model``.
 
     Scores and prompt-level latents depend only on ``config.seed``; feature ids, layers,
@@ -100,11 +103,12 @@ def planted_records(model: str = "toy/model-a", criterion: str = "synthetic crit
 
     def add(family: str, values: np.ndarray, label: str) -> str:
         k = len(columns)
-        fid = f"L{layer_of[k]}:F{slots[k]}"
+        fid = format_dictionary_feature(int(layer_of[k]), int(slots[k]))
         columns[fid] = values
         families[family].append(fid)
         meta[fid] = FeatureMeta(
-            label=label, layer=int(layer_of[k]), decoder_signature=tuple(np.round(rng.normal(size=decoder_dim), 4).tolist())
+            label=label, layer=int(layer_of[k]),
+            decoder_signature=tuple(np.round(rng.normal(size=decoder_dim), 4).tolist())
         )
         return fid
 
@@ -148,7 +152,9 @@ def planted_records(model: str = "toy/model-a", criterion: str = "synthetic crit
     return PlantedSet(records=records, feature_metadata=meta, families=families, concept_of=concept_of)
 
 
-def planted_interventions(planted: PlantedSet, criterion: str, *, seed: int = 0, prompts_per_feature: int = 8) -> list[InterventionRecord]:
+def planted_interventions(
+    planted: PlantedSet, criterion: str, *, seed: int = 0, prompts_per_feature: int = 8
+) -> list[InterventionRecord]:
     """Synthetic ablation rows for the true features, one random-feature control set, all marked synthetic.
 
     True promoting features drop the score when ablated; the suppressing one raises it;
@@ -159,7 +165,9 @@ def planted_interventions(planted: PlantedSet, criterion: str, *, seed: int = 0,
     rows: list[InterventionRecord] = []
     model = planted.records[0].model
     for fid in planted.families["true"]:
-        promotes = not planted.feature_metadata[fid].label.startswith("absence")  # type: ignore[union-attr]
+        label = planted.feature_metadata[fid].label
+        assert label is not None, f"planted feature {fid} has no label"
+        promotes = not label.startswith("absence")
         for pid in rng.choice(positives, size=prompts_per_feature, replace=False):
             base = float(rng.uniform(0.6, 0.9))
             delta = rng.normal(0.35, 0.05) * (-1 if promotes else 1)

@@ -1,4 +1,5 @@
-"""The registry of job kinds, and the built-in kinds: ``inspect``, ``match``, ``intervene``, ``train_sae``, ``publish`` and ``sleep``.
+"""The registry of job kinds, and the built-in kinds: ``inspect``, ``match``, ``intervene``, ``train_sae``,
+``publish`` and ``sleep``.
 
 A job kind is a function ``fn(params, ctx) -> dict``: it reads its JSON parameters,
 writes its artifacts into ``ctx.run_dir``, reports through ``ctx.progress``/``ctx.log``
@@ -23,6 +24,8 @@ from typing import Any
 
 from interp_agent.core.artifacts import write_text
 from interp_agent.core.errors import ValidationError
+from interp_agent.core.inspect.request import InspectRequest
+from interp_agent.core.inspect.request import param_names as inspect_param_names
 from interp_agent.jobs.context import JobContext
 
 JobFunction = Callable[[dict[str, Any], JobContext], dict[str, Any]]
@@ -91,11 +94,8 @@ def _check_keys(kind: str, params: dict[str, Any], allowed: tuple[str, ...], req
 
 # -- inspect -------------------------------------------------------------------------
 
-INSPECT_PARAMS: tuple[str, ...] = (
-    "model", "criterion", "backend", "records", "features", "interventions",
-    "allow_intervention_criterion_mismatch", "config", "dataset", "pack", "hookpoints", "pooling", "sae",
-    "neuronpedia", "saelens_release", "saelens_id",
-)
+INSPECT_PARAMS: tuple[str, ...] = inspect_param_names()
+"""The fields of ``InspectRequest``: one definition of the inspect parameters."""
 
 _PHASES: dict[str, tuple[float, float]] = {
     "harvesting": (0.0, 0.5), "association pass": (0.0, 0.45), "candidate pass": (0.45, 0.9),
@@ -107,27 +107,17 @@ _PHASES: dict[str, tuple[float, float]] = {
 _UNKNOWN_TOTAL_SCALE = 50_000
 """Rows at which a pass of unknown length is shown half done (done / (done + scale))."""
 
-def _inspect_check(params: dict[str, Any]) -> None:
-    from interp_agent.core.inspection import BACKENDS
-
+def _inspect_request(params: dict[str, Any]) -> InspectRequest:
+    """The request of an inspect job; every check is the request's own."""
     _check_keys("inspect", params, INSPECT_PARAMS, ("model",) if params.get("pack") else ("model", "criterion"))
-    backend = params.get("backend", "records")
-    if backend not in BACKENDS:
-        raise ValidationError(f"inspect job: unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    config = params.get("config")
-    if config is not None:
-        _ranking_config(config)
-
-
-def _ranking_config(config: Any) -> Any:
-    from interp_agent.core.ranking import RankingConfig
-
-    if not isinstance(config, dict):
-        raise ValidationError(f"inspect job: config must be an object of RankingConfig fields, got {config!r}")
     try:
-        return RankingConfig(**config)
-    except TypeError as exc:
-        raise ValidationError(f"inspect job: bad config: {exc}") from None
+        return InspectRequest.from_params(params)
+    except ValidationError as exc:
+        raise ValidationError(f"inspect job: {exc.message}", hint=exc.hint) from None
+
+
+def _inspect_check(params: dict[str, Any]) -> None:
+    _inspect_request(params)
 
 
 def inspect_progress_fraction(phase: str, done: int, total: int | None) -> float:
@@ -149,24 +139,21 @@ def compact_feature(row: dict[str, Any]) -> dict[str, Any]:
 def inspect_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Rank features against a criterion (``interp_agent.core.inspection.inspect``) into the run folder.
 
-    Params: the keyword arguments of ``inspect`` (model, criterion, backend, records,
-    features, interventions, allow_intervention_criterion_mismatch) and an optional
-    ``config`` object of RankingConfig fields. Result: paths of report.json/.html/.md
+    Params: the fields of ``InspectRequest`` (``config`` as an object of RankingConfig
+    fields). Result: paths of report.json/.html/.md
     (``report``, ``html``, ``md``), ``synthetic``, the ``summary``, the ``warnings`` and
     ``top``: compact rows of the first 10 features.
     """
-    from interp_agent.core.inspection import inspect
+    from interp_agent.core.inspection import inspect_request
 
-    _inspect_check(params)
-    kwargs = {k: v for k, v in params.items() if k != "config"}
-    config = _ranking_config(params["config"]) if params.get("config") is not None else None
+    request = _inspect_request(params)
 
     def on_progress(phase: str, done: int, total: int | None) -> None:
         rows = f"{done:,}/{total:,} rows" if total else f"{done:,} rows"
         ctx.progress(inspect_progress_fraction(phase, done, total), f"{phase}: {rows}")
 
     ctx.progress(0.0, f"inspect {params['model']} against {params.get('criterion') or params.get('pack')!r}")
-    result = inspect(**kwargs, out=ctx.run_dir, config=config, progress=on_progress)
+    result = inspect_request(request, out=ctx.run_dir, progress=on_progress)
     report = result.report
     ctx.progress(1.0, f"report written: {len(report['features'])} features")
     return {
@@ -222,7 +209,8 @@ def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 # -- intervene -----------------------------------------------------------------------
 
 INTERVENE_PARAMS: tuple[str, ...] = (
-    "model", "criterion", "dataset", "pack", "report", "features", "top_k", "mode", "strengths", "targets", "scorer", "sae",
+    "model", "criterion", "dataset", "pack", "report", "features", "top_k", "mode", "strengths", "targets",
+    "scorer", "sae",
 )
 
 
@@ -252,7 +240,9 @@ def intervene_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     kwargs = {k: v for k, v in params.items() if v is not None}
     if "strengths" in kwargs:
         kwargs["strengths"] = tuple(float(x) for x in kwargs["strengths"])
-    result = intervene(kwargs.pop("model"), kwargs.pop("criterion", None), out=ctx.run_dir, progress=on_progress, **kwargs)
+    result = intervene(
+        kwargs.pop("model"), kwargs.pop("criterion", None), out=ctx.run_dir, progress=on_progress, **kwargs
+    )
     summary = result.summary
     ctx.progress(1.0, f"{len(summary['features'])} features tested")
     return {
@@ -286,7 +276,9 @@ def _train_sae_check(params: dict[str, Any]) -> None:
     _check_keys("train_sae", params, TRAIN_SAE_PARAMS, ())
     given = [key for key in _TRAIN_SOURCE if params.get(key)]
     if len(given) != 1:
-        raise ValidationError(f"train_sae job: give exactly one source of {', '.join(_TRAIN_SOURCE)}, got {given or 'none'}")
+        raise ValidationError(
+            f"train_sae job: give exactly one source of {', '.join(_TRAIN_SOURCE)}, got {given or 'none'}"
+        )
     if params.get("model") and not params.get("hookpoint"):
         raise ValidationError("train_sae job: a model source needs a hookpoint, e.g. blocks.15.hook_resid_post")
     if params.get("model") and not (params.get("dataset") or params.get("pack")):
@@ -312,7 +304,9 @@ def train_sae_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     _train_sae_check(params)
     if ctx.attempt > 1:
         ctx.log(f"attempt {ctx.attempt}: reusing cached activations and the newest checkpoint in {ctx.run_dir}")
-    settings = TrainSettings(**{k: v for k, v in params.items() if k in TrainSettings.__dataclass_fields__ and v is not None})
+    settings = TrainSettings(
+        **{k: v for k, v in params.items() if k in TrainSettings.__dataclass_fields__ and v is not None}
+    )
     result = train_sae(
         out=ctx.run_dir, model=params.get("model"), dataset=params.get("dataset"), pack=params.get("pack"),
         criterion=params.get("criterion"), hookpoint=params.get("hookpoint"), activations=params.get("activations"),
@@ -324,7 +318,8 @@ def train_sae_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     ctx.progress(1.0, f"held-out FVU {m['held_out']['fvu']:.3f}, L0 {m['held_out']['l0']:.1f}")
     return {
         "sae": m["sae"], "held_out": m["held_out"], "splice": m["splice"],
-        "training": {k: m["training"][k] for k in ("steps", "tokens", "resumed_from_step", "tokens_per_s_this_run", "final")},
+        "training": {k: m["training"][k] for k in ("steps", "tokens", "resumed_from_step",
+                                                   "tokens_per_s_this_run", "final")},
         "causal": result.causal,
         "paths": {name: str(path) for name, path in result.paths.items()},
     }
@@ -349,7 +344,7 @@ def _publish_check(params: dict[str, Any]) -> None:
 
 @register("publish", check=_publish_check)
 def publish_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Publish a run folder to the Hugging Face Hub (``interp_agent.core.bridges.hf_hub.publish``); a dry run by default.
+    """Publish a run folder to the Hub (``interp_agent.core.bridges.hf_hub.publish``); a dry run by default.
 
     Writes the generated card (card.md) and the plan (publish.json, without the card) into
     the job's run folder. The token is read by the worker from HF_TOKEN in its environment,
@@ -421,7 +416,8 @@ def sleep_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     done = _sleep_steps_done(checkpoint, steps) if checkpoint is not None else 0
     if ctx.attempt > 1:
         ctx.log(f"attempt {ctx.attempt}: " + (
-            f"resuming from checkpoint at step {done}/{steps}" if checkpoint is not None else "no checkpoint; starting over"
+            f"resuming from checkpoint at step {done}/{steps}" if checkpoint is not None
+            else "no checkpoint; starting over"
         ))
     if done:
         ctx.progress(done / steps, f"resumed after step {done}/{steps}")

@@ -51,7 +51,7 @@ class JobRecord(BaseModel):
     run_dir: str = Field(description="Folder holding the job's artifacts and job.log: <workspace>/runs/<run_id>.")
     error: str | None = Field(description="Why the job failed ('<ExceptionType>: <message>'), else None.")
     params: dict[str, Any] = Field(description="The parameters the job was submitted with.")
-    attempts: int = Field(1, ge=1, description="Runs of the job so far: 1, plus one per resume.")
+    attempts: int = Field(default=1, ge=1, description="Runs of the job so far: 1, plus one per resume.")
 
     @property
     def terminal(self) -> bool:

@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from interp_agent.core.errors import ValidationError
+from interp_agent.core.secrets import redact
 from interp_agent.jobs.executor import Executor, ExitReporter, LocalProcessExecutor, WorkerHandle, process_start_time
 from interp_agent.jobs.kinds import JOB_KINDS, PARAM_CHECKS, RESUMABLE_KINDS, load_kind
 from interp_agent.jobs.records import JOB_STATES, RESUMABLE_STATES, JobNotFoundError, JobRecord, JobState
-from interp_agent.core.secrets import redact
 from interp_agent.jobs.store import JobStore, to_json_text
 
 DEFAULT_MAX_CONCURRENT = 2

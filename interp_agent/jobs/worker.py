@@ -21,9 +21,9 @@ from pathlib import Path
 from types import FrameType
 
 from interp_agent.core.errors import InterpAgentError
+from interp_agent.core.secrets import redact
 from interp_agent.jobs.context import JobContext
 from interp_agent.jobs.kinds import load_kind
-from interp_agent.core.secrets import redact
 from interp_agent.jobs.store import JobStore, to_json_text
 
 EXIT_OK = 0

@@ -27,11 +27,11 @@ log = logging.getLogger("interp_agent.server")
 INSTRUCTIONS = """\
 interp-agent ranks a model's internal features against a natural-language criterion, with held-out
 and causal evidence, trains sparse autoencoders when none fits, and matches features across models.
-Start with profile_env (and plan_scale for big runs), then inspect; train_sae when no SAE fits. Long work runs as background
-jobs: a call returns a job handle at once (or the result, if it finishes within wait_seconds); poll
-job_status, then job_result. Reports are resources interp-agent://runs/{run_id}/{file}; list them with
-list_artifacts. Paths are relative to the workspace. The prompt 'investigation_loop' walks through
-the whole method."""
+Start with profile_env (and plan_scale for big runs), then inspect; train_sae when no SAE fits.
+Long work runs as background jobs: a call returns a job handle at once (or the result, if it
+finishes within wait_seconds); poll job_status, then job_result. Reports are resources
+interp-agent://runs/{run_id}/{file}; list them with list_artifacts. Paths are relative to the
+workspace. The prompt 'investigation_loop' walks through the whole method."""
 
 _TICK_SECONDS = 0.5
 

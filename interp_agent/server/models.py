@@ -55,7 +55,9 @@ class PlanScaleInput(_Input):
     selected_layers: int = Field(1, ge=1, le=1024, description="Number of layers whose activations are harvested")
     latent_dim: int | str = Field("16k", description="SAE latents per layer (d_sae), human size: '16k', '1M'")
     k: int = Field(32, ge=1, le=4096, description="Active latents per token for sparse records (TopK k)")
-    dtype: Literal["float32", "bfloat16", "float16", "float8"] = Field("bfloat16", description="Storage dtype of dense activations")
+    dtype: Literal["float32", "bfloat16", "float16", "float8"] = Field(
+        "bfloat16", description="Storage dtype of dense activations"
+    )
     accelerator: Literal["H100", "H200", "A100-80GB", "A100-40GB", "L4", "RTX4090", "cpu"] = Field(
         "H100", description="Accelerator to estimate GPU-hours on"
     )
@@ -149,7 +151,9 @@ class InspectInput(_Prompts):
         description="Model: 'smollm2-135m' (embedded, for backend 'hf'), a local folder or hub id (hf), or the name "
         "the evidence belongs to (records/features), e.g. 'gpt2-small' or 'toy/model-a'",
     )
-    criterion: str = Field("", max_length=2000, description="Natural-language criterion to rank features against (a pack brings its own)")
+    criterion: str = Field(
+        "", max_length=2000, description="Natural-language criterion to rank features against (a pack brings its own)"
+    )
     backend: Literal["records", "features", "toy", "hf", "neuronpedia", "saelens"] = Field(
         "records",
         description="records: activation records (needs records); features: a feature JSONL dump, ordered by "
@@ -158,27 +162,37 @@ class InspectInput(_Prompts):
         "neuronpedia; reads the network for refs; no criterion measurement unless records are given); saelens: hf "
         "with an SAE (sae, or saelens_release + saelens_id): its latents are harvested at its hookpoint and ranked",
     )
-    records: str | None = Field(None, description="Activation records: JSONL file or Parquet dataset folder (workspace path)")
+    records: str | None = Field(
+        None, description="Activation records: JSONL file or Parquet dataset folder (workspace path)"
+    )
     features: str | None = Field(None, description="Feature JSONL with labels and signatures (workspace path)")
-    interventions: str | None = Field(None, description="Intervention records JSONL for causal evidence (workspace path)")
+    interventions: str | None = Field(
+        None, description="Intervention records JSONL for causal evidence (workspace path)"
+    )
     dataset: str | None = Field(
         None,
-        description="hf backend: scored prompts JSONL {prompt_id, text, criterion_score} (workspace path). Write at least "
-        "60 prompts, half where the criterion holds; match negatives to positives in length, topic and style so the "
-        "features found track the criterion, not a confound",
+        description="hf backend: scored prompts JSONL {prompt_id, text, criterion_score} (workspace path). Write at "
+        "least 60 prompts, half where the criterion holds; match negatives to positives in length, topic and style so "
+        "the features found track the criterion, not a confound",
     )
     hookpoints: list[str] | None = Field(
         None, max_length=16,
-        description="hf backend: TransformerLens hookpoints, e.g. ['blocks.15.hook_resid_post']; default: a few middle layers",
+        description="hf backend: TransformerLens hookpoints, e.g. ['blocks.15.hook_resid_post']; default: a few "
+        "middle layers",
     )
-    pooling: Literal["last", "mean", "max"] = Field("last", description="hf backend: one row per prompt from its tokens")
-    sae: str | None = Field(None, description="hf backend: SAE Lens folder (workspace path) whose latents are ranked too, as SAE:L{layer}:F{i}")
+    pooling: Literal["last", "mean", "max"] = Field(
+        "last", description="hf backend: one row per prompt from its tokens"
+    )
+    sae: str | None = Field(None, description="hf backend: SAE Lens folder (workspace path) whose latents are ranked "
+                                              "too, as SAE:L{layer}:F{i}")
     saelens_release: str | None = Field(
         None, max_length=200,
         description="saelens backend: SAE Lens pretrained release, e.g. 'gemma-scope-2b-pt-res-canonical' (the model "
         "must be the one it was trained on). Fetched once from the Hugging Face hub or its local cache, then cached",
     )
-    saelens_id: str | None = Field(None, max_length=200, description="saelens backend: SAE id in the release, e.g. 'layer_12/width_16k/canonical'")
+    saelens_id: str | None = Field(
+        None, max_length=200, description="saelens backend: SAE id in the release, e.g. 'layer_12/width_16k/canonical'"
+    )
     neuronpedia: list[str] | None = Field(
         None, max_length=100,
         description="neuronpedia backend: features as 'gpt2-small@6-res_scefr-ajt:650', neuronpedia.org feature or "
@@ -196,16 +210,27 @@ class InterveneInput(_Prompts):
     model: str = Field(min_length=1, description="'smollm2-135m' (embedded), a local folder or a hub id")
     criterion: str = Field("", max_length=2000, description="The criterion (a pack brings its own)")
     dataset: str | None = Field(None, description="Scored prompts JSONL (workspace path); the same set the report used")
-    report: str | None = Field(None, description="run_id of an hf inspect job (or its report.json path): its top features and contrast directions")
-    features: list[str] | None = Field(None, max_length=32, description="Feature ids to test instead: L{layer}:D{dim}, L{layer}:N{i}, SAE:L{layer}:F{i} (needs sae), direction:…")
-    sae: str | None = Field(None, description="SAE Lens folder (cfg.json + sae_weights.safetensors, workspace path) for SAE:L{layer}:F{i} features")
-    top_k: int = Field(3, ge=1, le=20, description="Top features of the report to test (its contrast direction is added)")
-    mode: Literal["ablate", "mean_ablate", "clamp", "steer", "patch"] = Field("steer", description="What to do to each feature")
+    report: str | None = Field(None, description="run_id of an hf inspect job (or its report.json path): its top "
+                                                 "features and contrast directions")
+    features: list[str] | None = Field(
+        None, max_length=32, description="Feature ids to test instead: L{layer}:D{dim}, L{layer}:N{i}, "
+                                         "SAE:L{layer}:F{i} (needs sae), direction:…"
+    )
+    sae: str | None = Field(None, description="SAE Lens folder (cfg.json + sae_weights.safetensors, workspace path) "
+                                              "for SAE:L{layer}:F{i} features")
+    top_k: int = Field(
+        3, ge=1, le=20, description="Top features of the report to test (its contrast direction is added)"
+    )
+    mode: Literal["ablate", "mean_ablate", "clamp", "steer", "patch"] = Field(
+        "steer", description="What to do to each feature"
+    )
     strengths: list[float] = Field(
         default_factory=lambda: [-1.0, -0.5, 0.5, 1.0], min_length=1, max_length=8,
-        description="steer/clamp strengths in units of the feature's scale (a direction's own norm, else its std; negative removes it); the best within a KL budget is chosen on calibration prompts only",
+        description="steer/clamp strengths in units of the feature's scale (a direction's own norm, else its std; "
+                    "negative removes it); the best within a KL budget is chosen on calibration prompts only",
     )
-    targets: list[str] | None = Field(None, max_length=64, description="Target next tokens of the behaviour score (default: the pack's, else inferred)")
+    targets: list[str] | None = Field(None, max_length=64, description="Target next tokens of the behaviour score "
+                                                                       "(default: the pack's, else inferred)")
     scorer: Literal["target", "classifier"] = Field(
         "target",
         description="Behaviour score: next-token probability of target tokens (fast; next-token criteria), or an "
@@ -216,7 +241,10 @@ class InterveneInput(_Prompts):
 
 class InterveneResultModel(BaseModel):
     scorer: dict[str, Any] = Field(description="The behaviour scorer and its held-out AUROC/accuracy")
-    features: list[dict[str, Any]] = Field(description="Per feature: verdict (causal, weak, no_effect, contradicts), effect with 95% CI, control effect, side effect (KL and score change on the other class)")
+    features: list[dict[str, Any]] = Field(
+        description="Per feature: verdict (causal, weak, no_effect, contradicts), effect with 95% CI, control effect, "
+                    "side effect (KL and score change on the other class)"
+    )
     interventions: str = Field(description="URI of interventions.jsonl (seed format; feed it to inspect)")
     summary: str = Field(description="URI of summary.json")
 
@@ -229,19 +257,35 @@ class InterveneOutput(BaseModel):
 
 
 class TrainSaeInput(_JobStart):
-    model: str | None = Field(None, description="Source 1: a live model ('smollm2-135m' embedded, a local folder or hub id), "
+    model: str | None = Field(None,
+                              description="Source 1: a live model ('smollm2-135m' embedded, a local folder or hub id), "
                               "harvested at hookpoint over dataset or pack")
-    dataset: str | None = Field(None, description="With model: prompts (workspace path): scored-prompts JSONL, JSONL with 'text', or .txt one per line")
+    dataset: str | None = Field(None, description="With model: prompts (workspace path): scored-prompts JSONL, JSONL "
+                                                  "with 'text', or .txt one per line")
     pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
-        None, description="With model: a built-in criterion pack as the prompts (scored: latent records and causal test possible)")
-    criterion: str | None = Field(None, max_length=2000, description="The criterion of a scored dataset (a pack brings its own)")
-    hookpoint: str | None = Field(None, description="TransformerLens hook name, e.g. blocks.15.hook_resid_post (required with model)")
-    activations: list[str] | None = Field(None, max_length=256, description="Source 2: stored activations (workspace paths): .safetensors, .npy or .parquet")
-    records: str | None = Field(None, description="Source 3: activation records JSONL (workspace path); each feature id is a dimension")
-    causal: bool = Field(False, description="After training, rank the latents on training prompts and steer the top 3 with "
+        None,
+        description="With model: a built-in criterion pack as the prompts (scored: latent records and causal test "
+        "possible)",
+    )
+    criterion: str | None = Field(
+        None, max_length=2000, description="The criterion of a scored dataset (a pack brings its own)"
+    )
+    hookpoint: str | None = Field(
+        None, description="TransformerLens hook name, e.g. blocks.15.hook_resid_post (required with model)"
+    )
+    activations: list[str] | None = Field(None, max_length=256, description="Source 2: stored activations (workspace "
+                                                                            "paths): .safetensors, .npy or .parquet")
+    records: str | None = Field(
+        None, description="Source 3: activation records JSONL (workspace path); each feature id is a dimension"
+    )
+    causal: bool = Field(False,
+                         description="After training, rank the latents on training prompts and steer the top 3 with "
                          "controls on held-out prompts (needs model and scored prompts; minutes on a CPU)")
-    preset: Literal["minimal", "production"] = Field("minimal", description="minimal: 4x latents, k 16, 300 steps (seconds on a CPU); "
-                                                      "production: 32x latents, k 32, batch 4096, one pass over the data")
+    preset: Literal["minimal", "production"] = Field(
+        "minimal",
+        description="minimal: 4x latents, k 16, 300 steps (seconds on a CPU); "
+        "production: 32x latents, k 32, batch 4096, one pass over the data",
+    )
     architecture: Literal["topk", "batchtopk", "relu", "jumprelu"] | None = Field(None, description="Default topk")
     latent_dim: int | None = Field(None, ge=1, le=1 << 24, description="Number of latents (wins over expansion_factor)")
     expansion_factor: float | None = Field(None, gt=0, le=1024, description="Latents per input dimension")
@@ -253,17 +297,30 @@ class TrainSaeInput(_JobStart):
     seed: int = Field(0, ge=0, description="Seed: on a CPU the same seed gives the same SAE")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1")
     max_records: int | None = Field(None, ge=2, description="Keep a uniform reservoir sample of this many rows")
-    held_out_fraction: float | None = Field(None, gt=0, lt=1, description="Share held out for metrics (0.3 for scored prompts, else 0.1)")
-    checkpoint_every: int | None = Field(None, ge=1, description="Steps between checkpoints (resume continues from the newest)")
+    held_out_fraction: float | None = Field(
+        None, gt=0, lt=1, description="Share held out for metrics (0.3 for scored prompts, else 0.1)"
+    )
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="Steps between checkpoints (resume continues from the newest)"
+    )
 
 
 class TrainSaeResult(BaseModel):
     sae: dict[str, Any] = Field(description="architecture, saved_as, d_in, d_sae, k, hookpoint, model")
-    held_out: dict[str, Any] = Field(description="On held-out rows: mse, fvu, l0, dead_fraction, dense_fraction, firing-rate quantiles")
-    splice: dict[str, Any] | None = Field(description="From a model: next-token CE clean / spliced / mean-ablated, loss_recovered, KL per token (held-out prompts)")
-    training: dict[str, Any] = Field(description="steps, tokens, resumed_from_step, tokens_per_s_this_run, final loss terms")
-    causal: dict[str, Any] | None = Field(None, description="With causal: per steered latent its verdict, effect and control effect")
-    files: dict[str, str] = Field(description="URIs: cfg.json, sae_weights.safetensors (SAE Lens layout), metrics.json, records.jsonl")
+    held_out: dict[str, Any] = Field(
+        description="On held-out rows: mse, fvu, l0, dead_fraction, dense_fraction, firing-rate quantiles"
+    )
+    splice: dict[str, Any] | None = Field(description="From a model: next-token CE clean / spliced / mean-ablated, "
+                                                      "loss_recovered, KL per token (held-out prompts)")
+    training: dict[str, Any] = Field(
+        description="steps, tokens, resumed_from_step, tokens_per_s_this_run, final loss terms"
+    )
+    causal: dict[str, Any] | None = Field(
+        None, description="With causal: per steered latent its verdict, effect and control effect"
+    )
+    files: dict[str, str] = Field(
+        description="URIs: cfg.json, sae_weights.safetensors (SAE Lens layout), metrics.json, records.jsonl"
+    )
 
 
 class TrainSaeOutput(BaseModel):
@@ -286,7 +343,9 @@ class FeatureRow(BaseModel):
     r_held_out_ci95: list[float] | None = Field(
         None, description="95% interval [low, high] of the held-out r (Fisher z over held-out prompts); null "
         "when there are 3 or fewer held-out prompts")
-    auroc_held_out: float | None = Field(None, description="AUROC on held-out prompts, 0..1 (binary scores; correlational)")
+    auroc_held_out: float | None = Field(
+        None, description="AUROC on held-out prompts, 0..1 (binary scores; correlational)"
+    )
     auroc_held_out_ci95: list[float] | None = Field(
         None, description="95% interval [low, high] of the held-out AUROC (DeLong, logit scale)")
     n_held_out_prompts: int | None = Field(None, description="Held-out prompts the held-out numbers rest on")
@@ -296,14 +355,18 @@ class FeatureRow(BaseModel):
     held_out_prompts_needed: int | None = Field(
         None, description="Held-out prompts a test of r = 0 needs to detect the training r (alpha 0.05, power 0.8)")
     held_out_supported: bool | None = Field(None, description="Same sign and q < 0.05 on held-out prompts")
-    strong_causal_score: float | None = Field(None, description="Effect beyond side effect and controls (interventional)")
+    strong_causal_score: float | None = Field(
+        None, description="Effect beyond side effect and controls (interventional)"
+    )
     notes: list[str] = Field(default_factory=list, description="Caveats on this feature's evidence, e.g. a held-out "
                              "set too small to exclude chance and how many prompts would be needed")
 
 
 class InspectResult(BaseModel):
     synthetic: bool = Field(description="True when built from generated data: no model was measured")
-    summary: dict[str, Any] = Field(description="Counts: rows, prompts, features tested, significant, held-out supported")
+    summary: dict[str, Any] = Field(
+        description="Counts: rows, prompts, features tested, significant, held-out supported"
+    )
     warnings: list[str]
     top: list[FeatureRow] = Field(description="The first ranked features (up to 10)")
     report: str = Field(description="URI of report.json")
@@ -318,9 +381,13 @@ class MatchInput(_JobStart):
 
 
 class MatchResult(BaseModel):
-    summary: dict[str, Any] = Field(description="n_left, n_right, n_matches, mean similarity, mutual nearest, sign agreement")
+    summary: dict[str, Any] = Field(
+        description="n_left, n_right, n_matches, mean similarity, mutual nearest, sign agreement"
+    )
     notes: list[str] = Field(description="Dropped components and why")
-    matches: list[dict[str, Any]] = Field(description="Best matches first (up to 10): ids, labels, similarity, components")
+    matches: list[dict[str, Any]] = Field(
+        description="Best matches first (up to 10): ids, labels, similarity, components"
+    )
     matches_json: str = Field(description="URI of matches.json")
     matches_md: str = Field(description="URI of matches.md")
 
@@ -343,12 +410,21 @@ class MatchOutput(BaseModel):
 class PublishInput(_JobStart):
     path: str = Field(min_length=1, description="What to publish: a run_id (its folder runs/<run_id>) or a folder path "
                       "inside the workspace or a read root, e.g. the folder of a train_sae or inspect run")
-    repo_id: str = Field(min_length=3, max_length=193, description="Hugging Face Hub repo 'owner/name', e.g. 'my-user/smollm2-unit-sae'")
-    repo_type: Literal["model", "dataset"] = Field("model", description="model (SAEs) or dataset (reports and records only)")
-    dry_run: bool = Field(True, description="true (default): list every file and its size and render the card; nothing "
-                          "is uploaded and no token is needed. false: create the repo if missing and upload in one commit")
+    repo_id: str = Field(
+        min_length=3, max_length=193, description="Hugging Face Hub repo 'owner/name', e.g. 'my-user/smollm2-unit-sae'"
+    )
+    repo_type: Literal["model", "dataset"] = Field(
+        "model", description="model (SAEs) or dataset (reports and records only)"
+    )
+    dry_run: bool = Field(
+        True,
+        description="true (default): list every file and its size and render the card; nothing is uploaded and no "
+        "token is needed. false: create the repo if missing and upload in one commit",
+    )
     private: bool = Field(True, description="Create the repo private (applies only when the repo does not exist yet)")
-    commit_message: str | None = Field(None, max_length=500, description="Commit message; default names the run folder and file count")
+    commit_message: str | None = Field(
+        None, max_length=500, description="Commit message; default names the run folder and file count"
+    )
 
 
 class PublishResult(BaseModel):
@@ -358,8 +434,12 @@ class PublishResult(BaseModel):
     repo_type: str
     endpoint: str = Field(description="Hub endpoint (HF_ENDPOINT when set)")
     token_present: bool = Field(description="Whether HF_TOKEN is set (its value is never shown)")
-    files: list[dict[str, Any]] = Field(description="Every file uploaded (or that would be): path in the repo, bytes; README.md is generated")
-    skipped: list[dict[str, Any]] = Field(description="Files left behind (checkpoints, caches, job.log, temporaries, credential-like files), with why")
+    files: list[dict[str, Any]] = Field(
+        description="Every file uploaded (or that would be): path in the repo, bytes; README.md is generated"
+    )
+    skipped: list[dict[str, Any]] = Field(
+        description="Files left behind (checkpoints, caches, job.log, temporaries, credential-like files), with why"
+    )
     total_bytes: int = Field(description="Bytes of all files, card included")
     card: str = Field(description="URI of the generated card (card.md in this job's run folder)")
     card_preview: str = Field(description="The card's first 1,500 characters")

@@ -13,7 +13,9 @@ class PathOutsideWorkspace(ValidationError):
     code = "path_outside_workspace"
 
 
-def resolve_path(value: str, *, field: str, workspace: Path, read_roots: tuple[Path, ...], must_exist: bool = True) -> Path:
+def resolve_path(
+    value: str, *, field: str, workspace: Path, read_roots: tuple[Path, ...], must_exist: bool = True
+) -> Path:
     """Resolve ``value`` (relative to the workspace) and check where it lands.
 
     Raises:
@@ -29,5 +31,8 @@ def resolve_path(value: str, *, field: str, workspace: Path, read_roots: tuple[P
             hint="copy the file into the workspace, or start the server with --read-root DIR",
         )
     if must_exist and not path.exists():
-        raise ValidationError(f"{field}: {value!r} does not exist (looked at {path})", hint="check the path; relative paths start at the workspace")
+        raise ValidationError(
+            f"{field}: {value!r} does not exist (looked at {path})",
+            hint="check the path; relative paths start at the workspace"
+        )
     return path

@@ -53,7 +53,8 @@ def add_tool(server: MCPServer, spec: ToolSpec) -> None:
         meta = copy.copy(field)  # descriptions and constraints; the default travels as the parameter's
         meta.default, meta.default_factory = PydanticUndefined, None
         params.append(
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[field.annotation, meta], default=default)
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[field.annotation, meta],
+                              default=default)
         )
 
     async def call(ctx: Context, **arguments: Any) -> CallToolResult:
@@ -65,7 +66,7 @@ def add_tool(server: MCPServer, spec: ToolSpec) -> None:
         payload = output.model_dump(mode="json")
         return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload))], structured_content=payload)
 
-    call.__signature__ = inspect.Signature(params, return_annotation=Annotated[CallToolResult, spec.output_model])  # type: ignore[attr-defined]
+    call.__signature__ = inspect.Signature(params, return_annotation=Annotated[CallToolResult, spec.output_model])
     call.__name__ = spec.name
     call.__doc__ = spec.description
     server.add_tool(call, name=spec.name, title=spec.title, description=spec.description, annotations=spec.annotations)

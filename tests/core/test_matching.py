@@ -76,7 +76,7 @@ class FakeEncoder:
 
 
 def _probe_features(acts_FP: np.ndarray, probes: list[str], prefix: str) -> list[dict[str, Any]]:
-    return [_feature(f"{prefix}{k}", probe_activations=dict(zip(probes, map(float, row))))
+    return [_feature(f"{prefix}{k}", probe_activations=dict(zip(probes, map(float, row), strict=True)))
             for k, row in enumerate(acts_FP)]
 
 
@@ -85,7 +85,7 @@ def test_identical_reports_match_each_feature_to_itself_with_similarity_one() ->
     probes = [f"p{k}" for k in range(12)]
     features = [
         _feature(f"L3:F{k}", label=f"label {k}", direction="promotes" if k % 2 else "suppresses",
-                 probe_activations=dict(zip(probes, rng.random(12).tolist())),
+                 probe_activations=dict(zip(probes, rng.random(12).tolist(), strict=True)),
                  decoder_signature=rng.normal(size=8).tolist(),
                  causal={"mean_effect": float(rng.normal()), "side_effect": float(rng.random())})
         for k in range(5)
@@ -148,13 +148,14 @@ def test_missing_decoder_is_dropped_and_the_remaining_weights_renormalised() -> 
     probes = [f"p{k}" for k in range(10)]
     acts_FP = rng.random((2, 10))
     dec = rng.normal(size=(2, 6))
-    left = _report([_feature("a0", probe_activations=dict(zip(probes, acts_FP[0].tolist())),
+    left = _report([_feature("a0", probe_activations=dict(zip(probes, acts_FP[0].tolist(), strict=True)),
                              decoder_signature=dec[0].tolist()),
-                    _feature("a1", probe_activations=dict(zip(probes, acts_FP[1].tolist())))], probes=probes)
+                    _feature("a1", probe_activations=dict(zip(probes, acts_FP[1].tolist(), strict=True)))],
+                    probes=probes)
     noisy_FP = acts_FP + rng.normal(scale=0.3, size=(2, 10))
-    right = _report([_feature("b0", probe_activations=dict(zip(probes, noisy_FP[0].tolist())),
+    right = _report([_feature("b0", probe_activations=dict(zip(probes, noisy_FP[0].tolist(), strict=True)),
                               decoder_signature=(dec[0] + rng.normal(scale=0.5, size=6)).tolist()),
-                     _feature("b1", probe_activations=dict(zip(probes, noisy_FP[1].tolist())),
+                     _feature("b1", probe_activations=dict(zip(probes, noisy_FP[1].tolist(), strict=True)),
                               decoder_signature=dec[1].tolist())], probes=probes)
 
     result = match_reports(left, right, use_text=False, min_similarity=-1.0)
@@ -379,7 +380,9 @@ def _random_report(rng: np.random.Generator, probes: list[str], n: int, prefix: 
         f = _feature(f"{prefix}{k}", label=labels[rng.integers(len(labels))])
         kind = rng.integers(4)
         if kind == 0:
-            f["probe_activations"] = {p: float(v) for p, v in zip(probes, rng.exponential(size=len(probes)))}
+            f["probe_activations"] = {
+                p: float(v) for p, v in zip(probes, rng.exponential(size=len(probes)), strict=True)
+            }
         elif kind == 1:
             f["probe_activations"] = {p: 0.5 for p in probes}  # constant: no correlation defined
         elif kind == 2:

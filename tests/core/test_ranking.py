@@ -84,14 +84,18 @@ def test_streaming_statistics_equal_a_dense_computation(planted) -> None:
     g = assign_splits(prompt_hashes(ids, cfg.split_salt), cfg.held_out_fraction)
     y = np.array([r.criterion_score for r in ps.records])
     for f in feats:
-        x = np.array([dict(zip(r.feature_ids, r.activations)).get(f["feature_id"], 0.0) for r in ps.records])
+        x = np.array(
+            [dict(zip(r.feature_ids, r.activations, strict=True)).get(f["feature_id"], 0.0) for r in ps.records]
+        )
         for gi, name in ((0, "train"), (1, "held_out")):
             m = g == gi
             ref = stats.pearsonr(x[m], y[m])
             got = f["association"][name]
             assert got["pearson_r"] == pytest.approx(ref.statistic, abs=1e-9)
             assert got["n"] == m.sum() and got["nnz"] == int((x[m] != 0).sum())
-            exact_auc = stats.mannwhitneyu(x[m][y[m] == 1], x[m][y[m] == 0]).statistic / ((y[m] == 1).sum() * (y[m] == 0).sum())
+            exact_auc = stats.mannwhitneyu(x[m][y[m] == 1], x[m][y[m] == 0]).statistic / (
+                (y[m] == 1).sum() * (y[m] == 0).sum()
+            )
             assert got["auroc"] == pytest.approx(exact_auc, abs=0.01)
             assert got["mean_positive"] == pytest.approx(x[m][y[m] == 1].mean())
         assert f["association"]["train"]["p_value"] == pytest.approx(
@@ -105,7 +109,7 @@ def test_jsonl_and_parquet_give_the_same_report(planted, tmp_path: Path) -> None
     a = rank_records(RecordsSource(path), RankingConfig(top_k=15))
     b = rank_records(RecordsSource(tmp_path / "ds"), RankingConfig(top_k=15))
     assert [f["feature_id"] for f in a["features"]] == [f["feature_id"] for f in b["features"]]
-    for fa, fb in zip(a["features"], b["features"]):
+    for fa, fb in zip(a["features"], b["features"], strict=True):
         assert fa["importance"] == pytest.approx(fb["importance"], rel=1e-9)
         assert fa["examples"] == fb["examples"]
         assert fa["histogram"] == fb["histogram"]
@@ -136,7 +140,9 @@ def test_evidence_against_the_association_lowers_the_feature(planted) -> None:
     base = rank_records(RecordsSource(path), RankingConfig(top_k=20))["features"]
     top = base[0]["feature_id"]
     rows = [InterventionRecord(top, "ablate", 0.5, 0.95) for _ in range(6)]  # ablation raises the score
-    moved = rank_records(RecordsSource(path), RankingConfig(top_k=20), evidence=summarise_interventions(rows, CRITERION))
+    moved = rank_records(
+        RecordsSource(path), RankingConfig(top_k=20), evidence=summarise_interventions(rows, CRITERION)
+    )
     f = next(f for f in moved["features"] if f["feature_id"] == top)
     assert f["causal"]["agrees_with_association"] is False
     assert f["importance_components"]["causal"]["value"] < 0
@@ -206,7 +212,9 @@ def test_criterion_mismatch_is_excluded_and_reported_unless_allowed() -> None:
 
 def test_controls_are_summarised_apart_and_subtracted() -> None:
     rows = [InterventionRecord("f", "steer", 0.2, 0.7) for _ in range(4)]
-    rows += [InterventionRecord("r1", "steer", 0.2, 0.4, metadata={"control_type": "random_direction"}) for _ in range(3)]
+    rows += [
+        InterventionRecord("r1", "steer", 0.2, 0.4, metadata={"control_type": "random_direction"}) for _ in range(3)
+    ]
     rows += [InterventionRecord("r2", "steer", 0.2, 0.2, side_effect_score=0.0,
                                 metadata={"control_type": "matched_frequency", "control_for": "f"})]
     ev = summarise_interventions(rows, "c")
@@ -334,5 +342,5 @@ def test_bootstrap_sums_equal_the_sparse_dense_product_they_replace() -> None:
         ours = weighted_candidate_sums(rows, cands, (x, x * x, x * y[rows]), weights, n_cands)
         X = sparse.csr_matrix((x, (rows, cands)), shape=(n_rows, n_cands))
         reference = [X.T @ weights, X.multiply(X).T @ weights, X.multiply(y[:, None]).tocsr().T @ weights]
-        for got, want in zip(ours, reference):
+        for got, want in zip(ours, reference, strict=True):
             np.testing.assert_allclose(got, np.asarray(want), rtol=1e-10, atol=1e-10)

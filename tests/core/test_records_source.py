@@ -16,7 +16,9 @@ from interp_agent.core.synthetic import PlantedConfig, planted_records
 @pytest.fixture(scope="module")
 def records_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     planted = planted_records("toy/model-a", "synthetic criterion", PlantedConfig(n_prompts=300))
-    return write_records(tmp_path_factory.mktemp("records") / "records.jsonl", planted.records, planted.feature_metadata)
+    return write_records(
+        tmp_path_factory.mktemp("records") / "records.jsonl", planted.records, planted.feature_metadata
+    )
 
 
 def test_a_small_jsonl_file_is_kept_in_memory_and_a_big_one_spilled(records_path: Path) -> None:

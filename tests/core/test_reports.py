@@ -350,7 +350,10 @@ def test_summary_says_what_each_held_out_count_counts() -> None:
                              "n_train_prompts": 3, "n_held_out_prompts": 1}
     text = render_markdown(seed_like)
     assert "- Prompts: 4, one row each: 3 train, 1 held-out" in text
-    assert "supported on held-out prompts: not tested: the held-out split has 1 row, and held-out statistics need at least 3" in text
+    assert (
+        "supported on held-out prompts: not tested: the held-out split has 1 row, and held-out statistics need "
+        "at least 3" in text
+    )
     assert "of the 3 reported, confirmed on held-out prompts:" in text
     continuous = copy.deepcopy(report)
     continuous["summary"]["score_kind"] = "continuous"

@@ -29,7 +29,8 @@ def _check_toy_manifest(manifest: dict, folder: Path) -> None:
     assert [s["exit_code"] for s in steps] == [0, 0, 0] and all(s["seconds"] > 0 for s in steps)
     assert steps[0]["argv"][-8:] == ["--model", "toy/a", "--criterion", "c", "--backend", "toy", "--out", "a"]
     assert steps[2]["argv"][-1] == "--no-text"
-    assert steps[0]["outputs"][0]["path"] == str((folder / "a").resolve()) and steps[0]["outputs"][0]["kind"] == "folder"
+    output = steps[0]["outputs"][0]
+    assert output["path"] == str((folder / "a").resolve()) and output["kind"] == "folder"
     match_out = steps[2]["outputs"][0]
     assert match_out["path"] == str((folder / "m" / "matches.json").resolve()) and len(match_out["sha256"]) == 64
     # the match read what the inspects wrote: hashed as its inputs, not counted as external inputs of the run
@@ -59,7 +60,9 @@ def test_a_yaml_config_runs_the_same_steps_and_writes_the_manifest_at_out(tmp_pa
     assert (tmp_path / "elsewhere" / "manifest.json").is_file() and not (folder / "run.manifest.json").exists()
 
 
-def test_a_toml_config_with_raw_tokens_is_run_and_its_existing_inputs_are_hashed(tmp_path: Path, seed_dir: Path) -> None:
+def test_a_toml_config_with_raw_tokens_is_run_and_its_existing_inputs_are_hashed(
+    tmp_path: Path, seed_dir: Path
+) -> None:
     shutil.copy(seed_dir / "activation_records.jsonl", tmp_path / "records.jsonl")
     config = tmp_path / "run.toml"
     config.write_text('name = "convert"\n\n[[steps]]\ncommand = "convert"\nargs = ["records.jsonl", "records_pq"]\n')

@@ -91,11 +91,14 @@ def _sae_lens_model(kind: str) -> tuple[object, str]:
     meta = SAEMetadata(hook_name=HOOK, model_name="toy/model")
     base = {"d_in": D_IN, "d_sae": D_SAE, "metadata": meta}
     sae, writer = {
-        "standard, b_dec not subtracted": (StandardSAE(StandardSAEConfig(**base, apply_b_dec_to_input=False)), "save_model"),
+        "standard, b_dec not subtracted": (StandardSAE(StandardSAEConfig(**base, apply_b_dec_to_input=False)),
+                                           "save_model"),
         "topk, rescaled by decoder norm": (
-            TopKSAE(TopKSAEConfig(**base, k=K, rescale_acts_by_decoder_norm=True, apply_b_dec_to_input=False)), "save_model"),
+            TopKSAE(TopKSAEConfig(**base, k=K, rescale_acts_by_decoder_norm=True, apply_b_dec_to_input=False)),
+            "save_model"),
         "topk training, inference save": (
-            TopKTrainingSAE(TopKTrainingSAEConfig(**base, k=K, rescale_acts_by_decoder_norm=True)), "save_inference_model"),
+            TopKTrainingSAE(TopKTrainingSAEConfig(**base, k=K, rescale_acts_by_decoder_norm=True)),
+            "save_inference_model"),
         "jumprelu": (JumpReLUSAE(JumpReLUSAEConfig(**base)), "save_model"),
     }[kind]
     torch.manual_seed(0)
@@ -143,7 +146,7 @@ def _write_sparsify(folder: Path, *, seed: int = 0, dtype: torch.dtype = torch.f
 
 
 def _sparsify_encode(folder: Path, x: torch.Tensor) -> torch.Tensor:
-    """sparsify's SparseCoder.encode (fused_encoder): relu of the affine map of x - b_dec, then top-k, as dense codes."""
+    """sparsify's SparseCoder.encode (fused_encoder): relu of the affine map of x - b_dec, then top-k, dense codes."""
     from safetensors.torch import load_file
 
     t = {n: v.float() for n, v in load_file(str(folder / "sae.safetensors")).items()}

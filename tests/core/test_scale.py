@@ -138,7 +138,8 @@ def test_flops_and_gpu_hours_follow_the_stated_formulas() -> None:
 def test_every_formula_is_stated_in_the_notes() -> None:
     notes = " | ".join(plan_scale(ScalePlanInput(**SMALL))["notes"])
     for formula in ("tokens x d_model x selected_layers", "tokens x selected_layers x k", "2 x d_model x d_sae + d_sae",
-                    "2 x model_params x tokens", "upper bound", "prompt_tokens (64 assumed)", "6 x tokens x (2 x d_model",
+                    "2 x model_params x tokens", "upper bound", "prompt_tokens (64 assumed)",
+                    "6 x tokens x (2 x d_model",
                     "vendor spec sheets, dense bf16", "MFU 0.4"):
         assert formula in notes, formula
 
@@ -338,7 +339,9 @@ def test_the_advice_follows_the_accelerators_and_the_scheduler(tmp_path: Path, c
                for i in range(2)]
     monkeypatch.setattr(profile_module, "_accelerators", lambda: (devices, {"method": "torch.cuda", "note": "fake"}))
     assert profile_env(tmp_path)["advice"]["route"] == "multi_gpu"
-    monkeypatch.setattr(profile_module, "_accelerators", lambda: (devices[:1], {"method": "torch.cuda", "note": "fake"}))
+    monkeypatch.setattr(
+        profile_module, "_accelerators", lambda: (devices[:1], {"method": "torch.cuda", "note": "fake"})
+    )
     assert profile_env(tmp_path)["advice"]["route"] == "single_gpu"
     monkeypatch.setenv("RAY_ADDRESS", "ray://head.internal:10001")
     profile = profile_env(tmp_path)
@@ -350,7 +353,8 @@ def test_a_profile_round_trips_through_save_and_load(tmp_path: Path) -> None:
     profile = profile_env(tmp_path, probe_accelerators=False)
     path = save_profile(profile, tmp_path / "sub" / "env.json")
     assert load_profile(path) == json.loads(json.dumps(profile))
-    assert plan_scale(ScalePlanInput(**SMALL), load_profile(path))["inputs"]["sources"]["storage_limit"].startswith("free")
+    assert plan_scale(ScalePlanInput(**SMALL),
+                      load_profile(path))["inputs"]["sources"]["storage_limit"].startswith("free")
 
 
 def test_loading_a_missing_malformed_or_foreign_profile_names_the_file(tmp_path: Path) -> None:
@@ -383,7 +387,10 @@ def _fake_nvidia_smi(folder: Path, monkeypatch: pytest.MonkeyPatch, *, compute_c
     """An nvidia-smi on PATH answering --query-gpu (optionally rejecting compute_cap, as old drivers do) and -L."""
     folder.mkdir(exist_ok=True)
     rows = _SMI_ROWS if compute_cap else _SMI_ROWS.replace(", 9.0", "")
-    reject = 'case "$1" in *compute_cap*) echo "Field \\"compute_cap\\" is not a valid field to query." >&2; exit 2;; esac\n'
+    reject = (
+        'case "$1" in *compute_cap*) echo "Field \\"compute_cap\\" is not a valid field to query." >&2; exit 2;; '
+        "esac\n"
+    )
     script = folder / "nvidia-smi"
     script.write_text("#!/bin/sh\n" + ("" if compute_cap else reject)
                       + f'if [ "$1" = "-L" ]; then printf \'{_SMI_LIST}\'; else printf \'{rows}\'; fi\n')
@@ -405,7 +412,9 @@ def test_accelerators_are_listed_by_nvidia_smi(tmp_path: Path, monkeypatch: pyte
     assert "GPU-aaaa1111" not in json.dumps(profile)  # device serial ids stay out of the profile
 
 
-def test_cuda_visible_devices_narrows_and_renumbers_the_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cuda_visible_devices_narrows_and_renumbers_the_devices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _fake_nvidia_smi(tmp_path / "bin", monkeypatch)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     profile = profile_env(tmp_path)
@@ -426,7 +435,9 @@ def test_a_driver_without_compute_cap_still_lists_its_devices(tmp_path: Path, mo
     assert len(devices) == 2 and devices[0]["compute_capability"] is None and devices[0]["total_memory_gib"] == 79.65
 
 
-def test_without_nvidia_smi_the_kernel_drivers_proc_files_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_nvidia_smi_the_kernel_drivers_proc_files_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -447,7 +458,9 @@ def test_the_torch_build_is_read_from_its_files(tmp_path: Path, monkeypatch: pyt
     (site / "torch" / "version.py").write_text("from typing import Optional\n__version__ = '9.9.0+cu124'\n"
                                                "cuda: Optional[str] = '12.4'\n")
     (site / "torch-9.9.0.dist-info").mkdir()
-    (site / "torch-9.9.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 9.9.0+cu124\n")
+    (site / "torch-9.9.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: torch\nVersion: 9.9.0+cu124\n"
+    )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delitem(sys.modules, "torch", raising=False)  # else find_spec answers with the imported torch
     _fake_nvidia_smi(tmp_path / "bin", monkeypatch)

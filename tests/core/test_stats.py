@@ -38,7 +38,9 @@ def test_pearson_from_sums_matches_numpy_corrcoef() -> None:
 def test_constant_feature_has_zero_correlation_not_a_rounding_artifact() -> None:
     x = np.full(1000, 1234.5678)
     y = np.arange(1000.0) % 2
-    r = pearson_from_sums(1000, np.array([x.sum()]), np.array([(x * x).sum()]), y.sum(), (y * y).sum(), np.array([x @ y]))
+    r = pearson_from_sums(
+        1000, np.array([x.sum()]), np.array([(x * x).sum()]), y.sum(), (y * y).sum(), np.array([x @ y])
+    )
     assert r[0] == 0.0
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,11 @@ import pytest
 
 import interp_agent
 from interp_agent.core.errors import ValidationError
+from interp_agent.core.secrets import redact
 from interp_agent.jobs import JobContext, JobNotFoundError, JobRecord, JobRunner, WorkerHandle
 from interp_agent.jobs.executor import pid_is_alive, process_start_time
 from interp_agent.jobs.kinds import inspect_progress_fraction
 from interp_agent.jobs.store import JobStore
-from interp_agent.core.secrets import redact
-
 
 MakeRunner = Callable[..., JobRunner]
 
@@ -186,7 +186,7 @@ def test_with_a_limit_of_one_three_jobs_run_one_at_a_time_and_all_complete(make_
     assert [r.state for r in records] == ["completed"] * 3
     assert most_running == 1
     spans = sorted((r.started_at, r.finished_at) for r in records)
-    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:]))
+    assert all(later[0] >= earlier[1] for earlier, later in pairwise(spans))
 
 
 def test_a_job_that_raises_fails_with_its_message_and_logs_the_traceback(make_runner: MakeRunner) -> None:

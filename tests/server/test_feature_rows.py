@@ -22,7 +22,7 @@ async def test_inspect_and_job_result_rows_carry_held_out_intervals_and_the_repo
         report = json.loads((await client.read_resource(out["result"]["report"])).contents[0].text)
         again = (await client.call_tool("job_result", {"job_id": out["job"]["job_id"]})).structured_content
     assert again["result"]["top"] == out["result"]["top"]
-    for row, feature in zip(out["result"]["top"], report["features"]):
+    for row, feature in zip(out["result"]["top"], report["features"], strict=False):
         held = feature["association"]["held_out"]
         assert row["r_held_out_ci95"] == held["pearson_r_ci95"] and row["auroc_held_out_ci95"] == held["auroc_ci95"]
         assert row["n_held_out_prompts"] == held["n_prompts"] == report["summary"]["n_held_out_prompts"]

@@ -64,7 +64,7 @@ def test_the_inspector_lists_tools_and_accepts_a_good_result(workspace: Path, ve
 def test_the_inspector_shows_our_code_message_and_hint_for_every_bad_call(workspace: Path, version: str) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = list(pool.map(lambda case: call(version, workspace, case[0], case[1]), BAD_CALLS))
-    for (tool, _, code, words), proc in zip(BAD_CALLS, runs):
+    for (tool, _, code, words), proc in zip(BAD_CALLS, runs, strict=True):
         # 2.x exits 5 for an isError result; anything else (a -32602 schema rejection) is the bug
         assert proc.returncode in (0, 5), f"{tool}: {proc.stdout[-1000:]} {proc.stderr[-2000:]}"
         assert "does not match the tool's output schema" not in proc.stdout + proc.stderr

@@ -11,7 +11,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 async def test_hf_inspect_then_intervene_through_mcp(server) -> None:
     async with Client(server) as client:
         r = await client.call_tool("inspect", {"model": "smollm2-135m", "backend": "hf", "pack": "measurement_unit",
-                                               "hookpoints": ["blocks.15.hook_resid_post"], "top_k": 5, "wait_seconds": 50})
+                                               "hookpoints": ["blocks.15.hook_resid_post"], "top_k": 5,
+                                               "wait_seconds": 50})
         out = r.structured_content
         if out["job"]["state"] == "working":  # a slow machine: follow the job
             for _ in range(120):

@@ -32,7 +32,8 @@ async def test_saelens_inspect_job_ranks_the_latents_of_a_workspace_sae(server, 
     save_sae_lens(workspace / "inputs" / "sae", SaeWeights("blocks.2.hook_resid_post", W, np.zeros(64), W.T.copy(),
                                                            np.zeros(576), None, "standard", None))
     async with Client(server) as client:
-        r = await client.call_tool("inspect", {"model": "smollm2-135m", "backend": "saelens", "pack": "measurement_unit",
+        r = await client.call_tool("inspect",
+                                   {"model": "smollm2-135m", "backend": "saelens", "pack": "measurement_unit",
                                                "sae": "inputs/sae", "top_k": 200, "wait_seconds": 50})
         assert not r.is_error, r
         out = await _finish(client, r.structured_content)
@@ -41,7 +42,8 @@ async def test_saelens_inspect_job_ranks_the_latents_of_a_workspace_sae(server, 
         assert report["backend"] == "saelens" and report["live"]["hookpoints"] == ["blocks.2.hook_resid_post"]
         assert any(f["feature_id"].startswith("SAE:L2:F") for f in report["features"])
 
-        bad = await client.call_tool("inspect", {"model": "smollm2-135m", "backend": "saelens", "pack": "measurement_unit",
+        bad = await client.call_tool("inspect",
+                                     {"model": "smollm2-135m", "backend": "saelens", "pack": "measurement_unit",
                                                  "wait_seconds": 30})
         out = await _finish(client, bad.structured_content) if not bad.is_error else error_payload(bad)
         assert "--saelens-release" in json.dumps(out)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 
 from interp_agent.server.errors import error_payload
 
@@ -28,7 +28,8 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
     async with Client(server, mode=mode) as client:
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else mode)
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        assert set(tools) == {"profile_env", "plan_scale", "inspect", "intervene", "match", "train_sae", "job_status", "job_result",
+        assert set(tools) == {"profile_env", "plan_scale", "inspect", "intervene", "match", "train_sae", "job_status",
+                              "job_result",
                               "job_cancel", "job_resume", "job_list", "list_artifacts", "publish"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
@@ -89,7 +90,9 @@ async def test_inspect_runs_as_a_job_and_returns_the_result_when_waited_for(serv
 
 async def test_inspect_errors_are_structured(server) -> None:
     async with Client(server) as client:
-        err = error_of(await client.call_tool("inspect", {"model": "m", "criterion": "c", "records": "../../etc/passwd"}))
+        err = error_of(
+            await client.call_tool("inspect", {"model": "m", "criterion": "c", "records": "../../etc/passwd"})
+        )
         assert err["code"] == "path_outside_workspace" and err["hint"]
         err = error_of(await client.call_tool("inspect", {"model": "m", "criterion": "c", "records": "nope.jsonl"}))
         assert err["code"] == "invalid_argument" and "does not exist" in err["message"]
@@ -113,7 +116,9 @@ async def test_match_two_toy_reports_by_run_id(server) -> None:
     async with Client(server) as client:
         runs = []
         for model in ("toy/model-a", "toy/model-b"):
-            r = await client.call_tool("inspect", {"model": model, "criterion": "c", "backend": "toy", "wait_seconds": 40})
+            r = await client.call_tool(
+                "inspect", {"model": model, "criterion": "c", "backend": "toy", "wait_seconds": 40}
+            )
             assert r.structured_content["job"]["state"] == "completed"
             assert r.structured_content["result"]["synthetic"] is True
             runs.append(r.structured_content["job"]["run_id"])
@@ -180,7 +185,7 @@ async def test_unknown_tool_and_missing_resource_do_not_break_the_server(server)
     async with Client(server) as client:
         err = error_of(await client.call_tool("no_such_tool", {}))
         assert err["code"] == "unknown_tool" and "inspect" in err["hint"]
-        with pytest.raises(Exception):
+        with pytest.raises(MCPError, match="no artifact 'report.json' in run 'nope'"):
             await client.read_resource("interp-agent://runs/nope/report.json")
         assert (await client.call_tool("job_list", {})).is_error is False
 
@@ -192,7 +197,8 @@ async def test_progress_notifications_reach_a_caller_that_asked(server) -> None:
         seen.append((progress, message))
 
     async with Client(server) as client:
-        r = await client.call_tool("inspect", {"model": "toy/a", "criterion": "c", "backend": "toy", "wait_seconds": 40},
+        r = await client.call_tool("inspect",
+                                   {"model": "toy/a", "criterion": "c", "backend": "toy", "wait_seconds": 40},
                                    progress_callback=on_progress)
         assert r.structured_content["job"]["state"] == "completed"
     assert len(seen) >= 2 and seen[-1][0] == pytest.approx(1.0)
@@ -285,18 +291,23 @@ async def test_train_sae_trains_on_workspace_activations_and_serves_its_files(se
         assert err["code"] == "invalid_argument"
 
 
-async def test_publish_is_a_dry_run_by_default_and_fails_clearly_without_a_token(server, workspace: Path, monkeypatch) -> None:
+async def test_publish_is_a_dry_run_by_default_and_fails_clearly_without_a_token(
+    server, workspace: Path, monkeypatch
+) -> None:
     secret = "hf_ServerTestToken0123456789abcdefghijklmn"
     monkeypatch.setenv("HF_TOKEN", secret)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: a dry run must not call it
     async with Client(server) as client:
         publish = next(t for t in (await client.list_tools()).tools if t.name == "publish")
         hints = publish.annotations
-        assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint) == (False, True, False, True)
+        assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint,
+                hints.open_world_hint) == (False, True, False, True)
         assert "DRY RUN BY DEFAULT" in publish.description and "HF_TOKEN" in publish.description
         assert publish.input_schema["properties"]["dry_run"]["default"] is True
 
-        r = await client.call_tool("inspect", {"model": "toy/a", "criterion": "c", "backend": "toy", "wait_seconds": 40})
+        r = await client.call_tool(
+            "inspect", {"model": "toy/a", "criterion": "c", "backend": "toy", "wait_seconds": 40}
+        )
         run_id = r.structured_content["job"]["run_id"]
         r = await client.call_tool("publish", {"path": run_id, "repo_id": "me/toy-report", "wait_seconds": 30})
         out = r.structured_content
@@ -304,7 +315,8 @@ async def test_publish_is_a_dry_run_by_default_and_fails_clearly_without_a_token
         result = out["result"]
         assert result["dry_run"] is True and result["uploaded"] is False and result["token_present"] is True
         files = {f["path"]: f["bytes"] for f in result["files"]}
-        assert files["report.json"] == (workspace / "runs" / run_id / "report.json").stat().st_size and "README.md" in files
+        assert files["report.json"] == (workspace / "runs" / run_id / "report.json").stat().st_size
+        assert "README.md" in files
         assert {s["path"] for s in result["skipped"]} == {"job.log"}
         assert result["card_preview"].startswith("---\n") and "[SYNTHETIC]" in result["card_preview"]
         card = await client.read_resource(result["card"])
@@ -316,6 +328,8 @@ async def test_publish_is_a_dry_run_by_default_and_fails_clearly_without_a_token
         err = error_of(await client.call_tool("publish", {"path": "/etc", "repo_id": "me/x"}))
         assert err["code"] == "path_outside_workspace"
         monkeypatch.delenv("HF_TOKEN")
-        r = await client.call_tool("publish", {"path": run_id, "repo_id": "me/toy-report", "dry_run": False, "wait_seconds": 30})
+        r = await client.call_tool(
+            "publish", {"path": run_id, "repo_id": "me/toy-report", "dry_run": False, "wait_seconds": 30}
+        )
         job = r.structured_content["job"]
         assert job["state"] == "failed" and "HF_TOKEN" in job["error"] and r.structured_content["result"] is None

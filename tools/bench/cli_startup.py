@@ -102,15 +102,19 @@ def _interpreter_of(script: str) -> str | None:
 
 def cases(work: Path) -> list[Case]:
     """The commands timed, with their inputs under ``work`` (made by :func:`prepare`)."""
-    seed_records = ["--records", str(SEED / "activation_records.jsonl"), "--interventions", str(SEED / "interventions.jsonl")]
+    seed_records = [
+        "--records", str(SEED / "activation_records.jsonl"), "--interventions", str(SEED / "interventions.jsonl")
+    ]
     return [
         Case("plan-scale", PLAN, PLAN),
         Case("profile-env", ["profile-env"], ["profile-env"]),
-        Case("inspect records (seed)", ["inspect", "--model", "my/model", "--criterion", CRITERION, "--backend", "records",
+        Case("inspect records (seed)",
+             ["inspect", "--model", "my/model", "--criterion", CRITERION, "--backend", "records",
                                         *seed_records, "--out", "out/rec"],
              ["inspect", "--model", "my/model", "--criterion", CRITERION, "--backend", "records", *seed_records,
               "--out", "out/il-rec"]),
-        Case("inspect features (seed)", ["inspect", "--model", "my/model", "--criterion", CRITERION, "--backend", "features",
+        Case("inspect features (seed)",
+             ["inspect", "--model", "my/model", "--criterion", CRITERION, "--backend", "features",
                                          "--features", str(SEED / "features.jsonl"), "--out", "out/feat"],
              ["inspect", "--model", "my/model", "--criterion", CRITERION, "--backend", "jsonl",
               "--features", str(SEED / "features.jsonl"), "--out", "out/il-feat"],
@@ -120,13 +124,15 @@ def cases(work: Path) -> list[Case]:
              ["match", "--left", "il-toy-a/report.json", "--right", "il-toy-b/report.json", "--top-k", "20",
               "--weights", "text=0,activation=0.25,decoder=0.2,causal=0.2", "--out", "out/il-m0.json"],
              "interp-lab's toy reports have 16 features"),
-        Case("match 20x20, text (warm)", ["match", "--left", "toy-a", "--right", "toy-b", "--out", "out/m1/matches.json"],
+        Case("match 20x20, text (warm)",
+             ["match", "--left", "toy-a", "--right", "toy-b", "--out", "out/m1/matches.json"],
              ["match", "--left", "il-toy-a/report.json", "--right", "il-toy-b/report.json", "--top-k", "20",
               "--out", "out/il-m1.json"],
              "ours: all-MiniLM-L6-v2 from the embedding cache; interp-lab: its default lexical hash"),
         Case("export-graph", ["export-graph", "--report", "rec-report", "--out", "out/graph.json"],
              ["export-attribution-graph", "--report", "il-rec-report/report.json", "--out", "out/il-graph.json"]),
-        Case("doctor --quick", ["doctor", "--quick"], ["doctor"], "interp-lab has no --quick; its doctor loads no model"),
+        Case("doctor --quick", ["doctor", "--quick"], ["doctor"],
+             "interp-lab has no --quick; its doctor loads no model"),
     ]
 
 
@@ -137,10 +143,13 @@ def prepare(work: Path, ours: list[str], theirs: list[str] | None, env: dict[str
     for side in ("a", "b"):
         _checked([*ours, "inspect", "--model", f"toy/model-{side}", "--criterion", TOY_CRITERION, "--backend", "toy",
                   "--top-k", "20", "--out", f"toy-{side}"], env, work)
-    _checked([*ours, "inspect", "--model", "my/model", "--criterion", CRITERION, *records, "--out", "rec-report"], env, work)
+    _checked(
+        [*ours, "inspect", "--model", "my/model", "--criterion", CRITERION, *records, "--out", "rec-report"], env, work
+    )
     if theirs:
         for side in ("a", "b"):
-            _checked([*theirs, "inspect", "--model", f"toy/model-{side}", "--criterion", TOY_CRITERION, "--backend", "toy",
+            _checked([*theirs, "inspect", "--model", f"toy/model-{side}", "--criterion", TOY_CRITERION,
+                      "--backend", "toy",
                       "--top-k", "20", "--out", f"il-toy-{side}"], env, work)
         # interp-lab 3.1 cannot graph a report made with --interventions ("could not convert string to float")
         _checked([*theirs, "inspect", "--model", "my/model", "--criterion", CRITERION, "--backend", "records", *records,
@@ -202,13 +211,15 @@ def main() -> None:
     if notes:
         print("notes:\n  " + "\n  ".join(notes))
     for name in ("plan-scale", "inspect records (seed)"):
-        verdict = f"{name}: {med[name]:.3f} s, goal <= {GOAL_STARTUP_S} s: {'met' if med[name] <= GOAL_STARTUP_S else 'NOT met'}"
+        met = "met" if med[name] <= GOAL_STARTUP_S else "NOT met"
+        verdict = f"{name}: {med[name]:.3f} s, goal <= {GOAL_STARTUP_S} s: {met}"
         if f"il:{name}" in med:
             ok = med[name] <= med[f"il:{name}"]
             verdict += f"; <= interp-lab's {med[f'il:{name}']:.3f} s: {'met' if ok else 'NOT met'}"
         print(verdict)
     name = "match 20x20, text (warm)"
-    print(f"{name}: {med[name]:.3f} s, goal < {GOAL_MATCH_TEXT_S} s: {'met' if med[name] < GOAL_MATCH_TEXT_S else 'NOT met'}"
+    print(f"{name}: {med[name]:.3f} s, goal < {GOAL_MATCH_TEXT_S} s: "
+          f"{'met' if med[name] < GOAL_MATCH_TEXT_S else 'NOT met'}"
           f" (cold, first run with an empty embedding cache: {cold[name]:.2f} s)")
 
 

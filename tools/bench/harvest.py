@@ -98,7 +98,7 @@ def main() -> None:
 
     def full() -> None:
         with torch.inference_mode():
-            for i, m in zip(ids, mask):
+            for i, m in zip(ids, mask, strict=True):
                 model(input_ids=i, attention_mask=m, use_cache=False)
         _sync(dev)
 
@@ -107,7 +107,7 @@ def main() -> None:
         base.layers = torch.nn.ModuleList(list(all_layers)[: deepest + 1])
         try:
             with torch.inference_mode():
-                for i, m in zip(ids, mask):
+                for i, m in zip(ids, mask, strict=True):
                     base(input_ids=i, attention_mask=m, use_cache=False)
             _sync(dev)
         finally:

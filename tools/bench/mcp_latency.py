@@ -41,9 +41,13 @@ async def _timed(n: int, call) -> list[float]:
 
 async def main(calls: int, jobs: int, mode: str) -> None:
     with tempfile.TemporaryDirectory() as ws:
-        params = StdioServerParameters(command=sys.executable, args=["-m", "interp_agent.cli", "serve", "--workspace", ws])
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "interp_agent.cli", "serve", "--workspace", ws]
+        )
         async with Client(params, mode=mode) as client:
-            plan_args = {"model_params": "70B", "tokens": "1B", "d_model": "8192", "selected_layers": 4, "latent_dim": "1M"}
+            plan_args = {
+                "model_params": "70B", "tokens": "1B", "d_model": "8192", "selected_layers": 4, "latent_dim": "1M"
+            }
             await client.call_tool("profile_env", {})  # warm-up: the first calls import the tool modules
             await client.call_tool("plan_scale", plan_args)
             baseline = client.send_ping if mode == "legacy" else client.list_prompts  # ping is gone in 2026-07-28
@@ -55,7 +59,9 @@ async def main(calls: int, jobs: int, mode: str) -> None:
             submit_ms = []
             for _ in range(jobs):  # each submission starts a worker process: the previous job is cancelled first
                 start = time.perf_counter()
-                r = await client.call_tool("inspect", {"model": "toy/a", "criterion": "c", "backend": "toy", "wait_seconds": 0})
+                r = await client.call_tool(
+                    "inspect", {"model": "toy/a", "criterion": "c", "backend": "toy", "wait_seconds": 0}
+                )
                 submit_ms.append((time.perf_counter() - start) * 1000)
                 assert not r.is_error, r.content
                 assert r.structured_content["job"]["started_at"] is not None, "the job was queued, not started"
@@ -65,11 +71,13 @@ async def main(calls: int, jobs: int, mode: str) -> None:
     print(f"protocol {mode}, {calls} calls each ({jobs} job submissions), server over stdio")
     print(f"{'call':<28}{'p50 ms':>9}{'p95 ms':>9}{'p50 / base':>12}")
     for name, values in results.items():
-        print(f"{name:<28}{statistics.median(values):>9.1f}{_pct(values, 0.95):>9.1f}{statistics.median(values) / base:>11.1f}x")
+        median = statistics.median(values)
+        print(f"{name:<28}{median:>9.1f}{_pct(values, 0.95):>9.1f}{median / base:>11.1f}x")
     plan_p50 = statistics.median(results["plan_scale"])
     submit_p50 = statistics.median(results["job submission (inspect)"])
     print(f"goal plan_scale p50 < 50 ms: {'met' if plan_p50 < 50 else 'NOT met'} ({plan_p50:.1f} ms)")
-    print(f"goal job submission < 300 ms: {'met' if _pct(results['job submission (inspect)'], 0.95) < 300 else 'NOT met'} "
+    print("goal job submission < 300 ms: "
+          f"{'met' if _pct(results['job submission (inspect)'], 0.95) < 300 else 'NOT met'} "
           f"(p50 {submit_p50:.1f} ms, p95 {_pct(results['job submission (inspect)'], 0.95):.1f} ms)")
 
 

@@ -43,7 +43,8 @@ def generate(path: Path, rows: int, features: int, nnz: int, seed: int = 0) -> N
             for i in range(n):
                 fh.write(orjson.dumps({
                     "model": "bench/model", "prompt_id": f"p{start + i}", "text": f"prompt {start + i}",
-                    "criterion_score": float(y[i]), "features": {f"F{f}": a for f, a in zip(feats[i].tolist(), acts[i].tolist())},
+                    "criterion_score": float(y[i]),
+                    "features": {f"F{f}": a for f, a in zip(feats[i].tolist(), acts[i].tolist(), strict=True)},
                 }))
                 fh.write(b"\n")
 
@@ -209,7 +210,8 @@ def main() -> None:
         t = time.perf_counter()
         generate(src, args.rows, args.features, args.nnz)
         print(f"generated {args.rows:,} rows x {args.nnz} active of {args.features:,} features "
-              f"({args.rows * args.nnz / 1e6:.1f}M non-zeros, {src.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.1f} s")
+              f"({args.rows * args.nnz / 1e6:.1f}M non-zeros, {src.stat().st_size / 1e9:.2f} GB) in "
+              f"{time.perf_counter() - t:.1f} s")
         t = time.perf_counter()
         jsonl_to_parquet(src, Path(tmp) / "ds")
         print(f"converted to Parquet in {time.perf_counter() - t:.1f} s (one-off)")

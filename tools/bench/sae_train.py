@@ -73,7 +73,8 @@ DEFAULTS = (
     "expected_average_only_in scaling (mean norm sqrt(d_in)), grad-norm clipping at 1",
 )
 TIMED = ("the training loop only, batch gathering included; SAE construction, the input-scale estimate and "
-         "b_dec initialisation excluded (ours: fit_tensor's loop timer; SAE Lens: SAETrainer.fit() with the scale preset)")
+         "b_dec initialisation excluded (ours: fit_tensor's loop timer; SAE Lens: SAETrainer.fit() with the scale "
+         "preset)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,10 @@ def harvested_rows(rows: int, *, max_length: int, device: str) -> np.ndarray:
                       batch_size=16)[HOOKPOINT].acts
         parts.append(got)
         have += len(got)
-        print(f"  {have:,} rows after {start + 256:,} texts ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+        print(
+            f"  {have:,} rows after {start + 256:,} texts ({time.perf_counter() - t0:.0f} s)",
+            file=sys.stderr, flush=True
+        )
         if have >= rows:
             break
     acts = np.concatenate(parts)[:rows]
@@ -396,7 +400,9 @@ def score_saelens(sae: Any, held_ND: np.ndarray, s: Settings) -> dict[str, float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--activations", type=Path, help=".npy [rows, d_in] to train on (default: harvest smollm2-135m)")
-    ap.add_argument("--rows", type=int, default=None, help="rows in all, 10%% held out (default 200,000; 262,144 synthetic)")
+    ap.add_argument(
+        "--rows", type=int, default=None, help="rows in all, 10%% held out (default 200,000; 262,144 synthetic)"
+    )
     ap.add_argument("--max-length", type=int, default=128, help="tokens per text when harvesting")
     ap.add_argument("--synthetic", type=int, metavar="D_IN", help="synthetic activations of this width instead")
     ap.add_argument("--gpu-large", action="store_true",
@@ -489,8 +495,11 @@ def main() -> None:
                 label = "sae-lens (SAETrainer)" + (", b_dec median" if b_dec == "median" else "")
                 runs.append(Run(label, "sae-lens", where, functools.partial(
                     train_saelens, b_dec_median=b_dec == "median", resident=where == "device"), score_saelens))
-    runs += [Run(f"ours (fit_tensor), repeat {i + 1}", "ours", "host", train_ours, score_ours) for i in range(args.repeat)]
-    # untimed 3-step runs first: lazy initialisation (CUDA context, cuBLAS, kernels, thread pools) stays out of the timings
+    runs += [
+        Run(f"ours (fit_tensor), repeat {i + 1}", "ours", "host", train_ours, score_ours) for i in range(args.repeat)
+    ]
+    # untimed 3-step runs first: lazy initialisation (CUDA context, cuBLAS, kernels, thread pools) stays out of the
+    # timings
     warm = dataclasses.replace(s, steps=3, warmup_steps=1, decay_steps=0)
     for run in {(r.name, r.batches): r for r in runs if "repeat" not in r.name}.values():
         try:

@@ -9,9 +9,9 @@ write cards as feature JSONL that ``inspect`` reads; none of them measures a cri
 - ``goodfire``: Goodfire SDK feature objects and their JSON exports; Goodfire's hosted
   API was shut down in 2025, so there is no live search.
 
-Publishing (not re-exported here, import the module): ``hf_hub`` plans, cards (``hf_card``) and
-uploads a run folder to the Hugging Face Hub in one commit (``publish``); huggingface_hub is
-imported only for a real upload.
+Publishing (not re-exported here, import the module): ``hf_plan`` plans which files go up,
+``hf_card`` renders the README.md card, and ``hf_hub`` uploads a run folder to the Hugging Face
+Hub in one commit (``publish``); huggingface_hub is imported only for a real upload.
 
 Measuring bridges (import torch; not re-exported here, import the module):
 
@@ -23,8 +23,8 @@ Measuring bridges (import torch; not re-exported here, import the module):
 """
 
 from interp_agent.core.bridges.cards import CardExample, FeatureCard, card_of, write_cards
-from interp_agent.core.bridges.goodfire import cards_from_goodfire, search_goodfire, write_goodfire_features
 from interp_agent.core.bridges.dashboards import read_export
+from interp_agent.core.bridges.goodfire import cards_from_goodfire, search_goodfire, write_goodfire_features
 from interp_agent.core.bridges.neuronpedia import FeatureRef, NeuronpediaClient, load_cards, parse_ref
 
 __all__ = [

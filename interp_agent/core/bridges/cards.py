@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from interp_agent.core.formats.features import FeatureRecord, write_features
+from interp_agent.core.ids import format_sae_latent
 
 CardKind = Literal["neuronpedia", "goodfire"]
 
@@ -31,9 +32,7 @@ NO_MEASUREMENT = (
 
 def feature_id_for(layer: int | None, index: int, sae_id: str | None = None) -> str:
     """``SAE:L{layer}:F{index}`` when the layer is known, else ``SAE:{sae_id}:F{index}``, else ``SAE:F{index}``."""
-    if layer is not None:
-        return f"SAE:L{layer}:F{index}"
-    return f"SAE:{sae_id}:F{index}" if sae_id else f"SAE:F{index}"
+    return format_sae_latent(index, layer=layer, sae_id=sae_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +75,7 @@ class CardExample:
         row: dict[str, Any] = {"prompt_id": None, "text": self.text, "token_index": i if token is not None else None,
                                "token": token, "activation": self.max_value, "criterion_score": None}
         if self.values:
-            row["tokens"] = [[t, v] for t, v in zip(self.tokens, self.values)]
+            row["tokens"] = [[t, v] for t, v in zip(self.tokens, self.values, strict=True)]
         return row
 
 
@@ -180,31 +179,27 @@ def write_cards(path: str | Path, cards: Iterable[FeatureCard]) -> Path:
     return write_features(path, (c.to_feature_record() for c in cards))
 
 
-def annotate_features(
-    rows: list[dict[str, Any]], feature_info: dict[str, FeatureRecord], *, measured: bool, n_examples: int
-) -> int:
-    """Put each ranked feature's card into its report row, in place; returns how many rows got one.
+def with_card(
+    row: dict[str, Any], info: FeatureRecord | None, *, measured: bool, n_examples: int
+) -> dict[str, Any] | None:
+    """A report row with its feature's imported card added (a new dict), or None when there is no card.
 
     Adds ``card`` (the imported card) and ``provenance.card``. Without activation records
     (``measured`` False) the card's examples, with per-token activations, replace the
     row's text-only examples, ``provenance.association`` is null and
     ``provenance.criterion_association`` says plainly that nothing was measured.
     """
-    n = 0
-    for row in rows:
-        info = feature_info.get(row["feature_id"])
-        card = card_of(info) if info is not None else None
-        if card is None:
-            continue
-        n += 1
-        row["card"] = card.to_json()
-        row["card"]["examples"] = row["card"]["examples"][:n_examples]
-        provenance = row.setdefault("provenance", {})
-        provenance["card"] = "imported"
-        if not measured:  # the card's examples become the row's; not kept twice
-            row["card"].pop("examples")
-            row["examples"] = [e.to_report() for e in card.examples[:n_examples]]
-            provenance["examples"] = "imported"
-            provenance["association"] = None
-            provenance["criterion_association"] = NO_MEASUREMENT.format(kind=card.source["kind"])
-    return n
+    card = card_of(info) if info is not None else None
+    if card is None:
+        return None
+    card_json = card.to_json()
+    card_json["examples"] = card_json["examples"][:n_examples]
+    new = row | {"card": card_json}
+    provenance = dict(row.get("provenance") or {}) | {"card": "imported"}
+    if not measured:  # the card's examples become the row's; not kept twice
+        card_json.pop("examples")
+        new["examples"] = [e.to_report() for e in card.examples[:n_examples]]
+        provenance |= {"examples": "imported", "association": None,
+                       "criterion_association": NO_MEASUREMENT.format(kind=card.source["kind"])}
+    new["provenance"] = provenance
+    return new

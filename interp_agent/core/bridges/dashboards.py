@@ -22,12 +22,12 @@ from typing import Any
 
 from interp_agent.core.bridges.cards import CardExample, FeatureCard, feature_id_for
 from interp_agent.core.errors import InputFileError
+from interp_agent.core.ids import hook_layer
 
 MAX_EXAMPLES = 10
 """Top examples kept per card (highest activation first, duplicates dropped)."""
 
 _SAE_LAYER = re.compile(r"^(\d+)-")
-_HOOK_LAYER = re.compile(r"^blocks\.(\d+)\.")
 
 
 def layer_of_sae(sae_id: str | None) -> int | None:
@@ -130,7 +130,9 @@ def _logits(obj: dict[str, Any], sign: str) -> tuple[tuple[str, float], ...]:
     tokens, values = _list(obj, f"{sign}_str"), _list(obj, f"{sign}_values")
     if len(tokens) != len(values):
         raise PayloadShapeError(f"{sign}_values", f"{len(values)} values for {len(tokens)} tokens in {sign}_str")
-    return tuple((decode_token_text(str(t)), _number(v, f"{sign}_values") or 0.0) for t, v in zip(tokens, values))
+    return tuple(
+        (decode_token_text(str(t)), _number(v, f"{sign}_values") or 0.0) for t, v in zip(tokens, values, strict=True)
+    )
 
 
 def _example(act: Any, where: str) -> CardExample | None:
@@ -185,9 +187,8 @@ def card_from_feature(
     model = obj.get("modelId") if isinstance(obj.get("modelId"), str) else model_id
     sae = obj.get("layer") if isinstance(obj.get("layer"), str) else sae_id
     hook = obj.get("hookName") if isinstance(obj.get("hookName"), str) else None
-    hook_layer = _HOOK_LAYER.match(hook or "")
     layer = layer_of_sae(sae) if layer_of_sae(sae) is not None else (
-        layer if layer is not None else (int(hook_layer.group(1)) if hook_layer else None))
+        layer if layer is not None else hook_layer(hook or ""))
     examples: list[CardExample] = []
     seen: set[str] = set()
     parsed = [_example(a, f"activations[{i}]") for i, a in enumerate(_list(obj, "activations"))]

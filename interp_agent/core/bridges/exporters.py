@@ -1,7 +1,8 @@
 """Activation records through TransformerLens or nnsight: ``harvest_records``'s records, read by another library.
 
-Both exporters tokenize, batch, pool and name features exactly as
-:func:`~interp_agent.core.models.harvest.harvest_records` does (right padding, the first
+Both exporters are activation readers (``ActivationReader``) plugged into the one loop of
+:mod:`~interp_agent.core.models.harvest` (``make_loop`` + ``read_records``), so they tokenize,
+batch, pool and name features exactly as ``harvest_records`` does (right padding, the first
 position left out of ``token``/``mean``/``max`` rows, ``L{layer}:D{dim}`` ids, zeros
 dropped); only the reading of the activations differs:
 
@@ -20,12 +21,10 @@ The tests check both against ``harvest_records`` on SmolLM2-135M.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from interp_agent.core.errors import MissingDependencyError, ModelUnavailableError, ValidationError
@@ -33,38 +32,20 @@ from interp_agent.core.formats.parquet import write_parquet_dataset
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, write_records
 from interp_agent.core.models.harvest import (
+    ActivationReader,
     Pooling,
     Progress,
-    _by_length,
-    _check_options,
-    _pool,
-    _sparse_rows,
-    _tokenize,
-    _TokenText,
-    feature_ids,
-    pad_batch,
+    make_loop,
+    read_records,
+    resolve_points,
 )
-from interp_agent.core.models.hookpoints import HookPoint, resolve_hookpoint
+from interp_agent.core.models.hookpoints import HookPoint
 from interp_agent.core.models.loading import EMBEDDED_ALIASES, LoadedModel, load_model
 
 Via = Literal["transformer-lens", "nnsight"]
 VIAS: tuple[str, ...] = ("transformer-lens", "nnsight")
-RunBatch = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
-"""(input ids [B, T], attention mask [B, T]) -> activations [B, T, width] per hookpoint name."""
-
 _FORWARD_ORDER = {"hook_resid_pre": 0, "hook_attn_out": 1, "mlp.hook_post": 2, "hook_mlp_out": 3, "hook_resid_post": 4}
 """Where each site is computed within a block (nnsight must read modules in forward order)."""
-
-
-def _points(model: torch.nn.Module, hookpoints: Sequence[str]) -> list[HookPoint]:
-    if isinstance(hookpoints, str) or not hookpoints:
-        raise ValidationError(f"hookpoints must be a non-empty list of names, got {hookpoints!r}",
-                              hint="e.g. ['blocks.15.hook_resid_post']")
-    points: dict[str, HookPoint] = {}
-    for name in hookpoints:
-        point = resolve_hookpoint(model, name)
-        points.setdefault(point.name, point)
-    return list(points.values())
 
 
 def _records(
@@ -72,7 +53,7 @@ def _records(
     tokenizer: Any,
     prompts: Sequence[ScoredPrompt],
     points: list[HookPoint],
-    run: RunBatch,
+    reader: ActivationReader,
     *,
     device: torch.device | str,
     batch_size: int,
@@ -83,51 +64,11 @@ def _records(
     progress: Progress | None,
     feature_metadata: dict[str, FeatureMeta] | None,
 ) -> Iterator[ActivationRecord]:
-    """Records of ``prompts`` from activations that ``run`` reads; batching and pooling as in harvest_records."""
-    _check_options(batch_size, max_length, pooling)
-    if top_n is not None and (not isinstance(top_n, int) or top_n < 1):
-        raise ValidationError(f"top_n must be a positive integer or None, got {top_n!r}")
-    all_ids = [fid for p in points for fid in feature_ids(p)]
-    if feature_metadata is not None:
-        for p in points:
-            for fid in feature_ids(p):
-                feature_metadata.setdefault(fid, FeatureMeta(layer=p.layer))
-    ids = _tokenize(SimpleNamespace(tokenizer=tokenizer), [p.text for p in prompts], max_length, pooling, exclude_first)
-    pad_id = 0 if tokenizer.pad_token_id is None else int(tokenizer.pad_token_id)
-    decode = _TokenText(tokenizer)
-    window = 8 * batch_size
-    total = sum(-(-min(window, len(ids) - s) // batch_size) for s in range(0, len(ids), window))
-    done = 0
-    for start in range(0, len(ids), window):
-        order = _by_length(ids, range(start, min(start + window, len(ids))))
-        rows: list[tuple[int, int, ActivationRecord]] = []
-        for b0 in range(0, len(order), batch_size):
-            batch = np.asarray(order[b0 : b0 + batch_size], dtype=np.int64)
-            input_BT, mask_BT, keep_BT, last_B = pad_batch(ids, batch, pad_id, device, exclude_first and pooling != "last")
-            with torch.no_grad():
-                acts = run(input_BT, mask_BT)
-                values_RF = torch.cat(
-                    [_pool(acts[p.name].to(device), keep_BT, last_B, pooling, None) for p in points], dim=1
-                )
-            if pooling == "token":
-                b, t = (x.cpu().numpy() for x in keep_BT.nonzero(as_tuple=True))
-                row_prompt, token_index, token_ids = batch[b], t.astype(np.int64), input_BT[keep_BT].cpu().numpy()
-            else:
-                row_prompt, token_index, token_ids = batch, None, None
-            for r, (fids, values) in enumerate(_sparse_rows(values_RF, all_ids, top_n)):
-                prompt = prompts[int(row_prompt[r])]
-                t_index = None if token_index is None else int(token_index[r])
-                rows.append((int(row_prompt[r]), -1 if t_index is None else t_index, ActivationRecord(
-                    prompt_id=prompt.prompt_id, criterion_score=prompt.criterion_score, feature_ids=fids,
-                    activations=values, text=prompt.text, model=name, token_index=t_index,
-                    token=None if token_ids is None else decode(int(token_ids[r])), split=prompt.split,
-                )))
-            done += 1
-            if progress is not None:
-                progress(done, total)
-        rows.sort(key=lambda row: (row[0], row[1]))
-        for _, _, record in rows:
-            yield record
+    """Records of ``prompts`` from the activations ``reader`` reads, through harvest's own loop."""
+    loop = make_loop(reader, points, tokenizer, device, batch_size=batch_size, pooling=pooling,
+                     exclude_first=exclude_first)
+    return read_records(loop, tokenizer, prompts, model_name=name, top_n=top_n, max_length=max_length,
+                        progress=progress, feature_metadata=feature_metadata)
 
 
 def _loaded(model: str | LoadedModel, device: str) -> LoadedModel:
@@ -135,7 +76,7 @@ def _loaded(model: str | LoadedModel, device: str) -> LoadedModel:
         return model
     if not isinstance(model, str):
         raise ValidationError(f"model must be a name or a LoadedModel, got {type(model).__name__}")
-    return load_model(model, device=device)  # type: ignore[arg-type]
+    return load_model(model, device=device)  # type: ignore[arg-type]  # device is checked by load_model at run time
 
 
 # --- TransformerLens -----------------------------------------------------------------------
@@ -155,11 +96,13 @@ def transformer_lens_bridge(loaded: LoadedModel, *, copy_model: bool = True) -> 
     try:
         from transformer_lens.model_bridge import TransformerBridge
     except ImportError:
-        raise MissingDependencyError("transformer-lens", "bridges", "Reading activations through TransformerLens") from None
+        raise MissingDependencyError("transformer-lens", "bridges",
+                                     "Reading activations through TransformerLens") from None
     hf_model = copy.deepcopy(loaded.model) if copy_model else loaded.model
     param = next(hf_model.parameters())
     return TransformerBridge.boot_transformers(
-        loaded.name, hf_model=hf_model, tokenizer=copy.deepcopy(loaded.tokenizer), device=param.device, dtype=param.dtype,
+        loaded.name, hf_model=hf_model, tokenizer=copy.deepcopy(loaded.tokenizer), device=param.device,
+        dtype=param.dtype,
     )
 
 
@@ -194,7 +137,7 @@ def records_via_transformer_lens(
         ValidationError: bad options or an unknown hookpoint.
     """
     loaded = _loaded(model, device)
-    points = _points(loaded.model, hookpoints)  # before booting: the bridge rewires the blocks
+    points = resolve_points(loaded.model, hookpoints)  # before booting: the bridge rewires the blocks
     bridge = transformer_lens_bridge(loaded, copy_model=isinstance(model, LoadedModel))
     names = [p.name for p in points]
     stop = max(p.layer for p in points) + 1
@@ -244,9 +187,10 @@ def nnsight_model(model: str | LoadedModel, *, remote: bool = False, device: str
         loaded = _loaded(model, device)
         nn_model = TransformersModel(loaded.model, task="text-generation", tokenizer=copy.deepcopy(loaded.tokenizer))
         name = loaded.name
-    nn_model.tokenizer.padding_side = "right"  # nnsight left-pads causal models; our batches are right-padded
-    if nn_model.tokenizer.pad_token is None:
-        nn_model.tokenizer.pad_token = nn_model.tokenizer.eos_token
+    tokenizer: Any = nn_model.tokenizer
+    tokenizer.padding_side = "right"  # nnsight left-pads causal models; our batches are right-padded
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     return nn_model, name
 
 
@@ -288,7 +232,7 @@ def records_via_nnsight(
     """
     nn_model, name = nnsight_model(model, remote=remote, device=device)
     module = nn_model._module  # the Hugging Face model (a meta-device skeleton when remote)
-    points = _points(module, hookpoints)  # features in the caller's order, as harvest_records names them
+    points = resolve_points(module, hookpoints)  # features in the caller's order, as harvest_records names them
     paths = {id(m): path for path, m in module.named_modules()}
     envoys = [(p, _envoy(nn_model, paths[id(p.module)]))
               for p in sorted(points, key=lambda p: (p.layer, _FORWARD_ORDER[p.site]))]
@@ -350,4 +294,4 @@ def prompts_for_export(dataset: str | Path | None = None, pack: str | None = Non
         return list(load_pack(pack).prompts)
     from interp_agent.core.formats.prompts import read_scored_prompts
 
-    return read_scored_prompts(dataset)  # type: ignore[arg-type]
+    return read_scored_prompts(dataset)  # type: ignore[arg-type]  # the caller checked dataset is set

@@ -161,7 +161,7 @@ class NeuronpediaClient:
         if cache_dir is False:
             self.cache_dir: Path | None = None
         else:
-            root = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir).expanduser()  # type: ignore[arg-type]
+            root = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir).expanduser()
             host = re.sub(r"[^A-Za-z0-9._-]+", "_", urllib.parse.urlsplit(base).netloc)
             self.cache_dir = root / host
         self._sleep = sleep
@@ -389,7 +389,9 @@ def load_cards(items: Sequence[str | Path], *, client: NeuronpediaClient | None 
                 got = [client.card(ref)]
             for card in got:
                 known = cards.get(card.feature_id)
-                if known is not None and (known.model, known.sae_id, known.index) != (card.model, card.sae_id, card.index):
+                if known is not None and (known.model, known.sae_id, known.index) != (
+                    card.model, card.sae_id, card.index
+                ):
                     raise ValidationError(
                         f"two features map to {card.feature_id}: {known.model}@{known.sae_id}:{known.index} and "
                         f"{card.model}@{card.sae_id}:{card.index}; inspect one SAE per layer at a time"

@@ -42,13 +42,13 @@ from interp_agent.core.errors import (
     ModelUnavailableError,
     ValidationError,
 )
+from interp_agent.core.ids import match_hookpoint
 from interp_agent.core.sae.lens import SaeWeights, load_sae_lens, save_sae_lens
 
 REGISTRY_FILE = "pretrained_saes.yaml"
 MARKER_FILE = "interp_agent_pretrained.json"
 """Written beside a cached SAE: the release, id, repo and path it came from."""
 _CACHE_FORMAT = 1
-_SITES = re.compile(r"^blocks\.\d+\.(hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out|mlp\.hook_post)$")
 _SUPPORTED = ("interp-agent runs standard, TopK and JumpReLU SAEs on blocks.L.hook_resid_pre|hook_resid_post|"
               "hook_attn_out|hook_mlp_out|mlp.hook_post")
 _FILES_BY_LOADER = {  # what each SAE Lens conversion function downloads (sae_lens/loading/pretrained_sae_loaders.py)
@@ -213,7 +213,8 @@ def gemma_scope_id(
     size, _, tuned = model.lower().removeprefix("gemma-2-").partition("-")
     release = f"gemma-scope-{size}-{'it' if tuned == 'it' else 'pt'}-{kind}"
     leaf = "canonical" if l0 is None else f"average_l0_{int(l0)}"
-    release, sae_id = (release + "-canonical" if l0 is None else release), f"layer_{layer}/width_{_width(width, per_k=1000)}/{leaf}"
+    release = release + "-canonical" if l0 is None else release
+    sae_id = f"layer_{layer}/width_{_width(width, per_k=1000)}/{leaf}"
     if check:
         _check_in_registry(release, sae_id)
     return release, sae_id
@@ -374,12 +375,12 @@ def _hub_offline_mode() -> Iterator[None]:
 
 def _fetch(info: PretrainedSae, *, device: str) -> SaeWeights:
     """Load with SAE Lens (cache only when the hub cannot be used) and convert to SaeWeights."""
-    from interp_agent.core.models.loading import _hub_offline, _hub_reachable
+    from interp_agent.core.models.loading import hub_offline, hub_reachable
 
     _need_sae_lens(f"Loading the pretrained SAE {info.release} / {info.sae_id}")
-    offline_why = "HF_HUB_OFFLINE is set" if _hub_offline() else None
+    offline_why = "HF_HUB_OFFLINE is set" if hub_offline() else None
     if offline_why is None:
-        reachable, host = _hub_reachable()
+        reachable, host = hub_reachable()
         offline_why = None if reachable else f"the hub ({host}) cannot be reached"
     from sae_lens import SAE
 
@@ -409,7 +410,7 @@ def _unavailable(info: PretrainedSae, offline_why: str | None, exc: Exception) -
 
 
 def _to_weights(sae: Any, cfg_dict: dict[str, Any], info: PretrainedSae) -> SaeWeights:
-    """Write the loaded SAE with SAE Lens's own save_model and read it back with our reader (which folds its options)."""
+    """Write the loaded SAE with SAE Lens's own save_model; read it back with our reader (which folds its options)."""
     norm = cfg_dict.get("normalize_activations") or "none"
     if norm != "none":
         raise ValidationError(
@@ -430,7 +431,7 @@ def _to_weights(sae: Any, cfg_dict: dict[str, Any], info: PretrainedSae) -> SaeW
                 f"pretrained SAE {info.release} / {info.sae_id} cannot be used here: {exc.message.split(': ', 1)[-1]}",
                 hint=_SUPPORTED,
             ) from None
-    if not _SITES.match(weights.hookpoint):
+    if match_hookpoint(weights.hookpoint) is None:
         raise ValidationError(
             f"pretrained SAE {info.release} / {info.sae_id} reads {weights.hookpoint!r}, a hookpoint interp-agent "
             "does not harvest", hint=_SUPPORTED,
@@ -468,7 +469,7 @@ def sae_hookpoint(folder: str | Path) -> str:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             cfg = json.loads(cfg_path.read_text())
             hook = (cfg.get("metadata") or {}).get("hook_name") or cfg.get("hook_name")
-            if isinstance(hook, str) and _SITES.match(hook):
+            if isinstance(hook, str) and match_hookpoint(hook) is not None:
                 return hook
     from interp_agent.core.sae import load_sae
 

@@ -140,7 +140,9 @@ def validate_pack(
         problems.append(f"too few prompts: {n} (< {min_prompts}); write more, about half of each class")
     non_binary = [p.prompt_id for p in prompts if p.criterion_score not in (0, 1)]
     if non_binary:
-        problems.append(f"criterion_score must be 0 or 1 in a pack; {len(non_binary)} rows are not, e.g. {non_binary[0]!r}")
+        problems.append(
+            f"criterion_score must be 0 or 1 in a pack; {len(non_binary)} rows are not, e.g. {non_binary[0]!r}"
+        )
     seen_ids: dict[str, int] = {}
     seen_texts: dict[str, str] = {}
     for p in prompts:

@@ -31,6 +31,7 @@ from interp_agent.core.criteria.packs import binary_labels, normalise_text
 from interp_agent.core.criteria.sets import CriterionSet, split
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.prompts import ScoredPrompt
+from interp_agent.core.ranking.splits import HELD_OUT_FRACTION, SPLIT_SALT
 
 if TYPE_CHECKING:
     import torch
@@ -159,12 +160,14 @@ class _CalibratedScorer:
 
     def _check_fitted(self) -> None:
         if self.threshold is None:
-            raise ValidationError(f"{type(self).__name__} is not fitted", hint="call fit(...) on calibration prompts first")
+            raise ValidationError(
+                f"{type(self).__name__} is not fitted", hint="call fit(...) on calibration prompts first"
+            )
 
     def _check_held_out(self, prompts: Sequence[ScoredPrompt]) -> np.ndarray:
         self._check_fitted()
-        leaked = [p.prompt_id for p in prompts
-                  if p.prompt_id in self._calibration_keys or "text:" + normalise_text(p.text) in self._calibration_keys]
+        keys = self._calibration_keys
+        leaked = [p.prompt_id for p in prompts if p.prompt_id in keys or "text:" + normalise_text(p.text) in keys]
         if leaked:
             raise ValidationError(
                 f"{len(leaked)} held-out prompts were also calibration prompts (e.g. {leaked[0]!r})",
@@ -240,7 +243,9 @@ def _iter_next_token_probs(
                     ids_BT[i, : len(s)] = torch.tensor(s, dtype=torch.long)
                     mask_BT[i, : len(s)] = 1
                 logits_BTV = model(input_ids=ids_BT.to(device), attention_mask=mask_BT.to(device)).logits
-                last_BV = logits_BTV[torch.arange(len(seqs), device=logits_BTV.device), (lengths_B - 1).to(logits_BTV.device)]
+                last_BV = logits_BTV[
+                    torch.arange(len(seqs), device=logits_BTV.device), (lengths_B - 1).to(logits_BTV.device)
+                ]
                 yield torch.softmax(last_BV.float(), dim=-1).cpu()
     finally:
         model.train(was_training)
@@ -317,13 +322,17 @@ class TargetTokenScorer(_CalibratedScorer):
             if not tok:
                 raise ValidationError(f"target {t!r} tokenises to nothing", hint="remove it")
             if len(tok) > 1:
-                self._notes.append(f"target {t!r} is {len(tok)} tokens; only its first, {tokenizer.decode(tok[:1])!r}, counts")
+                self._notes.append(
+                    f"target {t!r} is {len(tok)} tokens; only its first, {tokenizer.decode(tok[:1])!r}, counts"
+                )
             if tok[0] not in ids:
                 ids.append(tok[0])
         self.target_ids = tuple(ids)
 
     def _infer_targets(self, model: Any, tokenizer: Any, texts: list[str], labels: np.ndarray) -> None:
-        probs_NV = next_token_probabilities(model, tokenizer, texts, batch_size=self.batch_size, max_tokens=self.max_tokens)
+        probs_NV = next_token_probabilities(
+            model, tokenizer, texts, batch_size=self.batch_size, max_tokens=self.max_tokens
+        )
         diff_V = probs_NV[labels].mean(axis=0) - probs_NV[~labels].mean(axis=0)
         special = [i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < diff_V.size]
         diff_V[special] = -np.inf
@@ -475,9 +484,9 @@ class TextClassifierScorer(_CalibratedScorer):
         # Standardise each dimension (on calibration prompts): sentence embeddings are
         # anisotropic, and a criterion such as "is a question" lives in low-variance
         # directions that an unscaled ridge penalty all but ignores.
-        self._mean_D = emb_ND.mean(axis=0)
-        self._scale_D = emb_ND.std(axis=0) + 1e-6
-        self.weights, self.bias = _fit_logistic((emb_ND - self._mean_D) / self._scale_D, labels, self.l2)
+        mean_D, scale_D = emb_ND.mean(axis=0), emb_ND.std(axis=0) + 1e-6
+        self._mean_D, self._scale_D = mean_D, scale_D
+        self.weights, self.bias = _fit_logistic((emb_ND - mean_D) / scale_D, labels, self.l2)
         self._calibrate(calibration_prompts, self._proba_of(emb_ND), labels)
         return self
 
@@ -510,8 +519,8 @@ def fit_target_scorer(
     criterion_set: CriterionSet,
     *,
     targets: Sequence[str] | None = None,
-    held_out_fraction: float = 0.3,
-    salt: str = "interp-agent",
+    held_out_fraction: float = HELD_OUT_FRACTION,
+    salt: str = SPLIT_SALT,
     **options: Any,
 ) -> TargetTokenScorer:
     """Split ``criterion_set``, fit a :class:`TargetTokenScorer` on calibration, evaluate it held out.
@@ -528,7 +537,8 @@ def fit_target_scorer(
 
 
 def fit_text_scorer(
-    criterion_set: CriterionSet, *, held_out_fraction: float = 0.3, salt: str = "interp-agent", **options: Any
+    criterion_set: CriterionSet, *, held_out_fraction: float = HELD_OUT_FRACTION, salt: str = SPLIT_SALT,
+    **options: Any,
 ) -> TextClassifierScorer:
     """Split ``criterion_set``, fit a :class:`TextClassifierScorer` on calibration, evaluate it held out.
 

@@ -25,7 +25,7 @@ from interp_agent.core.criteria.packs import (
 )
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.prompts import ScoredPrompt, read_scored_prompts
-from interp_agent.core.ranking.splits import HELD_OUT, assign_splits, prompt_hashes
+from interp_agent.core.ranking.splits import HELD_OUT, HELD_OUT_FRACTION, SPLIT_SALT, assign_splits, prompt_hashes
 
 MIN_EXAMPLES = 8
 """Fewest positive (and negative) examples :func:`from_examples` accepts."""
@@ -124,7 +124,9 @@ def from_examples(criterion: str, positives: Sequence[str], negatives: Sequence[
     """
     for name, texts in (("positives", positives), ("negatives", negatives)):
         if isinstance(texts, str):
-            raise ValidationError(f"{name} must be a list of texts, got one string", hint=f"wrap it: [{texts[:30]!r}, ...]")
+            raise ValidationError(
+                f"{name} must be a list of texts, got one string", hint=f"wrap it: [{texts[:30]!r}, ...]"
+            )
         if len(texts) < MIN_EXAMPLES:
             raise ValidationError(
                 f"{name}: need at least {MIN_EXAMPLES} examples, got {len(texts)}",
@@ -148,7 +150,9 @@ def from_examples(criterion: str, positives: Sequence[str], negatives: Sequence[
         + [ScoredPrompt(f"neg-{i}", t, 0.0) for i, t in enumerate(negatives)]
     )
     notes = []
-    few = [(name, len(t)) for name, t in (("positives", positives), ("negatives", negatives)) if len(t) < ADVISED_EXAMPLES]
+    few = [
+        (name, len(t)) for name, t in (("positives", positives), ("negatives", negatives)) if len(t) < ADVISED_EXAMPLES
+    ]
     if few:
         notes.append(
             "few examples: "
@@ -168,7 +172,7 @@ def from_pack(name: str) -> CriterionSet:
 
 
 def split(
-    criterion_set: CriterionSet, held_out_fraction: float = 0.3, salt: str = "interp-agent"
+    criterion_set: CriterionSet, held_out_fraction: float = HELD_OUT_FRACTION, salt: str = SPLIT_SALT
 ) -> tuple[list[ScoredPrompt], list[ScoredPrompt]]:
     """Calibration (train) and held-out prompts, by the ranking hash split.
 
@@ -187,14 +191,16 @@ def split(
         EvidenceError: either part lacks positives or negatives.
     """
     if not 0.0 < held_out_fraction < 1.0:
-        raise ValidationError(f"held_out_fraction must be in (0, 1), got {held_out_fraction}", hint="0.3 is typical")
+        raise ValidationError(
+            f"held_out_fraction must be in (0, 1), got {held_out_fraction}", hint=f"{HELD_OUT_FRACTION} is typical"
+        )
     prompts = criterion_set.prompts
     groups = assign_splits(
         prompt_hashes([p.prompt_id for p in prompts], salt), held_out_fraction, [p.split for p in prompts]
     )
     labels = binary_labels(prompts)
-    calibration = [p for p, g in zip(prompts, groups) if g != HELD_OUT]
-    held_out = [p for p, g in zip(prompts, groups) if g == HELD_OUT]
+    calibration = [p for p, g in zip(prompts, groups, strict=True) if g != HELD_OUT]
+    held_out = [p for p, g in zip(prompts, groups, strict=True) if g == HELD_OUT]
     for part, mask in (("calibration", groups != HELD_OUT), ("held-out", groups == HELD_OUT)):
         n_pos, n_neg = int((labels & mask).sum()), int((~labels & mask).sum())
         if n_pos == 0 or n_neg == 0:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from interp_agent.core.formats.jsonl import Fields, iter_json_objects, write_jsonl
 from interp_agent.core.errors import InputFileError
+from interp_agent.core.formats.jsonl import Fields, iter_json_objects, write_jsonl
 
 DROP_MEANS_PROMOTES = frozenset({"ablate", "zero", "remove", "knockout", "suppress", "clamp_down"})
 """Interventions that remove a feature: a score drop means the feature promotes the criterion."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 
@@ -67,6 +67,12 @@ class Fields:
             raise self.error(field, "required field is missing")
         return self.obj[field]
 
+    @overload
+    def string(self, field: str, *, required: Literal[True] = True, default: str | None = None) -> str: ...
+    @overload
+    def string(self, field: str, *, required: bool, default: str) -> str: ...
+    @overload
+    def string(self, field: str, *, required: bool, default: None = None) -> str | None: ...
     def string(self, field: str, *, required: bool = True, default: str | None = None) -> str | None:
         """A string field; integers are accepted and turned into strings (ids)."""
         value = self.required(field) if required else self.obj.get(field, default)
@@ -76,6 +82,10 @@ class Fields:
             raise self.error(field, f"expected a string, got {type(value).__name__} {value!r}")
         return str(value)
 
+    @overload
+    def number(self, field: str, *, required: Literal[True] = True) -> float: ...
+    @overload
+    def number(self, field: str, *, required: bool) -> float | None: ...
     def number(self, field: str, *, required: bool = True) -> float | None:
         """A finite number field."""
         value = self.required(field) if required else self.obj.get(field)
@@ -83,6 +93,10 @@ class Fields:
             return None
         return finite(value, self, field)
 
+    @overload
+    def integer(self, field: str, *, required: Literal[True]) -> int: ...
+    @overload
+    def integer(self, field: str, *, required: bool = False) -> int | None: ...
     def integer(self, field: str, *, required: bool = False) -> int | None:
         """An integer field."""
         value = self.required(field) if required else self.obj.get(field)

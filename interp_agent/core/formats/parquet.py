@@ -90,7 +90,10 @@ def write_parquet_dataset(
     try:
         index: dict[str, int] = {}
         n_rows = n_nonzero = 0
-        with pq.ParquetWriter(tmp / ACTIVATIONS, ACTIVATION_SCHEMA) as aw, pq.ParquetWriter(tmp / ROWS, ROW_SCHEMA) as rw:
+        with (
+            pq.ParquetWriter(tmp / ACTIVATIONS, ACTIVATION_SCHEMA) as aw,
+            pq.ParquetWriter(tmp / ROWS, ROW_SCHEMA) as rw,
+        ):
             buf_rows: list[ActivationRecord] = []
             for record in records:
                 buf_rows.append(record)
@@ -131,7 +134,7 @@ def write_feature_table(folder: Path, ids: list[str], meta: dict[str, FeatureMet
             "layer": pa.array([meta[i].layer if i in meta else None for i in ids], pa.int32()),
             "explanation": pa.array([meta[i].explanation if i in meta else None for i in ids], pa.string()),
             "decoder_signature": pa.array(
-                [list(meta[i].decoder_signature) if i in meta and meta[i].decoder_signature else None for i in ids],
+                [list(sig) if (sig := meta[i].decoder_signature if i in meta else None) else None for i in ids],
                 pa.list_(pa.float64()),
             ),
         },
@@ -148,7 +151,7 @@ def _write_chunk(
     act_col: list[float] = []
     for offset, record in enumerate(rows):
         r = start + offset
-        for fid, value in zip(record.feature_ids, record.activations):
+        for fid, value in zip(record.feature_ids, record.activations, strict=True):
             j = index.get(fid)
             if j is None:
                 j = index[fid] = len(index)
@@ -216,7 +219,8 @@ def read_feature_table(path: str | Path) -> tuple[list[str], dict[str, FeatureMe
 
 
 def iter_row_chunks(
-    path: str | Path, *, row_columns: list[str] | None = None, batch_rows: int = 65536, features: np.ndarray | None = None
+    path: str | Path, *, row_columns: list[str] | None = None, batch_rows: int = 65536,
+    features: np.ndarray | None = None
 ) -> Iterator[RowChunk]:
     """Stream the dataset as aligned chunks of rows and their activations.
 
@@ -231,7 +235,9 @@ def iter_row_chunks(
     cols = ["row"] + [c for c in (row_columns or []) if c != "row"]
     row_file = pq.ParquetFile(p / ROWS)
     act_file = pq.ParquetFile(p / ACTIVATIONS)
-    act_batches = act_file.iter_batches(batch_size=max(batch_rows * 8, 1 << 16), columns=["row", "feature", "activation"])
+    act_batches = act_file.iter_batches(
+        batch_size=max(batch_rows * 8, 1 << 16), columns=["row", "feature", "activation"]
+    )
     keep = None if features is None else pa.array(np.asarray(features, dtype=np.int32))
     # activation batches not yet handed out; concatenated once per chunk, not per batch
     pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -250,18 +256,22 @@ def iter_row_chunks(
                 exhausted = True
                 break
             if keep is not None:
-                ab = ab.filter(pc.is_in(ab.column("feature"), value_set=keep))
+                # pyarrow.compute makes its kernel functions at import time: pyright cannot see is_in
+                kept = pc.is_in(ab.column("feature"), value_set=keep)  # pyright: ignore[reportAttributeAccessIssue]
+                ab = ab.filter(kept)
             r = ab.column("row").to_numpy()
             if not len(r):
                 continue
             if r[0] < pending_max or np.any(r[1:] < r[:-1]):
-                raise InputFileError(p / ACTIVATIONS, "rows are not sorted by 'row'", hint="rewrite it with interp-agent convert")
+                raise InputFileError(
+                    p / ACTIVATIONS, "rows are not sorted by 'row'", hint="rewrite it with interp-agent convert"
+                )
             pending_max = int(r[-1])
             pending.append((r, ab.column("feature").to_numpy(), ab.column("activation").to_numpy()))
         if len(pending) == 1:
             p_row, p_feat, p_val = pending[0]
         elif pending:
-            p_row, p_feat, p_val = (np.concatenate(parts) for parts in zip(*pending))
+            p_row, p_feat, p_val = (np.concatenate(parts) for parts in zip(*pending, strict=True))
         else:
             p_row, p_feat, p_val = np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.float64)
         cut = int(np.searchsorted(p_row, hi, side="right"))
@@ -276,7 +286,7 @@ def iter_parquet_records(path: str | Path) -> Iterator[ActivationRecord]:
         rows = chunk.rows.to_pylist()
         starts = np.searchsorted(chunk.act_row, [r["row"] for r in rows], side="left")
         ends = np.searchsorted(chunk.act_row, [r["row"] for r in rows], side="right")
-        for r, a, b in zip(rows, starts, ends):
+        for r, a, b in zip(rows, starts, ends, strict=True):
             yield ActivationRecord(
                 prompt_id=r["prompt_id"],
                 criterion_score=r["criterion_score"],

@@ -56,7 +56,9 @@ def read_scored_prompts(path: str | Path) -> list[ScoredPrompt]:
         f = Fields(obj, path, line)
         pid = f.string("prompt_id")
         if pid in seen:
-            raise InputFileError(path, f"duplicate prompt_id {pid!r} (first on line {seen[pid]})", line=line, field="prompt_id")
+            raise InputFileError(
+                path, f"duplicate prompt_id {pid!r} (first on line {seen[pid]})", line=line, field="prompt_id"
+            )
         seen[pid] = line
         out.append(
             ScoredPrompt(

@@ -161,7 +161,9 @@ class RecordReader:
                     value = ef.number("activation")
                 except InputFileError:
                     missing = "feature_id" if "feature_id" not in entry else "activation"
-                    raise f.error(f"features[{i}].{missing}", "required, and must be a string id / finite number") from None
+                    raise f.error(
+                        f"features[{i}].{missing}", "required, and must be a string id / finite number"
+                    ) from None
                 ids.append(fid)
                 acts.append(value)
                 if any(k in entry for k in _META_FIELDS):
@@ -255,7 +257,7 @@ def record_to_json(record: ActivationRecord) -> dict[str, Any]:
     row["criterion_score"] = record.criterion_score
     if record.split is not None:
         row["split"] = record.split
-    row["features"] = dict(zip(record.feature_ids, record.activations))
+    row["features"] = dict(zip(record.feature_ids, record.activations, strict=True))
     return row | record.extra
 
 

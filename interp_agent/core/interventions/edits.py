@@ -51,7 +51,7 @@ def edit_fn(mode: str, u_D: torch.Tensor, value: float) -> Callable[[torch.Tenso
     return fn
 
 
-def sae_edit_fn(mode: str, latent: "SaeLatent", value: float) -> Callable[[torch.Tensor], torch.Tensor]:
+def sae_edit_fn(mode: str, latent: SaeLatent, value: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """The edit of one SAE latent: read it with the encoder, write the change through the decoder row.
 
     - ablate: subtract the latent's contribution (activation * decoder row).

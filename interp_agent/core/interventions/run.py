@@ -32,10 +32,12 @@ import torch
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.interventions import InterventionRecord, effect_sign
 from interp_agent.core.formats.prompts import ScoredPrompt
+from interp_agent.core.ids import basis_feature_id, parse_hookpoint
 from interp_agent.core.interventions.edits import MODES, RECORD_NAME, edit_fn, sae_edit_fn
 from interp_agent.core.interventions.targets import Target
 from interp_agent.core.models.harvest import harvest
 from interp_agent.core.models.hooks import edit
+from interp_agent.core.progress import Progress
 from interp_agent.core.ranking.stats import t_interval
 
 Verdict = str  # causal | weak | no_effect | contradicts
@@ -114,8 +116,11 @@ class _Evaluator:
         if fn is None:
             key = ("score", *texts)
             if key not in self._cache:
-                self._cache[key] = np.asarray(self.scorer.score(self.loaded.model, self.loaded.tokenizer, texts), dtype=float)
+                self._cache[key] = np.asarray(
+                    self.scorer.score(self.loaded.model, self.loaded.tokenizer, texts), dtype=float
+                )
             return self._cache[key]
+        assert hook is not None, "an edit needs the hookpoint it applies at"
         with edit(self.loaded.model, hook, fn):
             return np.asarray(self.scorer.score(self.loaded.model, self.loaded.tokenizer, texts), dtype=float)
 
@@ -125,6 +130,7 @@ class _Evaluator:
             if key not in self._cache:
                 self._cache[key] = next_token_logprobs(self.loaded, texts, self.batch_size)
             return self._cache[key]
+        assert hook is not None, "an edit needs the hookpoint it applies at"
         with edit(self.loaded.model, hook, fn):
             return next_token_logprobs(self.loaded, texts, self.batch_size)
 
@@ -146,7 +152,7 @@ def run_interventions(
     model_name: str,
     expected_sign: dict[str, int] | None = None,
     config: InterveneConfig | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> InterventionRun:
     """Intervene on each target with controls; returns records and per-feature summaries.
 
@@ -169,7 +175,8 @@ def run_interventions(
     cal_texts = [p.text for p in calibration]
     stats: dict[str, np.ndarray] = {}  # hookpoint -> token activations on calibration prompts [rows, width]
     for hook in sorted({t.hookpoint for t in targets}):
-        stats[hook] = harvest(loaded, cal_texts, [hook], batch_size=cfg.batch_size, pooling="token")[hook].acts.astype(np.float64)
+        stats[hook] = harvest(loaded, cal_texts, [hook], batch_size=cfg.batch_size,
+                              pooling="token")[hook].acts.astype(np.float64)
     for i, target in enumerate(targets):
         if progress:
             progress(f"intervening on {target.feature_id}", i, len(targets))
@@ -195,7 +202,7 @@ def run_interventions(
                 "split": "held_out", "measured_on": measured_on, "kl_on_other_class": float(kl.mean()),
                 "other_class_score_change": other_change}
         # side_effect_score is in behaviour-score units (so it can be weighed against the effect); KL is metadata
-        for p, b, e in zip(target_set, base, edited):
+        for p, b, e in zip(target_set, base, edited, strict=True):
             run.records.append(InterventionRecord(
                 feature_id=target.feature_id, intervention=name, baseline_score=float(b),
                 intervention_score=float(e), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
@@ -206,7 +213,7 @@ def run_interventions(
             cfn = edit_fn(cfg.mode, torch.tensor(cu, dtype=torch.float32), cvalue)
             cname = record_name(cfg.mode, cvalue)
             cscores = ev.scores(texts, target.hookpoint, cfn)
-            for p, b, e in zip(target_set, base, cscores):
+            for p, b, e in zip(target_set, base, cscores, strict=True):
                 run.records.append(InterventionRecord(
                     feature_id=control_id, intervention=cname, baseline_score=float(b),
                     intervention_score=float(e), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
@@ -249,7 +256,8 @@ def _choose_value(
     if cfg.mode == "patch":
         # source prompt: the calibration positive where the feature is largest (calibration only)
         texts = [p.text for p in cal_pos]
-        acts = harvest(ev.loaded, texts, [target.hookpoint], batch_size=cfg.batch_size, pooling="mean")[target.hookpoint].acts
+        acts = harvest(ev.loaded, texts, [target.hookpoint], batch_size=cfg.batch_size,
+                       pooling="mean")[target.hookpoint].acts
         values = target.sae.activation(acts) if target.sae is not None else acts @ target.direction
         best = int(np.argmax(values * sign))
         return float(values[best]), {"chosen": None, "source_prompt": cal_pos[best].prompt_id}
@@ -279,10 +287,12 @@ def record_name(mode: str, value: float) -> str:
 
 
 def _controls(
-    rng: np.random.Generator, cfg: InterveneConfig, target: Target, acts: np.ndarray, value: float, mean: float, std: float,
+    rng: np.random.Generator, cfg: InterveneConfig, target: Target, acts: np.ndarray, value: float,
+    mean: float, std: float,
 ) -> list[tuple[str, str, np.ndarray, float]]:
     """Random directions of matched norm, and random features of matched activation spread."""
     width = len(target.direction)
+    point = parse_hookpoint(target.hookpoint)
     # an SAE latent writes value * decoder row: a random direction of matched norm gets value * |row|
     norm = float(np.linalg.norm(target.sae.decoder)) if target.sae is not None else 1.0
     out: list[tuple[str, str, np.ndarray, float]] = []
@@ -309,10 +319,10 @@ def _controls(
         e = np.zeros(width)
         e[j] = 1.0
         jm, js = float(acts[:, j].mean()), float(acts[:, j].std() or 1.0)
-        cvalue = {"steer": value / std * js, "ablate": 0.0, "mean_ablate": jm}.get(cfg.mode, jm + (value - mean) / std * js)
-        layer = target.hookpoint.split(".")[1]
-        prefix = "N" if "mlp" in target.hookpoint else "D"
-        out.append((control_type, f"L{layer}:{prefix}{j}", e, cvalue))
+        cvalue = {"steer": value / std * js, "ablate": 0.0, "mean_ablate": jm}.get(
+            cfg.mode, jm + (value - mean) / std * js
+        )
+        out.append((control_type, basis_feature_id(point, int(j)), e, cvalue))
     return out
 
 

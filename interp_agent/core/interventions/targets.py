@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from interp_agent.core.errors import ValidationError
-
-_DIM = re.compile(r"^L(\d+):D(\d+)$")
-_NEURON = re.compile(r"^L(\d+):N(\d+)$")
-_DIRECTION = re.compile(r"^direction:(.+)$")
-_SAE = re.compile(r"^SAE:L(\d+):F(\d+)$")
+from interp_agent.core.ids import match_feature_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,31 +66,31 @@ def parse_target(
     """Turn a feature id into a Target.
 
     Args:
-        feature_id: ``L{layer}:D{dim}`` (residual dimension at blocks.L.hook_resid_post),
+        feature_id: ``L{layer}:D{dim}`` (residual dimension at blocks.L.hook_resid_post; also
+            ``L{layer}:{resid_pre|attn_out|mlp_out}:D{dim}``, see ``interp_agent.core.ids``),
             ``L{layer}:N{i}`` (MLP neuron at blocks.L.mlp.hook_post), ``direction:NAME`` or
             ``SAE:L{layer}:F{i}`` (a latent of the SAE given for that layer).
         width_of: activation width per hookpoint (to size basis vectors).
         directions: learned directions by feature id -> (hookpoint, vector).
         saes: SAEs (``interp_agent.core.sae.SaeWeights``) by layer.
     """
-    if (m := _SAE.match(feature_id)) is not None:
-        layer, i = int(m.group(1)), int(m.group(2))
+    fid = match_feature_id(feature_id)
+    if fid is not None and fid.kind == "sae" and fid.layer is not None and fid.index is not None:
+        layer, i = fid.layer, fid.index
         sae = (saes or {}).get(layer)
         if sae is None:
-            raise ValidationError(f"{feature_id}: no SAE for layer {layer}", hint="pass the SAE Lens folder with --sae DIR")
+            raise ValidationError(f"{feature_id}: no SAE for layer {layer}",
+                                  hint="pass the SAE Lens folder with --sae DIR")
         if i >= sae.W_dec.shape[0]:
             raise ValidationError(f"{feature_id}: latent {i} is out of range (d_sae {sae.W_dec.shape[0]})")
         row = sae.W_dec[i]
         latent = SaeLatent(w_enc=sae.W_enc[:, i], b_enc=float(sae.b_enc[i]), b_dec=sae.b_dec, decoder=row,
                            threshold=float(sae.threshold[i]) if sae.threshold is not None else None)
         return Target(feature_id, sae.hookpoint, row / np.linalg.norm(row), "sae", index=i, sae=latent)
-    if (m := _DIM.match(feature_id)) is not None:
-        hook, index = f"blocks.{m.group(1)}.hook_resid_post", int(m.group(2))
-        kind = "dim"
-    elif (m := _NEURON.match(feature_id)) is not None:
-        hook, index = f"blocks.{m.group(1)}.mlp.hook_post", int(m.group(2))
-        kind = "neuron"
-    elif _DIRECTION.match(feature_id) is not None:
+    point = fid.hookpoint if fid is not None else None
+    if fid is not None and fid.kind in ("dim", "neuron") and point is not None and fid.index is not None:
+        hook, index, kind = point.name, fid.index, fid.kind
+    elif fid is not None and fid.kind == "direction":
         if not directions or feature_id not in directions:
             raise ValidationError(
                 f"{feature_id}: no vector for this direction",

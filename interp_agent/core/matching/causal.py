@@ -117,7 +117,7 @@ class CausalComponent:
     @property
     def present(self) -> np.ndarray:
         """[n_features] bool; True where the feature has any causal measure."""
-        return self.has.any(axis=1)
+        return np.asarray(self.has.any(axis=1))
 
     def criterion_effect(self, i: int) -> tuple[float | None, str | None]:
         """Feature ``i``'s signed effect on the criterion and the field it came from (None, None without one)."""

@@ -218,7 +218,7 @@ def build_fingerprints(
     features: list[dict[str, Any]] = report["features"]
     act_rows, act_spaces, act_sources = _activation_rows(features, side, shared_probes)
     dec_rows = [vector(f.get("decoder_signature"), side, f["feature_id"], "decoder_signature") for f in features]
-    texts = text_rows if text_rows is not None else [None] * len(features)
+    texts: list[np.ndarray | None] = text_rows if text_rows is not None else [None] * len(features)
     components = {
         "activation": _component(act_rows, act_spaces, act_sources, centred=True),
         "decoder": _component(dec_rows, [f"decoder:{len(r)}" if r is not None else "" for r in dec_rows],

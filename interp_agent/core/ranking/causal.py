@@ -106,7 +106,8 @@ class CausalEvidence:
 
 
 def summarise_interventions(
-    rows: Sequence[InterventionRecord], criterion: str, *, allow_criterion_mismatch: bool = False, model: str | None = None
+    rows: Sequence[InterventionRecord], criterion: str, *, allow_criterion_mismatch: bool = False,
+    model: str | None = None
 ) -> CausalEvidence:
     """Aggregate intervention rows per feature, with controls summarised apart."""
     evidence = CausalEvidence()
@@ -146,7 +147,9 @@ def summarise_interventions(
             "n": pooled.n,
             "mean_effect": pooled.mean_effect,
             "ci95": list(pooled.ci95) if pooled.ci95 else None,
-            "by_type": {k: {"n": len(v), "mean_effect": EffectSummary.of(v).mean_effect} for k, v in sorted(by_type.items())},
+            "by_type": {
+                k: {"n": len(v), "mean_effect": EffectSummary.of(v).mean_effect} for k, v in sorted(by_type.items())
+            },
         }
     own_controls: dict[str, list[InterventionRecord]] = defaultdict(list)
     for r in controls:

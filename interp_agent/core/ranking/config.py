@@ -7,14 +7,19 @@ from typing import Any
 
 from interp_agent.core.errors import ValidationError
 
+HELD_OUT_FRACTION = 0.3
+"""Default expected share of prompts held out as evidence (every tool's default, so their splits agree)."""
+SPLIT_SALT = "interp-agent"
+"""Default salt of the prompt-id hash (``interp_agent.core.ranking.splits``); change it to draw another split."""
+
 
 @dataclass(frozen=True, slots=True)
 class RankingConfig:
     """How features are ranked against a criterion."""
 
-    held_out_fraction: float = 0.3
+    held_out_fraction: float = HELD_OUT_FRACTION
     """Share of prompts (by hash of prompt_id) kept out of ranking and used as evidence."""
-    split_salt: str = "interp-agent"
+    split_salt: str = SPLIT_SALT
     """Salt of the prompt hash; change it to draw a different split."""
     top_k: int = 20
     """Number of features in the report."""
@@ -37,7 +42,8 @@ class RankingConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.held_out_fraction < 1.0:
-            raise ValidationError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}; 0.3 is typical")
+            raise ValidationError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}; "
+                                  f"{HELD_OUT_FRACTION} is typical")
         for name in ("top_k", "candidates", "n_examples", "n_probes", "auroc_bins", "hist_bins"):
             if getattr(self, name) < 1:
                 raise ValidationError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -58,9 +58,8 @@ def _betacf(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
         if done.any():
             h.flat[idx[done]] = hh[done]
             keep = ~done
-            idx, a, b, x, qab, qap, qam, c, d, hh = (
-                v[keep] for v in (idx, a, b, x, qab, qap, qam, c, d, hh)
-            )
+            idx = idx[keep]
+            a, b, x, qab, qap, qam, c, d, hh = (v[keep] for v in (a, b, x, qab, qap, qam, c, d, hh))
             if idx.size == 0:
                 break
     h.flat[idx] = hh  # not converged within _MAX_TERMS (not reached for df <= _NORMAL_DF)
@@ -103,7 +102,8 @@ def student_t_sf(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
     tail = np.empty_like(t)  # P(T > |t|)
     normal = df > _NORMAL_DF
     if normal.any():
-        tail[normal] = 0.5 * _erfc(np.abs(t[normal]) / math.sqrt(2.0)).astype(np.float64)
+        # a frompyfunc ufunc: an object array (or a bare float for one element)
+        tail[normal] = 0.5 * np.asarray(_erfc(np.abs(t[normal]) / math.sqrt(2.0)), dtype=np.float64)
     beta = ~normal
     if beta.any():
         tb, dfb = t[beta], df[beta]

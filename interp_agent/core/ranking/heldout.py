@@ -90,7 +90,9 @@ def power_block(r_train: float, r_held_out: float | None, split: HeldOutSplit) -
         "method": f"Fisher z, two-sided alpha {POWER_ALPHA}, power {POWER}",
         "n_held_out_prompts": split.n_prompts,
         "prompts_needed_at_train_r": prompts_needed_for_r(r_train, POWER_ALPHA, POWER),
-        "prompts_needed_at_held_out_r": None if r_held_out is None else prompts_needed_for_r(r_held_out, POWER_ALPHA, POWER),
+        "prompts_needed_at_held_out_r": (
+            None if r_held_out is None else prompts_needed_for_r(r_held_out, POWER_ALPHA, POWER)
+        ),
     }
 
 
@@ -100,7 +102,8 @@ def _plural(n: int, word: str) -> str:
 
 def _in_all(needed: int, split: HeldOutSplit) -> str:
     """``about N prompts in all at held_out_fraction F``."""
-    return f"about {math.ceil(needed / split.held_out_fraction)} prompts in all at held_out_fraction {split.held_out_fraction:g}"
+    fraction = split.held_out_fraction
+    return f"about {math.ceil(needed / fraction)} prompts in all at held_out_fraction {fraction:g}"
 
 
 def _fmt_ci(ci: list[float] | None, signed: bool) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from interp_agent.core.errors import EvidenceError
 from interp_agent.core.formats.features import FeatureRecord
+from interp_agent.core.progress import Progress
 from interp_agent.core.ranking.association import FirstPass, SecondPass
 from interp_agent.core.ranking.causal import CausalEvidence
 from interp_agent.core.ranking.config import RankingConfig
@@ -29,9 +29,6 @@ from interp_agent.core.ranking.importance import (
 from interp_agent.core.ranking.sources import RecordsSource
 from interp_agent.core.ranking.splits import HELD_OUT, TRAIN
 from interp_agent.core.ranking.stats import benjamini_hochberg, pearson_p_value
-
-Progress = Callable[[str, int, int | None], None]
-"""Called as progress(phase, rows_done, rows_total_or_None)."""
 
 METHOD = {
     "split": "prompts go to the training or held-out split by a salted BLAKE2b hash of prompt_id "
@@ -87,7 +84,8 @@ def rank_records(
         )
     if first.ymax == first.ymin:
         raise EvidenceError(
-            f"every criterion_score is {first.ymin}; association needs prompts where the criterion holds and where it does not",
+            f"every criterion_score is {first.ymin}; association needs prompts where the criterion holds and where "
+            "it does not",
             hint="add negative (or positive) prompts",
         )
     split = HeldOutSplit(int(first.n[HELD_OUT]), first.n_split_prompts(HELD_OUT), config.held_out_fraction)
@@ -171,7 +169,7 @@ def rank_records(
                 "direction": "promotes" if sign[j] > 0 else "suppresses",
                 "label": (meta.label if meta else None) or (info.label if info else None),
                 "explanation": (meta.explanation if meta else None) or (info.explanation if info else None),
-                "layer": (meta.layer if meta else None) if (meta and meta.layer is not None) else (info.layer if info else None),
+                "layer": meta.layer if meta and meta.layer is not None else (info.layer if info else None),
                 "source": (info.source if info and info.source else "records"),
                 "association": {
                     "provenance": "correlational",
@@ -242,7 +240,9 @@ def rank_records(
         "n_features_tested": n_features,
         "n_candidates": len(candidates),
         "score_kind": "binary" if first.binary else "continuous",
-        "positive_rate": float((first.sy.sum() - first.ymin * first.n.sum()) / first.score_range / max(first.n.sum(), 1)),
+        "positive_rate": float(
+            (first.sy.sum() - first.ymin * first.n.sum()) / first.score_range / max(first.n.sum(), 1)
+        ),
         "n_significant_train": int((corr["q_train"] < config.alpha).sum()),
         "n_held_out_supported": sum(f["association"]["held_out_supported"] for f in features),
         "n_held_out_excludes_chance": sum(

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -44,8 +44,8 @@ class Chunk:
     """Criterion score of each row, float64 [rows]."""
     splits: list[str | None]
     """Explicit split of each row, or None."""
-    texts: list[str] | None
-    """Text of each row, when asked for."""
+    texts: list[str | None] | None
+    """Text of each row, when asked for (None for rows of a source that has none)."""
     tokens: list[str | None] | None
     """Token of each row, when asked for."""
     act_row: np.ndarray
@@ -237,7 +237,13 @@ class _ArrowStrings(Sequence[str]):
     def __len__(self) -> int:
         return len(self.array)
 
-    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return self.array[i].to_pylist()
         return self.array[i].as_py()
 
 
@@ -325,7 +331,7 @@ def _concat(chunks: list[Chunk]) -> Chunk | None:
         splits=[s for c in chunks for s in c.splits],
         texts=[t for c in chunks for t in (c.texts or [None] * len(c.prompt_ids))],
         tokens=[t for c in chunks for t in (c.tokens or [None] * len(c.prompt_ids))],
-        act_row=np.concatenate([c.act_row + off for c, off in zip(chunks, offsets)]),
+        act_row=np.concatenate([c.act_row + off for c, off in zip(chunks, offsets, strict=True)]),
         act_feature=np.concatenate([c.act_feature for c in chunks]),
         act_value=np.concatenate([c.act_value for c in chunks]),
         models=set().union(*(c.models for c in chunks)),

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from interp_agent.core.formats.ids import fnv1a64
+from interp_agent.core.ranking.config import HELD_OUT_FRACTION, SPLIT_SALT
 
 TRAIN = 0
 HELD_OUT = 1
@@ -25,7 +26,7 @@ _POISSON1_CDF = np.cumsum([np.exp(-1.0) / np.prod(np.arange(1, k + 1, dtype=floa
 def salted(fnv: np.ndarray, salt: str) -> np.ndarray:
     """Mix unsalted id hashes with ``salt`` (BLAKE2b of the salt, then a SplitMix64 finaliser)."""
     key = np.uint64(int.from_bytes(hashlib.blake2b(salt.encode(), digest_size=8).digest(), "little"))
-    return _splitmix64(fnv ^ key)
+    return splitmix64(fnv ^ key)
 
 
 def prompt_hashes(prompt_ids: Sequence[str], salt: str) -> np.ndarray:
@@ -50,7 +51,8 @@ def assign_splits(
     return groups
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser of each uint64 (a bijection that spreads every input bit over the output)."""
     with np.errstate(over="ignore"):
         x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
         x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
@@ -74,6 +76,10 @@ def poisson_bootstrap_weights(hashes: np.ndarray, resamples: int, seed: int) -> 
     repeated runs agree, and all rows of one prompt share a weight (a cluster bootstrap).
     """
     with np.errstate(over="ignore"):
-        keys = _splitmix64(np.arange(resamples, dtype=np.uint64) + np.uint64(seed) * np.uint64(1_000_003))
-        mixed = _splitmix64(hashes[:, None] ^ keys[None, :])
+        keys = splitmix64(np.arange(resamples, dtype=np.uint64) + np.uint64(seed) * np.uint64(1_000_003))
+        mixed = splitmix64(hashes[:, None] ^ keys[None, :])
     return _POISSON1_TABLE[(mixed >> np.uint64(48)).astype(np.int64)]
+
+
+__all__ = ["HELD_OUT", "HELD_OUT_FRACTION", "SPLIT_NAMES", "SPLIT_SALT", "TRAIN", "assign_splits",
+           "poisson_bootstrap_weights", "prompt_hashes", "salted", "splitmix64", "unit_interval"]

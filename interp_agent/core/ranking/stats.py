@@ -15,7 +15,8 @@ from interp_agent.core.ranking.distributions import find_root, normal_ppf, stude
 
 
 def pearson_from_sums(
-    n: np.ndarray | float, sx: np.ndarray, sxx: np.ndarray, sy: np.ndarray | float, syy: np.ndarray | float, sxy: np.ndarray
+    n: np.ndarray | float, sx: np.ndarray, sxx: np.ndarray, sy: np.ndarray | float, syy: np.ndarray | float,
+    sxy: np.ndarray
 ) -> np.ndarray:
     """Pearson r from sums over n rows (absent activations count as 0). Constant inputs give 0."""
     n = np.asarray(n, dtype=np.float64)
@@ -84,7 +85,7 @@ def spearman_mean_pairwise(scores: np.ndarray) -> float:
     if scores.shape[0] < 2 or scores.shape[1] < 2:
         return float("nan")
     ranks = np.argsort(np.argsort(scores, axis=1), axis=1).astype(np.float64)
-    c = np.corrcoef(ranks)
+    c = np.asarray(np.corrcoef(ranks))
     iu = np.triu_indices_from(c, k=1)
     return float(np.nanmean(c[iu]))
 

@@ -27,6 +27,7 @@ from interp_agent.core.reports.markdown import (
     ranked_features,
     rows_sentence,
     scores_sentence,
+    sub_dict,
     table_row,
 )
 from interp_agent.core.reports.svg import (
@@ -40,15 +41,20 @@ _KINDS = ("correlational", "interventional", "synthetic", "imported", "semantic"
 _CSS = """
 :root{--fg:#212529;--muted:#6c757d;--line:#dee2e6;--bg:#f8f9fa;--card:#fff;--accent:#1864ab}
 *{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+body{margin:0;background:var(--bg);color:var(--fg);
+  font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 .container{max-width:1280px;margin:0 auto;padding:24px 20px 48px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 12px;border-bottom:1px solid var(--line);padding-bottom:4px}
-h3{font-size:16px;margin:0}h4{font-size:13px;margin:0 0 6px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+h1{font-size:24px;margin:0 0 4px}
+h2{font-size:18px;margin:32px 0 12px;border-bottom:1px solid var(--line);padding-bottom:4px}
+h3{font-size:16px;margin:0}
+h4{font-size:13px;margin:0 0 6px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
 a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.92em}
 .criterion{font-size:17px;margin:4px 0 12px}.muted{color:var(--muted)}
-.meta{display:flex;flex-wrap:wrap;gap:4px 20px;margin:0;color:var(--muted)}.meta dt{display:inline;font-weight:600}.meta dd{display:inline;margin:0 0 0 4px;color:var(--fg)}
-.synthetic-banner{margin:16px 0;padding:14px 18px;border:2px solid #e8590c;background:#fff4e6;color:#a63c06;border-radius:8px;font-size:16px}
+.meta{display:flex;flex-wrap:wrap;gap:4px 20px;margin:0;color:var(--muted)}.meta dt{display:inline;font-weight:600}
+.meta dd{display:inline;margin:0 0 0 4px;color:var(--fg)}
+.synthetic-banner{margin:16px 0;padding:14px 18px;border:2px solid #e8590c;background:#fff4e6;color:#a63c06;
+  border-radius:8px;font-size:16px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:10px;margin-top:16px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 12px}
 .card .v{font-size:22px;font-weight:600}.card .k{color:var(--muted);font-size:12px}
@@ -58,8 +64,10 @@ th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;vertic
 th{background:#f1f3f5;font-weight:600;white-space:nowrap}
 tbody tr:nth-child(even){background:#f8f9fa}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.ranked{font-size:13px}.ranked th{cursor:pointer}.ranked td.label{min-width:280px}.scroll{overflow-x:auto;border:1px solid var(--line);border-radius:8px}
-.tag{display:inline-block;padding:0 6px;border-radius:9px;font-size:11px;font-weight:500;vertical-align:middle;border:1px solid transparent}
+.ranked{font-size:13px}.ranked th{cursor:pointer}.ranked td.label{min-width:280px}
+.scroll{overflow-x:auto;border:1px solid var(--line);border-radius:8px}
+.tag{display:inline-block;padding:0 6px;border-radius:9px;font-size:11px;font-weight:500;vertical-align:middle;
+  border:1px solid transparent}
 .tag-correlational{background:#e7f5ff;color:#1864ab;border-color:#a5d8ff}
 .tag-interventional{background:#ebfbee;color:#2b8a3e;border-color:#b2f2bb}
 .tag-synthetic{background:#fff4e6;color:#d9480f;border-color:#ffd8a8}
@@ -139,7 +147,7 @@ def _meter(value: Any) -> str:
 
 def _header(report: dict) -> str:
     """Title, criterion, run metadata and (when synthetic) the banner."""
-    prov = report.get("provenance") if isinstance(report.get("provenance"), dict) else {}
+    prov = sub_dict(report, "provenance")
     meta = [
         ("Model", report.get("model")), ("Backend", report.get("backend")),
         ("Scores", dig(report, "summary", "score_kind")),
@@ -161,7 +169,7 @@ def _header(report: dict) -> str:
 
 def _summary_cards(report: dict) -> list[tuple[str, Any]]:
     """(escaped label, value) of each summary card; cards about measured records only when there are records."""
-    s = report.get("summary") if isinstance(report.get("summary"), dict) else {}
+    s = sub_dict(report, "summary")
     n_reported = len(ranked_features(report))
     measured = s.get("n_train_rows") is not None
     rate = "mean score (0..1)" if s.get("score_kind") == "continuous" else "positive rate"
@@ -175,7 +183,9 @@ def _summary_cards(report: dict) -> list[tuple[str, Any]]:
             (f"of {n_reported} reported, confirmed on held-out", s.get("n_held_out_supported")),
         ]
         if s.get("n_held_out_excludes_chance") is not None:
-            cards.append((f"of {n_reported} reported, held-out 95% CI excludes chance", s.get("n_held_out_excludes_chance")))
+            cards.append(
+                (f"of {n_reported} reported, held-out 95% CI excludes chance", s.get("n_held_out_excludes_chance"))
+            )
         cards += [("ranking stability", s.get("ranking_stability")), (rate, s.get("positive_rate"))]
     cards.append(("intervention rows", s.get("n_intervention_rows")))
     return cards
@@ -196,7 +206,7 @@ def _summary(report: dict) -> str:
         out += "</ul></section>"
     controls = report.get("controls")
     if isinstance(controls, dict):
-        by_type = controls.get("by_type") if isinstance(controls.get("by_type"), dict) else {}
+        by_type = sub_dict(controls, "by_type")
         rows = [("n", _e(fmt_num(controls.get("n")))), ("mean effect", _e(fmt_num(controls.get("mean_effect")))),
                 ("95% CI", _e(fmt_interval(controls.get("ci95"))))]
         rows += [
@@ -213,7 +223,7 @@ def _ranked_table(features: list[dict]) -> str:
     rows = []
     for position, feature in enumerate(features, 1):
         cells = []
-        for column, (text, sort) in zip(TABLE_COLUMNS, table_row(feature)):
+        for column, (text, sort) in zip(TABLE_COLUMNS, table_row(feature), strict=True):
             content = _e(text)
             if column == "Feature":
                 content = f'<a href="#{feature_anchor(feature, position)}"><code>{content}</code></a>'
@@ -297,7 +307,7 @@ def _causal_panel(feature: dict) -> str:
     """Interventional evidence, or a note that there is none; imported effects below it."""
     causal = feature.get("causal")
     if isinstance(causal, dict):
-        interventions = causal.get("interventions") if isinstance(causal.get("interventions"), dict) else {}
+        interventions = sub_dict(causal, "interventions")
         kinds = ", ".join(f"{_e(k)} × {_e(fmt_num(v))}" for k, v in interventions.items()) or DASH
         body = _kv_table([
             ("strong causal score", _e(fmt_num(causal.get("strong_causal_score")))),
@@ -312,7 +322,7 @@ def _causal_panel(feature: dict) -> str:
     out = f'<section class="panel"><h4>Causal {_tag(dig(causal, "provenance"))}</h4>{body}'
     imported = feature.get("imported")
     if isinstance(imported, dict):
-        effects = imported.get("causal_effects") if isinstance(imported.get("causal_effects"), dict) else {}
+        effects = sub_dict(imported, "causal_effects")
         rows = [(_e(k), _e(fmt_num(v))) for k, v in effects.items()]
         out += f'<h4 style="margin-top:10px">Imported {_tag(imported.get("provenance"))}</h4>'
         out += _kv_table(rows) if rows else '<p class="muted">No imported effects.</p>'
@@ -326,14 +336,14 @@ def _card_panel(feature: dict) -> str:
     card = feature.get("card")
     if not isinstance(card, dict):
         return ""
-    source = card.get("source") if isinstance(card.get("source"), dict) else {}
+    source = sub_dict(card, "source")
     where = source.get("url") or source.get("file")
     link = (f'<a href="{_e(where)}">{_e(where)}</a>' if str(where or "").startswith(("http://", "https://"))
             else f"<code>{_e(where)}</code>")
     rows = [("source", f"{_e(source.get('kind'))} · {link}"), ("retrieved", _e(source.get("retrieved_at"))),
             ("density (fraction non-zero)", _e(fmt_num(card.get("density")))),
             ("max activation", _e(fmt_num(card.get("max_activation"))))]
-    logits = card.get("logit_effects") if isinstance(card.get("logit_effects"), dict) else {}
+    logits = sub_dict(card, "logit_effects")
     for sign, name in (("positive", "promotes (logit)"), ("negative", "suppresses (logit)")):
         pairs = [p for p in logits.get(sign) or [] if isinstance(p, (list, tuple)) and len(p) == 2][:10]
         if pairs:
@@ -364,8 +374,9 @@ def _examples(feature: dict) -> str:
     items = []
     for e in examples:
         act = e.get("activation")
-        ok = isinstance(act, (int, float)) and not isinstance(act, bool) and math.isfinite(act) and top > 0
-        pct = min(abs(act) / top, 1.0) * 100 if ok else 0.0
+        pct = 0.0
+        if isinstance(act, (int, float)) and not isinstance(act, bool) and math.isfinite(act) and top > 0:
+            pct = min(abs(act) / top, 1.0) * 100
         meta = [f"prompt {_e(e.get('prompt_id'))}", f"score {_e(fmt_num(e.get('criterion_score')))}"]
         if e.get("token") is not None or e.get("token_index") is not None:
             meta.append(f"token <code>{_e(e.get('token'))}</code> at {_e(fmt_num(e.get('token_index')))}")
@@ -429,10 +440,10 @@ def _feature_card(feature: dict, position: int, report: dict | None = None) -> s
 
 def _method(report: dict) -> str:
     """The method section: formulas, settings and inputs."""
-    method = report.get("method") if isinstance(report.get("method"), dict) else {}
+    method = sub_dict(report, "method")
     out = '<section id="method"><h2>Method</h2>'
     out += '<dl class="method">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in method.items()) + "</dl>"
-    settings = report.get("settings") if isinstance(report.get("settings"), dict) else {}
+    settings = sub_dict(report, "settings")
     if settings:
         rows = [(_e(k), _e(fmt_num(v))) for k, v in settings.items()]
         out += "<h4 style='margin-top:14px'>Settings</h4>" + _kv_table(rows)

@@ -34,6 +34,12 @@ def dig(obj: Any, *keys: str) -> Any:
     return obj
 
 
+def sub_dict(obj: dict, key: str) -> dict:
+    """``obj[key]`` when it is a dict, else an empty dict."""
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _number(value: Any) -> float | None:
     """``value`` as a finite float, or None when it is not a real number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -174,7 +180,7 @@ def scores_sentence(summary: dict | None) -> str | None:
 
 def _summary_lines(report: dict) -> list[str]:
     """Bullet lines of the summary block."""
-    s = report.get("summary") if isinstance(report.get("summary"), dict) else {}
+    s = sub_dict(report, "summary")
     alpha = dig(report, "settings", "alpha")
     n_reported = len(ranked_features(report))
     lines = [f"- {rows_sentence(s)}"]
@@ -187,7 +193,8 @@ def _summary_lines(report: dict) -> list[str]:
                    f"of the {n_reported} reported, confirmed on held-out prompts: "
                    f"{fmt_num(s.get('n_held_out_supported'))}")
         if s.get("n_held_out_excludes_chance") is not None:
-            tested += f", with held-out 95% intervals that exclude chance: {fmt_num(s.get('n_held_out_excludes_chance'))}"
+            excluding = fmt_num(s.get("n_held_out_excludes_chance"))
+            tested += f", with held-out 95% intervals that exclude chance: {excluding}"
     lines.append(tested)
     if s.get("ranking_stability") is not None:
         lines.append(f"- Ranking stability (mean Spearman correlation of bootstrap rankings): "
@@ -230,7 +237,9 @@ def interval_clause(held: dict) -> str:
     if "ci_excludes_chance" not in held:
         return ""
     chance = held["ci_excludes_chance"]
-    return "; too few held-out prompts for an interval" if chance is None else f"; 95% intervals exclude chance: {fmt_num(chance)}"
+    if chance is None:
+        return "; too few held-out prompts for an interval"
+    return f"; 95% intervals exclude chance: {fmt_num(chance)}"
 
 
 def power_sentence(assoc: dict) -> str | None:
@@ -270,13 +279,13 @@ def _card_lines(card: Any) -> list[str]:
     """Bullet lines of an imported feature card (Neuronpedia, Goodfire); none without one."""
     if not isinstance(card, dict):
         return []
-    source = card.get("source") if isinstance(card.get("source"), dict) else {}
+    source = sub_dict(card, "source")
     lines = [
         (f"- Card ({md_text(card.get('provenance'))}) from {md_text(source.get('kind'))}: "
         f"{md_text(source.get('url') or source.get('file'))}, retrieved {md_text(source.get('retrieved_at'))}; "
         f"density {fmt_num(card.get('density'))}; max activation {fmt_num(card.get('max_activation'))}")
     ]
-    logits = card.get("logit_effects") if isinstance(card.get("logit_effects"), dict) else {}
+    logits = sub_dict(card, "logit_effects")
     for sign, name in (("positive", "promotes"), ("negative", "suppresses")):
         pairs = [p for p in logits.get(sign) or [] if isinstance(p, (list, tuple)) and len(p) == 2][:10]
         if pairs:
@@ -376,7 +385,7 @@ def render_markdown(report: dict) -> str:
     Returns:
         The Markdown text, ending with a newline.
     """
-    prov = report.get("provenance") if isinstance(report.get("provenance"), dict) else {}
+    prov = sub_dict(report, "provenance")
     lines = [f"# Inspection report: {md_text(report.get('criterion'))}", ""]
     if report.get("synthetic"):
         lines += [

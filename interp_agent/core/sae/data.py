@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,11 @@ import numpy as np
 
 from interp_agent.core.artifacts import atomic_open, schema_version, sha256_of, write_json
 from interp_agent.core.errors import InputFileError, ValidationError
-from interp_agent.core.ranking.splits import HELD_OUT, assign_splits, prompt_hashes, salted
+from interp_agent.core.progress import Progress
+from interp_agent.core.ranking.splits import HELD_OUT, SPLIT_SALT, assign_splits, prompt_hashes, salted
 
 CACHE_META = "cache.json"
 SHARD_ROWS = 65_536
-Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,9 @@ class Reservoir:
 class _SplitSink:
     """Routes rows to the train / held-out shard writers, through reservoirs under ``max_records``."""
 
-    def __init__(self, folder: Path, d_in: int, *, shard_rows: int, max_records: int | None, held_out_fraction: float, seed: int):
+    def __init__(
+        self, folder: Path, d_in: int, *, shard_rows: int, max_records: int | None, held_out_fraction: float, seed: int
+    ):
         self.writers = {s: _ShardWriter(folder / s, d_in, shard_rows) for s in ("train", "held_out")}
         self.reservoirs: dict[str, Reservoir] = {}
         if max_records is not None:
@@ -265,7 +267,7 @@ def from_model(
     folder: str | Path,
     *,
     held_out_fraction: float = 0.1,
-    salt: str = "interp-agent",
+    salt: str = SPLIT_SALT,
     max_length: int = 128,
     batch_size: int = 16,
     chunk_prompts: int = 256,
@@ -298,7 +300,8 @@ def from_model(
                       held_out_fraction=held_out_fraction, seed=seed)
     for start in range(0, len(prompts), chunk_prompts):
         texts = [t for _, t in prompts[start:start + chunk_prompts]]
-        got = harvest(loaded, texts, [point.name], batch_size=batch_size, max_length=max_length, pooling="token")[point.name]
+        got = harvest(loaded, texts, [point.name], batch_size=batch_size, max_length=max_length,
+                      pooling="token")[point.name]
         sink.add(got.acts, held[start + got.row_prompt])
         if progress:
             progress("harvest", min(start + chunk_prompts, len(prompts)), len(prompts))
@@ -362,7 +365,10 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> tuple[int, Iterator[np.ndarr
     if not files:
         raise InputFileError(path, "no .parquet files in this folder")
     schema = pq.read_schema(files[0])
-    lists = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_fixed_size_list(f.type) or pa.types.is_large_list(f.type)]
+    lists = [
+        f.name for f in schema
+        if pa.types.is_list(f.type) or pa.types.is_fixed_size_list(f.type) or pa.types.is_large_list(f.type)
+    ]
     if "activations" in schema.names:
         columns, as_list = ["activations"], True
     elif len(lists) == 1:
@@ -372,7 +378,8 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> tuple[int, Iterator[np.ndarr
     else:
         raise InputFileError(files[0], f"cannot tell the activation column among {schema.names}",
                              hint="name a list<float> column 'activations', or store one numeric column per dimension")
-    first = pq.ParquetFile(files[0]).read_row_group(0, columns=columns) if pq.ParquetFile(files[0]).num_row_groups else None
+    head = pq.ParquetFile(files[0])
+    first = head.read_row_group(0, columns=columns) if head.num_row_groups else None
     if as_list:
         if first is None or first.num_rows == 0:
             raise InputFileError(files[0], "no rows")
@@ -390,7 +397,8 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> tuple[int, Iterator[np.ndarr
                         raise InputFileError(f, f"rows of column {columns[0]!r} are not all {width} long")
                     yield values.reshape(batch.num_rows, width)
                 else:
-                    yield np.stack([batch.column(i).to_numpy(zero_copy_only=False) for i in range(width)], 1).astype(np.float32)
+                    columns_BD = [batch.column(i).to_numpy(zero_copy_only=False) for i in range(width)]
+                    yield np.stack(columns_BD, 1).astype(np.float32)
 
     return width, chunks()
 
@@ -401,7 +409,7 @@ def from_activations(
     *,
     hookpoint: str | None = None,
     held_out_fraction: float = 0.1,
-    salt: str = "interp-agent",
+    salt: str = SPLIT_SALT,
     max_records: int | None = None,
     seed: int = 0,
     chunk_rows: int = 65_536,
@@ -426,7 +434,7 @@ def from_activations(
     width0, row = None, 0
     for p in paths:
         width, chunks = _tensor_chunks(p, chunk_rows)
-        if width0 is None:
+        if sink is None:
             width0 = width
             sink = _SplitSink(folder, width, shard_rows=shard_rows, max_records=max_records,
                               held_out_fraction=held_out_fraction, seed=seed)
@@ -440,7 +448,7 @@ def from_activations(
                                      hint="drop or repair the row; nothing was trained")
             file_row += len(chunk)
             idx = np.arange(row, row + len(chunk), dtype=np.uint64)
-            sink.add(chunk, assign_splits(salted(idx, salt), held_out_fraction) == HELD_OUT)  # type: ignore[union-attr]
+            sink.add(chunk, assign_splits(salted(idx, salt), held_out_fraction) == HELD_OUT)
             row += len(chunk)
             if progress:
                 progress("read", row, None)
@@ -454,7 +462,7 @@ def from_records(
     *,
     hookpoint: str | None = None,
     held_out_fraction: float = 0.1,
-    salt: str = "interp-agent",
+    salt: str = SPLIT_SALT,
     max_records: int | None = None,
     seed: int = 0,
     chunk_rows: int = 8192,
@@ -514,7 +522,9 @@ def from_records(
             if progress:
                 progress("read", done, None)
     flush()
-    return _finish(folder, sink, width, shard_rows=shard_rows, hookpoint=hookpoint, source=source, feature_ids=feature_ids)
+    return _finish(
+        folder, sink, width, shard_rows=shard_rows, hookpoint=hookpoint, source=source, feature_ids=feature_ids
+    )
 
 
 def _natural(s: str) -> tuple[Any, ...]:

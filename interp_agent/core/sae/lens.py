@@ -23,8 +23,8 @@ import numpy as np
 
 from interp_agent.core.artifacts import atomic_open, write_json
 from interp_agent.core.errors import InputFileError, MissingDependencyError, ValidationError
+from interp_agent.core.ids import Site, format_hookpoint, hook_layer
 
-_LAYER = re.compile(r"^blocks\.(\d+)\.")
 _ARCHITECTURES = ("standard", "topk", "jumprelu", "batchtopk")  # batchtopk: pre-6 SAE Lens files, read as TopK
 _SAE_LENS_FORMAT = "6.0.0"
 """Written as ``metadata.sae_lens_version``: SAE Lens reads a cfg without one (or older) as pre-6 and drops
@@ -34,9 +34,10 @@ _PRE6_METADATA = ("model_name", "model_class_name", "hook_name", "hook_head_inde
                   "dataset_path", "sae_lens_version", "sae_lens_training_version")  # SAE Lens's LLM_METADATA_KEYS
 _LENS_LAYOUT = "an SAE Lens folder holds cfg.json and sae_weights.safetensors"
 _SPARSIFY_LAYOUT = "a sparsify folder holds cfg.json and sae.safetensors"
-_SPARSIFY_MODULES = {  # sparsify hooks a module's output; for a decoder layer that is the residual stream after it
-    re.compile(r"^layers\.(\d+)$"): "blocks.{}.hook_resid_post",
-    re.compile(r"^layers\.(\d+)\.mlp$"): "blocks.{}.hook_mlp_out",
+# sparsify hooks a module's output; for a decoder layer that is the residual stream after it
+_SPARSIFY_MODULES: dict[re.Pattern[str], Site] = {
+    re.compile(r"^layers\.(\d+)$"): "hook_resid_post",
+    re.compile(r"^layers\.(\d+)\.mlp$"): "hook_mlp_out",
 }
 
 
@@ -66,7 +67,9 @@ class SaeWeights:
 
     def __post_init__(self) -> None:
         if self.architecture not in _ARCHITECTURES:
-            raise ValidationError(f"architecture={self.architecture!r} is not supported; use standard, topk or jumprelu")
+            raise ValidationError(
+                f"architecture={self.architecture!r} is not supported; use standard, topk or jumprelu"
+            )
         if self.W_enc.ndim != 2:
             raise ValidationError(f"W_enc has shape {self.W_enc.shape}; it must be [d_in, d_sae]")
         d_in, d_sae = self.W_enc.shape
@@ -74,7 +77,9 @@ class SaeWeights:
         for name, shape in want.items():
             got = getattr(self, name)
             if got is not None and got.shape != shape:
-                raise ValidationError(f"{name} has shape {got.shape}, expected {shape} for W_enc [d_in={d_in}, d_sae={d_sae}]")
+                raise ValidationError(
+                    f"{name} has shape {got.shape}, expected {shape} for W_enc [d_in={d_in}, d_sae={d_sae}]"
+                )
         if (self.architecture == "jumprelu") != (self.threshold is not None):
             given = "None" if self.threshold is None else "[d_sae]"
             raise ValidationError(f"architecture={self.architecture!r} with threshold={given}: "
@@ -85,8 +90,8 @@ class SaeWeights:
     @property
     def layer(self) -> int:
         """Layer of the hookpoint."""
-        m = _LAYER.match(self.hookpoint)
-        return int(m.group(1)) if m else -1
+        layer = hook_layer(self.hookpoint)
+        return -1 if layer is None else layer
 
     def encode(self, acts_ND: np.ndarray) -> np.ndarray:
         """Latent activations [N, d_sae] as SAE Lens encodes them.
@@ -124,8 +129,12 @@ def load_sae(path: str | Path, *, hookpoint: str | None = None) -> SaeWeights:
     if len(subs) == 1:
         return load_sparsify(root / subs[0], hookpoint=hookpoint)
     if subs:
-        raise InputFileError(root, f"holds {len(subs)} sparsify SAEs: {', '.join(subs)}", hint="pass one of these folders")
-    raise InputFileError(root, "not an SAE folder", hint=f"{_LENS_LAYOUT}; {_SPARSIFY_LAYOUT} (or a folder of one such)")
+        raise InputFileError(
+            root, f"holds {len(subs)} sparsify SAEs: {', '.join(subs)}", hint="pass one of these folders"
+        )
+    raise InputFileError(
+        root, "not an SAE folder", hint=f"{_LENS_LAYOUT}; {_SPARSIFY_LAYOUT} (or a folder of one such)"
+    )
 
 
 def load_sae_lens(folder: str | Path) -> SaeWeights:
@@ -140,7 +149,7 @@ def load_sae_lens(folder: str | Path) -> SaeWeights:
     block = cfg.get("metadata")
     meta = dict(block) if isinstance(block, dict) else {k: cfg[k] for k in _PRE6_METADATA if k in cfg}
     hook = meta.get("hook_name") or cfg.get("hook_name") or cfg.get("hook_point")
-    if not hook or not _LAYER.match(str(hook)):
+    if not hook or hook_layer(str(hook)) is None:
         raise InputFileError(cfg_path, f"no TransformerLens hook name, got {hook!r}", field="metadata.hook_name")
     arch = str(cfg.get("architecture", "standard"))
     if arch not in _ARCHITECTURES:
@@ -151,7 +160,8 @@ def load_sae_lens(folder: str | Path) -> SaeWeights:
         raise InputFileError(cfg_path, f"{norm!r} rescales each input at run time, which interp-agent does not do",
                              field="normalize_activations", hint="use an SAE with normalize_activations 'none'")
     tensors = _read_tensors(weights_path)
-    if "log_threshold" in tensors and "threshold" not in tensors:  # older JumpReLU files (SAE Lens converts the same way)
+    # older JumpReLU files (SAE Lens converts the same way)
+    if "log_threshold" in tensors and "threshold" not in tensors:
         tensors["threshold"] = np.exp(tensors["log_threshold"])
     for name in ("W_enc", "W_dec", "b_enc", "b_dec") + (("threshold",) if arch == "jumprelu" else ()):
         if name not in tensors:
@@ -175,7 +185,9 @@ def load_sae_lens(folder: str | Path) -> SaeWeights:
         folded.append("apply_b_dec_to_input")
     if not folded:
         return sae
-    return replace(sae, W_enc=W_enc, b_enc=b_enc, W_dec=W_dec, metadata={**meta, "folded": meta.get("folded", []) + folded})
+    return replace(
+        sae, W_enc=W_enc, b_enc=b_enc, W_dec=W_dec, metadata={**meta, "folded": meta.get("folded", []) + folded}
+    )
 
 
 def save_sae_lens(folder: str | Path, weights: SaeWeights, *, model_name: str | None = None,
@@ -249,23 +261,29 @@ def load_sparsify(folder: str | Path, hookpoint: str | None = None) -> SaeWeight
             raise InputFileError(weights_path, f"tensor {name} is missing", field=name)
     enc = tensors["encoder.weight"].astype(np.float64)  # [d_sae, d_in]
     if enc.ndim == 2 and cfg.get("d_in", enc.shape[1]) != enc.shape[1]:
-        raise InputFileError(cfg_path, f"d_in is {cfg.get('d_in')} but encoder.weight has shape {enc.shape}", field="d_in")
+        raise InputFileError(
+            cfg_path, f"d_in is {cfg.get('d_in')} but encoder.weight has shape {enc.shape}", field="d_in"
+        )
     if cfg.get("num_latents") and cfg["num_latents"] != enc.shape[0]:
         raise InputFileError(cfg_path, f"num_latents is {cfg['num_latents']} but encoder.weight has shape {enc.shape}",
                              field="num_latents")
     module = root.resolve().name
     source = "given"
     if hookpoint is None:
-        hookpoint = next((tl.format(m.group(1)) for rx, tl in _SPARSIFY_MODULES.items() if (m := rx.match(module))), None)
+        hookpoint = next((format_hookpoint(int(m.group(1)), site) for rx, site in _SPARSIFY_MODULES.items()
+                          if (m := rx.match(module))), None)
         source = f"inferred from the folder name {module!r}"
         if hookpoint is None:
             raise InputFileError(root, f"cannot tell the hookpoint from the folder name {module!r}",
                                  hint="sparsify names folders after the hooked module; only layers.N and layers.N.mlp "
                                       "are recognised: pass the hookpoint, e.g. 'blocks.N.hook_resid_post'")
-    elif not _LAYER.match(hookpoint):
-        raise ValidationError(f"hookpoint {hookpoint!r} is not a TransformerLens hook name like 'blocks.3.hook_resid_post'")
+    elif hook_layer(hookpoint) is None:
+        raise ValidationError(
+            f"hookpoint {hookpoint!r} is not a TransformerLens hook name like 'blocks.3.hook_resid_post'"
+        )
     meta = {"format": "sparsify", "sparsify_cfg": cfg, "sparsify_hookpoint": module, "hookpoint_source": source}
-    return _build(weights_path, hookpoint=hookpoint, W_enc=enc.T.copy(), b_enc=tensors["encoder.bias"].astype(np.float64),
+    return _build(weights_path, hookpoint=hookpoint, W_enc=enc.T.copy(),
+                  b_enc=tensors["encoder.bias"].astype(np.float64),
                   W_dec=tensors["W_dec"].astype(np.float64), b_dec=tensors["b_dec"].astype(np.float64), threshold=None,
                   architecture="topk", k=int(cfg.get("k", 32)), metadata=meta)  # 32: sparsify's default k
 

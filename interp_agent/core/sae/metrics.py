@@ -108,19 +108,22 @@ def splice_metrics(
         out[:, 1:] = mean_activation.to(acts.dtype)
         return out
 
+    def logprobs(
+        ids: torch.Tensor, mask: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor] | None
+    ) -> torch.Tensor:
+        if fn is None:
+            return model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
+        with edit(model, hookpoint, fn):
+            return model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
+
     for i in range(0, len(texts), batch_size):
-        enc = tok(list(texts[i:i + batch_size]), return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+        enc = tok(
+            list(texts[i:i + batch_size]), return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        )
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
         if ids.shape[1] < 3:
             continue
-
-        def logprobs(fn: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
-            if fn is None:
-                return model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
-            with edit(model, hookpoint, fn):
-                return model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
-
-        clean, spl, abl = logprobs(None), logprobs(spliced), logprobs(ablated)
+        clean, spl, abl = logprobs(ids, mask, None), logprobs(ids, mask, spliced), logprobs(ids, mask, ablated)
         # predictions from positions 1..T-2 of tokens 2..T-1 (position 0 is never edited)
         target = ids[:, 2:]
         valid = mask[:, 2:].bool()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -58,12 +58,20 @@ class SaeShape:
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise ValidationError(f"unknown architecture {self.architecture!r}", hint=f"one of {', '.join(ARCHITECTURES)}")
+            raise ValidationError(
+                f"unknown architecture {self.architecture!r}", hint=f"one of {', '.join(ARCHITECTURES)}"
+            )
         if self.d_in < 1 or self.d_sae < 1:
             raise ValidationError(f"d_in and d_sae must be positive, got {self.d_in} and {self.d_sae}")
         if self.architecture in SPARSE_ARCHITECTURES:
             if self.k is None or not 0 < self.k <= self.d_sae:
                 raise ValidationError(f"{self.architecture} needs 0 < k <= d_sae ({self.d_sae}), got k={self.k}")
+
+    @property
+    def sparse_k(self) -> int:
+        """``k`` of a topk or batchtopk SAE, which ``__post_init__`` guarantees is set."""
+        assert self.k is not None, f"{self.architecture} has no k"
+        return self.k
 
 
 @dataclass(slots=True)
@@ -96,12 +104,15 @@ class _GatherPre(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, centred, W_enc, b_enc, pre, rows, cols):  # type: ignore[no-untyped-def]
+    def forward(
+        ctx: Any, centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, pre: torch.Tensor,
+        rows: torch.Tensor, cols: torch.Tensor,
+    ) -> torch.Tensor:
         ctx.save_for_backward(centred, W_enc, rows, cols)
         return pre[rows, cols]
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         centred, W_enc, rows, cols = ctx.saved_tensors
         grad = grad.to(centred.dtype)
         d_sae, n = W_enc.shape[0], centred.shape[0]
@@ -119,13 +130,13 @@ class _StepSTE(torch.autograd.Function):
     """JumpReLU's straight-through pieces: ``H(pre - θ)`` with a rectangle-kernel gradient in θ."""
 
     @staticmethod
-    def forward(ctx, pre, threshold, bandwidth):  # type: ignore[no-untyped-def]
+    def forward(ctx: Any, pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:
         ctx.save_for_backward(pre, threshold)
         ctx.bandwidth = bandwidth
         return (pre > threshold).to(pre.dtype)
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
         kernel = ((pre - threshold).abs() < eps / 2).to(pre.dtype) / eps
@@ -136,13 +147,13 @@ class _JumpSTE(torch.autograd.Function):
     """``pre * H(pre - θ)``: gradient in pre where active, and ``-(θ/ε) K`` in θ."""
 
     @staticmethod
-    def forward(ctx, pre, threshold, bandwidth):  # type: ignore[no-untyped-def]
+    def forward(ctx: Any, pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:
         ctx.save_for_backward(pre, threshold)
         ctx.bandwidth = bandwidth
         return pre * (pre > threshold)
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
         kernel = ((pre - threshold).abs() < eps / 2).to(pre.dtype) / eps
@@ -172,6 +183,11 @@ class Forward:
 
 class SparseAutoencoder(nn.Module):
     """An SAE being trained; see the module docstring for the architectures."""
+
+    # buffers, made by register_buffer in __init__ (declared here for type checkers)
+    input_scale: torch.Tensor
+    batch_threshold: torch.Tensor
+    threshold_updates: torch.Tensor
 
     def __init__(self, shape: SaeShape, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -205,7 +221,7 @@ class SparseAutoencoder(nn.Module):
 
     def _select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows and columns of the active latents, grouped by row."""
-        k = int(self.shape.k)  # type: ignore[arg-type]
+        k = self.shape.sparse_k
         n = pre.shape[0]
         if self.shape.architecture == "topk":
             cols = pre.topk(k, dim=1, sorted=False).indices
@@ -236,7 +252,7 @@ class SparseAutoencoder(nn.Module):
 
     # -- training forward --------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor) -> Forward:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> Forward:
         """Encode and decode scaled inputs ``x`` [batch, d_in] with the training-time selection."""
         arch = self.shape.architecture
         if arch in SPARSE_ARCHITECTURES:
@@ -260,7 +276,8 @@ class SparseAutoencoder(nn.Module):
             sparsity = _StepSTE.apply(pre, theta, self.shape.jumprelu_bandwidth).sum(1).mean()
         active = acts > 0
         return Forward(
-            acts @ self.W_dec + self.b_dec, None, acts, pre, active.any(0), active.sum(1).float().mean().detach(), sparsity,
+            acts @ self.W_dec + self.b_dec, None, acts, pre, active.any(0),
+            active.sum(1).float().mean().detach(), sparsity,
         )
 
     @torch.no_grad()
@@ -293,7 +310,7 @@ class SparseAutoencoder(nn.Module):
         pre = self.pre_acts(x)
         arch = self.shape.architecture
         if arch == "topk":
-            top = pre.topk(int(self.shape.k), dim=1, sorted=False)  # type: ignore[arg-type]
+            top = pre.topk(self.shape.sparse_k, dim=1, sorted=False)
             return torch.zeros_like(pre).scatter_(1, top.indices, top.values.relu())
         if arch == "relu":
             return pre.relu()

@@ -1,9 +1,10 @@
 """``train_sae``: from a source of activations to a saved SAE, its metrics and latent records.
 
-One call: cache the activations (data.py), train (trainer.py) with checkpoints, measure on
-the held-out split (metrics.py), save in SAE Lens's layout, write activation records of the
-trained latents when the prompts carry criterion scores, and with ``causal_out`` rank the
-latents on the training split and steer the best of them with controls on held-out prompts.
+``fit_sae``, the step: cache the activations (data.py), train (trainer.py) with checkpoints,
+measure on the held-out split (metrics.py), save in SAE Lens's layout, and write activation
+records of the trained latents when the prompts carry criterion scores. Testing the latents
+causally (``causal_out``) is a workflow above the steps:
+``interp_agent.core.workflows.trained_latents``; ``train_sae`` here hands it on.
 
 Run again on the same ``out`` after a crash or a kill, it reuses the cached activations and
 continues from the newest checkpoint.
@@ -16,7 +17,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -85,7 +86,8 @@ class TrainSettings:
             if out[key] is None:
                 out[key] = value
         if out["architecture"] not in ARCHITECTURES:
-            raise ValidationError(f"unknown architecture {out['architecture']!r}", hint=f"one of {', '.join(ARCHITECTURES)}")
+            raise ValidationError(f"unknown architecture {out['architecture']!r}",
+                                  hint=f"one of {', '.join(ARCHITECTURES)}")
         return out
 
 
@@ -139,7 +141,8 @@ def read_prompt_file(path: str | Path) -> tuple[list[ScoredPrompt], bool]:
             f = Fields(obj, path, line)
             pid = f.string("prompt_id", required=False) or f"line{line}"
             if pid in seen:
-                raise InputFileError(path, f"duplicate prompt_id {pid!r} (first on line {seen[pid]})", line=line, field="prompt_id")
+                raise InputFileError(path, f"duplicate prompt_id {pid!r} (first on line {seen[pid]})", line=line,
+                                     field="prompt_id")
             seen[pid] = line
             score = f.number("criterion_score") if "criterion_score" in obj else None
             scored = scored and score is not None
@@ -164,7 +167,52 @@ def train_sae(
     causal_out: str | Path | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train an SAE and write it into ``out`` (cfg.json, sae_weights.safetensors, metrics.json, …).
+    """Train an SAE and write it into ``out``; with ``causal_out``, test its latents too.
+
+    ``fit_sae`` is the step; with ``causal_out`` this is the train → test-latents workflow
+    (``interp_agent.core.workflows.trained_latents``), which the entry points call directly.
+    The name stays here for callers of ``interp_agent.core.sae.train.train_sae``.
+    """
+    options = dict(out=out, model=model, dataset=dataset, pack=pack, criterion=criterion, hookpoint=hookpoint,
+                   activations=activations, records=records, settings=settings, progress=progress)
+    if causal_out is None:
+        return fit_sae(**options)  # type: ignore[arg-type]  # options is train_sae's own keyword arguments, typed there
+    from interp_agent.core.workflows.trained_latents import train_then_test  # the one upward name, kept for callers
+
+    return train_then_test(causal_out=causal_out, **options)  # type: ignore[arg-type]  # options is train_sae's own keyword arguments, typed there
+
+
+def check_request(
+    settings: TrainSettings | None, model: str | None, activations: Any, records: Any
+) -> dict[str, Any]:
+    """The resolved settings of a run with exactly one source; ValidationError otherwise."""
+    cfg = (settings or TrainSettings()).resolved()
+    given = {"model": model, "activations": activations, "records": records}
+    sources = [s for s in ("model", "activations", "records") if given[s]]
+    if len(sources) != 1:
+        raise ValidationError(
+            f"give exactly one source, got {sources or 'none'}",
+            hint="--model M --dataset F --hookpoint H, or --activations F, or --records F",
+        )
+    if cfg["dtype"] not in ("auto", "float32", "bfloat16"):
+        raise ValidationError(f"dtype must be auto, float32 or bfloat16, got {cfg['dtype']!r}")
+    return cfg
+
+
+def fit_sae(
+    *,
+    out: str | Path,
+    model: str | None = None,
+    dataset: str | Path | None = None,
+    pack: str | None = None,
+    criterion: str | None = None,
+    hookpoint: str | None = None,
+    activations: str | Path | Sequence[str | Path] | None = None,
+    records: str | Path | None = None,
+    settings: TrainSettings | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train an SAE and write it into ``out`` (cfg.json, sae_weights.safetensors, metrics.json, records).
 
     Exactly one source: ``model`` + (``dataset`` or ``pack``) + ``hookpoint``;
     ``activations`` (safetensors / .npy / Parquet files); or ``records`` (activation JSONL).
@@ -173,83 +221,151 @@ def train_sae(
         ValidationError: no source or several, missing hookpoint, bad settings.
         InputFileError: an unreadable input file (named, with the line where it applies).
     """
-    settings = settings or TrainSettings()
-    cfg = settings.resolved()
-    sources = [s for s in ("model", "activations", "records") if {"model": model, "activations": activations, "records": records}[s]]
-    if len(sources) != 1:
-        raise ValidationError(
-            f"give exactly one source, got {sources or 'none'}",
-            hint="--model M --dataset F --hookpoint H, or --activations F, or --records F",
-        )
-    if causal_out is not None and not (model and (pack or (dataset and criterion))):
-        raise ValidationError("--causal-out needs a model and scored prompts: --pack, or --dataset with --criterion")
+    cfg = check_request(settings, model, activations, records)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report = progress or (lambda phase, frac, msg: None)
+    report: Progress = progress or (lambda phase, frac, msg: None)
     device = _device(cfg["device"])
-    bf16 = cfg["dtype"] == "bfloat16" or (cfg["dtype"] == "auto" and device.type == "cuda")
-    if cfg["dtype"] not in ("auto", "float32", "bfloat16"):
-        raise ValidationError(f"dtype must be auto, float32 or bfloat16, got {cfg['dtype']!r}")
+    src = _source(cfg, out, device, report, model=model, dataset=dataset, pack=pack, hookpoint=hookpoint,
+                  activations=activations, records=records)
+    run = _fit(cfg, src.cache, out, device, report)
+    held_metrics, splice = _evaluate(run, src, cfg, device, report)
+    from interp_agent.core.sae.lens import save_sae_lens
 
-    prompts: list[ScoredPrompt] = []
-    scored = False
-    loaded = None
+    hook = src.cache.hookpoint or "blocks.0.hook_resid_post"
+    weights = run.sae.to_weights(hook)
+    trained = {"trained_architecture": run.shape.architecture, "trainer": "interp-agent",
+               "hookpoint_known": src.cache.hookpoint is not None}
+    save_sae_lens(out, weights, model_name=model or src.cache.source.get("model"), extra_metadata=trained)
+    metrics = _metrics(cfg, run, src, weights.architecture, device, held_metrics, splice, model=model,
+                       provenance=run_provenance({"dataset": dataset, "records": records, **(
+                           {"activations": str(activations)} if isinstance(activations, (str, Path)) else {})}))
+    paths = {"cfg": out / "cfg.json", "weights": out / "sae_weights.safetensors"}
+    if src.scored and src.loaded is not None:
+        report("records", 0.93, "activation records of the trained latents")
+        paths["records"] = _model_records(out, src.loaded, src.prompts, src.cache.hookpoint, weights,  # type: ignore[arg-type]  # src.loaded is set for a model source
+                                          cfg["top_latents"], cfg["max_length"])
+    elif records is not None:
+        report("records", 0.93, "activation records of the trained latents")
+        paths["records"] = _records_from_records(out, Path(records), run.sae, src.cache, cfg["top_latents"], device)
+    metrics["records"] = str(paths["records"]) if "records" in paths else (
+        "not written: the prompts carry no criterion scores" if model
+        else "not written: stored activations carry no prompts")
+    paths["metrics"] = write_json(out / "metrics.json", metrics)
+    if not cfg["keep_activations"]:
+        shutil.rmtree(out / ACTIVATION_CACHE, ignore_errors=True)
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    report("done", 1.0, f"FVU {held_metrics['fvu']:.3f}, L0 {held_metrics['l0']:.1f} on held-out rows")
+    return TrainResult(metrics=metrics, paths=paths)
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """The cached activations of a run and, for a model source, its prompts and model."""
+
+    cache: act_data.ActivationCache
+    prompts: list[ScoredPrompt]
+    scored: bool
+    loaded: Any
+
+
+def _source(
+    cfg: dict[str, Any], out: Path, device: torch.device, report: Progress, *, model: str | None,
+    dataset: str | Path | None, pack: str | None, hookpoint: str | None, activations: Any, records: Any,
+) -> _Source:
+    """Cache the activations of the one source (reused when the cache is already complete)."""
     cache_dir = out / ACTIVATION_CACHE
 
     def cache_progress(phase: str, done: int, total: int | None) -> None:
         report(phase, 0.15 * done / total if total else 0.0, f"{phase}: {done}" + (f"/{total}" if total else ""))
 
     if model:
-        if not hookpoint:
-            raise ValidationError("training from a model needs --hookpoint", hint="e.g. blocks.15.hook_resid_post")
-        if pack:
-            from interp_agent.core.criteria import load_pack
-
-            loaded_pack = load_pack(pack)
-            prompts, scored = list(loaded_pack.prompts), True
-            criterion = criterion or loaded_pack.criterion
-        elif dataset:
-            prompts, scored = read_prompt_file(dataset)
-        else:
-            raise ValidationError("training from a model needs prompts: --dataset FILE or --pack NAME")
+        prompts, scored = _model_prompts(hookpoint, dataset, pack)
         from interp_agent.core.models import load_model
 
         report("load", 0.0, f"loading {model}")
-        loaded = load_model(model, device=str(device) if device.type == "cuda" else "cpu")
+        loaded = load_model(model, device=cast(Any, str(device)) if device.type == "cuda" else "cpu")
         held = cfg["held_out_fraction"] or (0.3 if scored else 0.1)
         cache = act_data.from_model(
-            loaded, [(p.prompt_id, p.text) for p in prompts], hookpoint, cache_dir, held_out_fraction=held,
+            loaded, [(p.prompt_id, p.text) for p in prompts], hookpoint, cache_dir, held_out_fraction=held,  # type: ignore[arg-type]  # loaded is set for a model source
             max_length=cfg["max_length"], max_records=cfg["max_records"], seed=cfg["seed"], progress=cache_progress,
         )
-    elif activations:
+        return _Source(cache, prompts, scored, loaded)
+    if activations:
         paths = [activations] if isinstance(activations, (str, Path)) else list(activations)
-        cache = act_data.from_activations(paths, cache_dir, hookpoint=hookpoint, held_out_fraction=cfg["held_out_fraction"] or 0.1,
+        cache = act_data.from_activations(paths, cache_dir, hookpoint=hookpoint,
+                                          held_out_fraction=cfg["held_out_fraction"] or 0.1,
                                           max_records=cfg["max_records"], seed=cfg["seed"], progress=cache_progress)
     else:
-        cache = act_data.from_records(records, cache_dir, hookpoint=hookpoint,  # type: ignore[arg-type]
+        cache = act_data.from_records(records, cache_dir, hookpoint=hookpoint,
                                       held_out_fraction=cfg["held_out_fraction"] or 0.3,
                                       max_records=cfg["max_records"], seed=cfg["seed"], progress=cache_progress)
+    return _Source(cache, [], False, None)
 
-    # -- shape and loop settings ------------------------------------------------------------
+
+def _model_prompts(
+    hookpoint: str | None, dataset: str | Path | None, pack: str | None
+) -> tuple[list[ScoredPrompt], bool]:
+    """The prompts of a model source and whether they carry criterion scores."""
+    if not hookpoint:
+        raise ValidationError("training from a model needs --hookpoint", hint="e.g. blocks.15.hook_resid_post")
+    if pack:
+        from interp_agent.core.criteria import load_pack
+
+        return list(load_pack(pack).prompts), True
+    if dataset:
+        return read_prompt_file(dataset)
+    raise ValidationError("training from a model needs prompts: --dataset FILE or --pack NAME")
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """A finished training loop."""
+
+    sae: Any
+    shape: SaeShape
+    opt: Optimisation
+    history: list[dict[str, float]]
+    resumed_from: int | None
+    start_step: int
+    seconds: float
+
+
+def _shape_and_optimisation(
+    cfg: dict[str, Any], cache: act_data.ActivationCache, device: torch.device
+) -> tuple[SaeShape, Optimisation]:
+    """The SAE's shape and the loop's settings, a preset filling what ``cfg`` leaves open."""
     d_in = cache.d_in
     d_sae = cfg["latent_dim"] or int(round(d_in * cfg["expansion_factor"]))
     arch = cfg["architecture"]
     k = cfg["k"] if arch in SPARSE_ARCHITECTURES else None
     if k is not None and k > d_sae:
         raise ValidationError(f"k ({k}) exceeds the latent dim ({d_sae})")
-    shape = SaeShape(arch, d_in, d_sae, k=k)  # type: ignore[arg-type]
+    shape = SaeShape(arch, d_in, d_sae, k=k)
     batch = min(cfg["batch_size"], cache.n_train)
     steps = cfg["steps"] or max(1, math.ceil(cache.n_train * cfg["epochs"] / batch))
-    total_tokens = steps * batch
+    sparsity = cfg["sparsity_coefficient"]
     opt = Optimisation(
         batch_size=batch, steps=steps, lr=cfg["lr"] or default_lr(d_sae),
         warmup_steps=max(1, min(1000, round(steps * cfg["warmup_fraction"]))),
         decay_steps=round(steps * cfg["decay_fraction"]),
-        sparsity_coefficient=cfg["sparsity_coefficient"] if cfg["sparsity_coefficient"] is not None else SPARSITY_DEFAULTS.get(arch, 0.0),
+        sparsity_coefficient=sparsity if sparsity is not None else SPARSITY_DEFAULTS.get(arch, 0.0),
         aux_coefficient=cfg["aux_coefficient"],
-        dead_after_tokens=cfg["dead_after_tokens"] or min(10_000_000, max(batch, total_tokens // 5)),
-        b_dec_init=cfg["b_dec_init"], seed=cfg["seed"], checkpoint_every=cfg["checkpoint_every"] or 0, bf16_matmul=bf16,
+        dead_after_tokens=cfg["dead_after_tokens"] or min(10_000_000, max(batch, steps * batch // 5)),
+        b_dec_init=cfg["b_dec_init"], seed=cfg["seed"], checkpoint_every=cfg["checkpoint_every"] or 0,
+        bf16_matmul=cfg["dtype"] == "bfloat16" or (cfg["dtype"] == "auto" and device.type == "cuda"),
     )
+    return shape, opt
+
+
+def _fit(
+    cfg: dict[str, Any], cache: act_data.ActivationCache, out: Path, device: torch.device, report: Progress
+) -> _Run:
+    """Train (resuming from the newest checkpoint in ``out`` when there is one)."""
+    import time
+
+    shape, opt = _shape_and_optimisation(cfg, cache, device)
+    steps = opt.steps
     torch.manual_seed(cfg["seed"])
     trainer = Trainer(shape, opt, device=device)
     ckpt_dir = out / CHECKPOINT_DIR
@@ -263,97 +379,81 @@ def train_sae(
 
     def on_step(point: dict[str, float]) -> None:
         report("train", 0.15 + 0.7 * point["step"] / steps,
-               f"step {int(point['step'])}/{steps} loss {point['loss']:.4g} fvu {point['fvu']:.3f} l0 {point['l0']:.1f}")
-
-    import time
+               f"step {int(point['step'])}/{steps} loss {point['loss']:.4g} fvu {point['fvu']:.3f} "
+               f"l0 {point['l0']:.1f}")
 
     t0 = time.perf_counter()
     start_step = trainer.step
     history = history + trainer.fit(
-        cache.train_batches(batch, seed=cfg["seed"], start_step=trainer.step), checkpoint_dir=ckpt_dir, report=on_step,
+        cache.train_batches(opt.batch_size, seed=cfg["seed"], start_step=trainer.step), checkpoint_dir=ckpt_dir,
+        report=on_step,
     )
-    seconds = time.perf_counter() - t0
-    sae = trainer.sae.eval()
+    return _Run(trainer.sae.eval(), shape, opt, history, resumed_from, start_step, time.perf_counter() - t0)
 
-    # -- held-out metrics -----------------------------------------------------------------
+
+def _evaluate(
+    run: _Run, src: _Source, cfg: dict[str, Any], device: torch.device, report: Progress
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Held-out reconstruction metrics, and splice metrics in the model for a model source."""
     from interp_agent.core.sae.metrics import reconstruction_metrics, splice_metrics
 
     report("evaluate", 0.86, "held-out reconstruction")
+    sae = run.sae
     scale = sae.input_scale
 
     def recon_and_codes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = sae.encode(x * scale)
         return (z @ sae.W_dec + sae.b_dec) / scale, z
 
-    held_metrics = reconstruction_metrics(recon_and_codes, cache.held_out_batches(4096), d_sae, device=device)
-    splice = None
-    if loaded is not None:
-        report("evaluate", 0.9, "splicing the SAE into the model on held-out prompts")
-        held_prompts = _held_out_prompts(prompts, cache.source)
-        mean = _held_out_mean(cache)
-        splice = splice_metrics(loaded, [p.text for p in held_prompts], cache.hookpoint, lambda x: recon_and_codes(x)[0],  # type: ignore[arg-type]
-                                torch.as_tensor(mean), max_length=cfg["max_length"])
+    held_metrics = reconstruction_metrics(recon_and_codes, src.cache.held_out_batches(4096), run.shape.d_sae,
+                                          device=device)
+    if src.loaded is None:
+        return held_metrics, None
+    report("evaluate", 0.9, "splicing the SAE into the model on held-out prompts")
+    held_prompts = _held_out_prompts(src.prompts, src.cache.source)
+    mean = _held_out_mean(src.cache)
+    splice = splice_metrics(src.loaded, [p.text for p in held_prompts], src.cache.hookpoint,  # type: ignore[arg-type]  # src.loaded is set for a model source
+                            lambda x: recon_and_codes(x)[0], torch.as_tensor(mean), max_length=cfg["max_length"])
+    return held_metrics, splice
 
-    # -- save -----------------------------------------------------------------------------
-    from interp_agent.core.sae.lens import save_sae_lens
 
-    hook = cache.hookpoint or "blocks.0.hook_resid_post"
-    weights = sae.to_weights(hook)
-    trained = {"trained_architecture": arch, "trainer": "interp-agent", "hookpoint_known": cache.hookpoint is not None}
-    save_sae_lens(out, weights, model_name=model or cache.source.get("model"), extra_metadata=trained)
-    metrics = {
+def _metrics(
+    cfg: dict[str, Any], run: _Run, src: _Source, saved_as: str, device: torch.device, held_metrics: dict[str, Any],
+    splice: dict[str, Any] | None, *, model: str | None, provenance: dict[str, Any],
+) -> dict[str, Any]:
+    """metrics.json, less ``records`` (and ``causal``, which the train-then-test workflow adds)."""
+    cache, opt, shape, history = src.cache, run.opt, run.shape, run.history
+    steps, batch, seconds = opt.steps, opt.batch_size, run.seconds
+    return {
         "schema_version": schema_version("sae_metrics"),
-        "sae": {"architecture": arch, "saved_as": weights.architecture, "d_in": d_in, "d_sae": d_sae, "k": k,
-                "hookpoint": cache.hookpoint, "model": model or cache.source.get("model")},
+        "sae": {"architecture": shape.architecture, "saved_as": saved_as, "d_in": shape.d_in, "d_sae": shape.d_sae,
+                "k": shape.k, "hookpoint": cache.hookpoint, "model": model or cache.source.get("model")},
         "settings": {**{key: cfg[key] for key in ("preset", "seed", "epochs", "max_records", "max_length")},
                      **asdict(opt), "device": str(device)},
         "data": {"n_train_rows": cache.n_train, "n_held_out_rows": cache.n_held_out, "source": cache.source,
                  "feature_ids": cache.feature_ids},
         "training": {
-            "steps": steps, "tokens": total_tokens, "resumed_from_step": resumed_from,
+            "steps": steps, "tokens": steps * batch, "resumed_from_step": run.resumed_from,
             "seconds_this_run": round(seconds, 3),
-            "tokens_per_s_this_run": round((steps - start_step) * batch / seconds, 1) if seconds > 0 and steps > start_step else None,
+            "tokens_per_s_this_run": round((steps - run.start_step) * batch / seconds, 1)
+            if seconds > 0 and steps > run.start_step else None,
             "final": history[-1] if history else None, "history": history,
         },
         "held_out": held_metrics,
         "splice": splice,
-        "provenance": run_provenance({"dataset": dataset, "records": records,
-                                      **({"activations": str(activations)} if isinstance(activations, (str, Path)) else {})}),
+        "provenance": provenance,
         "notes": [
             "metrics are measured on held-out rows the SAE was not trained on",
             "the first position of every prompt is left out of training and splicing (massive activations)",
         ] if model else ["metrics are measured on held-out rows the SAE was not trained on"],
     }
-    paths = {"cfg": out / "cfg.json", "weights": out / "sae_weights.safetensors"}
-    if scored and loaded is not None:
-        report("records", 0.93, "activation records of the trained latents")
-        paths["records"] = _model_records(out, loaded, prompts, cache.hookpoint, weights, cfg["top_latents"], cfg["max_length"])  # type: ignore[arg-type]
-    elif records is not None:
-        report("records", 0.93, "activation records of the trained latents")
-        paths["records"] = _records_from_records(out, Path(records), sae, cache, cfg["top_latents"], device)
-    metrics["records"] = str(paths["records"]) if "records" in paths else (
-        "not written: the prompts carry no criterion scores" if model else "not written: stored activations carry no prompts")
-    causal = None
-    if causal_out is not None:
-        if loaded is None or not scored:
-            raise ValidationError("--causal-out needs a model and scored prompts (a pack or a scored dataset)")
-        report("causal", 0.95, "ranking latents on the training split, steering the best on held-out prompts")
-        causal = _causal(model, criterion, dataset, pack, out, Path(causal_out), paths["records"])  # type: ignore[arg-type]
-        paths["causal_summary"] = Path(causal_out) / "summary.json"
-        metrics["causal"] = {"summary": str(paths["causal_summary"]), "features": causal["features"]}
-    paths["metrics"] = write_json(out / "metrics.json", metrics)
-    if not cfg["keep_activations"]:
-        shutil.rmtree(cache_dir, ignore_errors=True)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    report("done", 1.0, f"FVU {held_metrics['fvu']:.3f}, L0 {held_metrics['l0']:.1f} on held-out rows")
-    return TrainResult(metrics=metrics, paths=paths, causal=causal)
 
 
 def _held_out_prompts(prompts: list[ScoredPrompt], source: dict[str, Any]) -> list[ScoredPrompt]:
     from interp_agent.core.ranking.splits import HELD_OUT, assign_splits, prompt_hashes
 
     groups = assign_splits(prompt_hashes([p.prompt_id for p in prompts], source["salt"]), source["held_out_fraction"])
-    return [p for p, g in zip(prompts, groups) if g == HELD_OUT]
+    return [p for p, g in zip(prompts, groups, strict=True) if g == HELD_OUT]
 
 
 def _held_out_mean(cache: act_data.ActivationCache) -> np.ndarray:
@@ -364,22 +464,26 @@ def _held_out_mean(cache: act_data.ActivationCache) -> np.ndarray:
     return (total / n).astype(np.float32)
 
 
-def _model_records(out: Path, loaded: Any, prompts: list[ScoredPrompt], hook: str, weights: Any, top_n: int, max_length: int) -> Path:
+def _model_records(
+    out: Path, loaded: Any, prompts: list[ScoredPrompt], hook: str, weights: Any, top_n: int, max_length: int
+) -> Path:
     from interp_agent.core.models.harvest import SaeParams, write_harvested_records
 
-    params = SaeParams(weights.W_enc.astype(np.float32), weights.b_enc.astype(np.float32), weights.b_dec.astype(np.float32),
+    params = SaeParams(weights.W_enc.astype(np.float32), weights.b_enc.astype(np.float32),
+                       weights.b_dec.astype(np.float32),
                        None if weights.threshold is None else weights.threshold.astype(np.float32), weights.k)
     return write_harvested_records(out / "records.jsonl", loaded, prompts, [hook], format="jsonl", features="sae",
                                    sae={hook: params}, top_n=top_n, pooling="max", max_length=max_length)
 
 
-def _records_from_records(out: Path, path: Path, sae: Any, cache: act_data.ActivationCache, top_n: int, device: torch.device) -> Path:
+def _records_from_records(
+    out: Path, path: Path, sae: Any, cache: act_data.ActivationCache, top_n: int, device: torch.device
+) -> Path:
     """Latent records of the input records (same prompts, scores and tokens)."""
     from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, RecordReader, write_records
-    from interp_agent.core.sae.lens import _LAYER
+    from interp_agent.core.ids import format_sae_latent, hook_layer
 
-    m = _LAYER.match(cache.hookpoint or "")
-    prefix = f"SAE:L{m.group(1)}:F" if m else "SAE:F"
+    layer = hook_layer(cache.hookpoint or "")
     col = {fid: i for i, fid in enumerate(cache.feature_ids or [])}
 
     def rows() -> Any:
@@ -400,29 +504,10 @@ def _records_from_records(out: Path, path: Path, sae: Any, cache: act_data.Activ
             x[i, [col[f] for f in rec.feature_ids]] = rec.activations
         z = sae.encode(torch.as_tensor(x, device=device) * sae.input_scale).cpu()
         top = z.topk(min(top_n, z.shape[1]), dim=1)
-        for rec, idx, val in zip(chunk, top.indices.numpy(), top.values.numpy()):
+        for rec, idx, val in zip(chunk, top.indices.numpy(), top.values.numpy(), strict=True):
             keep = val > 0
-            yield replace(rec, feature_ids=tuple(f"{prefix}{i}" for i in idx[keep]), activations=tuple(val[keep].tolist()), extra={})
+            yield replace(rec, feature_ids=tuple(format_sae_latent(int(i), layer=layer) for i in idx[keep]),
+                          activations=tuple(val[keep].tolist()), extra={})
 
-    layer = int(m.group(1)) if m else None
-    meta = {f"{prefix}{i}": FeatureMeta(layer=layer) for i in range(sae.shape.d_sae)}
+    meta = {format_sae_latent(i, layer=layer): FeatureMeta(layer=layer) for i in range(sae.shape.d_sae)}
     return write_records(out / "records.jsonl", rows(), meta)
-
-
-def _causal(model: str, criterion: str | None, dataset: Any, pack: str | None, sae_dir: Path, causal_out: Path, records: Path) -> dict[str, Any]:
-    """Rank the latents on the training split, then steer the top ones with controls (held-out evidence)."""
-    from interp_agent.core.inspection import inspect
-    from interp_agent.core.live import intervene
-
-    # the ranking and intervene share the hash split (held-out fraction 0.3, salt interp-agent):
-    # latents are chosen on training prompts, their effects measured on held-out ones
-    inspect(model, criterion or "", backend="records", records=records, out=causal_out / "ranking")
-    report_path = causal_out / "ranking" / "report.json"
-    result = intervene(model, criterion, out=causal_out, dataset=dataset, pack=pack, report=report_path, top_k=3,
-                       mode="steer", sae=sae_dir)
-    # the ranking again, now with the interventional evidence beside the correlational
-    inspect(model, criterion or "", backend="records", records=records, interventions=result.paths["interventions"],
-            out=causal_out / "report")
-    return {"features": [{"feature_id": f["feature_id"], "verdict": f["verdict"], "effect": f["effect"]["mean"],
-                          "ci95": f["effect"]["ci95"], "control_effect": f["control_effect"]["mean"]}
-                         for f in result.summary["features"]]}

@@ -199,7 +199,9 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------
 
     def _fingerprint(self) -> dict[str, Any]:
-        return {"shape": asdict(self.shape), "opt": {k: v for k, v in asdict(self.opt).items() if k != "checkpoint_every"}}
+        return {
+            "shape": asdict(self.shape), "opt": {k: v for k, v in asdict(self.opt).items() if k != "checkpoint_every"}
+        }
 
     def save_checkpoint(self, folder: Path, history: list[dict[str, float]]) -> Path:
         """Write ``step-NNNNNNNN.pt`` atomically; keep the two newest."""
@@ -236,7 +238,9 @@ class Trainer:
         return None
 
 
-def fit_tensor(acts: torch.Tensor | np.ndarray, shape: SaeShape, opt: Optimisation, *, device: str = "cpu") -> tuple[SparseAutoencoder, dict[str, Any]]:
+def fit_tensor(
+    acts: torch.Tensor | np.ndarray, shape: SaeShape, opt: Optimisation, *, device: str = "cpu"
+) -> tuple[SparseAutoencoder, dict[str, Any]]:
     """Train on an in-memory activation tensor [n, d_in] (benchmarks and tests); returns the SAE and timings."""
     data = np.ascontiguousarray(np.asarray(acts, dtype=np.float32))
     trainer = Trainer(shape, opt, device=device)

@@ -63,7 +63,8 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
 """Known accelerators; peaks are vendor spec-sheet numbers, dense bf16."""
 
 USABLE_MEMORY_FRACTION = 0.9
-"""Share of device memory the weights or SAE training state may take; the rest holds activations and the CUDA context."""
+"""Share of device memory the weights or SAE training state may take; the rest holds activations and the CUDA
+context."""
 GPUS_PER_NODE = 8
 """Accelerators in one machine (an HGX/DGX board) for the multi_gpu route."""
 LOCAL_STORAGE_LIMIT_BYTES = 30e12
@@ -116,7 +117,8 @@ class ScalePlanInput:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValidationError(
-                    f"{name} must be a positive number, got {value!r}; ScalePlanInput.from_sizes reads human sizes like '70B'"
+                    f"{name} must be a positive number, got {value!r}; "
+                    "ScalePlanInput.from_sizes reads human sizes like '70B'"
                 )
         for name in ("d_model", "selected_layers", "latent_dim", "k", "causal_prompts", "causal_features",
                      "interventions_per_feature", "prompt_tokens"):
@@ -288,15 +290,18 @@ def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[s
             f"{train_bytes_per_param} B), more than one {name} holds; shard it (FSDP) or reduce latent_dim")})
     if dense > SPARSE_PREFERRED_ABOVE_BYTES:
         risks.append({"code": "sparse_records_preferred", "message": (
-            f"dense {inp.dtype} activations take {format_bytes(dense)} (> {format_bytes(SPARSE_PREFERRED_ABOVE_BYTES)}); "
-            f"store sparse SAE records at k={inp.k} ({format_bytes(sparse)}) and train the SAE streaming from the model")})
+            f"dense {inp.dtype} activations take {format_bytes(dense)} (> "
+            f"{format_bytes(SPARSE_PREFERRED_ABOVE_BYTES)}); "
+            f"store sparse SAE records at k={inp.k} ({format_bytes(sparse)}) and train the SAE streaming from the "
+            "model")})
     if disk_free is not None and recommended_bytes > disk_free:
         risks.append({"code": "storage_exceeds_free_disk", "message": (
             f"{recommended} storage needs {format_bytes(recommended_bytes)} but the workspace has "
             f"{format_bytes(disk_free)} free; write shards to object storage or a larger volume")})
     if wall_hours > inp.max_wall_hours:
         risks.append({"code": "single_machine_too_slow", "message": (
-            f"{_h(total_gpu_hours)} GPU-hours on {n_acc} x {name} is {_h(wall_hours)} h wall (> {inp.max_wall_hours:g} h); "
+            f"{_h(total_gpu_hours)} GPU-hours on {n_acc} x {name} is {_h(wall_hours)} h wall "
+            f"(> {inp.max_wall_hours:g} h); "
             f"{accelerators_for_max_wall} x {name} would finish in {inp.max_wall_hours:g} h")})
     if name == "cpu" and total_gpu_hours > 1.0:
         risks.append({"code": "cpu_only", "message": (
@@ -337,8 +342,10 @@ def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[s
                        "(FSDP for large SAEs) for SAE training; interp-agent ships no cluster code of its own")
 
     notes = [
-        f"dense activation storage = tokens x d_model x selected_layers x bytes per value ({inp.dtype}: {value_bytes} B)",
-        f"sparse SAE-record storage = tokens x selected_layers x k x ({index_bytes} B latent index + {value_bytes} B value)",
+        "dense activation storage = tokens x d_model x selected_layers x bytes per value "
+        f"({inp.dtype}: {value_bytes} B)",
+        "sparse SAE-record storage = tokens x selected_layers x k x "
+        f"({index_bytes} B latent index + {value_bytes} B value)",
         f"recommended storage is sparse when dense storage exceeds {format_bytes(SPARSE_PREFERRED_ABOVE_BYTES)}; "
         "shard count = ceil(storage / target_shard_size)",
         "SAE parameters per layer = 2 x d_model x d_sae + d_sae + d_model (encoder, decoder, two biases)",
@@ -358,7 +365,8 @@ def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[s
         f"weights fit one accelerator when model_params x {value_bytes} B <= {USABLE_MEMORY_FRACTION:.0%} of its memory"
         + (f" ({spec.memory_gb:g} GB for {name}, vendor figure)" if spec.memory_gb else " (host RAM for cpu)"),
         f"routes: single_gpu if one {name} holds weights and SAE state and the job takes <= {inp.max_wall_hours:g} "
-        f"GPU-hours; multi_gpu if one {GPUS_PER_NODE}-GPU machine does it in <= {inp.max_wall_hours:g} h; else cluster; "
+        f"GPU-hours; multi_gpu if one {GPUS_PER_NODE}-GPU machine does it in <= {inp.max_wall_hours:g} h; "
+        "else cluster; "
         f"storage must fit {storage_limit_source}",
     ]
 

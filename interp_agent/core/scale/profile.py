@@ -160,7 +160,7 @@ def _nvidia_smi() -> list[dict[str, Any]] | None:
         values = [v.strip() for v in line.split(",")]
         if len(values) < len(fields):
             continue
-        row = dict(zip(fields, values))
+        row = dict(zip(fields, values, strict=False))
         try:
             memory_gib: float | None = round(float(row["memory.total"]) / 1024, 2)  # MiB (nounits)
         except ValueError:
@@ -197,7 +197,8 @@ def _mig_devices(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if exe is None:
         return []
     try:
-        listing = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=_SMI_TIMEOUT_S, check=False).stdout
+        listing = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=_SMI_TIMEOUT_S,
+                                 check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     parent: dict[str, Any] | None = None
@@ -385,7 +386,8 @@ def load_profile(path: str | Path) -> dict[str, Any]:
     found = profile.get("schema_version")
     if found != ENV_PROFILE_SCHEMA:
         raise InputFileError(p, f"schema_version is {found!r}, expected {ENV_PROFILE_SCHEMA!r}", field="schema_version",
-                             hint="this is not an environment profile; write one with `interp-agent profile-env --out FILE`")
+                             hint="this is not an environment profile; write one with "
+                             "`interp-agent profile-env --out FILE`")
     return profile
 
 

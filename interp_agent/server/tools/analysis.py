@@ -15,6 +15,7 @@ from mcp.types import ToolAnnotations
 from interp_agent.core.criteria import from_examples
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.formats.prompts import write_scored_prompts
+from interp_agent.core.inspect.request import params_read_by, path_params
 from interp_agent.jobs import JobRecord
 from interp_agent.server.models import (
     FeatureRow,
@@ -114,23 +115,27 @@ def specs(state: ServerState) -> list[ToolSpec]:
         write_scored_prompts(path, cset.prompts)
         return str(path)
 
+    def inspect_params(inp: InspectInput) -> dict[str, Any]:
+        """The job's params: the request fields its backend reads, paths resolved inside the workspace."""
+        params: dict[str, Any] = {"config": {"top_k": inp.top_k, "held_out_fraction": inp.held_out_fraction,
+                                             "candidates": max(200, inp.top_k)}}
+        for name in params_read_by(inp.backend):
+            if name not in InspectInput.model_fields:
+                continue
+            value = getattr(inp, name)
+            if name == "dataset":
+                value = dataset_of(inp)
+            elif name == "neuronpedia":  # refs and URLs pass as they are; anything else is a file in the workspace
+                if not value:
+                    continue
+                value = [v if _is_neuronpedia_ref(v) else str(state.path(v, "neuronpedia")) for v in value]
+            elif name in path_params():
+                value = optional_path(value, name)
+            params[name] = value
+        return params
+
     async def inspect_tool(inp: InspectInput, ctx: Context) -> InspectOutput:
-        params = {
-            "model": inp.model, "criterion": inp.criterion, "backend": inp.backend,
-            "records": optional_path(inp.records, "records"), "features": optional_path(inp.features, "features"),
-            "interventions": optional_path(inp.interventions, "interventions"),
-            "allow_intervention_criterion_mismatch": inp.allow_intervention_criterion_mismatch,
-            "config": {"top_k": inp.top_k, "held_out_fraction": inp.held_out_fraction, "candidates": max(200, inp.top_k)},
-        }
-        if inp.backend in ("hf", "saelens"):
-            params |= {"dataset": dataset_of(inp), "pack": inp.pack,
-                       "hookpoints": inp.hookpoints, "pooling": inp.pooling, "sae": optional_path(inp.sae, "sae")}
-        if inp.backend == "saelens":
-            params |= {"saelens_release": inp.saelens_release, "saelens_id": inp.saelens_id}
-        if inp.neuronpedia:  # refs and URLs pass as they are; anything else is a file in the workspace
-            params["neuronpedia"] = [v if _is_neuronpedia_ref(v) else str(state.path(v, "neuronpedia"))
-                                     for v in inp.neuronpedia]
-        record = await wait_for(state, runner.submit("inspect", params).job_id, inp.wait_seconds, ctx)
+        record = await wait_for(state, runner.submit("inspect", inspect_params(inp)).job_id, inp.wait_seconds, ctx)
         raw = runner.result(record.job_id) if record.state == "completed" else None
         result = inspect_result(state, record, raw) if raw is not None else None
         return InspectOutput(
@@ -172,19 +177,25 @@ def specs(state: ServerState) -> list[ToolSpec]:
         if raw is not None:
             result = InterveneResultModel(
                 scorer=raw["scorer"], features=raw["features"],
-                interventions=state.uri(record.run_id, "interventions.jsonl"), summary=state.uri(record.run_id, "summary.json"),
+                interventions=state.uri(record.run_id, "interventions.jsonl"),
+                summary=state.uri(record.run_id, "summary.json"),
             )
         return InterveneOutput(
             job=job_view(record), result=result, resources=state.run_uris(record.run_id),
             next_actions=_next_actions(record, [
-                f"inspect(..., interventions='runs/{record.run_id}/interventions.jsonl') to add the causal evidence to the ranking",
+                f"inspect(..., interventions='runs/{record.run_id}/interventions.jsonl') to add the causal evidence "
+                "to the ranking",
                 f"read interp-agent://runs/{record.run_id}/summary.json for effects, controls and side effects",
             ]),
         )
 
-    starts_job = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+    starts_job = ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+    )
     # may read the network: Neuronpedia, pretrained SAEs by release, models by hub id
-    reads_network = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+    reads_network = ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+    )
     return [
         ToolSpec(
             "inspect",
@@ -193,8 +204,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "dataset or pack), activation records ('records'), a feature dump ('features'), Neuronpedia feature cards "
             "('neuronpedia': refs like 'gpt2-small@6-res_scefr-ajt:650' read the network; imported labels, examples, "
             "logit effects and density, no criterion measurement unless records are given), a pretrained SAE's latents "
-            "harvested on the model ('saelens': saelens_release + saelens_id from the hub or its cache, or sae=<folder>) "
-            "or generated demo data "
+            "harvested on the model ('saelens': saelens_release + saelens_id from the hub or its cache, or "
+            "sae=<folder>) or generated demo data "
             "('toy', labelled synthetic). Starts a background job (seconds for thousands of "
             "rows; about 1 s per 200k records from Parquet, 5 s from JSONL) and returns its handle at once, or the "
             "result if it finishes within wait_seconds. Its top rows give held-out r and AUROC with 95% intervals; a "

@@ -27,9 +27,12 @@ def register_resources(server: MCPServer, state: ServerState) -> None:
         folder = state.run_dir(run_id)
         path = (folder / file).resolve()
         if path.parent != folder.resolve() or not path.is_file():
-            raise ResourceError(f"no artifact {file!r} in run {run_id!r}; list_artifacts(run_id='{run_id}') shows what exists")
+            raise ResourceError(
+                f"no artifact {file!r} in run {run_id!r}; list_artifacts(run_id='{run_id}') shows what exists"
+            )
         if path.stat().st_size > _MAX_RESOURCE_BYTES:
-            raise ResourceError(f"{file} is {path.stat().st_size} bytes, over the {_MAX_RESOURCE_BYTES} byte resource limit; read it from {path}")
+            raise ResourceError(f"{file} is {path.stat().st_size} bytes, over the {_MAX_RESOURCE_BYTES} byte resource "
+                                f"limit; read it from {path}")
         return path.read_text(encoding="utf-8") if path.suffix in _TEXT_SUFFIXES else path.read_bytes()
 
 
@@ -41,7 +44,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
         if inp.run_id is not None:
             folders = [state.run_dir(inp.run_id)]
         else:
-            folders = sorted((p for p in runs_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True) if runs_root.is_dir() else []
+            folders = sorted((p for p in runs_root.iterdir() if p.is_dir()),
+                             key=lambda p: p.stat().st_mtime, reverse=True) if runs_root.is_dir() else []
         out: list[Artifact] = []
         for folder in folders:
             if not folder.is_dir():
@@ -52,7 +56,9 @@ def specs(state: ServerState) -> list[ToolSpec]:
                                         bytes=path.stat().st_size, mime_type=mime_type(path.name)))
                 if len(out) >= inp.limit:
                     break
-        return ListArtifactsOutput(artifacts=out[: inp.limit], next_actions=["read an artifact with resources/read <uri>"])
+        return ListArtifactsOutput(
+            artifacts=out[: inp.limit], next_actions=["read an artifact with resources/read <uri>"]
+        )
 
     return [
         ToolSpec(

@@ -56,7 +56,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
         }
         return PlanScaleOutput(
             route=result["route"], headline=headline, risk_flags=result["risks"], notes=result["notes"], plan=result,
-            next_actions=[*result["route_reasons"][:2], "inspect(...) on a small prompt set first to check the criterion"],
+            next_actions=[*result["route_reasons"][:2],
+                          "inspect(...) on a small prompt set first to check the criterion"],
         )
 
     return [

@@ -19,11 +19,15 @@ def _next(record: JobRecord, inp: PublishInput, uploaded: bool) -> list[str]:
     if record.state == "working":
         return [f"job_status(job_id='{record.job_id}') until completed, then job_result(job_id='{record.job_id}')"]
     if record.state != "completed":
-        return [f"read interp-agent://runs/{record.run_id}/job.log", "fix the cause (HF_TOKEN, repo_id, path) and call again"]
+        return [
+            f"read interp-agent://runs/{record.run_id}/job.log",
+            "fix the cause (HF_TOKEN, repo_id, path) and call again"
+        ]
     if uploaded:
         return [f"open the commit URL; load with huggingface_hub.snapshot_download('{inp.repo_id}')"]
     return [f"read interp-agent://runs/{record.run_id}/card.md for the whole card",
-            f"publish(path='{inp.path}', repo_id='{inp.repo_id}', dry_run=false) uploads it (needs HF_TOKEN set where the server runs)"]
+            f"publish(path='{inp.path}', repo_id='{inp.repo_id}', dry_run=false) uploads it (needs HF_TOKEN set "
+            "where the server runs)"]
 
 
 def specs(state: ServerState) -> list[ToolSpec]:
@@ -37,7 +41,9 @@ def specs(state: ServerState) -> list[ToolSpec]:
         if not path.is_dir():
             raise ValidationError(f"path: {value!r} is not a folder", hint="give a run_id or a run folder")
         if path == state.workspace.resolve():
-            raise ValidationError("path: refusing to publish the whole workspace", hint="give a run_id or one run folder")
+            raise ValidationError(
+                "path: refusing to publish the whole workspace", hint="give a run_id or one run folder"
+            )
         return path
 
     async def publish_tool(inp: PublishInput, ctx: Context) -> PublishOutput:
@@ -48,8 +54,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
         raw = state.runner.result(record.job_id) if record.state == "completed" else None
         result = None
         if raw is not None:
-            result = PublishResult(**{k: raw.get(k) for k in PublishResult.model_fields if k != "card"},
-                                   card=state.uri(record.run_id, "card.md"))
+            fields = {k: raw.get(k) for k in PublishResult.model_fields if k != "card"}
+            result = PublishResult.model_validate(fields | {"card": state.uri(record.run_id, "card.md")})
         return PublishOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
                              next_actions=_next(record, inp, bool(result and result.uploaded)))
 
@@ -58,12 +64,12 @@ def specs(state: ServerState) -> list[ToolSpec]:
         ToolSpec(
             "publish",
             "Publish a run folder (reports, records, an SAE) to a Hugging Face Hub repo with a generated card (what it "
-            "is, model, hookpoint, criterion, held-out metrics, top features, verdicts, provenance, how to load the SAE "
-            "with SAE Lens). A DRY RUN BY DEFAULT: lists every file and its size, what is skipped and why (checkpoints, "
-            "caches, job.log, credential-like files) and renders the card; nothing leaves the machine. With "
-            "dry_run=false it creates the repo if missing (private by default) and uploads in one commit, which can "
-            "overwrite files in an existing repo. The token is read only from HF_TOKEN in the server's environment, "
-            "never from an argument, and is never shown. Starts a background job (seconds for a dry run). "
+            "is, model, hookpoint, criterion, held-out metrics, top features, verdicts, provenance, how to load the "
+            "SAE with SAE Lens). A DRY RUN BY DEFAULT: lists every file and its size, what is skipped and why "
+            "(checkpoints, caches, job.log, credential-like files) and renders the card; nothing leaves the machine. "
+            "With dry_run=false it creates the repo if missing (private by default) and uploads in one commit, which "
+            "can overwrite files in an existing repo. The token is read only from HF_TOKEN in the server's "
+            "environment, never from an argument, and is never shown. Starts a background job (seconds for a dry run). "
             "Next: read card.md, then call again with dry_run=false.",
             PublishInput, PublishOutput, publish_tool, uploads, "Publish a run to the Hugging Face Hub",
         ),

@@ -34,7 +34,9 @@ def specs(state: ServerState) -> list[ToolSpec]:
     runner = state.runner
 
     def status_of(record: JobRecord) -> JobStatusOutput:
-        return JobStatusOutput(job=job_view(record), resources=state.run_uris(record.run_id), next_actions=_next(record))
+        return JobStatusOutput(
+            job=job_view(record), resources=state.run_uris(record.run_id), next_actions=_next(record)
+        )
 
     async def status(inp: JobIdInput, ctx: Context) -> JobStatusOutput:
         return status_of(runner.get(inp.job_id))
@@ -67,7 +69,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
         ToolSpec("job_cancel", "Stop a background job: its worker process is terminated and the job ends "
                  "'cancelled' (a queued job never starts). Instant. Finished jobs are left as they are.",
                  JobIdInput, JobStatusOutput, cancel,
-                 ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False),
+                 ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
+                                 open_world_hint=False),
                  "Cancel job"),
         ToolSpec("job_resume", "Restart a failed or cancelled job of a resumable kind (train_sae) in its run folder, "
                  "continuing from its last checkpoint: same job_id, run_id and params; the folder's files are kept "
@@ -75,7 +78,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
                  "slot is free; then poll job_status. Refused for working or completed jobs and for kinds that keep "
                  "no checkpoints (inspect, match, intervene: start a new job instead).",
                  JobIdInput, JobStatusOutput, resume,
-                 ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False),
+                 ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                                 open_world_hint=False),
                  "Resume job"),
         ToolSpec("job_list", "Recent background jobs, newest first, including those of earlier server runs on this "
                  "workspace. Instant, read-only.", JobListInput, JobListOutput, listing, read, "List jobs"),

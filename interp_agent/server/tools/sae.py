@@ -27,7 +27,10 @@ def _next(record: JobRecord) -> list[str]:
             f"read interp-agent://runs/{record.run_id}/metrics.json for the held-out and splice metrics",
         ]
     if record.state == "working":
-        return [f"job_status(job_id='{record.job_id}') for step, loss and FVU", f"job_cancel(job_id='{record.job_id}') to stop it"]
+        return [
+            f"job_status(job_id='{record.job_id}') for step, loss and FVU",
+            f"job_cancel(job_id='{record.job_id}') to stop it"
+        ]
     return [f"read interp-agent://runs/{record.run_id}/job.log",
             f"job_resume(job_id='{record.job_id}') continues from the newest checkpoint"]
 
@@ -53,13 +56,16 @@ def specs(state: ServerState) -> list[ToolSpec]:
         if raw is not None:
             files = {Path(p).name: state.uri(record.run_id, Path(p).name) for name, p in raw["paths"].items()
                      if Path(p).parent == state.run_dir(record.run_id)}
-            result = TrainSaeResult(sae=raw["sae"], held_out=raw["held_out"], splice=raw["splice"], training=raw["training"],
+            result = TrainSaeResult(sae=raw["sae"], held_out=raw["held_out"], splice=raw["splice"],
+                                    training=raw["training"],
                                     causal=raw["causal"], files=files)
         return TrainSaeOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
                               next_actions=_next(record))
 
     # a model given by hub id is downloaded
-    starts_job = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+    starts_job = ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+    )
     return [
         ToolSpec(
             "train_sae",

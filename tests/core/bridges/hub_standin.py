@@ -7,13 +7,13 @@ files (huggingface_hub 0.2x-2.x; read from its ``hf_api.py`` and ``_commit_api.p
     POST /api/validate-yaml                         {content, repoType} (a commit that adds README.md)
     POST /api/{models|datasets}/{repo}/preupload/{revision}   {files: [{path, sample, size}]}
                                                     -> every file "regular" (inline in the commit)
-    POST /api/{models|datasets}/{repo}/commit/{revision}      NDJSON: a header line, then one
-                                                    {"key": "file", "value": {path, content (base64), encoding}} per file
+    POST /api/{models|datasets}/{repo}/commit/{revision}      NDJSON: a header line, then per file one
+                                                    {"key": "file", "value": {path, content (base64), encoding}}
     GET  /api/{models|datasets}/{repo}              repo info (create_repo asks it after a 401/403 with exist_ok)
 
 Every request must carry ``Authorization: Bearer <token>``; otherwise the answer is 401,
 as the Hub answers a bad token. Anything else is answered 404 and kept in ``unexpected``.
-A test module imports the ``hub`` and ``hub_token`` fixtures from here.
+``conftest.py`` beside this file gives the ``hub`` and ``hub_token`` fixtures to the tests here.
 """
 
 from __future__ import annotations
@@ -96,7 +96,10 @@ def _handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
         def _authorised(self, req: Request) -> bool:
             if req.headers.get("authorization") == f"Bearer {hub.token}":
                 return True
-            self._answer(401, {"error": "Invalid credentials in Authorization header"}, {"X-Error-Message": "Invalid credentials"})
+            self._answer(
+                401, {"error": "Invalid credentials in Authorization header"},
+                {"X-Error-Message": "Invalid credentials"}
+            )
             return False
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -119,7 +122,9 @@ def _handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                 repo = f"{body['organization']}/{body['name']}"
                 prefix = "datasets/" if body.get("type") == "dataset" else ""
                 if repo in hub.repos:
-                    return self._answer(409, {"error": "You already created this repo", "url": f"{hub.url}/{prefix}{repo}"})
+                    return self._answer(
+                        409, {"error": "You already created this repo", "url": f"{hub.url}/{prefix}{repo}"}
+                    )
                 hub.repos[repo] = {"type": body.get("type"), "private": body.get("visibility") == "private"}
                 return self._answer(200, {"url": f"{hub.url}/{prefix}{repo}"})
             if path == "/api/validate-yaml":
@@ -129,7 +134,9 @@ def _handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                 except yaml.YAMLError as exc:
                     return self._answer(400, {"errors": [{"message": str(exc)}]})
                 ok = isinstance(meta, dict) and isinstance(meta.get("tags", []), list)
-                return self._answer(200 if ok else 400, {"errors": [] if ok else [{"message": "bad metadata"}], "warnings": []})
+                return self._answer(
+                    200 if ok else 400, {"errors": [] if ok else [{"message": "bad metadata"}], "warnings": []}
+                )
             m = _PREUPLOAD.match(path)
             if m:
                 if m["repo"] not in hub.repos:
@@ -151,7 +158,9 @@ def _handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                     elif item["key"] != "header":
                         hub.unexpected.append(f"commit entry {item['key']}")
                 oid = f"{len(hub.commits) + 1:040x}"
-                hub.commits.append(Commit(m["repo"], m["kind"], m["rev"], header, files, req.headers.get("content-type", "")))
+                hub.commits.append(
+                    Commit(m["repo"], m["kind"], m["rev"], header, files, req.headers.get("content-type", ""))
+                )
                 prefix = "datasets/" if m["kind"] == "datasets" else ""
                 return self._answer(200, {"success": True, "commitOid": oid,
                                           "commitUrl": f"{hub.url}/{prefix}{m['repo']}/commit/{oid}"})

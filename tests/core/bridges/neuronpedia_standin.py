@@ -4,7 +4,7 @@ The stand-in is a ``ThreadingHTTPServer`` that answers each path with a scripted
 of replies (status, headers, body, delay) and records every request with its headers, so
 tests can check retries, timeouts, the key header and the cache without the network. The
 live answers are built from the SAEDashboard batch fixture by :func:`live_payload`.
-A test module imports the ``np_hub``, ``batch`` and ``word_encoder`` fixtures from here.
+``conftest.py`` beside this file gives the ``np_hub``, ``batch`` and ``word_encoder`` fixtures to the tests here.
 """
 
 from __future__ import annotations

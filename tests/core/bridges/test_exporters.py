@@ -49,8 +49,10 @@ def _offline(monkeypatch):
 
 def _assert_same_records(ours: list, theirs: list, tolerance: dict[str, float]) -> None:
     assert len(theirs) == len(ours) and ours
-    for a, b in zip(ours, theirs):
-        assert (b.prompt_id, b.token_index, b.token, b.split, b.model) == (a.prompt_id, a.token_index, a.token, a.split, a.model)
+    for a, b in zip(ours, theirs, strict=True):
+        assert (b.prompt_id, b.token_index, b.token, b.split, b.model) == (
+            a.prompt_id, a.token_index, a.token, a.split, a.model
+        )
         assert b.feature_ids == a.feature_ids
         torch.testing.assert_close(torch.tensor(b.activations), torch.tensor(a.activations), **tolerance)
 

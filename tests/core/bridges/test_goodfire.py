@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from neuronpedia_standin import word_encoder  # noqa: F401
 
 from interp_agent.core.bridges.cards import card_of
 from interp_agent.core.bridges.goodfire import (

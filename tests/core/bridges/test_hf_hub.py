@@ -1,4 +1,5 @@
-"""Publishing a run folder to the Hub: the plan, the card, and the requests huggingface_hub makes (against a local stand-in)."""
+"""Publishing a run folder to the Hub: the plan, the card, and the requests huggingface_hub makes (against a local
+stand-in)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hub_standin import HubStandIn, hub, hub_token  # noqa: F401 - fixtures
+from hub_standin import HubStandIn
 
 from interp_agent.core.bridges.hf_hub import plan_publish, publish, render_card
 from interp_agent.core.errors import MissingCredentialError, RemoteServiceError, ValidationError
@@ -22,7 +23,7 @@ CRIT = "the model is aware it is being evaluated"
 
 @pytest.fixture(scope="module")
 def sae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real train-sae run folder (tiny, synthetic activations) with a report, records and an intervention summary beside it."""
+    """A real train-sae run folder (tiny, synthetic activations) with a report, records and an intervention summary."""
     from safetensors.numpy import save_file
 
     from interp_agent.core.inspection import inspect
@@ -30,7 +31,8 @@ def sae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("publish")
     rng = np.random.default_rng(0)
-    x = ((rng.random((600, 24)) < 0.1) * rng.exponential(1.0, (600, 24)) @ rng.standard_normal((24, 8))).astype(np.float32)
+    codes = (rng.random((600, 24)) < 0.1) * rng.exponential(1.0, (600, 24))
+    x = (codes @ rng.standard_normal((24, 8))).astype(np.float32)
     save_file({"activations": x}, str(root / "acts.safetensors"))
     run = root / "run"
     train_sae(out=run, activations=[str(root / "acts.safetensors")], hookpoint="blocks.2.hook_resid_post",
@@ -142,7 +144,9 @@ def test_publish_creates_the_repo_and_commits_exactly_the_planned_files_and_the_
         ("POST", "/api/models/me/sae-test/preupload/main"), ("POST", "/api/models/me/sae-test/commit/main"),
     ]
     assert all(r.headers["authorization"] == f"Bearer {hub_token}" for r in hub.requests)
-    assert json.loads(hub.requests[0].body) == {"name": "sae-test", "organization": "me", "visibility": "private", "type": "model"}
+    assert json.loads(hub.requests[0].body) == {
+        "name": "sae-test", "organization": "me", "visibility": "private", "type": "model"
+    }
     (commit,) = hub.commits
     assert commit.content_type == "application/x-ndjson" and commit.header["summary"] == "first upload"
     assert set(commit.files) == UPLOADED | {"README.md"}
@@ -164,13 +168,16 @@ def test_a_public_dataset_goes_to_the_dataset_endpoints_and_an_existing_repo_is_
     inspect("my/model", CRIT, backend="records", records=SEED / "activation_records.jsonl", out=tmp_path)
     first = publish(tmp_path, "me/reports", repo_type="dataset", private=False, dry_run=False)
     second = publish(tmp_path, "me/reports", repo_type="dataset", private=False, dry_run=False)
-    assert json.loads(hub.requests[0].body)["visibility"] == "public" and json.loads(hub.requests[0].body)["type"] == "dataset"
+    body = json.loads(hub.requests[0].body)
+    assert body["visibility"] == "public" and body["type"] == "dataset"
     assert [c.kind for c in hub.commits] == ["datasets", "datasets"]
     assert first["commit_url"].startswith(f"{hub.url}/datasets/me/reports/commit/") and second["uploaded"] is True
     assert hub.unexpected == []
 
 
-def test_without_hf_token_a_real_publish_fails_clearly_and_sends_nothing(sae_run: Path, hub: HubStandIn, monkeypatch) -> None:
+def test_without_hf_token_a_real_publish_fails_clearly_and_sends_nothing(
+    sae_run: Path, hub: HubStandIn, monkeypatch
+) -> None:
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(MissingCredentialError) as err:
         publish(sae_run, "me/sae-test", dry_run=False)

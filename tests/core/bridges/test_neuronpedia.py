@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from neuronpedia_standin import BATCH, SINGLE, Reply, batch, live_payload, np_hub, word_encoder  # noqa: F401
+from neuronpedia_standin import BATCH, SINGLE, Reply, live_payload
 
 from interp_agent.core.bridges.cards import card_of
 from interp_agent.core.bridges.dashboards import decode_token_text, decode_tokens, read_export

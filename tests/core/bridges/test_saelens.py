@@ -1,4 +1,5 @@
-"""SAE Lens pretrained SAEs: registry look-ups, naming helpers, offline errors, the cache, and inspect --backend saelens.
+"""SAE Lens pretrained SAEs: registry look-ups, naming helpers, offline errors, the cache, and inspect --backend
+saelens.
 
 Nothing here reaches the network: HF_HUB_OFFLINE is set, the Hugging Face cache points at
 a temporary folder, and the one "pretrained" SAE that loads is planted in that folder.
@@ -51,7 +52,9 @@ def offline_hub(monkeypatch, tmp_path: Path) -> Path:
     return hub
 
 
-def _random_sae(hookpoint: str = "blocks.3.hook_resid_post", d_in: int = 576, d_sae: int = 256, seed: int = 0) -> SaeWeights:
+def _random_sae(
+    hookpoint: str = "blocks.3.hook_resid_post", d_in: int = 576, d_sae: int = 256, seed: int = 0
+) -> SaeWeights:
     rng = np.random.default_rng(seed)
     W = rng.normal(size=(d_in, d_sae)) / np.sqrt(d_in)
     return SaeWeights(hookpoint, W, np.zeros(d_sae), W.T.copy(), np.zeros(d_in), None, "standard", None)
@@ -65,15 +68,20 @@ def _random_sae(hookpoint: str = "blocks.3.hook_resid_post", d_in: int = 576, d_
     [
         (lambda: gemma_scope_id(12), ("gemma-scope-2b-pt-res-canonical", "layer_12/width_16k/canonical")),
         (lambda: gemma_scope_id(12, l0=82), ("gemma-scope-2b-pt-res", "layer_12/width_16k/average_l0_82")),
-        (lambda: gemma_scope_id(5, width=65536, kind="mlp"), ("gemma-scope-2b-pt-mlp-canonical", "layer_5/width_65k/canonical")),
-        (lambda: gemma_scope_id(20, model="9b-it"), ("gemma-scope-9b-it-res-canonical", "layer_20/width_16k/canonical")),
+        (lambda: gemma_scope_id(5, width=65536, kind="mlp"), ("gemma-scope-2b-pt-mlp-canonical",
+                                                              "layer_5/width_65k/canonical")),
+        (lambda: gemma_scope_id(20, model="9b-it"), ("gemma-scope-9b-it-res-canonical",
+                                                     "layer_20/width_16k/canonical")),
         (lambda: gemma_scope_id(10, width="131k", model="gemma-2-27b"),
          ("gemma-scope-27b-pt-res-canonical", "layer_10/width_131k/canonical")),
         (lambda: gemma_scope_2_id(12), ("gemma-scope-2-270m-pt-res", "layer_12_width_16k_l0_medium")),
         (lambda: gemma_scope_2_id(3, width="262k", l0="big", model="1b", instruct=True, all_layers=True),
          ("gemma-scope-2-1b-it-res-all", "layer_3_width_262k_l0_big")),
         (lambda: qwen_scope_id(12), ("qwen-scope-3-1.7b-base-w32k-l50", "layer12")),
-        (lambda: qwen_scope_id(5, model="Qwen/Qwen3-30B-A3B-Base", l0=100), ("qwen-scope-3-30b-a3b-base-w128k-l100", "layer5")),
+        (
+            lambda: qwen_scope_id(5, model="Qwen/Qwen3-30B-A3B-Base", l0=100),
+            ("qwen-scope-3-30b-a3b-base-w128k-l100", "layer5"),
+        ),
         (lambda: qwen_scope_id(3, model="Qwen3.5-27B", width=80 * 1024), ("qwen-scope-3.5-27b-w80k-l50", "layer3")),
     ],
 )
@@ -111,7 +119,9 @@ def test_resolve_pretrained_reads_repo_and_path_from_the_registry(registry) -> N
 
 def test_without_sae_lens_the_error_names_the_saelens_extra(monkeypatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(saelens.importlib.util, "find_spec", lambda name, *a: None if name == "sae_lens" else real(name, *a))
+    monkeypatch.setattr(
+        saelens.importlib.util, "find_spec", lambda name, *a: None if name == "sae_lens" else real(name, *a)
+    )
     saelens._registry.cache_clear()
     try:
         with pytest.raises(MissingDependencyError) as exc:

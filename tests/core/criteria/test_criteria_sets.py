@@ -229,7 +229,7 @@ def test_split_puts_each_prompt_where_the_ranking_hash_split_puts_it() -> None:
     for fraction, salt in ((0.3, "interp-agent"), (0.5, "another salt")):
         calibration, held_out = split(cset, fraction, salt)
         groups = assign_splits(prompt_hashes(ids, salt), fraction, [None] * len(ids))
-        expected_held_out = [pid for pid, g in zip(ids, groups) if g == HELD_OUT]
+        expected_held_out = [pid for pid, g in zip(ids, groups, strict=True) if g == HELD_OUT]
         assert [p.prompt_id for p in held_out] == expected_held_out
         assert len(calibration) + len(held_out) == len(ids)
         assert not {p.prompt_id for p in calibration} & set(expected_held_out)

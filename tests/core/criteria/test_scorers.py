@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from interp_agent.core.criteria import (
+    CriterionSet,
     ScorerReport,
     TargetTokenScorer,
     TextClassifierScorer,
     auroc,
     choose_threshold,
-    CriterionSet,
     fit_text_scorer,
     from_pack,
     load_pack,
@@ -24,7 +24,6 @@ from interp_agent.core.criteria import (
 )
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.prompts import ScoredPrompt
-
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -96,7 +95,9 @@ def tiny() -> tuple[torch.nn.Module, object]:
 def _prompts(tag: str, verb: str, label: float, start: int, n: int) -> list[ScoredPrompt]:
     """``n`` distinct prompts ``the <subject> <about|nearly> <number> <verb>`` (deterministic)."""
     combos = list(itertools.product(SUBJECTS, ("about", "nearly"), NUMBERS))[start : start + n]
-    return [ScoredPrompt(f"{tag}-{start + i}", f"the {s} {a} {num} {verb}", label) for i, (s, a, num) in enumerate(combos)]
+    return [
+        ScoredPrompt(f"{tag}-{start + i}", f"the {s} {a} {num} {verb}", label) for i, (s, a, num) in enumerate(combos)
+    ]
 
 
 def test_next_token_probabilities_are_distributions_independent_of_batch_and_padding(tiny) -> None:
@@ -154,7 +155,7 @@ def test_inferred_targets_come_from_calibration_prompts_only(tiny) -> None:
     original_forward = model.forward
 
     def recording_forward(*args, **kwargs):
-        for row, mask in zip(kwargs["input_ids"], kwargs["attention_mask"]):
+        for row, mask in zip(kwargs["input_ids"], kwargs["attention_mask"], strict=True):
             seen.append(tuple(row[mask.bool()].tolist()))
         return original_forward(*args, **kwargs)
 
@@ -238,7 +239,7 @@ class CachingEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
         if missing:
-            self.cache.update(zip(missing, self.inner.encode(missing)))
+            self.cache.update(zip(missing, self.inner.encode(missing), strict=True))
         return np.stack([self.cache[t] for t in texts])
 
 
@@ -269,7 +270,7 @@ def test_text_classifier_refuses_to_score_with_shuffled_labels(encoder: CachingE
     # The texts of the two packs encoded above (cached), with their labels shuffled.
     rows = [p for name in ("french", "negative_sentiment") for p in load_pack(name).prompts]
     labels = np.random.default_rng(0).permutation([p.criterion_score for p in rows])
-    shuffled = [ScoredPrompt(p.prompt_id, p.text, float(y)) for p, y in zip(rows, labels)]
+    shuffled = [ScoredPrompt(p.prompt_id, p.text, float(y)) for p, y in zip(rows, labels, strict=True)]
     calibration, held_out = split(CriterionSet("shuffled", tuple(shuffled), "file"))
     scorer = TextClassifierScorer(encoder=encoder).fit(calibration)
     report = scorer.evaluate(held_out)

@@ -79,7 +79,8 @@ def test_intervention_records_fed_back_to_inspect_move_features_as_the_evidence_
     assert all(v in {"causal", "weak", "no_effect", "contradicts"} for v in verdicts.values())
     direction = next(f for f in verdicts if f.startswith("direction:"))
     assert verdicts[direction] == "causal"
-    again = inspect("smollm2-135m", hf_report.report["criterion"], backend="records", records=hf_report.paths["records"],
+    again = inspect("smollm2-135m", hf_report.report["criterion"], backend="records",
+                    records=hf_report.paths["records"],
                     interventions=result.paths["interventions"], out=tmp_path / "again", config=RankingConfig(top_k=10))
     moved = {f["feature_id"]: f for f in again.report["features"]}
     assert moved[direction]["causal"]["agrees_with_association"] is True

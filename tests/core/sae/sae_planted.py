@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def planted(n: int = 20_000, d: int = 32, n_atoms: int = 128, active: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def planted(
+    n: int = 20_000, d: int = 32, n_atoms: int = 128, active: int = 4, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic rows: sparse non-negative mixes of a random unit dictionary, an offset and noise."""
     rng = np.random.default_rng(seed)
     atoms = rng.standard_normal((n_atoms, d))

@@ -57,12 +57,12 @@ def test_a_finished_cache_is_reused_and_a_changed_source_rebuilds_it(tmp_path) -
 def test_train_batches_depend_on_the_seed_and_step_only(tmp_path) -> None:  # noqa: ANN001
     np.save(tmp_path / "a.npy", _rows(5_000))
     cache = data.from_activations([tmp_path / "a.npy"], tmp_path / "c", shard_rows=900)
-    a = [b.copy() for _, b in zip(range(30), cache.train_batches(256, seed=1))]
-    b = [b.copy() for _, b in zip(range(30), cache.train_batches(256, seed=1))]
-    late = [b.copy() for _, b in zip(range(10), cache.train_batches(256, seed=1, start_step=20))]
+    a = [b.copy() for _, b in zip(range(30), cache.train_batches(256, seed=1), strict=False)]
+    b = [b.copy() for _, b in zip(range(30), cache.train_batches(256, seed=1), strict=False)]
+    late = [b.copy() for _, b in zip(range(10), cache.train_batches(256, seed=1, start_step=20), strict=False)]
     other = next(cache.train_batches(256, seed=2))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert all(np.array_equal(x, y) for x, y in zip(a[20:], late))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(a[20:], late, strict=True))
     assert not np.array_equal(a[0], other)
     # one epoch visits every training row once
     per_epoch = cache.n_train // 256

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from sae_planted import planted
 
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.sae import load_sae
 from interp_agent.core.sae.train import TrainSettings, train_sae
-from sae_planted import planted
 
 FAST = dict(steps=150, batch_size=256, lr=3e-3, latent_dim=96, k=4)
 
@@ -119,7 +119,8 @@ def test_from_the_embedded_model_with_splice_metrics_and_records(tmp_path) -> No
 @pytest.mark.slow
 def test_causal_out_ranks_latents_on_training_prompts_and_steers_them_on_held_out_ones(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(ValidationError, match="causal-out needs"):
-        train_sae(out=tmp_path / "x", model="smollm2-135m", dataset=tmp_path / "p.txt", hookpoint="blocks.10.hook_resid_post",
+        train_sae(out=tmp_path / "x", model="smollm2-135m", dataset=tmp_path / "p.txt",
+                  hookpoint="blocks.10.hook_resid_post",
                   causal_out=tmp_path / "c")
     result = train_sae(out=tmp_path / "sae", model="smollm2-135m", pack="measurement_unit",
                        hookpoint="blocks.15.hook_resid_post", causal_out=tmp_path / "causal",

@@ -9,10 +9,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from sae_planted import planted
 
 from interp_agent.core.sae.model import SaeShape, SparseAutoencoder
 from interp_agent.core.sae.trainer import Optimisation, Trainer, fit_tensor, geometric_median
-from sae_planted import planted
 
 
 def _opt(**kw: object) -> Optimisation:
@@ -60,8 +60,12 @@ def test_topk_recovers_a_planted_dictionary() -> None:
     assert stats["tokens_per_s"] > 0 and len(stats["history"]) > 10
 
 
-@pytest.mark.parametrize(("arch", "k", "coef"), [("topk", 4, 0.0), ("batchtopk", 4, 0.0), ("relu", None, 0.3), ("jumprelu", None, 0.3)])
-def test_every_architecture_learns_and_saves_weights_that_encode_the_same(arch: str, k: int | None, coef: float) -> None:
+@pytest.mark.parametrize(
+    ("arch", "k", "coef"), [("topk", 4, 0.0), ("batchtopk", 4, 0.0), ("relu", None, 0.3), ("jumprelu", None, 0.3)]
+)
+def test_every_architecture_learns_and_saves_weights_that_encode_the_same(
+    arch: str, k: int | None, coef: float
+) -> None:
     x, _ = planted(n=8_000)
     sae, stats = fit_tensor(x[:7_000], SaeShape(arch, 32, 128, k=k), _opt(steps=300, sparsity_coefficient=coef))  # type: ignore[arg-type]
     held = torch.tensor(x[7_000:])
@@ -74,7 +78,8 @@ def test_every_architecture_learns_and_saves_weights_that_encode_the_same(arch: 
     recon = saved @ weights.W_dec + weights.b_dec
     np.testing.assert_allclose(recon, sae.reconstruct(held).double().numpy(), rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(np.linalg.norm(sae.W_dec.detach().numpy(), axis=1), 1.0, rtol=1e-5)
-    assert weights.architecture == {"topk": "topk", "batchtopk": "jumprelu", "relu": "standard", "jumprelu": "jumprelu"}[arch]
+    assert weights.architecture == {"topk": "topk", "batchtopk": "jumprelu", "relu": "standard",
+                                    "jumprelu": "jumprelu"}[arch]
 
 
 def test_auxk_trains_only_dead_latents_on_the_residual() -> None:
@@ -113,7 +118,9 @@ def _batches(x: np.ndarray, bs: int, start: int = 0):  # noqa: ANN202
 
 def test_training_is_deterministic_and_resumes_bit_identically(tmp_path) -> None:  # noqa: ANN001
     x, _ = planted(n=4_000)
-    shape, opt = SaeShape("topk", 32, 64, k=4), _opt(steps=40, batch_size=128, checkpoint_every=15, dead_after_tokens=500)
+    shape, opt = SaeShape("topk", 32, 64, k=4), _opt(
+        steps=40, batch_size=128, checkpoint_every=15, dead_after_tokens=500
+    )
 
     def fresh() -> Trainer:
         tr = Trainer(shape, opt)

@@ -1,4 +1,4 @@
-"""``demo``: the main job end to end.
+"""``demo``: the main job end to end (a workflow: ``investigate`` on the embedded model).
 
 Real (default): on the embedded SmolLM2-135M-Instruct and the built-in
 ``measurement_unit`` criterion, inspect the residual stream at three depths, intervene on
@@ -19,6 +19,7 @@ from interp_agent.core.inspection import inspect
 from interp_agent.core.matching import match_reports, write_matches
 from interp_agent.core.ranking import RankingConfig
 from interp_agent.core.ranking.rank import Progress
+from interp_agent.core.workflows.investigate import investigate
 
 DEMO_CRITERION = "the next token should be a physical measurement unit"
 DEMO_PACK = "measurement_unit"
@@ -31,20 +32,20 @@ def run_demo(out: Path, *, progress: Progress | None = None, synthetic: bool = F
 
 
 def _real(out: Path, progress: Progress | None) -> dict[str, Any]:
-    from interp_agent.core.live import intervene
-
     start = time.perf_counter()
     config = RankingConfig(top_k=20)
-    first = inspect(DEMO_MODEL, "", backend="hf", pack=DEMO_PACK, out=out / "1-inspect", config=config, progress=progress)
-    inter = intervene(DEMO_MODEL, None, pack=DEMO_PACK, report=first.paths["json"], top_k=3, mode="steer",
-                      out=out / "2-intervene", progress=progress)
-    # the same harvest again (deterministic), now ranked with the causal evidence and token highlights
-    final = inspect(DEMO_MODEL, "", backend="hf", pack=DEMO_PACK, interventions=inter.paths["interventions"],
-                    out=out / "3-report", config=config, progress=progress)
+    # the final ranking harvests again (deterministic), now ranked with the causal evidence and token highlights
+    run = investigate(
+        DEMO_MODEL, None, first_out=out / "1-inspect", intervene_out=out / "2-intervene", final_out=out / "3-report",
+        inspect_options={"backend": "hf", "pack": DEMO_PACK, "config": config},
+        intervene_options={"pack": DEMO_PACK, "top_k": 3, "mode": "steer"}, progress=progress,
+    )
+    first, inter, final = run.first, run.intervention, run.final
     lines = [
         f"interp-agent demo: {DEMO_MODEL} (embedded SmolLM2-135M-Instruct), criterion: {first.report['criterion']!r}",
-        f"1. inspect: {first.report['summary']['n_features_tested']} features at {', '.join(first.report['live']['hookpoints'])}; "
-        f"{first.report['summary']['n_held_out_supported']} of the top {len(first.report['features'])} confirmed on held-out prompts",
+        f"1. inspect: {first.report['summary']['n_features_tested']} features at "
+        f"{', '.join(first.report['live']['hookpoints'])}; {first.report['summary']['n_held_out_supported']} of the "
+        f"top {len(first.report['features'])} confirmed on held-out prompts",
         f"2. intervene (steer, with random-direction and matched-feature controls; scorer held-out AUROC "
         f"{inter.summary['scorer']['auroc']:.2f}):",
     ]
