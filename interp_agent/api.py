@@ -121,14 +121,14 @@ def train_sae(
     progress: Any = None,
     **settings: Any,
 ) -> Any:
-    """Train an SAE into ``out``; see ``interp_agent.core.sae.train.train_sae``.
+    """Train an SAE into ``out``; see ``interp_agent.core.workflows.trained_latents.train_sae``.
 
     ``settings`` are the fields of ``TrainSettings`` (preset, architecture, latent_dim,
     expansion_factor, k, batch_size, steps, lr, seed, device, max_records, …).
     Returns a ``TrainResult`` (``metrics`` as in metrics.json, ``paths``, ``causal``).
     """
     from interp_agent.core.sae.train import TrainSettings
-    from interp_agent.core.sae.train import train_sae as _train
+    from interp_agent.core.workflows.trained_latents import train_sae as _train
 
     try:
         parsed = TrainSettings(**settings)

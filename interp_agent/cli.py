@@ -177,7 +177,8 @@ def cmd_intervene(args: argparse.Namespace) -> int:
 
 
 def cmd_train_sae(args: argparse.Namespace) -> int:
-    from interp_agent.core.sae.train import TrainSettings, train_sae
+    from interp_agent.core.sae.train import TrainSettings
+    from interp_agent.core.workflows.trained_latents import train_sae
 
     settings = TrainSettings(
         preset=args.preset,

@@ -292,14 +292,15 @@ def _train_sae_check(params: dict[str, Any]) -> None:
 
 @register("train_sae", check=_train_sae_check, resumable=True)
 def train_sae_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Train an SAE into the run folder (``interp_agent.core.sae.train.train_sae``).
+    """Train an SAE into the run folder (``interp_agent.core.workflows.trained_latents.train_sae``).
 
     Checkpoints go to ``checkpoints/`` in the run folder; started again there (a resume), the
     job reuses the cached activations and continues from the newest checkpoint. Result:
     the held-out and splice metrics, the SAE's shape, and the paths of cfg.json,
     sae_weights.safetensors, metrics.json and, when written, records.jsonl and the causal summary.
     """
-    from interp_agent.core.sae.train import TrainSettings, train_sae
+    from interp_agent.core.sae.train import TrainSettings
+    from interp_agent.core.workflows.trained_latents import train_sae
 
     _train_sae_check(params)
     if ctx.attempt > 1:

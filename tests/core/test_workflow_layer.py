@@ -7,15 +7,13 @@ from pathlib import Path
 import interp_agent.core
 
 CORE = Path(interp_agent.core.__file__).parent
-HANDED_ON = {"sae/train.py"}
-"""``train_sae(causal_out=…)`` keeps its old home and hands the work on to the workflow (a lazy import)."""
 
 
 def test_no_step_module_imports_a_workflow() -> None:
     offenders = []
     for path in CORE.rglob("*.py"):
         rel = path.relative_to(CORE).as_posix()
-        if rel.startswith("workflows/") or rel in HANDED_ON:
+        if rel.startswith("workflows/"):
             continue
         if "core.workflows" in path.read_text(encoding="utf-8"):
             offenders.append(rel)

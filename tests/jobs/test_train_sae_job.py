@@ -15,7 +15,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from interp_agent.core.errors import ValidationError
-from interp_agent.core.sae.train import TrainSettings, train_sae
+from interp_agent.core.sae.train import TrainSettings
+from interp_agent.core.workflows.trained_latents import train_sae
 from interp_agent.jobs import JobRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core" / "sae"))

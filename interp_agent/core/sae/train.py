@@ -1,10 +1,10 @@
-"""``train_sae``: from a source of activations to a saved SAE, its metrics and latent records.
+"""Training an SAE: from a source of activations to a saved SAE, its metrics and latent records.
 
 ``fit_sae``, the step: cache the activations (data.py), train (trainer.py) with checkpoints,
 measure on the held-out split (metrics.py), save in SAE Lens's layout, and write activation
 records of the trained latents when the prompts carry criterion scores. Testing the latents
 causally (``causal_out``) is a workflow above the steps:
-``interp_agent.core.workflows.trained_latents``; ``train_sae`` here hands it on.
+``workflows/trained_latents.py``, whose ``train_sae`` is the entry point.
 
 Run again on the same ``out`` after a crash or a kill, it reuses the cached activations and
 continues from the newest checkpoint.
@@ -93,7 +93,7 @@ class TrainSettings:
 
 @dataclass(frozen=True, slots=True)
 class TrainResult:
-    """What ``train_sae`` returns."""
+    """What ``fit_sae`` (and the workflow's ``train_sae``) returns."""
 
     metrics: dict[str, Any]
     """metrics.json."""
@@ -151,35 +151,6 @@ def read_prompt_file(path: str | Path) -> tuple[list[ScoredPrompt], bool]:
     if not prompts:
         raise InputFileError(path, "no prompts in file", hint="one text per line (.txt) or JSON objects with 'text'")
     return prompts, scored
-
-
-def train_sae(
-    *,
-    out: str | Path,
-    model: str | None = None,
-    dataset: str | Path | None = None,
-    pack: str | None = None,
-    criterion: str | None = None,
-    hookpoint: str | None = None,
-    activations: str | Path | Sequence[str | Path] | None = None,
-    records: str | Path | None = None,
-    settings: TrainSettings | None = None,
-    causal_out: str | Path | None = None,
-    progress: Progress | None = None,
-) -> TrainResult:
-    """Train an SAE and write it into ``out``; with ``causal_out``, test its latents too.
-
-    ``fit_sae`` is the step; with ``causal_out`` this is the train → test-latents workflow
-    (``interp_agent.core.workflows.trained_latents``), which the entry points call directly.
-    The name stays here for callers of ``interp_agent.core.sae.train.train_sae``.
-    """
-    options = dict(out=out, model=model, dataset=dataset, pack=pack, criterion=criterion, hookpoint=hookpoint,
-                   activations=activations, records=records, settings=settings, progress=progress)
-    if causal_out is None:
-        return fit_sae(**options)  # type: ignore[arg-type]  # options is train_sae's own keyword arguments, typed there
-    from interp_agent.core.workflows.trained_latents import train_then_test  # the one upward name, kept for callers
-
-    return train_then_test(causal_out=causal_out, **options)  # type: ignore[arg-type]  # options is train_sae's own keyword arguments, typed there
 
 
 def check_request(

@@ -88,3 +88,30 @@ def steer_latents(
     return {"features": [{"feature_id": f["feature_id"], "verdict": f["verdict"], "effect": f["effect"]["mean"],
                           "ci95": f["effect"]["ci95"], "control_effect": f["control_effect"]["mean"]}
                          for f in run.intervention.summary["features"]]}
+
+
+def train_sae(
+    *,
+    out: str | Path,
+    model: str | None = None,
+    dataset: str | Path | None = None,
+    pack: str | None = None,
+    criterion: str | None = None,
+    hookpoint: str | None = None,
+    activations: str | Path | Sequence[str | Path] | None = None,
+    records: str | Path | None = None,
+    settings: TrainSettings | None = None,
+    causal_out: str | Path | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train an SAE and write it into ``out`` (the step ``sae.train.fit_sae``); with ``causal_out``, test its latents.
+
+    The entry point of ``train-sae``, its job and ``interp_agent.train_sae``: without
+    ``causal_out`` it is the training step alone, with it :func:`train_then_test`.
+    """
+    if causal_out is None:
+        return fit_sae(out=out, model=model, dataset=dataset, pack=pack, criterion=criterion, hookpoint=hookpoint,
+                       activations=activations, records=records, settings=settings, progress=progress)
+    return train_then_test(out=out, causal_out=causal_out, model=model, dataset=dataset, pack=pack,
+                           criterion=criterion, hookpoint=hookpoint, activations=activations, records=records,
+                           settings=settings, progress=progress)

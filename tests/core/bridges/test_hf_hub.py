@@ -27,7 +27,8 @@ def sae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from safetensors.numpy import save_file
 
     from interp_agent.core.inspection import inspect
-    from interp_agent.core.sae.train import TrainSettings, train_sae
+    from interp_agent.core.sae.train import TrainSettings
+    from interp_agent.core.workflows.trained_latents import train_sae
 
     root = tmp_path_factory.mktemp("publish")
     rng = np.random.default_rng(0)

@@ -12,7 +12,8 @@ from sae_planted import planted
 
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.sae import load_sae
-from interp_agent.core.sae.train import TrainSettings, train_sae
+from interp_agent.core.sae.train import TrainSettings
+from interp_agent.core.workflows.trained_latents import train_sae
 
 FAST = dict(steps=150, batch_size=256, lr=3e-3, latent_dim=96, k=4)
 
