@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-import interp_agent
 from interp_agent.core.errors import InputFileError, ValidationError
 from interp_agent.core.formats.prompts import ScoredPrompt, read_scored_prompts
 
@@ -172,7 +171,7 @@ def validate_pack(
 def pack_dirs() -> list[Path]:
     """Folders searched for packs, in order: the source tree's, then a wheel install's."""
     return [
-        Path(interp_agent.__file__).resolve().parents[1] / "examples" / "criteria",
+        Path(__file__).resolve().parents[3] / "examples" / "criteria",  # interp_agent/core/criteria/packs.py
         Path(sys.prefix) / "share" / "interp-agent" / "criteria",
     ]
 
