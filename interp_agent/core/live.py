@@ -10,7 +10,7 @@ held-out prompts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ from interp_agent.core.ids import (
     match_hookpoint,
     parse_hookpoint,
 )
+from interp_agent.core.progress import Progress
 
 if TYPE_CHECKING:
     from interp_agent.core.models import Harvested
@@ -39,8 +40,9 @@ if TYPE_CHECKING:
 DIRECTIONS_FILE = "directions.npz"
 HIGHLIGHT_MAX_LENGTH = 128
 """Tokens kept per prompt in the harvest (and so in token highlights)."""
+TOKEN_MEMORY_BUDGET = 4 * 2**30
+"""Bytes of per-token activations a live inspect may hold (float32, every hookpoint)."""
 
-Progress = Callable[[str, int, int | None], None]
 
 
 def feature_prefix(hookpoint: str) -> tuple[int, str]:
@@ -166,12 +168,33 @@ def harvest_tokens(
     if pooling not in ("last", "mean", "max"):
         raise ValidationError(f"pooling must be last, mean or max, got {pooling!r}")
     check_options(16, HIGHLIGHT_MAX_LENGTH, pooling)
-    tokenize(loaded.tokenizer, texts, HIGHLIGHT_MAX_LENGTH, pooling, True)  # mean/max need a token after the first
-    per_batch = (lambda done, total: progress("harvesting", done, total)) if progress else None
+    ids = tokenize(loaded.tokenizer, texts, HIGHLIGHT_MAX_LENGTH, pooling, True)  # mean/max need one after the first
+    check_token_memory(loaded, ids, hooks)
     got = harvest(loaded, texts, list(dict.fromkeys(hooks)), pooling="token", exclude_first=False,
-                  max_length=HIGHLIGHT_MAX_LENGTH, progress=per_batch)
+                  max_length=HIGHLIGHT_MAX_LENGTH, progress=progress)
     index = {t: i for i, t in enumerate(texts)} | {pid: i for i, pid in enumerate(prompt_ids or ())}
     return TokenActivations(got, len(texts), index)
+
+
+def check_token_memory(loaded: Any, ids: Sequence[Sequence[int]], hooks: Sequence[str]) -> None:
+    """Refuse, before any forward pass, a harvest whose per-token activations would exceed the budget.
+
+    A live inspect keeps every token's activations at every hookpoint (float32) for pooling, SAE
+    latents and token highlights, so its memory grows with prompts x tokens x total width.
+    """
+    from interp_agent.core.models import resolve_hookpoint
+
+    n_tokens = sum(len(x) for x in ids)
+    width = sum(resolve_hookpoint(loaded.model, h).width for h in dict.fromkeys(hooks))
+    need = n_tokens * width * 4
+    if need > TOKEN_MEMORY_BUDGET:
+        raise ValidationError(
+            f"a live inspect of {len(ids)} prompts ({n_tokens} tokens) at {len(set(hooks))} hookpoint(s) "
+            f"({width} values a token) would hold {need / 2**30:.1f} GiB of per-token activations; "
+            f"the budget is {TOKEN_MEMORY_BUDGET / 2**30:.0f} GiB",
+            hint="name fewer hookpoints, or use fewer or shorter prompts (a few hundred a class is plenty "
+                 "for a criterion); for corpus-scale harvests use export-records or train-sae, which stream",
+        )
 
 
 def _checked_sae(loaded: Any, sae: str | Path, model: str) -> Any:

@@ -34,13 +34,13 @@ from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, wri
 from interp_agent.core.models.harvest import (
     ActivationReader,
     Pooling,
-    Progress,
     make_loop,
     read_records,
     resolve_points,
 )
 from interp_agent.core.models.hookpoints import HookPoint
 from interp_agent.core.models.loading import EMBEDDED_ALIASES, LoadedModel, load_model
+from interp_agent.core.progress import Progress
 
 Via = Literal["transformer-lens", "nnsight"]
 VIAS: tuple[str, ...] = ("transformer-lens", "nnsight")

@@ -30,11 +30,11 @@ from interp_agent.core.ids import basis_feature_ids, format_sae_latent, parse_ho
 from interp_agent.core.models.hookpoints import HookPoint, resolve_hookpoint
 from interp_agent.core.models.hooks import StopForward, capture, stop_after
 from interp_agent.core.models.loading import LoadedModel
+from interp_agent.core.progress import Progress
 
 Pooling = Literal["token", "last", "mean", "max"]
 FeatureKind = Literal["dims", "sae", "direction"]
 POOLINGS: tuple[str, ...] = ("token", "last", "mean", "max")
-Progress = Callable[[int, int], None]
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -267,7 +267,7 @@ def forward_batches(
             yield _Batch(values, batch, None, None)
         batches_done += 1
         if progress is not None:
-            progress(batches_done, batches_total)
+            progress("harvesting", batches_done, batches_total)
 
 
 def by_length(ids: list[list[int]], prompts: Sequence[int]) -> list[int]:
@@ -311,7 +311,7 @@ def harvest(
         pooling: ``mean`` / ``max`` over real tokens, the ``last`` real token, or
             ``token``: one row per real token.
         exclude_first: leave the first position out of mean, max and token rows.
-        progress: called with (batches done, batches total) after each batch.
+        progress: called with ("harvesting", batches done, batches total) after each batch.
 
     Returns:
         Per hookpoint name, a Harvested with rows in the order of ``texts`` (token rows by

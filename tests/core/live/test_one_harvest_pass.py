@@ -69,3 +69,17 @@ def test_token_highlights_equal_a_separate_token_harvest_of_the_example(
         tokens = next(f for f in features if f["feature_id"] == fid)["examples"][0]["tokens"]
         assert [t for t, _ in tokens] == got.tokens
         np.testing.assert_allclose([v for _, v in tokens], got.acts[:, col], rtol=1e-4, atol=1e-5)
+
+
+def test_a_live_inspect_over_the_token_memory_budget_is_refused_before_any_forward_pass(
+    tmp_path: Path, counted: tuple[Any, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from interp_agent.core.errors import ValidationError
+    from interp_agent.core.live import harvest_for_inspection
+
+    _, calls = counted
+    monkeypatch.setattr("interp_agent.core.live.TOKEN_MEMORY_BUDGET", 10_000)  # bytes
+    with pytest.raises(ValidationError, match=r"per-token activations.*budget") as err:
+        harvest_for_inspection("tiny-llama", None, out=tmp_path, pack=PACK, hookpoints=HOOKS)
+    assert "fewer hookpoints" in (err.value.hint or "")
+    assert calls == []

@@ -89,8 +89,8 @@ def test_rows_come_back_in_the_callers_order_whatever_the_batching(lm):
 
 def test_progress_is_reported_once_per_batch(lm):
     seen = []
-    harvest(lm, [SHORT] * 5, HOOKS, batch_size=2, progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(1, 3), (2, 3), (3, 3)]
+    harvest(lm, [SHORT] * 5, HOOKS, batch_size=2, progress=lambda phase, done, total: seen.append((phase, done, total)))
+    assert seen == [("harvesting", 1, 3), ("harvesting", 2, 3), ("harvesting", 3, 3)]
 
 
 def test_harvest_never_runs_blocks_after_the_deepest_hookpoint_nor_the_lm_head(lm):
