@@ -1,0 +1,218 @@
+"""The operations subcommands: ``doctor``, ``demo``, ``profile-env``, ``plan-scale`` and ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from interp_agent.cli.options import Subparsers, add_json_flag
+from interp_agent.cli.output import TerminalProgress, emit
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``doctor``: what is installed, which extras work, whether the models load."""
+    from interp_agent.core.doctor import diagnose, render
+
+    report = diagnose(load_models=not args.quick)
+    emit(args, report, render(report))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``demo``: the main job end to end (``--synthetic``: on two toy models)."""
+    from interp_agent.core.workflows.demo import run_demo
+
+    progress = TerminalProgress()
+    try:
+        summary = run_demo(Path(args.out), progress=progress, synthetic=args.synthetic)
+    finally:
+        progress.close()
+    emit(args, summary, "\n".join(summary["lines"]))
+    return 0
+
+
+def cmd_profile_env(args: argparse.Namespace) -> int:
+    """``profile-env``: this machine's resources, packages and credentials present, with route advice."""
+    from interp_agent.core.scale import profile_env, render_profile, save_profile
+
+    profile = profile_env(Path(args.workspace) if args.workspace else None)
+    text = render_profile(profile)
+    if args.out:
+        save_profile(profile, args.out)
+        text += f"\nwrote {args.out}"
+    emit(args, profile, text)
+    return 0
+
+
+def cmd_plan_scale(args: argparse.Namespace) -> int:
+    """``plan-scale``: size a harvest + SAE training + causal validation job."""
+    from interp_agent.core.artifacts import write_json
+    from interp_agent.core.scale import ScalePlanInput, load_profile, plan_scale, profile_env, render_plan
+
+    env = profile_env() if args.from_env else load_profile(args.env_profile) if args.env_profile else None
+    inp = ScalePlanInput.from_sizes(
+        model_params=args.model_params,
+        tokens=args.tokens,
+        d_model=args.d_model,
+        selected_layers=args.selected_layers,
+        latent_dim=args.latent_dim,
+        k=args.k,
+        dtype=args.dtype,
+        accelerator=args.accelerator,
+        n_accelerators=args.n_accelerators,
+        target_shard_size=args.target_shard_size,
+        causal_prompts=args.causal_prompts,
+        causal_features=args.causal_features,
+        interventions_per_feature=args.interventions_per_feature,
+        prompt_tokens=args.prompt_tokens,
+        mfu=args.mfu,
+        max_wall_hours=args.max_wall_hours,
+    )
+    plan = plan_scale(inp, env)
+    text = render_plan(plan)
+    if args.out:
+        write_json(args.out, plan)
+        text += f"\nwrote {args.out}"
+    emit(args, plan, text)
+    return 0
+
+
+def _manifest_text(manifest: dict[str, Any], config: str) -> str:
+    lines = [f"run {manifest['name'] or Path(config).name}: {manifest['status']} in {manifest['total_seconds']:.1f} s"]
+    for step in manifest["steps"]:
+        took = f" ({step['seconds']:.1f} s)" if step["seconds"] is not None else ""
+        lines.append(
+            f"  {step['index']}: {step['command']} {step['status']}{took}"
+            + (f", exit {step['exit_code']}" if step["status"] == "failed" else "")
+        )
+        if step["status"] == "failed" and step.get("stderr_tail"):
+            lines.append("     " + step["stderr_tail"].strip().splitlines()[-1])
+    lines.append(f"manifest: {manifest['manifest']}")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``run``: the steps of a run config, each in its own process; exits 1 unless all of them completed."""
+    from interp_agent.core.runs import ProgramRunner, run_config
+
+    # each step is this command line again, in its own process; args.commands: every subcommand of the parser
+    runner = ProgramRunner(program=(sys.executable, "-m", "interp_agent.cli"), commands=tuple(args.commands))
+    manifest = run_config(args.config, out=args.out, runner=runner)
+    emit(args, manifest, _manifest_text(manifest, args.config))
+    return 0 if manifest["status"] == "completed" else 1
+
+
+def _add_doctor_and_demo(sub: Subparsers) -> None:
+    p = sub.add_parser("doctor", help="what is installed, which extras work, whether the models load")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="only check imports; load neither the embedded model nor the sentence encoder",
+    )
+    add_json_flag(p)
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job end to end on the embedded SmolLM2-135M: inspect, intervene with "
+        "controls, report (--synthetic: two toy models, no model)",
+    )
+    p.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
+    p.add_argument("--synthetic", action="store_true", help="the toy demo: planted features, no model, seconds")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_demo)
+
+
+def _add_profile_env(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "profile-env", help="cores, memory, disk, accelerators, packages, credentials present; route advice"
+    )
+    p.add_argument("--workspace", help="folder whose disk is measured (default: the current folder)")
+    p.add_argument("--out", help="also write the profile to this JSON file (input of plan-scale --env-profile)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_profile_env)
+
+
+def _add_job_sizes(p: argparse.ArgumentParser) -> None:
+    """The sizes of the model, the data and the SAEs, and the hardware planned for."""
+    p.add_argument("--model-params", required=True, help="model parameters, e.g. 135M, 70B, 1T")
+    p.add_argument("--tokens", required=True, help="tokens harvested and trained on, e.g. 100M, 1B")
+    p.add_argument("--d-model", required=True, help="residual width d_model, e.g. 4096, 16384")
+    p.add_argument("--selected-layers", required=True, help="layers harvested (one SAE each)")
+    p.add_argument(
+        "--latent-dim",
+        "--d-sae",
+        dest="latent_dim",
+        required=True,
+        help="latents per SAE (d_sae), e.g. 64k, 1M, 1Mi (= 2**20)",
+    )
+    p.add_argument("--k", default="32", help="active latents per token of a TopK SAE (default 32)")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16", "float8"],
+        default="bfloat16",
+        help="precision of stored activations and weights (default bfloat16)",
+    )
+    p.add_argument(
+        "--accelerator",
+        choices=["H100", "H200", "A100-80GB", "A100-40GB", "L4", "RTX4090", "cpu"],
+        help="accelerator to plan for (default: the profiled device, else H100)",
+    )
+    p.add_argument("--n-accelerators", help="accelerators available (default: the profiled count, else 1)")
+    p.add_argument("--target-shard-size", default="64GB", help="bytes per storage shard (default 64GB)")
+
+
+def _add_causal_and_assumptions(p: argparse.ArgumentParser) -> None:
+    """The causal validation's size, and the throughput and wall-time assumptions."""
+    p.add_argument("--causal-prompts", default="1000", help="prompts per causal intervention (default 1000)")
+    p.add_argument("--causal-features", default="100", help="features validated causally (default 100)")
+    p.add_argument(
+        "--interventions-per-feature",
+        default="5",
+        help="interventions per feature and prompt (default 5: 3 strengths + 2 controls)",
+    )
+    p.add_argument("--prompt-tokens", default="64", help="assumed tokens per causal prompt (default 64)")
+    p.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed (default 0.4)")
+    p.add_argument(
+        "--max-wall-hours",
+        type=float,
+        default=72.0,
+        help="wall hours beyond which one machine is too slow (default 72)",
+    )
+
+
+def _add_plan_scale(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "plan-scale",
+        help="size a harvest + SAE training + causal validation job: storage, memory, GPU-hours, shards, risks, route",
+    )
+    _add_job_sizes(p)
+    _add_causal_and_assumptions(p)
+    env = p.add_mutually_exclusive_group()
+    env.add_argument("--from-env", action="store_true", help="profile this machine and plan for it")
+    env.add_argument("--env-profile", help="plan for the machine of a profile-env --out file")
+    p.add_argument("--out", help="also write the plan to this JSON file")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_plan_scale)
+
+
+def _add_run(sub: Subparsers) -> None:
+    p = sub.add_parser("run", help="run the interp-agent steps of a JSON/TOML/YAML config; writes a manifest")
+    p.add_argument(
+        "config",
+        help="run config: {'steps': [{'command': ..., 'args': {...}}, ...]}; relative paths "
+        "in it are relative to its folder",
+    )
+    p.add_argument("--out", help="manifest path (default: <config stem>.manifest.json beside the config)")
+    add_json_flag(p, help_text="print the manifest as JSON")
+    p.set_defaults(func=cmd_run, commands=sub.choices)  # the live mapping: subcommands added later count too
+
+
+def add_ops_parsers(sub: Subparsers) -> None:
+    """Register ``doctor``, ``demo``, ``profile-env``, ``plan-scale`` and ``run`` on the subparsers action ``sub``."""
+    _add_doctor_and_demo(sub)
+    _add_profile_env(sub)
+    _add_plan_scale(sub)
+    _add_run(sub)
