@@ -191,22 +191,20 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "graph"
 
 
-def to_neuronpedia(graph: dict[str, Any]) -> dict[str, Any]:
-    """The native graph as Neuronpedia graph JSON (``metadata``, ``qParams``, ``nodes``, ``links``).
-
-    See the module docstring.
-    """
-    synthetic = bool(graph.get("synthetic"))
-    criterion = " ".join(str(graph.get("criterion") or "").split()) or "criterion"
-    n_layers = graph.get("n_layers") or 0
-    logit_layer = str(n_layers + 1)
-    tag = "[SYNTHETIC] " if synthetic else ""
-    edges = graph["edges"]
+def _criterion_targets(edges: list[dict[str, Any]], logit_layer: str) -> dict[str, str]:
+    """Node id of the criterion for each evidence kind among ``edges`` (correlational alone when there are none)."""
     kinds = [k for k in ("correlational", "interventional") if any(e["evidence"] == k for e in edges)]
     kinds = kinds or ["correlational"]
-    targets = {
+    return {
         kind: f"{logit_layer}_{i}_0" for i, kind in enumerate(("correlational", "interventional")) if kind in kinds
     }
+
+
+def _feature_nodes(graph: dict[str, Any], tag: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Neuronpedia nodes of the graph's features, and the Neuronpedia node id of each native feature id.
+
+    A feature without an index, or whose index repeats at its layer, gets a spare index from -2 down.
+    """
     nodes: list[dict[str, Any]] = []
     ids: dict[str, str] = {}
     taken: set[tuple[str, int]] = set()
@@ -228,6 +226,12 @@ def to_neuronpedia(graph: dict[str, Any]) -> dict[str, Any]:
             "interp_agent": {"feature_id": node["id"], "rank": node.get("rank"), "importance": node.get("importance"),
                              "direction": node.get("direction"), "layer_known": node.get("layer") is not None},
         })
+    return nodes, ids
+
+
+def _criterion_nodes(targets: dict[str, str], logit_layer: str, tag: str, criterion: str) -> list[dict[str, Any]]:
+    """One logit-type Neuronpedia node of the criterion per evidence kind in ``targets``."""
+    nodes: list[dict[str, Any]] = []
     for kind, node_id in targets.items():
         statistic = "Pearson r" if kind == "correlational" else "mean intervention effect"
         nodes.append({
@@ -236,34 +240,54 @@ def to_neuronpedia(graph: dict[str, Any]) -> dict[str, Any]:
             "clerp": f'{tag}criterion ({kind} evidence; link weight = {statistic}): "{criterion}"',
             "influence": None, "activation": None, "interp_agent": {"criterion": criterion, "evidence": kind},
         })
-    links = [{"source": ids[e["source"]], "target": targets[e["evidence"]], "weight": e["weight"],
-              "interp_agent": {k: v for k, v in e.items() if k not in ("source", "target", "weight")}}
-             for e in edges if e["source"] in ids and _finite(e.get("weight"))]
+    return nodes
+
+
+def _metadata(graph: dict[str, Any], criterion: str, targets: dict[str, str], n_features: int) -> dict[str, Any]:
+    """The Neuronpedia ``metadata`` block: slug, scan, prompt, description and what the link weights are."""
+    synthetic = bool(graph.get("synthetic"))
     model = str(graph.get("model") or "unknown-model")
     description = (("SYNTHETIC: built from generated data, not a measurement of any model. " if synthetic else "")
-                   + f"interp-agent graph of the top {len(nodes) - len(targets)} features of {model} for the criterion "
+                   + f"interp-agent graph of the top {n_features} features of {model} for the criterion "
                    f'"{criterion}". Links point from a feature to the criterion: '
                    f'{"; ".join(f"{k}: {v}" for k, v in EDGE_KINDS.items() if k in targets)}.')
     return {
-        "metadata": {
-            "slug": ("synthetic-" if synthetic else "") + _slug(f"{model}-{criterion}"),
-            "scan": model,
-            "prompt_tokens": [criterion],
-            "prompt": criterion,
-            "info": {"description": description,
-                     "generator": {"name": "interp-agent", "version": __version__},
-                     "create_time_ms": int(time.time() * 1000)},
-            "generation_settings": {"max_feature_nodes": graph.get("top_k")},
-            "interp_agent": {"schema_version": graph["schema_version"], "synthetic": synthetic,
-                             "criterion_nodes": targets, "link_weights": {k: EDGE_KINDS[k] for k in targets},
-                             "node_ids": "{layer}_{featureIdx}_0; ctx_idx is 0 because prompts are pooled; -2 and "
-                                         "below index features without one (directions) or whose index repeats at a "
-                                         "layer",
-                             "provenance": graph.get("provenance")},
-        },
+        "slug": ("synthetic-" if synthetic else "") + _slug(f"{model}-{criterion}"),
+        "scan": model,
+        "prompt_tokens": [criterion],
+        "prompt": criterion,
+        "info": {"description": description,
+                 "generator": {"name": "interp-agent", "version": __version__},
+                 "create_time_ms": int(time.time() * 1000)},
+        "generation_settings": {"max_feature_nodes": graph.get("top_k")},
+        "interp_agent": {"schema_version": graph["schema_version"], "synthetic": synthetic,
+                         "criterion_nodes": targets, "link_weights": {k: EDGE_KINDS[k] for k in targets},
+                         "node_ids": "{layer}_{featureIdx}_0; ctx_idx is 0 because prompts are pooled; -2 and "
+                                     "below index features without one (directions) or whose index repeats at a "
+                                     "layer",
+                         "provenance": graph.get("provenance")},
+    }
+
+
+def to_neuronpedia(graph: dict[str, Any]) -> dict[str, Any]:
+    """The native graph as Neuronpedia graph JSON (``metadata``, ``qParams``, ``nodes``, ``links``).
+
+    See the module docstring.
+    """
+    criterion = " ".join(str(graph.get("criterion") or "").split()) or "criterion"
+    logit_layer = str((graph.get("n_layers") or 0) + 1)
+    tag = "[SYNTHETIC] " if graph.get("synthetic") else ""
+    edges = graph["edges"]
+    targets = _criterion_targets(edges, logit_layer)
+    features, ids = _feature_nodes(graph, tag)
+    links = [{"source": ids[e["source"]], "target": targets[e["evidence"]], "weight": e["weight"],
+              "interp_agent": {k: v for k, v in e.items() if k not in ("source", "target", "weight")}}
+             for e in edges if e["source"] in ids and _finite(e.get("weight"))]
+    return {
+        "metadata": _metadata(graph, criterion, targets, len(features)),
         "qParams": {"pinnedIds": list(targets.values()), "supernodes": [], "linkType": "both", "clickedId": "",
                     "sg_pos": ""},
-        "nodes": nodes,
+        "nodes": [*features, *_criterion_nodes(targets, logit_layer, tag, criterion)],
         "links": links,
     }
 

@@ -219,6 +219,17 @@ def load_run_config(path: str | Path) -> RunConfig:
     except OSError as exc:
         raise InputFileError(p, f"cannot read the run config: {exc.strerror or exc}", hint=_HINT) from exc
     data, fmt = _parse(p, text)
+    raw_steps, top_continue = _check_top_level(p, data)
+    steps = tuple(_parse_step(p, f"steps[{i}]", raw) for i, raw in enumerate(raw_steps))
+    return RunConfig(path=p, format=fmt, steps=steps, name=data.get("name"), continue_on_error=top_continue)
+
+
+def _check_top_level(p: Path, data: Any) -> tuple[list[Any], bool]:
+    """Check the config's top-level object; returns its raw steps and its ``continue_on_error``.
+
+    Raises:
+        InputFileError: not an object, an unknown key, no steps, or a field of the wrong type.
+    """
     if not isinstance(data, dict):
         raise InputFileError(p, f"the top level must be an object, got {type(data).__name__}", hint=_HINT)
     unknown = sorted(set(data) - _TOP_KEYS)
@@ -235,56 +246,59 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise InputFileError(
             p, f"'continue_on_error' must be true or false, got {top_continue!r}", field="continue_on_error"
         )
-    steps = []
-    for i, raw in enumerate(raw_steps):
-        where = f"steps[{i}]"
-        if not isinstance(raw, dict):
-            raise InputFileError(p, f"each step must be an object, got {raw!r}", field=where, hint=_HINT)
-        unknown = sorted(set(raw) - _STEP_KEYS)
-        if unknown:
-            raise InputFileError(
-                p, f"unknown key(s) {unknown}; allowed: {sorted(_STEP_KEYS)}", field=f"{where}.{unknown[0]}"
-            )
-        command = raw.get("command")
-        if not isinstance(command, str) or not _COMMAND.match(command):
-            raise InputFileError(
-                p,
-                f"'command' must be an interp-agent subcommand such as 'inspect', got {command!r}",
-                field=f"{where}.command",
-            )
-        if command == "run":
-            raise InputFileError(
-                p,
-                "a step may not start another run (it could run itself forever)",
-                field=f"{where}.command",
-                hint="copy the other config's steps into this one",
-            )
-        args = raw.get("args")
-        if args is not None and not isinstance(args, (dict, list)):
-            raise InputFileError(
-                p, f"'args' must be an object or a list of CLI tokens, got {args!r}", field=f"{where}.args"
-            )
-        step_continue = raw.get("continue_on_error")
-        if step_continue is not None and not isinstance(step_continue, bool):
-            raise InputFileError(
-                p,
-                f"'continue_on_error' must be true or false, got {step_continue!r}",
-                field=f"{where}.continue_on_error",
-            )
-        try:
-            argv = args_to_argv(args)
-        except ValidationError as exc:
-            raise InputFileError(p, exc.message, field=f"{where}.args") from exc
-        steps.append(
-            RunStep(
-                command=command,
-                argv=tuple(argv),
-                name=raw.get("name"),
-                continue_on_error=step_continue,
-                out=_out_of(argv),
-            )
+    return raw_steps, top_continue
+
+
+def _parse_step(p: Path, where: str, raw: Any) -> RunStep:
+    """Check one raw step (``where`` names it, e.g. ``steps[0]``) and work out its CLI tokens.
+
+    Raises:
+        InputFileError: the step is malformed, or its args cannot be turned into CLI tokens.
+    """
+    if not isinstance(raw, dict):
+        raise InputFileError(p, f"each step must be an object, got {raw!r}", field=where, hint=_HINT)
+    unknown = sorted(set(raw) - _STEP_KEYS)
+    if unknown:
+        raise InputFileError(
+            p, f"unknown key(s) {unknown}; allowed: {sorted(_STEP_KEYS)}", field=f"{where}.{unknown[0]}"
         )
-    return RunConfig(path=p, format=fmt, steps=tuple(steps), name=data.get("name"), continue_on_error=top_continue)
+    command = raw.get("command")
+    if not isinstance(command, str) or not _COMMAND.match(command):
+        raise InputFileError(
+            p,
+            f"'command' must be an interp-agent subcommand such as 'inspect', got {command!r}",
+            field=f"{where}.command",
+        )
+    if command == "run":
+        raise InputFileError(
+            p,
+            "a step may not start another run (it could run itself forever)",
+            field=f"{where}.command",
+            hint="copy the other config's steps into this one",
+        )
+    args = raw.get("args")
+    if args is not None and not isinstance(args, (dict, list)):
+        raise InputFileError(
+            p, f"'args' must be an object or a list of CLI tokens, got {args!r}", field=f"{where}.args"
+        )
+    step_continue = raw.get("continue_on_error")
+    if step_continue is not None and not isinstance(step_continue, bool):
+        raise InputFileError(
+            p,
+            f"'continue_on_error' must be true or false, got {step_continue!r}",
+            field=f"{where}.continue_on_error",
+        )
+    try:
+        argv = args_to_argv(args)
+    except ValidationError as exc:
+        raise InputFileError(p, exc.message, field=f"{where}.args") from exc
+    return RunStep(
+        command=command,
+        argv=tuple(argv),
+        name=raw.get("name"),
+        continue_on_error=step_continue,
+        out=_out_of(argv),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,14 +374,13 @@ def _path_entries(argv: tuple[str, ...], cwd: Path, skip: str | None) -> list[di
         candidate = (cwd / tok).resolve()
         if candidate.exists() and str(candidate) not in seen and (skip is None or candidate != (cwd / skip).resolve()):
             seen.add(str(candidate))
-            entries.append(
-                {
-                    "path": str(candidate),
-                    "kind": "folder" if candidate.is_dir() else "file",
-                    "sha256": sha256_of(candidate),
-                }
-            )
+            entries.append(_path_entry(candidate))
     return entries
+
+
+def _path_entry(path: Path) -> dict[str, Any]:
+    """A path as the manifest records it: where, file or folder, and its hash."""
+    return {"path": str(path), "kind": "folder" if path.is_dir() else "file", "sha256": sha256_of(path)}
 
 
 def _tail(text: str) -> str:
@@ -395,13 +408,7 @@ def run_config(path: str | Path, *, out: str | Path | None = None, runner: StepR
     cwd = cfg_path.parent
     manifest_path = Path(out).resolve() if out is not None else cwd / f"{cfg_path.stem}.manifest.json"
     runner = runner if runner is not None else ProgramRunner()
-    known = [c for c in runner.commands if c != "run"]
-    for i, step in enumerate(config.steps):
-        if step.command not in known:
-            raise ValidationError(
-                f"{cfg_path}: steps[{i}].command {step.command!r} is not an interp-agent "
-                f"command; known: {', '.join(known)}"
-            )
+    _check_commands(config, cfg_path, runner)
 
     prov = run_provenance({"config": cfg_path})
     started = time.perf_counter()
@@ -412,48 +419,12 @@ def run_config(path: str | Path, *, out: str | Path | None = None, runner: StepR
     stop = False
     try:
         for i, step in enumerate(config.steps):
-            argv = runner.argv(step.command, step.argv)
-            record: dict[str, Any] = {
-                "index": i,
-                "name": step.name,
-                "command": step.command,
-                "argv": argv,
-                "status": "not_run",
-                "exit_code": None,
-                "seconds": None,
-            }
+            record = _pending_record(i, step, runner.argv(step.command, step.argv))
             records.append(record)
             if stop:
                 continue
-            inputs = _path_entries(step.argv, cwd, step.out)
-            for entry in inputs:
-                p = Path(entry["path"])
-                if not any(p == q or q in p.parents for q in produced):
-                    external.setdefault(entry["path"], entry)
-            t0 = time.perf_counter()
-            proc = runner(step.command, step.argv, cwd)
-            outputs = []
-            if step.out is not None:
-                out_path = (cwd / step.out).resolve()
-                if out_path.exists():
-                    produced.append(out_path)
-                    outputs.append(
-                        {
-                            "path": str(out_path),
-                            "kind": "folder" if out_path.is_dir() else "file",
-                            "sha256": sha256_of(out_path),
-                        }
-                    )
-            record |= {
-                "status": "passed" if proc.exit_code == 0 else "failed",
-                "exit_code": proc.exit_code,
-                "seconds": round(time.perf_counter() - t0, 3),
-                "inputs": inputs,
-                "outputs": outputs,
-                "stderr_tail": _tail(proc.stderr),
-                "stdout_tail": _tail(proc.stdout),
-            }
-            if proc.exit_code != 0:
+            record |= _run_step(step, runner, cwd, produced, external)
+            if record["exit_code"] != 0:
                 status = "failed"
                 keep_going = config.continue_on_error if step.continue_on_error is None else step.continue_on_error
                 stop = not keep_going
@@ -462,6 +433,66 @@ def run_config(path: str | Path, *, out: str | Path | None = None, runner: StepR
         _write_manifest(manifest_path, config, cfg_path, prov, external, records, status, started)
         raise
     return _write_manifest(manifest_path, config, cfg_path, prov, external, records, status, started)
+
+
+def _check_commands(config: RunConfig, cfg_path: Path, runner: StepRunner) -> None:
+    """Check that every step names a command the runner offers (``run`` never counts).
+
+    Raises:
+        ValidationError: naming the first step whose command is unknown, and the known ones.
+    """
+    known = [c for c in runner.commands if c != "run"]
+    for i, step in enumerate(config.steps):
+        if step.command not in known:
+            raise ValidationError(
+                f"{cfg_path}: steps[{i}].command {step.command!r} is not an interp-agent "
+                f"command; known: {', '.join(known)}"
+            )
+
+
+def _pending_record(index: int, step: RunStep, argv: list[str]) -> dict[str, Any]:
+    """A step's manifest entry before it runs (and, if it never runs, as it stays)."""
+    return {
+        "index": index,
+        "name": step.name,
+        "command": step.command,
+        "argv": argv,
+        "status": "not_run",
+        "exit_code": None,
+        "seconds": None,
+    }
+
+
+def _run_step(
+    step: RunStep, runner: StepRunner, cwd: Path, produced: list[Path], external: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Run one step; returns the manifest fields it adds to its entry.
+
+    Records the step's input paths that no earlier step produced in ``external`` (by path,
+    first seen kept) and appends its ``--out``, when the step wrote it, to ``produced``.
+    """
+    inputs = _path_entries(step.argv, cwd, step.out)
+    for entry in inputs:
+        p = Path(entry["path"])
+        if not any(p == q or q in p.parents for q in produced):
+            external.setdefault(entry["path"], entry)
+    t0 = time.perf_counter()
+    proc = runner(step.command, step.argv, cwd)
+    outputs = []
+    if step.out is not None:
+        out_path = (cwd / step.out).resolve()
+        if out_path.exists():
+            produced.append(out_path)
+            outputs.append(_path_entry(out_path))
+    return {
+        "status": "passed" if proc.exit_code == 0 else "failed",
+        "exit_code": proc.exit_code,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "inputs": inputs,
+        "outputs": outputs,
+        "stderr_tail": _tail(proc.stderr),
+        "stdout_tail": _tail(proc.stdout),
+    }
 
 
 def _write_manifest(

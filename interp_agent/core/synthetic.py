@@ -75,6 +75,53 @@ def _model_seed(model: str, seed: int) -> int:
     return int.from_bytes(hashlib.blake2b(f"{model}|{seed}".encode(), digest_size=4).digest(), "little")
 
 
+@dataclass(frozen=True, slots=True)
+class _SharedPrompts:
+    """The prompt-level draws every model of a planted set shares (they depend on ``config.seed`` only)."""
+
+    y: np.ndarray
+    """Criterion score per prompt, 0 or 1 [n_prompts]."""
+    latent: np.ndarray
+    """Prompt-level strength of each planted concept [n_prompts, n_true]."""
+    confounder: np.ndarray
+    """The confounder (think: prompt length), 0 or 1, co-occurring with the criterion [n_prompts]."""
+
+    @classmethod
+    def draw(cls, cfg: PlantedConfig) -> _SharedPrompts:
+        """Draw scores, latents and the confounder, in that order, from a generator seeded with ``cfg.seed``."""
+        shared = np.random.default_rng(cfg.seed)
+        n = cfg.n_prompts
+        y = (shared.random(n) < cfg.positive_rate).astype(np.float64)
+        latent = shared.gamma(4.0, 0.25, size=(n, cfg.n_true))  # prompt-level strength of each concept
+        confounder = np.where(y > 0, shared.random(n) < 0.7, shared.random(n) < 0.3).astype(np.float64)
+        return cls(y=y, latent=latent, confounder=confounder)
+
+
+class _FeatureTable:
+    """Planted feature columns under shuffled ids, with each feature's family, metadata and (true ones) concept."""
+
+    def __init__(self, rng: np.random.Generator, total: int, decoder_dim: int) -> None:
+        self.rng, self.decoder_dim = rng, decoder_dim
+        self.slots = rng.permutation(total)  # feature numbers are shuffled so ids reveal nothing
+        self.layer_of = rng.integers(2, 24, size=total)
+        self.columns: dict[str, np.ndarray] = {}
+        self.families: dict[str, list[str]] = {k: [] for k in ("true", "always_on", "rare", "confounded", "noise")}
+        self.meta: dict[str, FeatureMeta] = {}
+        self.concept_of: dict[str, int] = {}
+
+    def add(self, family: str, values: np.ndarray, label: str) -> str:
+        """Add the next feature's column (drawing its decoder signature); returns its id."""
+        k = len(self.columns)
+        fid = format_dictionary_feature(int(self.layer_of[k]), int(self.slots[k]))
+        self.columns[fid] = values
+        self.families[family].append(fid)
+        self.meta[fid] = FeatureMeta(
+            label=label, layer=int(self.layer_of[k]),
+            decoder_signature=tuple(np.round(self.rng.normal(size=self.decoder_dim), 4).tolist())
+        )
+        return fid
+
+
 def planted_records(
     model: str = "toy/model-a", criterion: str = "synthetic criterion", config: PlantedConfig | None = None
 ) -> PlantedSet:
@@ -85,58 +132,54 @@ def planted_records(
     concepts under different feature ids.
     """
     cfg = config or PlantedConfig()
-    shared = np.random.default_rng(cfg.seed)
+    prompts = _SharedPrompts.draw(cfg)
     rng = np.random.default_rng(_model_seed(model, cfg.seed))
-    n = cfg.n_prompts
-    y = (shared.random(n) < cfg.positive_rate).astype(np.float64)
-    latent = shared.gamma(4.0, 0.25, size=(n, cfg.n_true))  # prompt-level strength of each concept
-    confounder = np.where(y > 0, shared.random(n) < 0.7, shared.random(n) < 0.3).astype(np.float64)
     decoder_dim = cfg.d_decoder + (len(model) % 3) * 4  # toy models differ in width
-
-    columns: dict[str, np.ndarray] = {}
-    families: dict[str, list[str]] = {k: [] for k in ("true", "always_on", "rare", "confounded", "noise")}
-    meta: dict[str, FeatureMeta] = {}
-    concept_of: dict[str, int] = {}
     total = cfg.n_true + cfg.n_always_on + cfg.n_rare + cfg.n_confounded + cfg.n_noise
-    slots = rng.permutation(total)  # feature numbers are shuffled so ids reveal nothing
-    layer_of = rng.integers(2, 24, size=total)
+    table = _FeatureTable(rng, total, decoder_dim)
+    _plant_true(table, cfg, prompts, criterion)
+    _plant_distractors(table, cfg, prompts)
+    records = _planted_rows(table.columns, prompts.y, model)
+    return PlantedSet(records=records, feature_metadata=table.meta, families=table.families,
+                      concept_of=table.concept_of)
 
-    def add(family: str, values: np.ndarray, label: str) -> str:
-        k = len(columns)
-        fid = format_dictionary_feature(int(layer_of[k]), int(slots[k]))
-        columns[fid] = values
-        families[family].append(fid)
-        meta[fid] = FeatureMeta(
-            label=label, layer=int(layer_of[k]),
-            decoder_signature=tuple(np.round(rng.normal(size=decoder_dim), 4).tolist())
-        )
-        return fid
 
+def _plant_true(table: _FeatureTable, cfg: PlantedConfig, prompts: _SharedPrompts, criterion: str) -> None:
+    """Add the true features: each tracks one concept, promoting the criterion (the last one suppresses it)."""
+    n, y = cfg.n_prompts, prompts.y
     for j in range(cfg.n_true):
         promotes = j < cfg.n_true - 1 or cfg.n_true == 1
         target = y if promotes else 1.0 - y
-        values = np.maximum(0.0, cfg.signal * target * latent[:, j] * 2.0 + rng.normal(0, 0.25, n))
-        fid = add("true", values, f"{'marks' if promotes else 'absence of'} {criterion} (concept {j})")
-        concept_of[fid] = j
+        values = np.maximum(0.0, cfg.signal * target * prompts.latent[:, j] * 2.0 + table.rng.normal(0, 0.25, n))
+        fid = table.add("true", values, f"{'marks' if promotes else 'absence of'} {criterion} (concept {j})")
+        table.concept_of[fid] = j
+
+
+def _plant_distractors(table: _FeatureTable, cfg: PlantedConfig, prompts: _SharedPrompts) -> None:
+    """Add the distractor families in order: always-on, rare, confounder-tied, sparse noise."""
+    n, rng = cfg.n_prompts, table.rng
     for j in range(cfg.n_always_on):
-        add("always_on", rng.normal(5.0, 3.0, n) + rng.normal(0, 0.1), f"always-on distractor {j}")
-    positives = np.nonzero(y > 0)[0]
+        table.add("always_on", rng.normal(5.0, 3.0, n) + rng.normal(0, 0.1), f"always-on distractor {j}")
+    positives = np.nonzero(prompts.y > 0)[0]
     for j in range(cfg.n_rare):
         values = np.zeros(n)
         hits = rng.choice(positives, size=int(rng.integers(2, 5)), replace=False)
         values[hits] = rng.uniform(5.0, 15.0, size=len(hits))
-        add("rare", values, f"rare distractor {j}")
+        table.add("rare", values, f"rare distractor {j}")
     for j in range(cfg.n_confounded):
-        values = np.maximum(0.0, confounder * rng.uniform(1.0, 3.0) + rng.normal(0, 0.6, n))
-        add("confounded", values, f"confounder-tied distractor {j} (tracks prompt length)")
+        values = np.maximum(0.0, prompts.confounder * rng.uniform(1.0, 3.0) + rng.normal(0, 0.6, n))
+        table.add("confounded", values, f"confounder-tied distractor {j} (tracks prompt length)")
     for j in range(cfg.n_noise):
         fires = rng.random(n) < rng.uniform(0.02, 0.2)
-        add("noise", np.where(fires, rng.exponential(1.0, n), 0.0), f"sparse noise distractor {j}")
+        table.add("noise", np.where(fires, rng.exponential(1.0, n), 0.0), f"sparse noise distractor {j}")
 
+
+def _planted_rows(columns: dict[str, np.ndarray], y: np.ndarray, model: str) -> list[ActivationRecord]:
+    """One synthetic record per prompt, holding its nonzero activations (rounded to 6 decimals)."""
     ids = list(columns)
     matrix = np.column_stack([columns[f] for f in ids])  # [prompts, features]
     records = []
-    for i in range(n):
+    for i in range(len(y)):
         nz = np.nonzero(np.round(matrix[i], 6))[0]
         records.append(
             ActivationRecord(
@@ -149,7 +192,7 @@ def planted_records(
                 extra={"synthetic": True},
             )
         )
-    return PlantedSet(records=records, feature_metadata=meta, families=families, concept_of=concept_of)
+    return records
 
 
 def planted_interventions(

@@ -141,6 +141,78 @@ def _split(prompts: Sequence[ScoredPrompt]) -> tuple[list[ScoredPrompt], list[Sc
     return [p for p in prompts if p.criterion_score > mid], [p for p in prompts if p.criterion_score <= mid]
 
 
+@dataclass(frozen=True, slots=True)
+class _Splits:
+    """Calibration and held-out prompts, each split into positives (criterion holds) and negatives."""
+
+    cal_pos: list[ScoredPrompt]
+    cal_neg: list[ScoredPrompt]
+    ho_pos: list[ScoredPrompt]
+    ho_neg: list[ScoredPrompt]
+
+    @classmethod
+    def of(cls, calibration: Sequence[ScoredPrompt], held_out: Sequence[ScoredPrompt]) -> _Splits:
+        """Split both prompt sets; raises EvidenceError unless each split has both classes."""
+        (cal_pos, cal_neg), (ho_pos, ho_neg) = _split(calibration), _split(held_out)
+        if len(cal_pos) < 2 or len(ho_pos) < 2 or not cal_neg or not ho_neg:
+            raise EvidenceError(
+                f"interventions need positive and negative prompts on both splits; got calibration "
+                f"{len(cal_pos)}+/{len(cal_neg)}-, held-out {len(ho_pos)}+/{len(ho_neg)}-",
+                hint="use a larger, balanced prompt set (>= 30 of each class)",
+            )
+        return cls(cal_pos, cal_neg, ho_pos, ho_neg)
+
+
+@dataclass(frozen=True, slots=True)
+class _Labels:
+    """What every record of a run names: the criterion and the model."""
+
+    criterion: str
+    model_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Edit:
+    """The edit chosen for one target on calibration prompts, with the statistics that scale it."""
+
+    target: Target
+    acts: np.ndarray
+    """Token activations at the target's hookpoint on calibration prompts [rows, width]."""
+    sign: int
+    """+1 when the feature is expected to promote the criterion, -1 to suppress it."""
+    mean: float
+    """Mean of the feature's projection on calibration tokens."""
+    std: float
+    """The feature's scale: a learned direction's own norm, else the projection's std."""
+    value: float
+    """The edit's value, chosen on calibration prompts."""
+    sweep: dict[str, Any]
+    """How the value was chosen (the strength sweep, or a note)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldOut:
+    """The held-out prompts an edit is measured on, with their unedited scores."""
+
+    prompts: list[ScoredPrompt]
+    texts: list[str]
+    base: np.ndarray
+    measured_on: str
+    """``held_out_negatives`` or ``held_out_positives``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Effect:
+    """What the edit did: its record name, the edited scores, and its side effects on the other class."""
+
+    name: str
+    edited: np.ndarray
+    kl: np.ndarray
+    """KL(base || edited) of next-token distributions per prompt of the other class."""
+    other_change: float
+    """Mean score change on the other class."""
+
+
 def run_interventions(
     loaded: Any,
     targets: Sequence[Target],
@@ -161,72 +233,114 @@ def run_interventions(
             -1 when it suppresses it (default +1); used to choose strengths and verdicts.
     """
     cfg = config or InterveneConfig()
-    cal_pos, cal_neg = _split(calibration)
-    ho_pos, ho_neg = _split(held_out)
-    if len(cal_pos) < 2 or len(ho_pos) < 2 or not cal_neg or not ho_neg:
-        raise EvidenceError(
-            f"interventions need positive and negative prompts on both splits; got calibration "
-            f"{len(cal_pos)}+/{len(cal_neg)}-, held-out {len(ho_pos)}+/{len(ho_neg)}-",
-            hint="use a larger, balanced prompt set (>= 30 of each class)",
-        )
+    splits = _Splits.of(calibration, held_out)
     rng = np.random.default_rng(cfg.seed)
     ev = _Evaluator(loaded, scorer, cfg.batch_size)
     run = InterventionRun()
-    cal_texts = [p.text for p in calibration]
-    stats: dict[str, np.ndarray] = {}  # hookpoint -> token activations on calibration prompts [rows, width]
-    for hook in sorted({t.hookpoint for t in targets}):
-        stats[hook] = harvest(loaded, cal_texts, [hook], batch_size=cfg.batch_size,
-                              pooling="token")[hook].acts.astype(np.float64)
+    labels = _Labels(criterion, model_name)
+    stats = _calibration_acts(loaded, targets, [p.text for p in calibration], cfg.batch_size)
     for i, target in enumerate(targets):
         if progress:
             progress(f"intervening on {target.feature_id}", i, len(targets))
         sign = (expected_sign or {}).get(target.feature_id, 1)
-        acts = stats[target.hookpoint]
-        proj = target.sae.activation(acts) if target.sae is not None else acts @ target.direction
-        mean = float(proj.mean())
-        std = float(target.scale) if target.scale else (float(proj.std()) or 1.0)
-        value, sweep = _choose_value(ev, cfg, target, mean, std, sign, cal_pos, cal_neg)
-        toward = pushes_toward(cfg.mode, value, mean, sign)
-        # an edit toward the criterion is measured where it does not hold yet, a removal where it holds;
-        # the other class shows the side effects
-        target_set, other_set = (ho_neg, ho_pos) if toward else (ho_pos, ho_neg)
-        texts, other_texts = [p.text for p in target_set], [p.text for p in other_set]
-        base, base_other, base_lp_other = ev.scores(texts), ev.scores(other_texts), ev.logprobs(other_texts)
-        fn = make_edit(target, cfg.mode, value)
-        name = record_name(cfg.mode, value)
-        edited = ev.scores(texts, target.hookpoint, fn)
-        kl = _kl(base_lp_other, ev.logprobs(other_texts, target.hookpoint, fn))
-        other_change = float(np.mean(ev.scores(other_texts, target.hookpoint, fn) - base_other))
-        measured_on = "held_out_negatives" if toward else "held_out_positives"
-        meta = {"mode": cfg.mode, "hookpoint": target.hookpoint, "value": value, "strength": sweep.get("chosen"),
-                "split": "held_out", "measured_on": measured_on, "kl_on_other_class": float(kl.mean()),
-                "other_class_score_change": other_change}
-        # side_effect_score is in behaviour-score units (so it can be weighed against the effect); KL is metadata
-        for p, b, e in zip(target_set, base, edited, strict=True):
-            run.records.append(InterventionRecord(
-                feature_id=target.feature_id, intervention=name, baseline_score=float(b),
-                intervention_score=float(e), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
-                side_effect_score=abs(other_change), metadata=dict(meta),
-            ))
-        control_effects: dict[str, list[float]] = {}
-        for control_type, control_id, cu, cvalue in _controls(rng, cfg, target, acts, value, mean, std):
-            cfn = edit_fn(cfg.mode, torch.tensor(cu, dtype=torch.float32), cvalue)
-            cname = record_name(cfg.mode, cvalue)
-            cscores = ev.scores(texts, target.hookpoint, cfn)
-            for p, b, e in zip(target_set, base, cscores, strict=True):
-                run.records.append(InterventionRecord(
-                    feature_id=control_id, intervention=cname, baseline_score=float(b),
-                    intervention_score=float(e), model=model_name, criterion=criterion, prompt_id=p.prompt_id,
-                    metadata={"control_type": control_type, "control_for": target.feature_id, "mode": cfg.mode,
-                              "hookpoint": target.hookpoint, "value": cvalue, "split": "held_out",
-                              "measured_on": measured_on},
-                ))
-            control_effects.setdefault(control_type, []).append(float(np.mean(effect_sign(cname) * (cscores - base))))
-        run.features.append(_summary(target, cfg, name, sign, base, edited, kl, other_change, value, sweep,
-                                     control_effects, measured_on))
+        chosen = _choose_edit(ev, cfg, target, stats[target.hookpoint], sign, splits)
+        records, summary = _intervene(ev, rng, cfg, chosen, splits, labels)
+        run.records.extend(records)
+        run.features.append(summary)
     if progress:
         progress("interventions done", len(targets), len(targets))
     return run
+
+
+def _calibration_acts(
+    loaded: Any, targets: Sequence[Target], cal_texts: list[str], batch_size: int
+) -> dict[str, np.ndarray]:
+    """Token activations on the calibration prompts per hookpoint of the targets, [rows, width] each."""
+    stats: dict[str, np.ndarray] = {}
+    for hook in sorted({t.hookpoint for t in targets}):
+        stats[hook] = harvest(loaded, cal_texts, [hook], batch_size=batch_size,
+                              pooling="token")[hook].acts.astype(np.float64)
+    return stats
+
+
+def _choose_edit(
+    ev: _Evaluator, cfg: InterveneConfig, target: Target, acts: np.ndarray, sign: int, splits: _Splits
+) -> _Edit:
+    """The target's projection statistics on calibration tokens and the edit value chosen from them."""
+    proj = target.sae.activation(acts) if target.sae is not None else acts @ target.direction
+    mean = float(proj.mean())
+    std = float(target.scale) if target.scale else (float(proj.std()) or 1.0)
+    value, sweep = _choose_value(ev, cfg, target, mean, std, sign, splits.cal_pos, splits.cal_neg)
+    return _Edit(target=target, acts=acts, sign=sign, mean=mean, std=std, value=value, sweep=sweep)
+
+
+def _intervene(
+    ev: _Evaluator, rng: np.random.Generator, cfg: InterveneConfig, chosen: _Edit, splits: _Splits, labels: _Labels
+) -> tuple[list[InterventionRecord], dict[str, Any]]:
+    """Measure the chosen edit and its controls on held-out prompts: the records and the feature's summary."""
+    target = chosen.target
+    toward = pushes_toward(cfg.mode, chosen.value, chosen.mean, chosen.sign)
+    # an edit toward the criterion is measured where it does not hold yet, a removal where it holds;
+    # the other class shows the side effects
+    target_set, other_set = (splits.ho_neg, splits.ho_pos) if toward else (splits.ho_pos, splits.ho_neg)
+    texts = [p.text for p in target_set]
+    held = _HeldOut(prompts=target_set, texts=texts, base=ev.scores(texts),
+                    measured_on="held_out_negatives" if toward else "held_out_positives")
+    effect = _measure_edit(ev, cfg, chosen, held, [p.text for p in other_set])
+    meta = {"mode": cfg.mode, "hookpoint": target.hookpoint, "value": chosen.value,
+            "strength": chosen.sweep.get("chosen"), "split": "held_out", "measured_on": held.measured_on,
+            "kl_on_other_class": float(effect.kl.mean()), "other_class_score_change": effect.other_change}
+    # side_effect_score is in behaviour-score units (so it can be weighed against the effect); KL is metadata
+    records = [
+        InterventionRecord(
+            feature_id=target.feature_id, intervention=effect.name, baseline_score=float(b),
+            intervention_score=float(e), model=labels.model_name, criterion=labels.criterion, prompt_id=p.prompt_id,
+            side_effect_score=abs(effect.other_change), metadata=dict(meta),
+        )
+        for p, b, e in zip(target_set, held.base, effect.edited, strict=True)
+    ]
+    control_records, control_effects = _run_controls(ev, rng, cfg, chosen, held, labels)
+    return records + control_records, _summary(cfg, chosen, held, effect, control_effects)
+
+
+def _measure_edit(
+    ev: _Evaluator, cfg: InterveneConfig, chosen: _Edit, held: _HeldOut, other_texts: list[str]
+) -> _Effect:
+    """Score the held-out prompts under the edit, and its KL and score change on the other class."""
+    hook = chosen.target.hookpoint
+    base_other, base_lp_other = ev.scores(other_texts), ev.logprobs(other_texts)
+    fn = make_edit(chosen.target, cfg.mode, chosen.value)
+    name = record_name(cfg.mode, chosen.value)
+    edited = ev.scores(held.texts, hook, fn)
+    kl = _kl(base_lp_other, ev.logprobs(other_texts, hook, fn))
+    other_change = float(np.mean(ev.scores(other_texts, hook, fn) - base_other))
+    return _Effect(name=name, edited=edited, kl=kl, other_change=other_change)
+
+
+def _run_controls(
+    ev: _Evaluator, rng: np.random.Generator, cfg: InterveneConfig, chosen: _Edit, held: _HeldOut, labels: _Labels
+) -> tuple[list[InterventionRecord], dict[str, list[float]]]:
+    """Run the same edit along each generated control: its records, and the mean signed effects per control type."""
+    target = chosen.target
+    records: list[InterventionRecord] = []
+    control_effects: dict[str, list[float]] = {}
+    for control_type, control_id, cu, cvalue in _controls(
+        rng, cfg, target, chosen.acts, chosen.value, chosen.mean, chosen.std
+    ):
+        cfn = edit_fn(cfg.mode, torch.tensor(cu, dtype=torch.float32), cvalue)
+        cname = record_name(cfg.mode, cvalue)
+        cscores = ev.scores(held.texts, target.hookpoint, cfn)
+        for p, b, e in zip(held.prompts, held.base, cscores, strict=True):
+            records.append(InterventionRecord(
+                feature_id=control_id, intervention=cname, baseline_score=float(b),
+                intervention_score=float(e), model=labels.model_name, criterion=labels.criterion,
+                prompt_id=p.prompt_id,
+                metadata={"control_type": control_type, "control_for": target.feature_id, "mode": cfg.mode,
+                          "hookpoint": target.hookpoint, "value": cvalue, "split": "held_out",
+                          "measured_on": held.measured_on},
+            ))
+        control_effects.setdefault(control_type, []).append(float(np.mean(effect_sign(cname) * (cscores - held.base))))
+    return records, control_effects
 
 
 def make_edit(target: Target, mode: str, value: float) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -327,9 +441,11 @@ def _controls(
 
 
 def _summary(
-    target: Target, cfg: InterveneConfig, name: str, sign: int, base: np.ndarray, edited: np.ndarray, kl: np.ndarray,
-    other_change: float, value: float, sweep: dict[str, Any], control_effects: dict[str, list[float]], measured_on: str,
+    cfg: InterveneConfig, chosen: _Edit, held: _HeldOut, effect: _Effect, control_effects: dict[str, list[float]]
 ) -> dict[str, Any]:
+    """The feature's summary: its effect with a t interval, the controls' effects, side effects and a verdict."""
+    target, name, sign, sweep = chosen.target, effect.name, chosen.sign, chosen.sweep
+    base, edited = held.base, effect.edited
     signed = effect_sign(name) * (edited - base)  # > 0: the feature promotes the criterion
     mean = float(signed.mean())
     ci = t_interval(mean, float(signed.std(ddof=1)) if len(signed) > 1 else 0.0, len(signed))
@@ -351,15 +467,15 @@ def _summary(
         "hookpoint": target.hookpoint,
         "mode": cfg.mode,
         "intervention": name,
-        "value": value,
+        "value": chosen.value,
         "strength": sweep.get("chosen"),
         "calibration": sweep,
         "expected_direction": "promotes" if sign > 0 else "suppresses",
         "effect": {"provenance": "interventional", "mean": mean, "ci95": list(ci) if ci else None, "n": len(signed),
-                   "mean_score_change": float((edited - base).mean()), "measured_on": measured_on},
+                   "mean_score_change": float((edited - base).mean()), "measured_on": held.measured_on},
         "control_effect": {"provenance": "interventional", "mean": control_mean, "max_abs": control_bound,
                            "by_type": {k: float(np.mean(v)) for k, v in control_effects.items()}},
-        "side_effect": {"provenance": "interventional", "kl_on_other_class": float(kl.mean()),
-                        "other_class_score_change": other_change},
+        "side_effect": {"provenance": "interventional", "kl_on_other_class": float(effect.kl.mean()),
+                        "other_class_score_change": effect.other_change},
         "verdict": verdict,
     }

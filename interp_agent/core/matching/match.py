@@ -323,39 +323,69 @@ def match_reports(
     ]
     order = {fid: k for k, fid in enumerate(lf.feature_ids)}
     matches.sort(key=lambda m: (-m["similarity"], order[m["left_feature_id"]]))
-    matched_left = {m["left_feature_id"] for m in matches}
-    matched_right = {m["right_feature_id"] for m in matches}
-
-    if isinstance(left.get("criterion"), str) and isinstance(right.get("criterion"), str) \
-            and left["criterion"] != right["criterion"]:
-        notes.append("the reports were made for different criteria; causal effects and directions "
-                     "may not be comparable")
-    sims_kept = [m["similarity"] for m in matches]
+    notes += _criterion_notes(left, right)
     text_settings = _text_settings(text_encoder if "text" in used else None)
     return {
         "schema_version": MATCHES_SCHEMA,
-        "provenance": run_provenance({}) | {
-            "left_model": left.get("model"), "right_model": right.get("model"),
-            "left_criterion": left.get("criterion"), "right_criterion": right.get("criterion"),
-            "synthetic": synthetic,
-        },
-        "settings": {
-            "weights": w, "min_similarity": float(min_similarity), "use_text": use_text,
-            "text_encoder": text_settings["encoder"] if text_settings else None,
-            "text_embeddings": text_settings,
-            "causal_similarity": CAUSAL_FORMULA,
-            "assignment": "hungarian (scipy.optimize.linear_sum_assignment, maximise)",
-        },
+        "provenance": _match_provenance(left, right, synthetic),
+        "settings": _settings(w, min_similarity, use_text, text_settings),
         "components_used": used,
         "notes": notes,
-        "summary": {
-            "n_left": len(lf), "n_right": len(rf), "n_shared_probes": len(shared),
-            "n_matches": len(matches),
-            "mean_similarity": float(np.mean(sims_kept)) if sims_kept else None,
-            "n_mutual_nearest": sum(m["mutual_nearest"] for m in matches),
-            "n_sign_agree": sum(m["signed_effects_agree"] is True for m in matches),
-        },
+        "summary": _match_summary(lf, rf, shared, matches),
         "matches": matches,
+        **_unmatched(lf, rf, matches),
+    }
+
+
+def _match_provenance(left: dict[str, Any], right: dict[str, Any], synthetic: bool) -> dict[str, Any]:
+    """The result's ``provenance``: this run's, plus both reports' models and criteria and whether any is synthetic."""
+    return run_provenance({}) | {
+        "left_model": left.get("model"), "right_model": right.get("model"),
+        "left_criterion": left.get("criterion"), "right_criterion": right.get("criterion"),
+        "synthetic": synthetic,
+    }
+
+
+def _criterion_notes(left: dict[str, Any], right: dict[str, Any]) -> list[str]:
+    """A note when the two reports were made for different criteria, else none."""
+    if isinstance(left.get("criterion"), str) and isinstance(right.get("criterion"), str) \
+            and left["criterion"] != right["criterion"]:
+        return ["the reports were made for different criteria; causal effects and directions may not be comparable"]
+    return []
+
+
+def _settings(
+    w: dict[str, float], min_similarity: float, use_text: bool, text_settings: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The result's ``settings``: weights, threshold, text encoder and how similarity and assignment work."""
+    return {
+        "weights": w, "min_similarity": float(min_similarity), "use_text": use_text,
+        "text_encoder": text_settings["encoder"] if text_settings else None,
+        "text_embeddings": text_settings,
+        "causal_similarity": CAUSAL_FORMULA,
+        "assignment": "hungarian (scipy.optimize.linear_sum_assignment, maximise)",
+    }
+
+
+def _match_summary(
+    lf: Fingerprints, rf: Fingerprints, shared: list[str], matches: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The result's ``summary``: feature, probe and match counts, mean similarity, mutual and sign agreement."""
+    sims_kept = [m["similarity"] for m in matches]
+    return {
+        "n_left": len(lf), "n_right": len(rf), "n_shared_probes": len(shared),
+        "n_matches": len(matches),
+        "mean_similarity": float(np.mean(sims_kept)) if sims_kept else None,
+        "n_mutual_nearest": sum(m["mutual_nearest"] for m in matches),
+        "n_sign_agree": sum(m["signed_effects_agree"] is True for m in matches),
+    }
+
+
+def _unmatched(lf: Fingerprints, rf: Fingerprints, matches: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """``unmatched_left`` and ``unmatched_right``: each side's feature ids no match uses, in report order."""
+    matched_left = {m["left_feature_id"] for m in matches}
+    matched_right = {m["right_feature_id"] for m in matches}
+    return {
         "unmatched_left": [f for f in lf.feature_ids if f not in matched_left],
         "unmatched_right": [f for f in rf.feature_ids if f not in matched_right],
     }

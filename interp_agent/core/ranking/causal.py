@@ -105,32 +105,92 @@ class CausalEvidence:
     """Whether any row says it is synthetic (``metadata.synthetic``)."""
 
 
+def _matching_criterion(
+    rows: Sequence[InterventionRecord], criterion: str, allow_mismatch: bool
+) -> tuple[Sequence[InterventionRecord], str | None]:
+    """The rows to use against ``criterion``, and a warning about rows naming another criterion (None if none do).
+
+    Criteria are compared after :func:`normalise_criterion`; a row without one matches any. Rows
+    naming another criterion are kept when ``allow_mismatch`` is set, else dropped.
+    """
+    wanted = normalise_criterion(criterion)
+    mismatched = [r for r in rows if r.criterion is not None and normalise_criterion(r.criterion) != wanted]
+    if not mismatched:
+        return rows, None
+    example = mismatched[0].criterion
+    if allow_mismatch:
+        return rows, (
+            f"{len(mismatched)} intervention rows name another criterion (e.g. {example!r}); "
+            "used anyway because criterion mismatch is allowed"
+        )
+    dropped = {id(r) for r in mismatched}
+    return [r for r in rows if id(r) not in dropped], (
+        f"{len(mismatched)} intervention rows name another criterion (e.g. {example!r}) and were excluded; "
+        "pass --allow-intervention-criterion-mismatch to use them"
+    )
+
+
+def _model_warning(rows: Sequence[InterventionRecord], model: str | None) -> str | None:
+    """A warning naming the models other than ``model`` that rows come from; None when there are none or no model."""
+    if model is None:
+        return None
+    other = {r.model for r in rows if r.model is not None and r.model != model}
+    return f"intervention rows come from other models {sorted(other)} than {model!r}" if other else None
+
+
+def _controls_block(controls: Sequence[InterventionRecord], pooled: EffectSummary) -> dict[str, Any]:
+    """The summary of all control rows: their pooled effect and the mean effect per control type."""
+    by_type: dict[str, list[InterventionRecord]] = defaultdict(list)
+    for r in controls:
+        by_type[r.control_type or "control"].append(r)
+    return {
+        "provenance": "interventional",
+        "n": pooled.n,
+        "mean_effect": pooled.mean_effect,
+        "ci95": list(pooled.ci95) if pooled.ci95 else None,
+        "by_type": {
+            k: {"n": len(v), "mean_effect": EffectSummary.of(v).mean_effect} for k, v in sorted(by_type.items())
+        },
+    }
+
+
+def _feature_evidence(
+    real: Sequence[InterventionRecord], controls: Sequence[InterventionRecord], pooled: EffectSummary | None
+) -> dict[str, FeatureCausal]:
+    """Per feature, in order of first row: its rows' effect against its own controls, else the pooled controls.
+
+    A control row is a feature's own when its ``metadata.control_for`` names the feature.
+    """
+    own_controls: dict[str, list[InterventionRecord]] = defaultdict(list)
+    for r in controls:
+        target = r.metadata.get("control_for")
+        if target is not None:
+            own_controls[str(target)].append(r)
+    per_feature: dict[str, list[InterventionRecord]] = defaultdict(list)
+    for r in real:
+        per_feature[r.feature_id].append(r)
+    features: dict[str, FeatureCausal] = {}
+    for fid, frows in per_feature.items():
+        ctl = own_controls.get(fid)
+        ctl_summary = EffectSummary.of(ctl) if ctl else pooled
+        features[fid] = FeatureCausal(
+            effect=EffectSummary.of(frows),
+            control_effect=ctl_summary.mean_effect if ctl_summary else None,
+            n_controls=ctl_summary.n if ctl_summary else 0,
+            interventions=dict(Counter(r.intervention for r in frows)),
+        )
+    return features
+
+
 def summarise_interventions(
     rows: Sequence[InterventionRecord], criterion: str, *, allow_criterion_mismatch: bool = False,
     model: str | None = None
 ) -> CausalEvidence:
     """Aggregate intervention rows per feature, with controls summarised apart."""
     evidence = CausalEvidence()
-    wanted = normalise_criterion(criterion)
-    mismatched = [r for r in rows if r.criterion is not None and normalise_criterion(r.criterion) != wanted]
-    if mismatched:
-        example = mismatched[0].criterion
-        if allow_criterion_mismatch:
-            evidence.warnings.append(
-                f"{len(mismatched)} intervention rows name another criterion (e.g. {example!r}); "
-                "used anyway because criterion mismatch is allowed"
-            )
-        else:
-            evidence.warnings.append(
-                f"{len(mismatched)} intervention rows name another criterion (e.g. {example!r}) and were excluded; "
-                "pass --allow-intervention-criterion-mismatch to use them"
-            )
-            dropped = {id(r) for r in mismatched}
-            rows = [r for r in rows if id(r) not in dropped]
-    if model is not None:
-        other = {r.model for r in rows if r.model is not None and r.model != model}
-        if other:
-            evidence.warnings.append(f"intervention rows come from other models {sorted(other)} than {model!r}")
+    rows, mismatch_warning = _matching_criterion(rows, criterion, allow_criterion_mismatch)
+    model_warning = _model_warning(rows, model)
+    evidence.warnings.extend(w for w in (mismatch_warning, model_warning) if w is not None)
 
     controls = [r for r in rows if r.control_type is not None]
     real = [r for r in rows if r.control_type is None]
@@ -139,36 +199,8 @@ def summarise_interventions(
     evidence.n_control_rows = len(controls)
     pooled = EffectSummary.of(controls) if controls else None
     if pooled is not None:
-        by_type: dict[str, list[InterventionRecord]] = defaultdict(list)
-        for r in controls:
-            by_type[r.control_type or "control"].append(r)
-        evidence.controls = {
-            "provenance": "interventional",
-            "n": pooled.n,
-            "mean_effect": pooled.mean_effect,
-            "ci95": list(pooled.ci95) if pooled.ci95 else None,
-            "by_type": {
-                k: {"n": len(v), "mean_effect": EffectSummary.of(v).mean_effect} for k, v in sorted(by_type.items())
-            },
-        }
-    own_controls: dict[str, list[InterventionRecord]] = defaultdict(list)
-    for r in controls:
-        target = r.metadata.get("control_for")
-        if target is not None:
-            own_controls[str(target)].append(r)
-
-    per_feature: dict[str, list[InterventionRecord]] = defaultdict(list)
-    for r in real:
-        per_feature[r.feature_id].append(r)
-    for fid, frows in per_feature.items():
-        ctl = own_controls.get(fid)
-        ctl_summary = EffectSummary.of(ctl) if ctl else pooled
-        evidence.features[fid] = FeatureCausal(
-            effect=EffectSummary.of(frows),
-            control_effect=ctl_summary.mean_effect if ctl_summary else None,
-            n_controls=ctl_summary.n if ctl_summary else 0,
-            interventions=dict(Counter(r.intervention for r in frows)),
-        )
+        evidence.controls = _controls_block(controls, pooled)
+    evidence.features = _feature_evidence(real, controls, pooled)
     if real and not controls:
         evidence.warnings.append(
             "intervention evidence has no control rows (metadata.control_type); "

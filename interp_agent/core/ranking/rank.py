@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from interp_agent.core.errors import EvidenceError
 from interp_agent.core.formats.features import FeatureRecord
+from interp_agent.core.formats.records import FeatureMeta
 from interp_agent.core.progress import Progress
 from interp_agent.core.ranking.association import FirstPass, SecondPass
-from interp_agent.core.ranking.causal import CausalEvidence
+from interp_agent.core.ranking.causal import CausalEvidence, FeatureCausal
 from interp_agent.core.ranking.config import RankingConfig
 from interp_agent.core.ranking.heldout import METHOD_TEXT as HELD_OUT_INTERVALS
 from interp_agent.core.ranking.heldout import (
@@ -53,29 +55,218 @@ METHOD = {
 
 
 def _progress_noop(phase: str, done: int, total: int | None) -> None:
+    """The progress callback when none is given: reports nothing."""
     return None
 
 
-def rank_records(
-    source: RecordsSource,
-    config: RankingConfig,
-    *,
-    evidence: CausalEvidence | None = None,
-    feature_info: dict[str, FeatureRecord] | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Two streaming passes over ``source``; returns the report's summary, warnings, probes and features."""
-    progress = progress or _progress_noop
+@dataclass(frozen=True, slots=True)
+class CandidateStats:
+    """Statistics of the candidate features from both passes, each indexed by candidate position ``j``."""
+
+    ids: np.ndarray
+    """Feature index of each candidate (into the source's feature_ids)."""
+    sign: np.ndarray
+    """+1 where the training r is >= 0 (the feature promotes the criterion), else -1."""
+    bootstrap: dict[str, Any]
+    """Top-k frequency and r interval per candidate, and the ranking stability (``SecondPass.bootstrap``)."""
+    auroc: np.ndarray
+    """AUROC per split and candidate, shape [2, C]; NaN for continuous scores or an empty class."""
+    mean_positive: np.ndarray
+    """Mean activation on criterion-positive rows per split and candidate, shape [2, C]."""
+    mean_negative: np.ndarray
+    """Mean activation on criterion-negative rows per split and candidate, shape [2, C]."""
+    specificity_train: np.ndarray
+    """Share of |activation| mass on the rows the feature's sign points to, on the training split."""
+    base_rate_train: float
+    """Share of the criterion-positive score mass on the training split."""
+    specificity_held_out: np.ndarray
+    """As specificity_train, on the held-out split; NaN without held-out statistics."""
+    auroc_ci_held_out: list[tuple[float, float] | None]
+    """Held-out AUROC 95% intervals; None for continuous scores or without held-out statistics."""
+    p_held_out: np.ndarray
+    """Held-out p-values of r."""
+    q_held_out: np.ndarray
+    """Benjamini-Hochberg q-values of p_held_out over the candidates."""
+    histograms: list[dict[str, Any]]
+    """Class histograms for the report's plots."""
+    examples: list[list[dict[str, Any]]]
+    """Top-activating examples."""
+    probes: list[dict[str, float]]
+    """Activations on the probe prompts (fingerprints for matching)."""
+
+    @classmethod
+    def measure(
+        cls, config: RankingConfig, first: FirstPass, second: SecondPass, corr: dict[str, np.ndarray],
+        split: HeldOutSplit,
+    ) -> CandidateStats:
+        """Read the statistics of ``second``'s candidates off both passes."""
+        candidates = second.candidates
+        sign = np.where(corr["r_train"][candidates] >= 0, 1.0, -1.0)
+        boot = second.bootstrap(config.top_k, sign)
+        auroc = second.auroc() if first.binary else np.full((2, len(candidates)), np.nan)
+        mean_pos, mean_neg = second.class_means()
+        spec_tr, base_tr = first.specificity(candidates, TRAIN, sign)
+        spec_ho, _ = first.specificity(candidates, HELD_OUT, sign)
+        if not split.has_statistics:  # like association.held_out: a share of 1 or 2 rows is no evidence
+            spec_ho = np.full(len(candidates), np.nan)
+        auroc_ci_ho: list[tuple[float, float] | None] = (
+            second.auroc_intervals(HELD_OUT, split.design_effect) if first.binary and split.has_statistics
+            else [None] * len(candidates))
+        p_ho = pearson_p_value(corr["r_held_out"][candidates], first.n[HELD_OUT])
+        q_ho = benjamini_hochberg(p_ho)
+        hists = second.histograms()
+        examples = second.examples()
+        probes = second.probe_activations()
+        return cls(candidates, sign, boot, auroc, mean_pos, mean_neg, spec_tr, base_tr, spec_ho, auroc_ci_ho,
+                   p_ho, q_ho, hists, examples, probes)
+
+
+@dataclass(frozen=True, slots=True)
+class RankingRun:
+    """What both passes found, read by every feature's entry and by the summary."""
+
+    config: RankingConfig
+    """The ranking's settings."""
+    first: FirstPass
+    """Sufficient statistics of every feature."""
+    corr: dict[str, np.ndarray]
+    """Per-feature r, p- and q-values per split (``FirstPass.correlations``)."""
+    split: HeldOutSplit
+    """Size of the held-out split."""
+    split_prompts: tuple[int, int]
+    """Prompts in the training and the held-out split, indexed by TRAIN / HELD_OUT."""
+    candidates: CandidateStats
+    """Second-pass statistics of the candidates."""
+
+    def association_on_splits(self, j: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Candidate ``j``'s association on the training and the held-out split (None below 3 rows).
+
+        The held-out block carries its intervals and whether they exclude chance too.
+        """
+        train, held_out = (None if self.first.n[gi] < 3 else self._split_block(j, gi, name)
+                           for gi, name in ((TRAIN, "train"), (HELD_OUT, "held_out")))
+        if held_out is not None:
+            held_out |= interval_fields(held_out["pearson_r"], self.candidates.auroc_ci_held_out[j], self.split)
+        return train, held_out
+
+    def _split_block(self, j: int, gi: int, name: str) -> dict[str, Any]:
+        """Candidate ``j``'s rows, r, p, q, AUROC and class means on split ``gi`` (named ``name``)."""
+        fi, c, corr = self.candidates.ids[j], self.candidates, self.corr
+        return {
+            "n": int(self.first.n[gi]),
+            "n_prompts": self.split_prompts[gi],
+            "nnz": int(self.first.sums["nnz"][gi, fi]),
+            "pearson_r": float(corr[f"r_{name}"][fi]),
+            "p_value": float(corr[f"p_{name}"][fi]) if name == "train" else float(c.p_held_out[j]),
+            "q_value": float(corr["q_train"][fi]) if name == "train" else float(c.q_held_out[j]),
+            "auroc": float(c.auroc[gi, j]) if np.isfinite(c.auroc[gi, j]) else None,
+            "mean_positive": float(c.mean_positive[gi, j]) if np.isfinite(c.mean_positive[gi, j]) else None,
+            "mean_negative": float(c.mean_negative[gi, j]) if np.isfinite(c.mean_negative[gi, j]) else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureFacts:
+    """What is known about one feature besides the passes' statistics."""
+
+    feature_id: str
+    """The feature."""
+    meta: FeatureMeta | None
+    """What the records file says about it."""
+    info: FeatureRecord | None
+    """Its entry in an imported feature dump."""
+    causal: FeatureCausal | None
+    """Its intervention evidence."""
+
+    @classmethod
+    def lookup(
+        cls, feature_id: str, source: RecordsSource, evidence: CausalEvidence | None,
+        feature_info: dict[str, FeatureRecord] | None,
+    ) -> FeatureFacts:
+        """Gather what the records file, the feature dump and the intervention evidence know about a feature."""
+        return cls(
+            feature_id,
+            source.feature_metadata.get(feature_id),
+            (feature_info or {}).get(feature_id),
+            evidence.features.get(feature_id) if evidence else None,
+        )
+
+    def identity(self) -> dict[str, Any]:
+        """Label, explanation, layer and source of the entry: the records file's first, then the dump's."""
+        meta, info = self.meta, self.info
+        return {
+            "label": (meta.label if meta else None) or (info.label if info else None),
+            "explanation": (meta.explanation if meta else None) or (info.explanation if info else None),
+            "layer": meta.layer if meta and meta.layer is not None else (info.layer if info else None),
+            "source": (info.source if info and info.source else "records"),
+        }
+
+    def decoder_signature(self) -> list[float] | None:
+        """The decoder signature: the records file's, else the dump's; None without one."""
+        meta, info = self.meta, self.info
+        if meta and meta.decoder_signature:
+            return list(meta.decoder_signature)
+        return list(info.decoder_signature) if info and info.decoder_signature else None
+
+    def provenance(self) -> dict[str, str | None]:
+        """The entry's ``provenance`` block: what kind of evidence each part is (None where absent)."""
+        return {
+            "association": "correlational",
+            "specificity": "correlational",
+            "stability": "correlational",
+            "causal": "interventional" if self.causal else None,
+            "examples": "correlational",
+            "imported": "imported" if self.info is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImportanceParts:
+    """The four factors of a feature's importance (``IMPORTANCE_FORMULA``)."""
+
+    association: float
+    """A: |r| on the training split."""
+    specificity: float
+    """S: specificity lift over the base rate."""
+    stability: float
+    """T: bootstrap top-k frequency."""
+    causal: float
+    """C: strong causal score aligned with the association, over the score range (0 without interventions)."""
+
+    @property
+    def value(self) -> float:
+        """The importance these factors give."""
+        return importance(self.association, self.specificity, self.stability, self.causal)
+
+    def to_json(self, causal_measured: bool) -> dict[str, Any]:
+        """The entry's ``importance_components`` block; the causal part is None unless it was measured."""
+        return {
+            "association": {"value": self.association, "provenance": "correlational"},
+            "specificity": {"value": self.specificity, "provenance": "correlational"},
+            "stability": {"value": self.stability, "provenance": "correlational"},
+            "causal": {"value": self.causal, "provenance": "interventional"} if causal_measured else None,
+        }
+
+
+def _association_pass(source: RecordsSource, config: RankingConfig, progress: Progress) -> tuple[FirstPass, int]:
+    """The first pass: sufficient statistics of every feature. Returns them and the number of rows read."""
     first = FirstPass(config)
     done = 0
     for chunk in source.chunks():
         first.update(chunk, source.n_features)
         done += len(chunk.prompt_ids)
         progress("association pass", done, None)
-    n_rows = done
-    n_features = source.n_features
-    warnings: list[str] = []
-    if n_features == 0:
+    return first, done
+
+
+def _check_rankable(source: RecordsSource, first: FirstPass) -> None:
+    """Stop unless the first pass leaves something to rank.
+
+    Raises:
+        EvidenceError: no feature is ever active, fewer than 3 rows fall in the training
+            split, or every criterion score is the same.
+    """
+    if source.n_features == 0:
         raise EvidenceError(f"{source.path}: no feature has a non-zero activation", hint="check the records file")
     if first.n[TRAIN] < 3:
         raise EvidenceError(
@@ -88,141 +279,120 @@ def rank_records(
             "it does not",
             hint="add negative (or positive) prompts",
         )
-    split = HeldOutSplit(int(first.n[HELD_OUT]), first.n_split_prompts(HELD_OUT), config.held_out_fraction)
-    split_prompts = (first.n_split_prompts(TRAIN), split.n_prompts)  # indexed by TRAIN / HELD_OUT
 
-    corr = first.correlations(n_features)
-    r_train = corr["r_train"]
+
+def _select_candidates(
+    r_train: np.ndarray, source: RecordsSource, config: RankingConfig, evidence: CausalEvidence | None
+) -> np.ndarray:
+    """Feature indices that get the second pass: the ``config.candidates`` highest |r| on the training split,
+    then every other feature of the records that has intervention evidence."""
     position = {fid: i for i, fid in enumerate(source.feature_ids)}
     causal_ids = [position[f] for f in (evidence.features if evidence else {}) if f in position]
     order = np.argsort(-np.abs(r_train), kind="stable")
     cand = list(order[: config.candidates])
     cand_set = set(cand)
     cand += [j for j in causal_ids if j not in cand_set]
-    candidates = np.asarray(cand, dtype=np.int64)
+    return np.asarray(cand, dtype=np.int64)
 
+
+def _candidate_pass(
+    source: RecordsSource, config: RankingConfig, first: FirstPass, candidates: np.ndarray, n_rows: int,
+    progress: Progress,
+) -> SecondPass:
+    """The second pass, over the candidates only: histograms, bootstrap sums, examples, probe activations."""
     second = SecondPass(config, first, candidates)
     done = 0
     for chunk in source.chunks(with_text=True, features=candidates):
         second.update(chunk)
         done += len(chunk.prompt_ids)
         progress("candidate pass", done, n_rows)
+    return second
 
-    sign = np.where(r_train[candidates] >= 0, 1.0, -1.0)
-    boot = second.bootstrap(config.top_k, sign)
-    auroc = second.auroc() if first.binary else np.full((2, len(candidates)), np.nan)
-    mean_pos, mean_neg = second.class_means()
-    spec_tr, base_tr = first.specificity(candidates, TRAIN, sign)
-    spec_ho, _ = first.specificity(candidates, HELD_OUT, sign)
-    if not split.has_statistics:  # like association.held_out: a share of 1 or 2 rows is no evidence
-        spec_ho = np.full(len(candidates), np.nan)
-    auroc_ci_ho = (second.auroc_intervals(HELD_OUT, split.design_effect) if first.binary and split.has_statistics
-                   else [None] * len(candidates))
-    p_ho = pearson_p_value(corr["r_held_out"][candidates], first.n[HELD_OUT])
-    q_ho = benjamini_hochberg(p_ho)
-    hists = second.histograms()
-    examples = second.examples()
-    probes = second.probe_activations()
 
+def _feature_entry(run: RankingRun, j: int, facts: FeatureFacts) -> tuple[dict[str, Any], str | None]:
+    """Candidate ``j``'s report entry (rank 0 until ranked), and its note on weak held-out evidence (None if fine)."""
+    c, config, fc = run.candidates, run.config, facts.causal
+    sign = c.sign[j]
+    r_train = float(run.corr["r_train"][c.ids[j]])
+    train, ho = run.association_on_splits(j)
+    power = power_block(r_train, None if ho is None else ho["pearson_r"], run.split)
+    note = feature_note(r_train, ho, power, run.split)
+    supported = bool(ho is not None and np.sign(ho["pearson_r"]) == sign and ho["q_value"] < config.alpha)
+    spec_value = float(c.specificity_train[j]) if np.isfinite(c.specificity_train[j]) else None
+    base_rate = c.base_rate_train if sign > 0 else 1 - c.base_rate_train
+    parts = ImportanceParts(
+        association=abs(r_train),
+        specificity=specificity_lift(spec_value, base_rate),
+        stability=float(c.bootstrap["top_k_frequency"][j]),
+        causal=causal_component(fc.strong_causal_score if fc else None, sign, run.first.score_range),
+    )
+    entry = {
+        "feature_id": facts.feature_id,
+        "rank": 0,
+        "importance": parts.value,
+        "direction": "promotes" if sign > 0 else "suppresses",
+        **facts.identity(),
+        "association": {"provenance": "correlational", "train": train, "held_out": ho,
+                        "held_out_supported": supported, "held_out_power": power},
+        "specificity": {
+            "provenance": "correlational",
+            "train": spec_value,
+            "held_out": float(c.specificity_held_out[j]) if np.isfinite(c.specificity_held_out[j]) else None,
+            "base_rate": base_rate,
+        },
+        "stability": {
+            "provenance": "correlational",
+            "bootstrap_top_k_frequency": parts.stability,
+            "bootstrap_r_interval": [float(c.bootstrap["r_low"][j]), float(c.bootstrap["r_high"][j])],
+            "resamples": config.bootstrap,
+        },
+        "causal": fc.to_json(sign) if fc else None,
+        "importance_components": parts.to_json(bool(fc)),
+        "provenance": facts.provenance(),
+        "examples": c.examples[j],
+        "histogram": c.histograms[j],
+        "probe_activations": c.probes[j],
+        "decoder_signature": facts.decoder_signature(),
+        "imported": imported_block(facts.info),
+        "notes": [note] if note else [],
+    }
+    return entry, note
+
+
+def _feature_entries(
+    run: RankingRun, source: RecordsSource, evidence: CausalEvidence | None,
+    feature_info: dict[str, FeatureRecord] | None,
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Every candidate's entry in candidate order, and the notes on weak held-out evidence by feature id."""
     features: list[dict[str, Any]] = []
     held_notes: dict[str, str] = {}
-    for j, fi in enumerate(candidates):
-        fid = source.feature_ids[fi]
-        meta = source.feature_metadata.get(fid)
-        info = (feature_info or {}).get(fid)
-        split_stats = {}
-        for gi, name in ((TRAIN, "train"), (HELD_OUT, "held_out")):
-            if first.n[gi] < 3:  # r is undefined (n < 2) or trivially ±1 (n = 2): report nothing
-                split_stats[name] = None
-                continue
-            split_stats[name] = {
-                "n": int(first.n[gi]),
-                "n_prompts": split_prompts[gi],
-                "nnz": int(first.sums["nnz"][gi, fi]),
-                "pearson_r": float(corr[f"r_{name}"][fi]),
-                "p_value": float(corr[f"p_{name}"][fi]) if name == "train" else float(p_ho[j]),
-                "q_value": float(corr["q_train"][fi]) if name == "train" else float(q_ho[j]),
-                "auroc": float(auroc[gi, j]) if np.isfinite(auroc[gi, j]) else None,
-                "mean_positive": float(mean_pos[gi, j]) if np.isfinite(mean_pos[gi, j]) else None,
-                "mean_negative": float(mean_neg[gi, j]) if np.isfinite(mean_neg[gi, j]) else None,
-            }
-        ho = split_stats["held_out"]
-        if ho is not None:
-            ho |= interval_fields(ho["pearson_r"], auroc_ci_ho[j], split)
-        power = power_block(float(r_train[fi]), None if ho is None else ho["pearson_r"], split)
-        note = feature_note(float(r_train[fi]), ho, power, split)
+    for j, fi in enumerate(run.candidates.ids):
+        facts = FeatureFacts.lookup(source.feature_ids[fi], source, evidence, feature_info)
+        entry, note = _feature_entry(run, j, facts)
+        features.append(entry)
         if note:
-            held_notes[fid] = note
-        supported = bool(ho is not None and np.sign(ho["pearson_r"]) == sign[j] and ho["q_value"] < config.alpha)
-        fc = evidence.features.get(fid) if evidence else None
-        strong = fc.strong_causal_score if fc else None
-        spec_value = float(spec_tr[j]) if np.isfinite(spec_tr[j]) else None
-        a = abs(float(r_train[fi]))
-        s = specificity_lift(spec_value, base_tr if sign[j] > 0 else 1 - base_tr)
-        t = float(boot["top_k_frequency"][j])
-        c = causal_component(strong, sign[j], first.score_range)
-        features.append(
-            {
-                "feature_id": fid,
-                "rank": 0,
-                "importance": importance(a, s, t, c),
-                "direction": "promotes" if sign[j] > 0 else "suppresses",
-                "label": (meta.label if meta else None) or (info.label if info else None),
-                "explanation": (meta.explanation if meta else None) or (info.explanation if info else None),
-                "layer": meta.layer if meta and meta.layer is not None else (info.layer if info else None),
-                "source": (info.source if info and info.source else "records"),
-                "association": {
-                    "provenance": "correlational",
-                    "train": split_stats["train"],
-                    "held_out": ho,
-                    "held_out_supported": supported,
-                    "held_out_power": power,
-                },
-                "specificity": {
-                    "provenance": "correlational",
-                    "train": spec_value,
-                    "held_out": float(spec_ho[j]) if np.isfinite(spec_ho[j]) else None,
-                    "base_rate": base_tr if sign[j] > 0 else 1 - base_tr,
-                },
-                "stability": {
-                    "provenance": "correlational",
-                    "bootstrap_top_k_frequency": t,
-                    "bootstrap_r_interval": [float(boot["r_low"][j]), float(boot["r_high"][j])],
-                    "resamples": config.bootstrap,
-                },
-                "causal": fc.to_json(sign[j]) if fc else None,
-                "importance_components": {
-                    "association": {"value": a, "provenance": "correlational"},
-                    "specificity": {"value": s, "provenance": "correlational"},
-                    "stability": {"value": t, "provenance": "correlational"},
-                    "causal": {"value": c, "provenance": "interventional"} if fc else None,
-                },
-                "provenance": {
-                    "association": "correlational",
-                    "specificity": "correlational",
-                    "stability": "correlational",
-                    "causal": "interventional" if fc else None,
-                    "examples": "correlational",
-                    "imported": "imported" if info is not None else None,
-                },
-                "examples": examples[j],
-                "histogram": hists[j],
-                "probe_activations": probes[j],
-                "decoder_signature": list(meta.decoder_signature)
-                if meta and meta.decoder_signature
-                else (list(info.decoder_signature) if info and info.decoder_signature else None),
-                "imported": imported_block(info),
-                "notes": [note] if note else [],
-            }
-        )
-    features.sort(key=lambda f: (-f["importance"], f["feature_id"]))
-    features = features[: config.top_k]
+            held_notes[facts.feature_id] = note
+    return features, held_notes
+
+
+def _top_ranked(features: list[dict[str, Any]], top_k: int) -> list[dict[str, Any]]:
+    """The ``top_k`` entries by importance (ties by feature id), numbered from rank 1."""
+    features = sorted(features, key=lambda f: (-f["importance"], f["feature_id"]))[:top_k]
     for rank, f in enumerate(features, start=1):
         f["rank"] = rank
+    return features
+
+
+def _ranking_warnings(
+    features: list[dict[str, Any]], held_notes: dict[str, str], split: HeldOutSplit, source: RecordsSource,
+    evidence: CausalEvidence | None,
+) -> list[str]:
+    """Warnings on weak held-out evidence among the reported features and on intervention evidence left unused."""
+    warnings: list[str] = []
     weak = [(f, held_notes[f["feature_id"]]) for f in features if f["feature_id"] in held_notes]
     thin = held_out_warning(weak, len(features), split)
     if thin:
-        warnings.insert(0, thin)
+        warnings.append(thin)
     if evidence:
         missing = sorted(set(evidence.features) - set(source.feature_ids))
         if missing:
@@ -230,28 +400,62 @@ def rank_records(
                 f"{len(missing)} features with intervention evidence never appear in the records "
                 f"(e.g. {missing[0]!r}); their causal evidence is not in this report"
             )
-    summary = {
+    return warnings
+
+
+def _summary(
+    run: RankingRun, n_rows: int, n_features: int, features: list[dict[str, Any]], evidence: CausalEvidence | None
+) -> dict[str, Any]:
+    """The report's ``summary``: rows, prompts and splits, features tested, score kind, and headline counts."""
+    first = run.first
+    return {
         "n_rows": n_rows,
         "n_prompts": first.n_prompts,
         "n_train_rows": int(first.n[TRAIN]),
         "n_held_out_rows": int(first.n[HELD_OUT]),
-        "n_train_prompts": split_prompts[TRAIN],
-        "n_held_out_prompts": split.n_prompts,
+        "n_train_prompts": run.split_prompts[TRAIN],
+        "n_held_out_prompts": run.split.n_prompts,
         "n_features_tested": n_features,
-        "n_candidates": len(candidates),
+        "n_candidates": len(run.candidates.ids),
         "score_kind": "binary" if first.binary else "continuous",
         "positive_rate": float(
             (first.sy.sum() - first.ymin * first.n.sum()) / first.score_range / max(first.n.sum(), 1)
         ),
-        "n_significant_train": int((corr["q_train"] < config.alpha).sum()),
+        "n_significant_train": int((run.corr["q_train"] < run.config.alpha).sum()),
         "n_held_out_supported": sum(f["association"]["held_out_supported"] for f in features),
         "n_held_out_excludes_chance": sum(
             bool((f["association"]["held_out"] or {}).get("ci_excludes_chance")) for f in features
         ),
-        "ranking_stability": boot["ranking_stability"],
+        "ranking_stability": run.candidates.bootstrap["ranking_stability"],
         "n_intervention_rows": evidence.n_rows if evidence else 0,
         "n_control_rows": evidence.n_control_rows if evidence else 0,
     }
+
+
+def rank_records(
+    source: RecordsSource,
+    config: RankingConfig,
+    *,
+    evidence: CausalEvidence | None = None,
+    feature_info: dict[str, FeatureRecord] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Two streaming passes over ``source``; returns the report's summary, warnings, probes and features."""
+    progress = progress or _progress_noop
+    first, n_rows = _association_pass(source, config, progress)
+    n_features = source.n_features
+    _check_rankable(source, first)
+    split = HeldOutSplit(int(first.n[HELD_OUT]), first.n_split_prompts(HELD_OUT), config.held_out_fraction)
+    split_prompts = (first.n_split_prompts(TRAIN), split.n_prompts)  # indexed by TRAIN / HELD_OUT
+    corr = first.correlations(n_features)
+    candidates = _select_candidates(corr["r_train"], source, config, evidence)
+    second = _candidate_pass(source, config, first, candidates, n_rows, progress)
+    run = RankingRun(config, first, corr, split, split_prompts,
+                     CandidateStats.measure(config, first, second, corr, split))
+    features, held_notes = _feature_entries(run, source, evidence, feature_info)
+    features = _top_ranked(features, config.top_k)
+    warnings = _ranking_warnings(features, held_notes, split, source, evidence)
+    summary = _summary(run, n_rows, n_features, features, evidence)
     if summary["n_significant_train"] == 0:
         warnings.append(f"no feature is significant on the training split at q < {config.alpha}")
     return {

@@ -306,6 +306,48 @@ def stability_sentence(stab: dict, top_k: Any) -> str:
     return f"{kept}; bootstrap r interval {fmt_interval(stab.get('bootstrap_r_interval'))}"
 
 
+def _importance_line(feature: dict) -> str:
+    """The feature's importance, with its components and where each comes from."""
+    components = feature.get("importance_components")
+    parts = [
+        f"{md_text(name)} {fmt_num(dig(comp, 'value'))} ({md_text(dig(comp, 'provenance'))})"
+        for name, comp in (components.items() if isinstance(components, dict) else [])
+        if isinstance(comp, dict)
+    ]
+    importance = f"- Importance: {fmt_num(feature.get('importance'))}"
+    return importance + (f"; components: {', '.join(parts)}" if parts else "")
+
+
+def _causal_line(causal: Any) -> str:
+    """The feature's intervention evidence: score, mean effect with its interval, side and control effects."""
+    if not isinstance(causal, dict):
+        return "- Causal: no intervention evidence"
+    return (
+        f"- Causal ({md_text(causal.get('provenance'))}): strong score "
+        f"{fmt_num(causal.get('strong_causal_score'))}; mean effect {fmt_num(causal.get('mean_effect'))} "
+        f"(95% CI {fmt_interval(causal.get('ci95'))}, n={fmt_num(causal.get('n'))}); "
+        f"side effect {fmt_num(causal.get('side_effect'))}; control effect "
+        f"{fmt_num(causal.get('control_effect'))} (n={fmt_num(causal.get('n_controls'))}); "
+        f"agrees with association: {fmt_num(causal.get('agrees_with_association'))}"
+    )
+
+
+def _example_lines(feature: dict) -> list[str]:
+    """The table of the feature's top examples, or a line saying it has none."""
+    examples = [e for e in (feature.get("examples") or []) if isinstance(e, dict)]
+    if not examples:
+        return ["No examples.", ""]
+    rows = [
+        [
+            fmt_num(e.get("activation")), fmt_num(e.get("criterion_score")), md_text(e.get("prompt_id")),
+            md_text(e.get("token")) if e.get("token") is not None else DASH,
+            md_text(_truncate(str(e.get("text") or ""))),
+        ]
+        for e in examples
+    ]
+    return ["Top examples:", "", *_md_table(["activation", "score", "prompt", "token", "text"], rows), ""]
+
+
 def _feature_lines(feature: dict, report: dict | None = None) -> list[str]:
     """The Markdown section of one feature."""
     lines = [
@@ -319,14 +361,7 @@ def _feature_lines(feature: dict, report: dict | None = None) -> list[str]:
         f"- Direction: {md_text(feature.get('direction'))}; layer {fmt_num(feature.get('layer'))}; "
         f"source {md_text(feature.get('source'))}"
     )
-    components = feature.get("importance_components")
-    parts = [
-        f"{md_text(name)} {fmt_num(dig(comp, 'value'))} ({md_text(dig(comp, 'provenance'))})"
-        for name, comp in (components.items() if isinstance(components, dict) else [])
-        if isinstance(comp, dict)
-    ]
-    importance = f"- Importance: {fmt_num(feature.get('importance'))}"
-    lines.append(importance + (f"; components: {', '.join(parts)}" if parts else ""))
+    lines.append(_importance_line(feature))
     spec = feature.get("specificity")
     if isinstance(spec, dict):
         lines.append(
@@ -337,18 +372,7 @@ def _feature_lines(feature: dict, report: dict | None = None) -> list[str]:
     if isinstance(stab, dict):
         lines.append(f"- Stability ({md_text(stab.get('provenance'))}): "
                      f"{md_text(stability_sentence(stab, dig(report, 'settings', 'top_k')))}")
-    causal = feature.get("causal")
-    if isinstance(causal, dict):
-        lines.append(
-            f"- Causal ({md_text(causal.get('provenance'))}): strong score "
-            f"{fmt_num(causal.get('strong_causal_score'))}; mean effect {fmt_num(causal.get('mean_effect'))} "
-            f"(95% CI {fmt_interval(causal.get('ci95'))}, n={fmt_num(causal.get('n'))}); "
-            f"side effect {fmt_num(causal.get('side_effect'))}; control effect "
-            f"{fmt_num(causal.get('control_effect'))} (n={fmt_num(causal.get('n_controls'))}); "
-            f"agrees with association: {fmt_num(causal.get('agrees_with_association'))}"
-        )
-    else:
-        lines.append("- Causal: no intervention evidence")
+    lines.append(_causal_line(feature.get("causal")))
     imported = feature.get("imported")
     if isinstance(imported, dict) and isinstance(imported.get("causal_effects"), dict):
         effects = ", ".join(f"{md_text(k)} {fmt_num(v)}" for k, v in imported["causal_effects"].items())
@@ -360,20 +384,7 @@ def _feature_lines(feature: dict, report: dict | None = None) -> list[str]:
         lines += ["", *_association_lines(assoc, dig(report, "summary")), ""]
     else:
         lines += ["- Association: not measured (no activation records)", ""]
-    examples = [e for e in (feature.get("examples") or []) if isinstance(e, dict)]
-    if examples:
-        rows = [
-            [
-                fmt_num(e.get("activation")), fmt_num(e.get("criterion_score")), md_text(e.get("prompt_id")),
-                md_text(e.get("token")) if e.get("token") is not None else DASH,
-                md_text(_truncate(str(e.get("text") or ""))),
-            ]
-            for e in examples
-        ]
-        lines += ["Top examples:", "", *_md_table(["activation", "score", "prompt", "token", "text"], rows), ""]
-    else:
-        lines += ["No examples.", ""]
-    return lines
+    return lines + _example_lines(feature)
 
 
 def render_markdown(report: dict) -> str:

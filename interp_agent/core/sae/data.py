@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from interp_agent.core.artifacts import atomic_open, schema_version, sha256_of, 
 from interp_agent.core.errors import InputFileError, ValidationError
 from interp_agent.core.progress import Progress
 from interp_agent.core.ranking.splits import HELD_OUT, SPLIT_SALT, assign_splits, prompt_hashes, salted
+
+if TYPE_CHECKING:
+    from interp_agent.core.formats.records import ActivationRecord
 
 CACHE_META = "cache.json"
 SHARD_ROWS = 65_536
@@ -486,45 +489,64 @@ def from_records(
     if (cache := reuse(folder, source)) is not None:
         return cache
     _fresh(folder)
+    feature_ids = _record_feature_ids(path)
+    width = len(feature_ids)
+    sink = _SplitSink(folder, width, shard_rows=shard_rows, max_records=max_records,
+                      held_out_fraction=held_out_fraction, seed=seed)
+    rows = _RecordRows(sink, feature_ids, chunk_rows, salt=salt, held_out_fraction=held_out_fraction)
+    for done, rec in enumerate(RecordReader(path), 1):
+        if rows.add(rec) and progress:
+            progress("read", done, None)
+    rows.flush()
+    return _finish(
+        folder, sink, width, shard_rows=shard_rows, hookpoint=hookpoint, source=source, feature_ids=feature_ids
+    )
+
+
+def _record_feature_ids(path: Path) -> list[str]:
+    """The first pass over activation records: every feature id they name, in natural order."""
+    from interp_agent.core.formats.records import RecordReader
+
     ids: dict[str, None] = {}
     for rec in RecordReader(path):
         for fid in rec.feature_ids:
             ids.setdefault(fid, None)
-    feature_ids = sorted(ids, key=_natural)
-    col = {fid: i for i, fid in enumerate(feature_ids)}
-    width = len(feature_ids)
-    sink = _SplitSink(folder, width, shard_rows=shard_rows, max_records=max_records,
-                      held_out_fraction=held_out_fraction, seed=seed)
-    buf = np.zeros((chunk_rows, width), np.float32)
-    pids: list[str] = []
-    explicit: list[str | None] = []
-    n = 0
+    return sorted(ids, key=_natural)
 
-    def flush() -> None:
-        nonlocal n
-        if n:
-            held = assign_splits(prompt_hashes(pids, salt), held_out_fraction, explicit) == HELD_OUT
-            sink.add(buf[:n].copy(), held)
-            buf[:n] = 0.0
-            pids.clear()
-            explicit.clear()
-            n = 0
 
-    done = 0
-    for rec in RecordReader(path):
-        buf[n, [col[f] for f in rec.feature_ids]] = rec.activations
-        pids.append(rec.prompt_id)
-        explicit.append(rec.split)
-        n += 1
-        done += 1
-        if n == chunk_rows:
-            flush()
-            if progress:
-                progress("read", done, None)
-    flush()
-    return _finish(
-        folder, sink, width, shard_rows=shard_rows, hookpoint=hookpoint, source=source, feature_ids=feature_ids
-    )
+class _RecordRows:
+    """Fills dense rows (one column per feature id, missing entries 0) from records and hands each chunk to a sink."""
+
+    def __init__(
+        self, sink: _SplitSink, feature_ids: list[str], chunk_rows: int, *, salt: str, held_out_fraction: float
+    ) -> None:
+        self.sink, self.salt, self.held_out_fraction = sink, salt, held_out_fraction
+        self.col = {fid: i for i, fid in enumerate(feature_ids)}
+        self.buf = np.zeros((chunk_rows, len(feature_ids)), np.float32)
+        self.pids: list[str] = []
+        self.explicit: list[str | None] = []
+        self.n = 0
+
+    def add(self, rec: ActivationRecord) -> bool:
+        """Add one record as a row; True when it filled the chunk, which was then flushed."""
+        self.buf[self.n, [self.col[f] for f in rec.feature_ids]] = rec.activations
+        self.pids.append(rec.prompt_id)
+        self.explicit.append(rec.split)
+        self.n += 1
+        if self.n == len(self.buf):
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        """Hand the buffered rows to the sink, split by prompt (a row's own ``split`` wins) and clear the buffer."""
+        if self.n:
+            held = assign_splits(prompt_hashes(self.pids, self.salt), self.held_out_fraction, self.explicit) == HELD_OUT
+            self.sink.add(self.buf[:self.n].copy(), held)
+            self.buf[:self.n] = 0.0
+            self.pids.clear()
+            self.explicit.clear()
+            self.n = 0
 
 
 def _natural(s: str) -> tuple[Any, ...]:

@@ -15,6 +15,7 @@ the SAE recovers, ``(CE_ablated − CE_spliced) / (CE_ablated − CE_clean)``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -94,8 +95,7 @@ def splice_metrics(
     model, tok = loaded.model, loaded.tokenizer
     device = next(model.parameters()).device
     mean_activation = mean_activation.to(device)
-    totals = {"clean": 0.0, "spliced": 0.0, "ablated": 0.0, "kl": 0.0}
-    n_pred = n_kl = 0
+    totals = _SpliceTotals()
 
     def spliced(acts: torch.Tensor) -> torch.Tensor:
         out = acts.clone()
@@ -124,30 +124,54 @@ def splice_metrics(
         if ids.shape[1] < 3:
             continue
         clean, spl, abl = logprobs(ids, mask, None), logprobs(ids, mask, spliced), logprobs(ids, mask, ablated)
+        totals.add(ids, mask, clean, spl, abl)
+    return totals.metrics(len(texts))
+
+
+@dataclass(slots=True)
+class _SpliceTotals:
+    """Running sums over batches of next-token losses (clean, spliced, mean-ablated) and of KL(clean ‖ spliced)."""
+
+    nll: dict[str, float] = field(default_factory=lambda: {"clean": 0.0, "spliced": 0.0, "ablated": 0.0})
+    """Summed negative log-likelihood of the predicted tokens, per condition."""
+    kl: float = 0.0
+    """Summed per-token KL(clean ‖ spliced)."""
+    n_pred: int = 0
+    """Predictions counted in ``nll``."""
+    n_kl: int = 0
+    """Positions counted in ``kl``."""
+
+    def add(
+        self, ids: torch.Tensor, mask: torch.Tensor, clean: torch.Tensor, spl: torch.Tensor, abl: torch.Tensor
+    ) -> None:
+        """Add one batch: token ids and mask [batch, T], log-probabilities [batch, T, vocab] per condition."""
         # predictions from positions 1..T-2 of tokens 2..T-1 (position 0 is never edited)
         target = ids[:, 2:]
         valid = mask[:, 2:].bool()
         for name, lp in (("clean", clean), ("spliced", spl), ("ablated", abl)):
             nll = -lp[:, 1:-1].gather(-1, target[..., None]).squeeze(-1)
-            totals[name] += float(nll[valid].sum())
-        n_pred += int(valid.sum())
+            self.nll[name] += float(nll[valid].sum())
+        self.n_pred += int(valid.sum())
         kl_mask = mask[:, 1:].bool()
         kl = (clean[:, 1:].exp() * (clean[:, 1:] - spl[:, 1:])).sum(-1)
-        totals["kl"] += float(kl[kl_mask].sum())
-        n_kl += int(kl_mask.sum())
-    if n_pred == 0:
-        return {"skipped": "no held-out prompt has 3 or more tokens"}
-    ce = {k: totals[k] / n_pred for k in ("clean", "spliced", "ablated")}
-    gap = ce["ablated"] - ce["clean"]
-    return {
-        "n_prompts": len(texts),
-        "n_predictions": n_pred,
-        "ce_loss_clean": ce["clean"],
-        "ce_loss_spliced": ce["spliced"],
-        "ce_loss_mean_ablated": ce["ablated"],
-        "ce_loss_delta": ce["spliced"] - ce["clean"],
-        "loss_recovered": (ce["ablated"] - ce["spliced"]) / gap if gap > 0 else None,
-        "kl_clean_to_spliced": totals["kl"] / n_kl,
-        "positions": "all but the first",
-        "provenance": "interventional: held-out prompts, SAE reconstruction spliced into the forward pass",
-    }
+        self.kl += float(kl[kl_mask].sum())
+        self.n_kl += int(kl_mask.sum())
+
+    def metrics(self, n_prompts: int) -> dict[str, Any]:
+        """The splice metrics of the batches added, or a ``skipped`` note when no prediction was made."""
+        if self.n_pred == 0:
+            return {"skipped": "no held-out prompt has 3 or more tokens"}
+        ce = {k: self.nll[k] / self.n_pred for k in ("clean", "spliced", "ablated")}
+        gap = ce["ablated"] - ce["clean"]
+        return {
+            "n_prompts": n_prompts,
+            "n_predictions": self.n_pred,
+            "ce_loss_clean": ce["clean"],
+            "ce_loss_spliced": ce["spliced"],
+            "ce_loss_mean_ablated": ce["ablated"],
+            "ce_loss_delta": ce["spliced"] - ce["clean"],
+            "loss_recovered": (ce["ablated"] - ce["spliced"]) / gap if gap > 0 else None,
+            "kl_clean_to_spliced": self.kl / self.n_kl,
+            "positions": "all but the first",
+            "provenance": "interventional: held-out prompts, SAE reconstruction spliced into the forward pass",
+        }

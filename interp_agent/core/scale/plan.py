@@ -174,6 +174,7 @@ class ScalePlanInput:
 
 
 def _hours(flops: float, spec: AcceleratorSpec, mfu: float) -> float:
+    """GPU-hours that ``flops`` take on one ``spec`` accelerator at utilisation ``mfu``."""
     return flops / (spec.peak_tflops * 1e12 * mfu) / 3600.0
 
 
@@ -183,111 +184,298 @@ def _h(hours: float) -> str:
 
 
 def _shards(total: float, target: float) -> dict[str, Any]:
+    """Shard count and bytes per shard that split ``total`` bytes into shards of at most about ``target``."""
     count = max(1, math.ceil(total / target))
     return {"count": count, "bytes_each": total / count}
 
 
-def _resolve_hardware(inp: ScalePlanInput, env: dict[str, Any] | None) -> tuple[str, str, int, str]:
-    detected = accelerator_from_profile(env) if env else None
-    if inp.accelerator is not None:
-        name, name_source = inp.accelerator, "argument"
-    elif detected is not None:
-        name, name_source = detected, "environment profile"
-    else:
-        name, name_source = "H100", "default (no known accelerator in an environment profile)"
-    env_count = int((env or {}).get("accelerator_count") or 0)
-    if inp.n_accelerators is not None:
-        count, count_source = inp.n_accelerators, "argument"
-    elif env_count > 0:
-        count, count_source = env_count, "environment profile"
-    else:
-        count, count_source = 1, "default"
-    return name, name_source, count, count_source
+@dataclass(frozen=True, slots=True)
+class Hardware:
+    """The accelerator a plan is for, how many are available, and where each choice came from."""
+
+    name: str
+    """Accelerator name, a key of :data:`ACCELERATORS`."""
+    name_source: str
+    """Where the name came from: the argument, the environment profile or the default."""
+    count: int
+    """Accelerators available."""
+    count_source: str
+    """Where the count came from: the argument, the environment profile or the default."""
+    memory_bytes: float | None
+    """Memory of one accelerator: the vendor figure, for a CPU the profiled host RAM; None when unknown."""
+
+    @property
+    def spec(self) -> AcceleratorSpec:
+        """Peak throughput and memory of the accelerator."""
+        return ACCELERATORS[self.name]
+
+    @property
+    def usable_bytes(self) -> float | None:
+        """Memory the weights or SAE training state may take (:data:`USABLE_MEMORY_FRACTION`); None when unknown."""
+        return self.memory_bytes * USABLE_MEMORY_FRACTION if self.memory_bytes else None
+
+    @classmethod
+    def resolve(cls, inp: ScalePlanInput, env: dict[str, Any] | None) -> Hardware:
+        """The arguments first, then the environment profile, then the defaults (one H100)."""
+        detected = accelerator_from_profile(env) if env else None
+        if inp.accelerator is not None:
+            name, name_source = inp.accelerator, "argument"
+        elif detected is not None:
+            name, name_source = detected, "environment profile"
+        else:
+            name, name_source = "H100", "default (no known accelerator in an environment profile)"
+        env_count = int((env or {}).get("accelerator_count") or 0)
+        if inp.n_accelerators is not None:
+            count, count_source = inp.n_accelerators, "argument"
+        elif env_count > 0:
+            count, count_source = env_count, "environment profile"
+        else:
+            count, count_source = 1, "default"
+        # device memory: vendor GB; a CPU uses the profiled host RAM when there is one
+        spec = ACCELERATORS[name]
+        memory_bytes: float | None = spec.memory_gb * 1e9 if spec.memory_gb is not None else None
+        if memory_bytes is None and env:
+            memory_bytes = (env.get("memory") or {}).get("total_bytes")
+        return cls(name, name_source, count, count_source, memory_bytes)
 
 
-def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Size a harvest → SAE training → causal validation job and pick a route.
+@dataclass(frozen=True, slots=True)
+class StorageEstimate:
+    """Dense and sparse activation storage, the kind recommended, and the space it has to fit in."""
 
-    Args:
-        inp: the workload.
-        env: an ``interp-agent.env_profile.v1`` object (from ``profile_env`` or
-            ``load_profile``); fills in the accelerator, their count and the free disk.
+    dense_bytes_by_dtype: dict[str, float]
+    """Dense storage in each dtype of :data:`DTYPE_BYTES`."""
+    dense_bytes: float
+    """Dense storage in the input's dtype."""
+    sparse_bytes: float
+    """Sparse SAE-record storage (k latents per token and layer: index + value)."""
+    sparse_index_bytes: int
+    """Bytes per latent index: 4, or 8 when latent_dim exceeds 2**32."""
+    recommended: StorageKind
+    """Sparse when dense storage exceeds :data:`SPARSE_PREFERRED_ABOVE_BYTES`, else dense."""
+    recommended_bytes: float
+    """Storage of the recommended kind."""
+    disk_free: Any
+    """Free disk bytes from the environment profile, as it gives them; None without one."""
+    limit_bytes: float
+    """Storage the output must fit: the free disk, else :data:`LOCAL_STORAGE_LIMIT_BYTES`."""
+    limit_source: str
+    """Where limit_bytes comes from, in words."""
 
-    Returns:
-        The ``interp-agent.scale_plan.v1`` object: storage, shards, SAE memory, compute,
-        weights fit, risks, route with reasons, and the formulas used (``notes``).
-        Deterministic: the same input gives the same plan.
-    """
-    name, name_source, n_acc, n_source = _resolve_hardware(inp, env)
-    spec = ACCELERATORS[name]
-    value_bytes = DTYPE_BYTES[inp.dtype]
-    layers = inp.selected_layers
+    @classmethod
+    def estimate(cls, inp: ScalePlanInput, env: dict[str, Any] | None) -> StorageEstimate:
+        """Storage of ``inp``'s activations, and the limit the environment profile (if any) sets."""
+        value_bytes = DTYPE_BYTES[inp.dtype]
+        layers = inp.selected_layers
+        dense_by_dtype = {d: inp.tokens * inp.d_model * layers * b for d, b in DTYPE_BYTES.items()}
+        dense = dense_by_dtype[inp.dtype]
+        index_bytes = 4 if inp.latent_dim <= 2**32 else 8
+        sparse = inp.tokens * layers * inp.k * (index_bytes + value_bytes)
+        recommended: StorageKind = "sparse" if dense > SPARSE_PREFERRED_ABOVE_BYTES else "dense"
+        # where the output goes
+        disk_free = (env or {}).get("disk", {}).get("free_bytes") if env else None
+        storage_limit = float(disk_free) if disk_free is not None else LOCAL_STORAGE_LIMIT_BYTES
+        storage_limit_source = "free disk in the environment profile" if disk_free is not None else (
+            f"assumed local storage of {format_bytes(LOCAL_STORAGE_LIMIT_BYTES)} (no environment profile)")
+        return cls(dense_by_dtype, dense, sparse, index_bytes, recommended,
+                   sparse if recommended == "sparse" else dense, disk_free, storage_limit, storage_limit_source)
+
+    def shards(self, target: float) -> dict[str, Any]:
+        """The plan's ``shards`` block: dense, sparse and recommended shards of about ``target`` bytes."""
+        shards = {"target_shard_bytes": target, "dense": _shards(self.dense_bytes, target),
+                  "sparse": _shards(self.sparse_bytes, target)}
+        shards["recommended"] = {"storage": self.recommended, **shards[self.recommended]}
+        return shards
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan's ``storage`` block."""
+        return {
+            "dense_bytes_by_dtype": self.dense_bytes_by_dtype,
+            "dense_bytes": self.dense_bytes,
+            "sparse_bytes": self.sparse_bytes,
+            "sparse_index_bytes": self.sparse_index_bytes,
+            "recommended": self.recommended,
+            "recommended_bytes": self.recommended_bytes,
+            "limit_bytes": self.limit_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsEstimate:
+    """The model weights against one accelerator's usable memory."""
+
+    weight_bytes: float
+    """Bytes of the weights in the input's dtype."""
+    bytes_per_param: int
+    """Bytes per weight."""
+    accelerators_needed: int
+    """Accelerators the weights need to be sharded over (1 when the memory is unknown)."""
+    fits_one_accelerator: bool | None
+    """Whether one accelerator holds the weights; None when its memory is unknown."""
+
+    @classmethod
+    def estimate(cls, inp: ScalePlanInput, hardware: Hardware) -> WeightsEstimate:
+        """Size ``inp``'s model weights on ``hardware``."""
+        value_bytes = DTYPE_BYTES[inp.dtype]
+        usable = hardware.usable_bytes
+        weights = inp.model_params * value_bytes
+        return cls(weights, value_bytes, math.ceil(weights / usable) if usable else 1,
+                   weights <= usable if usable else None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan's ``weights`` block."""
+        return {"bytes": self.weight_bytes, "bytes_per_param": self.bytes_per_param,
+                "fits_one_accelerator": self.fits_one_accelerator, "accelerators_needed": self.accelerators_needed,
+                "usable_memory_fraction": USABLE_MEMORY_FRACTION}
+
+
+@dataclass(frozen=True, slots=True)
+class SaeEstimate:
+    """Parameters and training-state memory of one layer's SAE."""
+
+    params_per_layer: int
+    """Encoder, decoder and both biases."""
+    training_bytes_per_param: int
+    """Adam training state per parameter, plus a working copy below float32."""
+    state_bytes_per_layer: int
+    """Training state of one layer's SAE."""
+    fits_one_accelerator: bool | None
+    """Whether one accelerator holds that state; None when its memory is unknown."""
+
+    @classmethod
+    def estimate(cls, inp: ScalePlanInput, hardware: Hardware) -> SaeEstimate:
+        """Size one layer's SAE of ``inp`` on ``hardware``."""
+        usable, value_bytes = hardware.usable_bytes, DTYPE_BYTES[inp.dtype]
+        sae_params = 2 * inp.d_model * inp.latent_dim + inp.latent_dim + inp.d_model
+        train_bytes_per_param = ADAM_TRAINING_BYTES_PER_PARAM + (value_bytes if inp.dtype != "float32" else 0)
+        sae_state = sae_params * train_bytes_per_param
+        return cls(sae_params, train_bytes_per_param, sae_state, sae_state <= usable if usable else None)
+
+    def to_json(self, layers: int) -> dict[str, Any]:
+        """The plan's ``sae`` block, per layer and over ``layers`` layers."""
+        return {
+            "params_per_layer": self.params_per_layer,
+            "params_total": self.params_per_layer * layers,
+            "training_bytes_per_param": self.training_bytes_per_param,
+            "training_state_bytes_per_layer": self.state_bytes_per_layer,
+            "training_state_bytes_total": self.state_bytes_per_layer * layers,
+            "optimizer_bytes_per_layer": 8 * self.params_per_layer,
+            "optimizer_bytes_total": 8 * self.params_per_layer * layers,
+            "fits_one_accelerator": self.fits_one_accelerator,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeEstimate:
+    """FLOPs and GPU-hours of harvesting, SAE training and causal validation."""
+
+    harvest_flops: float
+    """One forward pass per harvested token (an upper bound)."""
+    intervention_passes: int
+    """Forward passes of the causal interventions."""
+    baseline_passes: int
+    """Forward passes of the causal baselines (one per prompt)."""
+    causal_flops: float
+    """FLOPs of all causal-validation passes."""
+    sae_flops_per_layer: float
+    """Dense SAE training FLOPs of one layer."""
+    sae_topk_flops_per_layer: float
+    """TopK SAE training FLOPs of one layer (the decoder touches k latents)."""
+    total_flops: float
+    """Harvest + causal validation + dense SAE training."""
+    total_gpu_hours: float
+    """GPU-hours of total_flops."""
+    wall_hours: float
+    """Wall-clock hours on the available accelerators."""
+    accelerators_for_max_wall: int
+    """Accelerators that finish within max_wall_hours."""
+
+    @classmethod
+    def estimate(cls, inp: ScalePlanInput, hardware: Hardware) -> ComputeEstimate:
+        """Count ``inp``'s FLOPs and turn them into hours on ``hardware``."""
+        harvest_flops = 2.0 * inp.model_params * inp.tokens
+        intervention_passes = inp.causal_features * inp.interventions_per_feature * inp.causal_prompts
+        baseline_passes = inp.causal_prompts
+        causal_flops = 2.0 * inp.model_params * inp.prompt_tokens * (intervention_passes + baseline_passes)
+        sae_flops_layer = 6.0 * inp.tokens * (2.0 * inp.d_model * inp.latent_dim)
+        sae_topk_flops_layer = 6.0 * inp.tokens * (inp.d_model * inp.latent_dim + inp.d_model * inp.k)
+        phases = {
+            "harvest": harvest_flops,
+            "causal_validation": causal_flops,
+            "sae_training": sae_flops_layer * inp.selected_layers,
+        }
+        total_flops = sum(phases.values())
+        total_gpu_hours = _hours(total_flops, hardware.spec, inp.mfu)
+        return cls(harvest_flops, intervention_passes, baseline_passes, causal_flops, sae_flops_layer,
+                   sae_topk_flops_layer, total_flops, total_gpu_hours, total_gpu_hours / hardware.count,
+                   max(1, math.ceil(total_gpu_hours / inp.max_wall_hours)))
+
+    def to_json(self, inp: ScalePlanInput, spec: AcceleratorSpec) -> dict[str, Any]:
+        """The plan's ``compute`` block, with GPU-hours on ``spec`` at ``inp``'s MFU."""
+        layers = inp.selected_layers
+        return {
+            "harvest": {"flops": self.harvest_flops, "gpu_hours": _hours(self.harvest_flops, spec, inp.mfu),
+                        "upper_bound": True},
+            "causal_validation": {"intervention_passes": self.intervention_passes,
+                                  "baseline_passes": self.baseline_passes,
+                                  "prompt_tokens": inp.prompt_tokens, "flops": self.causal_flops,
+                                  "gpu_hours": _hours(self.causal_flops, spec, inp.mfu)},
+            "sae_training": {"flops_per_layer": self.sae_flops_per_layer, "flops": self.sae_flops_per_layer * layers,
+                             "gpu_hours": _hours(self.sae_flops_per_layer * layers, spec, inp.mfu),
+                             "topk_flops": self.sae_topk_flops_per_layer * layers,
+                             "topk_gpu_hours": _hours(self.sae_topk_flops_per_layer * layers, spec, inp.mfu)},
+            "total_flops": self.total_flops,
+            "total_gpu_hours": self.total_gpu_hours,
+            "wall_hours_on_available": self.wall_hours,
+            "accelerators_for_max_wall": self.accelerators_for_max_wall,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """Every estimate of one plan, computed once and read by its risks, route, notes and JSON."""
+
+    inp: ScalePlanInput
+    """The workload."""
+    hardware: Hardware
+    """The accelerators it is planned for."""
+    storage: StorageEstimate
+    """Activation storage."""
+    weights: WeightsEstimate
+    """Model weights against device memory."""
+    sae: SaeEstimate
+    """One layer's SAE against device memory."""
+    compute: ComputeEstimate
+    """FLOPs and hours."""
+
+    @classmethod
+    def of(cls, inp: ScalePlanInput, env: dict[str, Any] | None) -> Sizing:
+        """Resolve the hardware of ``inp`` (and ``env``) and size the job on it."""
+        hardware = Hardware.resolve(inp, env)
+        return cls(inp, hardware, StorageEstimate.estimate(inp, env), WeightsEstimate.estimate(inp, hardware),
+                   SaeEstimate.estimate(inp, hardware), ComputeEstimate.estimate(inp, hardware))
+
+
+def _risks(s: Sizing) -> list[dict[str, str]]:
+    """What could go wrong with the job as sized: one ``{code, message}`` per risk found, in a fixed order."""
+    inp, name, n_acc = s.inp, s.hardware.name, s.hardware.count
+    dense, sparse, weights = s.storage.dense_bytes, s.storage.sparse_bytes, s.weights.weight_bytes
+    gpus_for_weights, total_gpu_hours = s.weights.accelerators_needed, s.compute.total_gpu_hours
+    recommended, recommended_bytes, disk_free = s.storage.recommended, s.storage.recommended_bytes, s.storage.disk_free
     risks: list[dict[str, str]] = []
-
-    # device memory: vendor GB; a CPU uses the profiled host RAM when there is one
-    memory_bytes: float | None = spec.memory_gb * 1e9 if spec.memory_gb is not None else None
-    if memory_bytes is None and env:
-        memory_bytes = (env.get("memory") or {}).get("total_bytes")
-    usable = memory_bytes * USABLE_MEMORY_FRACTION if memory_bytes else None
-
-    # storage
-    dense_by_dtype = {d: inp.tokens * inp.d_model * layers * b for d, b in DTYPE_BYTES.items()}
-    dense = dense_by_dtype[inp.dtype]
-    index_bytes = 4 if inp.latent_dim <= 2**32 else 8
-    sparse = inp.tokens * layers * inp.k * (index_bytes + value_bytes)
-    recommended: StorageKind = "sparse" if dense > SPARSE_PREFERRED_ABOVE_BYTES else "dense"
-    recommended_bytes = sparse if recommended == "sparse" else dense
-    shards = {"target_shard_bytes": inp.target_shard_size, "dense": _shards(dense, inp.target_shard_size),
-              "sparse": _shards(sparse, inp.target_shard_size)}
-    shards["recommended"] = {"storage": recommended, **shards[recommended]}
-
-    # model weights
-    weights = inp.model_params * value_bytes
-    gpus_for_weights = math.ceil(weights / usable) if usable else 1
-    weights_fit = weights <= usable if usable else None
-
-    # SAE
-    sae_params = 2 * inp.d_model * inp.latent_dim + inp.latent_dim + inp.d_model
-    train_bytes_per_param = ADAM_TRAINING_BYTES_PER_PARAM + (value_bytes if inp.dtype != "float32" else 0)
-    sae_state = sae_params * train_bytes_per_param
-    sae_fits = sae_state <= usable if usable else None
-
-    # compute
-    harvest_flops = 2.0 * inp.model_params * inp.tokens
-    intervention_passes = inp.causal_features * inp.interventions_per_feature * inp.causal_prompts
-    baseline_passes = inp.causal_prompts
-    causal_flops = 2.0 * inp.model_params * inp.prompt_tokens * (intervention_passes + baseline_passes)
-    sae_flops_layer = 6.0 * inp.tokens * (2.0 * inp.d_model * inp.latent_dim)
-    sae_topk_flops_layer = 6.0 * inp.tokens * (inp.d_model * inp.latent_dim + inp.d_model * inp.k)
-    phases = {
-        "harvest": harvest_flops,
-        "causal_validation": causal_flops,
-        "sae_training": sae_flops_layer * layers,
-    }
-    total_flops = sum(phases.values())
-    total_gpu_hours = _hours(total_flops, spec, inp.mfu)
-    wall_hours = total_gpu_hours / n_acc
-    accelerators_for_max_wall = max(1, math.ceil(total_gpu_hours / inp.max_wall_hours))
-
-    # where the output goes
-    disk_free = (env or {}).get("disk", {}).get("free_bytes") if env else None
-    storage_limit = float(disk_free) if disk_free is not None else LOCAL_STORAGE_LIMIT_BYTES
-    storage_limit_source = "free disk in the environment profile" if disk_free is not None else (
-        f"assumed local storage of {format_bytes(LOCAL_STORAGE_LIMIT_BYTES)} (no environment profile)")
-
-    # risks
-    if weights_fit is False:
+    if s.weights.fits_one_accelerator is False:
         risks.append({"code": "weights_do_not_fit_one_gpu", "message": (
             f"{inp.dtype} weights take {format_bytes(weights)}, more than {USABLE_MEMORY_FRACTION:.0%} of one {name}'s "
-            f"{format_bytes(memory_bytes or 0)}; shard the model over {gpus_for_weights} devices "
+            f"{format_bytes(s.hardware.memory_bytes or 0)}; shard the model over {gpus_for_weights} devices "
             "(tensor/pipeline parallel)")})
     if gpus_for_weights > n_acc:
         risks.append({"code": "too_few_accelerators_for_weights", "message": (
             f"the weights need at least {gpus_for_weights} x {name} but only {n_acc} available")})
-    if sae_fits is False:
+    if s.sae.fits_one_accelerator is False:
         risks.append({"code": "sae_state_does_not_fit_one_gpu", "message": (
-            f"one layer's SAE training state is {format_bytes(sae_state)} ({format_count(sae_params)} parameters x "
-            f"{train_bytes_per_param} B), more than one {name} holds; shard it (FSDP) or reduce latent_dim")})
+            f"one layer's SAE training state is {format_bytes(s.sae.state_bytes_per_layer)} "
+            f"({format_count(s.sae.params_per_layer)} parameters x "
+            f"{s.sae.training_bytes_per_param} B), more than one {name} holds; shard it (FSDP) or reduce latent_dim")})
     if dense > SPARSE_PREFERRED_ABOVE_BYTES:
         risks.append({"code": "sparse_records_preferred", "message": (
             f"dense {inp.dtype} activations take {format_bytes(dense)} (> "
@@ -298,54 +486,70 @@ def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[s
         risks.append({"code": "storage_exceeds_free_disk", "message": (
             f"{recommended} storage needs {format_bytes(recommended_bytes)} but the workspace has "
             f"{format_bytes(disk_free)} free; write shards to object storage or a larger volume")})
-    if wall_hours > inp.max_wall_hours:
+    if s.compute.wall_hours > inp.max_wall_hours:
         risks.append({"code": "single_machine_too_slow", "message": (
-            f"{_h(total_gpu_hours)} GPU-hours on {n_acc} x {name} is {_h(wall_hours)} h wall "
+            f"{_h(total_gpu_hours)} GPU-hours on {n_acc} x {name} is {_h(s.compute.wall_hours)} h wall "
             f"(> {inp.max_wall_hours:g} h); "
-            f"{accelerators_for_max_wall} x {name} would finish in {inp.max_wall_hours:g} h")})
+            f"{s.compute.accelerators_for_max_wall} x {name} would finish in {inp.max_wall_hours:g} h")})
     if name == "cpu" and total_gpu_hours > 1.0:
         risks.append({"code": "cpu_only", "message": (
             f"this job takes about {_h(total_gpu_hours)} hours of CPU time at the assumed 1 TFLOP/s; use a GPU")})
+    return risks
 
-    # route
+
+def _cluster_reasons(s: Sizing, storage_ok: bool) -> list[str]:
+    """Why neither one GPU nor one machine will do, and what to use instead."""
+    name, gpus_for_weights, usable = s.hardware.name, s.weights.accelerators_needed, s.hardware.usable_bytes
+    total_gpu_hours, sae_state = s.compute.total_gpu_hours, s.sae.state_bytes_per_layer
     reasons: list[str] = []
-    one_gpu_ok = gpus_for_weights == 1 and sae_fits is not False and total_gpu_hours <= inp.max_wall_hours
+    if gpus_for_weights > GPUS_PER_NODE:
+        reasons.append(f"the weights need {gpus_for_weights} x {name}, more than one {GPUS_PER_NODE}-GPU machine")
+    if total_gpu_hours / GPUS_PER_NODE > s.inp.max_wall_hours:
+        reasons.append(f"{_h(total_gpu_hours)} GPU-hours take {_h(total_gpu_hours / GPUS_PER_NODE)} h on one "
+                       f"{GPUS_PER_NODE}-GPU machine (> {s.inp.max_wall_hours:g} h)")
+    if usable is not None and sae_state > usable * GPUS_PER_NODE:
+        reasons.append(f"one layer's SAE training state ({format_bytes(sae_state)}) exceeds one machine's memory")
+    if not storage_ok:
+        reasons.append(f"{s.storage.recommended} storage of {format_bytes(s.storage.recommended_bytes)} exceeds "
+                       f"{s.storage.limit_source}")
+    reasons.append("use a distributed engine: Ray for orchestration and sharded harvesting, torchrun/DDP "
+                   "(FSDP for large SAEs) for SAE training; interp-agent ships no cluster code of its own")
+    return reasons
+
+
+def _route(s: Sizing) -> tuple[Route, list[str]]:
+    """The smallest route that holds the weights and SAE state, finishes in time and fits the storage; with reasons."""
+    name, gpus_for_weights, usable = s.hardware.name, s.weights.accelerators_needed, s.hardware.usable_bytes
+    total_gpu_hours, sae_state, max_wall = s.compute.total_gpu_hours, s.sae.state_bytes_per_layer, s.inp.max_wall_hours
+    one_gpu_ok = gpus_for_weights == 1 and s.sae.fits_one_accelerator is not False and total_gpu_hours <= max_wall
     node_ok = (gpus_for_weights <= GPUS_PER_NODE
                and (usable is None or sae_state <= usable * GPUS_PER_NODE)
-               and total_gpu_hours / GPUS_PER_NODE <= inp.max_wall_hours)
-    storage_ok = recommended_bytes <= storage_limit
-    route: Route
+               and total_gpu_hours / GPUS_PER_NODE <= max_wall)
+    storage_ok = s.storage.recommended_bytes <= s.storage.limit_bytes
     if one_gpu_ok and storage_ok:
-        route = "single_gpu"
-        reasons.append(f"the weights and one layer's SAE training state fit one {name}, and the job takes "
-                       f"{_h(total_gpu_hours)} GPU-hours (<= {inp.max_wall_hours:g} h)")
-    elif node_ok and storage_ok:
-        route = "multi_gpu"
-        if not one_gpu_ok:
-            reasons.append(f"one {name} is not enough: weights need {gpus_for_weights} device(s), SAE state "
-                           f"{format_bytes(sae_state)} per layer, {_h(total_gpu_hours)} GPU-hours in all")
-        reasons.append(f"one machine with {GPUS_PER_NODE} x {name} holds the weights and finishes in "
-                       f"{_h(total_gpu_hours / GPUS_PER_NODE)} h: data-parallel harvesting, "
-                       "torchrun/DDP (or FSDP) SAE training")
-    else:
-        route = "cluster"
-        if gpus_for_weights > GPUS_PER_NODE:
-            reasons.append(f"the weights need {gpus_for_weights} x {name}, more than one {GPUS_PER_NODE}-GPU machine")
-        if total_gpu_hours / GPUS_PER_NODE > inp.max_wall_hours:
-            reasons.append(f"{_h(total_gpu_hours)} GPU-hours take {_h(total_gpu_hours / GPUS_PER_NODE)} h on one "
-                           f"{GPUS_PER_NODE}-GPU machine (> {inp.max_wall_hours:g} h)")
-        if usable is not None and sae_state > usable * GPUS_PER_NODE:
-            reasons.append(f"one layer's SAE training state ({format_bytes(sae_state)}) exceeds one machine's memory")
-        if not storage_ok:
-            reasons.append(f"{recommended} storage of {format_bytes(recommended_bytes)} exceeds {storage_limit_source}")
-        reasons.append("use a distributed engine: Ray for orchestration and sharded harvesting, torchrun/DDP "
-                       "(FSDP for large SAEs) for SAE training; interp-agent ships no cluster code of its own")
+        return "single_gpu", [f"the weights and one layer's SAE training state fit one {name}, and the job takes "
+                              f"{_h(total_gpu_hours)} GPU-hours (<= {max_wall:g} h)"]
+    if not (node_ok and storage_ok):
+        return "cluster", _cluster_reasons(s, storage_ok)
+    reasons: list[str] = []
+    if not one_gpu_ok:
+        reasons.append(f"one {name} is not enough: weights need {gpus_for_weights} device(s), SAE state "
+                       f"{format_bytes(sae_state)} per layer, {_h(total_gpu_hours)} GPU-hours in all")
+    reasons.append(f"one machine with {GPUS_PER_NODE} x {name} holds the weights and finishes in "
+                   f"{_h(total_gpu_hours / GPUS_PER_NODE)} h: data-parallel harvesting, "
+                   "torchrun/DDP (or FSDP) SAE training")
+    return "multi_gpu", reasons
 
-    notes = [
+
+def _notes(s: Sizing) -> list[str]:
+    """The formulas behind every number of the plan, with this plan's constants filled in."""
+    inp, name, spec = s.inp, s.hardware.name, s.hardware.spec
+    value_bytes = DTYPE_BYTES[inp.dtype]
+    return [
         "dense activation storage = tokens x d_model x selected_layers x bytes per value "
         f"({inp.dtype}: {value_bytes} B)",
         "sparse SAE-record storage = tokens x selected_layers x k x "
-        f"({index_bytes} B latent index + {value_bytes} B value)",
+        f"({s.storage.sparse_index_bytes} B latent index + {value_bytes} B value)",
         f"recommended storage is sparse when dense storage exceeds {format_bytes(SPARSE_PREFERRED_ABOVE_BYTES)}; "
         "shard count = ceil(storage / target_shard_size)",
         "SAE parameters per layer = 2 x d_model x d_sae + d_sae + d_model (encoder, decoder, two biases)",
@@ -367,64 +571,56 @@ def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[s
         f"routes: single_gpu if one {name} holds weights and SAE state and the job takes <= {inp.max_wall_hours:g} "
         f"GPU-hours; multi_gpu if one {GPUS_PER_NODE}-GPU machine does it in <= {inp.max_wall_hours:g} h; "
         "else cluster; "
-        f"storage must fit {storage_limit_source}",
+        f"storage must fit {s.storage.limit_source}",
     ]
 
+
+def _engines(route: Route) -> dict[str, str]:
+    """The plan's ``engines`` block: what runs the harvest and the SAE training on ``route``."""
+    return {
+        "harvest": ("one process per GPU" if route != "cluster"
+                    else "Ray: one task per shard of prompts, writing shards"),
+        "sae_training": "single process" if route == "single_gpu" else "torchrun with DDP (FSDP when the SAE state "
+                                                                      "does not fit one device)",
+    }
+
+
+def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Size a harvest → SAE training → causal validation job and pick a route.
+
+    Args:
+        inp: the workload.
+        env: an ``interp-agent.env_profile.v1`` object (from ``profile_env`` or
+            ``load_profile``); fills in the accelerator, their count and the free disk.
+
+    Returns:
+        The ``interp-agent.scale_plan.v1`` object: storage, shards, SAE memory, compute,
+        weights fit, risks, route with reasons, and the formulas used (``notes``).
+        Deterministic: the same input gives the same plan.
+    """
+    s = Sizing.of(inp, env)
+    hw, spec = s.hardware, s.hardware.spec
+    risks = _risks(s)
+    route, reasons = _route(s)
     return {
         "schema_version": SCALE_PLAN_SCHEMA,
         "tool": "interp-agent",
         "tool_version": __version__,
-        "inputs": {**asdict(inp), "accelerator": name, "n_accelerators": n_acc,
-                   "sources": {"accelerator": name_source, "n_accelerators": n_source,
-                               "storage_limit": storage_limit_source}},
-        "accelerator": {"name": name, "peak_tflops": spec.peak_tflops, "memory_gb": spec.memory_gb,
-                        "memory_bytes": memory_bytes, "mfu": inp.mfu, "source": spec.source},
-        "storage": {
-            "dense_bytes_by_dtype": dense_by_dtype,
-            "dense_bytes": dense,
-            "sparse_bytes": sparse,
-            "sparse_index_bytes": index_bytes,
-            "recommended": recommended,
-            "recommended_bytes": recommended_bytes,
-            "limit_bytes": storage_limit,
-        },
-        "shards": shards,
-        "weights": {"bytes": weights, "bytes_per_param": value_bytes, "fits_one_accelerator": weights_fit,
-                    "accelerators_needed": gpus_for_weights, "usable_memory_fraction": USABLE_MEMORY_FRACTION},
-        "sae": {
-            "params_per_layer": sae_params,
-            "params_total": sae_params * layers,
-            "training_bytes_per_param": train_bytes_per_param,
-            "training_state_bytes_per_layer": sae_state,
-            "training_state_bytes_total": sae_state * layers,
-            "optimizer_bytes_per_layer": 8 * sae_params,
-            "optimizer_bytes_total": 8 * sae_params * layers,
-            "fits_one_accelerator": sae_fits,
-        },
-        "compute": {
-            "harvest": {"flops": harvest_flops, "gpu_hours": _hours(harvest_flops, spec, inp.mfu), "upper_bound": True},
-            "causal_validation": {"intervention_passes": intervention_passes, "baseline_passes": baseline_passes,
-                                  "prompt_tokens": inp.prompt_tokens, "flops": causal_flops,
-                                  "gpu_hours": _hours(causal_flops, spec, inp.mfu)},
-            "sae_training": {"flops_per_layer": sae_flops_layer, "flops": sae_flops_layer * layers,
-                             "gpu_hours": _hours(sae_flops_layer * layers, spec, inp.mfu),
-                             "topk_flops": sae_topk_flops_layer * layers,
-                             "topk_gpu_hours": _hours(sae_topk_flops_layer * layers, spec, inp.mfu)},
-            "total_flops": total_flops,
-            "total_gpu_hours": total_gpu_hours,
-            "wall_hours_on_available": wall_hours,
-            "accelerators_for_max_wall": accelerators_for_max_wall,
-        },
+        "inputs": {**asdict(inp), "accelerator": hw.name, "n_accelerators": hw.count,
+                   "sources": {"accelerator": hw.name_source, "n_accelerators": hw.count_source,
+                               "storage_limit": s.storage.limit_source}},
+        "accelerator": {"name": hw.name, "peak_tflops": spec.peak_tflops, "memory_gb": spec.memory_gb,
+                        "memory_bytes": hw.memory_bytes, "mfu": inp.mfu, "source": spec.source},
+        "storage": s.storage.to_json(),
+        "shards": s.storage.shards(inp.target_shard_size),
+        "weights": s.weights.to_json(),
+        "sae": s.sae.to_json(inp.selected_layers),
+        "compute": s.compute.to_json(inp, spec),
         "route": route,
         "route_reasons": reasons,
-        "engines": {
-            "harvest": ("one process per GPU" if route != "cluster"
-                        else "Ray: one task per shard of prompts, writing shards"),
-            "sae_training": "single process" if route == "single_gpu" else "torchrun with DDP (FSDP when the SAE state "
-                                                                          "does not fit one device)",
-        },
+        "engines": _engines(route),
         "risks": risks,
-        "notes": notes,
+        "notes": _notes(s),
     }
 
 

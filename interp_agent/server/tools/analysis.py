@@ -94,49 +94,72 @@ def match_result(state: ServerState, record: JobRecord, result: dict[str, Any]) 
     )
 
 
-def specs(state: ServerState) -> list[ToolSpec]:
-    """The analysis tools."""
-    runner = state.runner
+_STARTS_JOB = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
+"""Annotations of a tool that starts a background job."""
+_READS_NETWORK = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+"""Starts a job that may read the network: Neuronpedia, pretrained SAEs by release, models by hub id."""
 
-    def optional_path(value: str | None, field: str) -> str | None:
-        return None if value is None else str(state.path(value, field))
 
-    def dataset_of(inp: InspectInput | InterveneInput) -> str | None:
-        """The dataset path, writing caller-given examples into the workspace when there are any."""
-        if inp.positives is None and inp.negatives is None:
-            return optional_path(inp.dataset, "dataset")
-        if inp.dataset is not None or inp.pack is not None:
-            raise ValidationError("give either positives/negatives, a dataset or a pack, not several")
-        if not inp.criterion.strip():
-            raise ValidationError("criterion is required with positives/negatives")
-        cset = from_examples(inp.criterion, inp.positives or [], inp.negatives or [])
-        digest = hashlib.sha256(json.dumps([inp.criterion, inp.positives, inp.negatives]).encode()).hexdigest()[:12]
-        path = state.workspace / "inputs" / f"examples-{digest}.jsonl"
-        write_scored_prompts(path, cset.prompts)
-        return str(path)
+def _optional_path(state: ServerState, value: str | None, field: str) -> str | None:
+    """An optional path argument resolved inside the workspace (None stays None)."""
+    return None if value is None else str(state.path(value, field))
 
-    def inspect_params(inp: InspectInput) -> dict[str, Any]:
-        """The job's params: the request fields its backend reads, paths resolved inside the workspace."""
-        params: dict[str, Any] = {"config": {"top_k": inp.top_k, "held_out_fraction": inp.held_out_fraction,
-                                             "candidates": max(200, inp.top_k)}}
-        for name in params_read_by(inp.backend):
-            if name not in InspectInput.model_fields:
+
+def _dataset_of(state: ServerState, inp: InspectInput | InterveneInput) -> str | None:
+    """The dataset path, writing caller-given examples into the workspace when there are any."""
+    if inp.positives is None and inp.negatives is None:
+        return _optional_path(state, inp.dataset, "dataset")
+    if inp.dataset is not None or inp.pack is not None:
+        raise ValidationError("give either positives/negatives, a dataset or a pack, not several")
+    if not inp.criterion.strip():
+        raise ValidationError("criterion is required with positives/negatives")
+    cset = from_examples(inp.criterion, inp.positives or [], inp.negatives or [])
+    digest = hashlib.sha256(json.dumps([inp.criterion, inp.positives, inp.negatives]).encode()).hexdigest()[:12]
+    path = state.workspace / "inputs" / f"examples-{digest}.jsonl"
+    write_scored_prompts(path, cset.prompts)
+    return str(path)
+
+
+def _inspect_params(state: ServerState, inp: InspectInput) -> dict[str, Any]:
+    """The job's params: the request fields its backend reads, paths resolved inside the workspace."""
+    params: dict[str, Any] = {"config": {"top_k": inp.top_k, "held_out_fraction": inp.held_out_fraction,
+                                         "candidates": max(200, inp.top_k)}}
+    for name in params_read_by(inp.backend):
+        if name not in InspectInput.model_fields:
+            continue
+        value = getattr(inp, name)
+        if name == "dataset":
+            value = _dataset_of(state, inp)
+        elif name == "neuronpedia":  # refs and URLs pass as they are; anything else is a file in the workspace
+            if not value:
                 continue
-            value = getattr(inp, name)
-            if name == "dataset":
-                value = dataset_of(inp)
-            elif name == "neuronpedia":  # refs and URLs pass as they are; anything else is a file in the workspace
-                if not value:
-                    continue
-                value = [v if _is_neuronpedia_ref(v) else str(state.path(v, "neuronpedia")) for v in value]
-            elif name in path_params():
-                value = optional_path(value, name)
-            params[name] = value
-        return params
+            value = [v if _is_neuronpedia_ref(v) else str(state.path(v, "neuronpedia")) for v in value]
+        elif name in path_params():
+            value = _optional_path(state, value, name)
+        params[name] = value
+    return params
+
+
+def _report_path(state: ServerState, value: str, field: str) -> str:
+    """A report argument as a report.json path: a run_id of an earlier inspect job, a folder or a file."""
+    folder = state.workspace / "runs" / value
+    if value and (folder / "report.json").is_file() and "/" not in value:
+        return str(folder / "report.json")
+    path = state.path(value, field)
+    return str(path / "report.json" if path.is_dir() else path)
+
+
+def _inspect_spec(state: ServerState) -> ToolSpec:
+    """The inspect tool: rank features against a criterion in a background job."""
 
     async def inspect_tool(inp: InspectInput, ctx: Context) -> InspectOutput:
-        record = await wait_for(state, runner.submit("inspect", inspect_params(inp)).job_id, inp.wait_seconds, ctx)
-        raw = runner.result(record.job_id) if record.state == "completed" else None
+        record = await wait_for(state, state.runner.submit("inspect", _inspect_params(state, inp)).job_id,
+                                inp.wait_seconds, ctx)
+        raw = state.runner.result(record.job_id) if record.state == "completed" else None
         result = inspect_result(state, record, raw) if raw is not None else None
         return InspectOutput(
             job=job_view(record), result=result, resources=state.run_uris(record.run_id),
@@ -146,33 +169,37 @@ def specs(state: ServerState) -> list[ToolSpec]:
             ]),
         )
 
-    def report_path(value: str, field: str) -> str:
-        folder = state.workspace / "runs" / value
-        if value and (folder / "report.json").is_file() and "/" not in value:
-            return str(folder / "report.json")
-        path = state.path(value, field)
-        return str(path / "report.json" if path.is_dir() else path)
+    return ToolSpec(
+        "inspect",
+        "Rank a model's features against a natural-language criterion, with held-out and causal evidence. "
+        "Use after profile_env, with a live model on a prompt set (backend='hf': 'smollm2-135m' is embedded; "
+        "dataset or pack), activation records ('records'), a feature dump ('features'), Neuronpedia feature cards "
+        "('neuronpedia': refs like 'gpt2-small@6-res_scefr-ajt:650' read the network; imported labels, examples, "
+        "logit effects and density, no criterion measurement unless records are given), a pretrained SAE's latents "
+        "harvested on the model ('saelens': saelens_release + saelens_id from the hub or its cache, or "
+        "sae=<folder>) or generated demo data "
+        "('toy', labelled synthetic). Starts a background job (seconds for thousands of "
+        "rows; about 1 s per 200k records from Parquet, 5 s from JSONL) and returns its handle at once, or the "
+        "result if it finishes within wait_seconds. Its top rows give held-out r and AUROC with 95% intervals; a "
+        "row's notes say when its held-out prompts cannot exclude chance and how many a test would need. The "
+        "report (report.json, report.html) is an MCP resource. "
+        "Next: read the report, add intervention records, or match against another model's report.",
+        InspectInput, InspectOutput, inspect_tool, _READS_NETWORK, "Inspect features against a criterion",
+    )
 
-    async def match_tool(inp: MatchInput, ctx: Context) -> MatchOutput:
-        params = {"left": report_path(inp.left, "left"), "right": report_path(inp.right, "right"),
-                  "min_similarity": inp.min_similarity, "use_text": inp.use_text}
-        record = await wait_for(state, runner.submit("match", params).job_id, inp.wait_seconds, ctx)
-        raw = runner.result(record.job_id) if record.state == "completed" else None
-        return MatchOutput(
-            job=job_view(record), result=match_result(state, record, raw) if raw is not None else None,
-            resources=state.run_uris(record.run_id),
-            next_actions=_next_actions(record, [f"read interp-agent://runs/{record.run_id}/matches.md"]),
-        )
+
+def _intervene_spec(state: ServerState) -> ToolSpec:
+    """The intervene tool: test features causally on a live model, with controls, in a background job."""
 
     async def intervene_tool(inp: InterveneInput, ctx: Context) -> InterveneOutput:
         params = {
-            "model": inp.model, "criterion": inp.criterion or None, "dataset": dataset_of(inp),
-            "pack": inp.pack, "report": report_path(inp.report, "report") if inp.report else None,
+            "model": inp.model, "criterion": inp.criterion or None, "dataset": _dataset_of(state, inp),
+            "pack": inp.pack, "report": _report_path(state, inp.report, "report") if inp.report else None,
             "features": inp.features, "top_k": inp.top_k, "mode": inp.mode, "strengths": inp.strengths,
-            "targets": inp.targets, "scorer": inp.scorer, "sae": optional_path(inp.sae, "sae"),
+            "targets": inp.targets, "scorer": inp.scorer, "sae": _optional_path(state, inp.sae, "sae"),
         }
-        record = await wait_for(state, runner.submit("intervene", params).job_id, inp.wait_seconds, ctx)
-        raw = runner.result(record.job_id) if record.state == "completed" else None
+        record = await wait_for(state, state.runner.submit("intervene", params).job_id, inp.wait_seconds, ctx)
+        raw = state.runner.result(record.job_id) if record.state == "completed" else None
         result = None
         if raw is not None:
             result = InterveneResultModel(
@@ -189,51 +216,46 @@ def specs(state: ServerState) -> list[ToolSpec]:
             ]),
         )
 
-    starts_job = ToolAnnotations(
-        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+    return ToolSpec(
+        "intervene",
+        "Test features causally on a live model (smollm2-135m embedded, or a local/hub model): ablate, "
+        "mean_ablate, clamp, steer or patch each feature (a report's top features plus its contrast direction, "
+        "or given ids) with generated controls (random directions of matched norm, random features of matched "
+        "spread). The strength is chosen on calibration prompts within a KL budget; the effect on the behaviour "
+        "score (next-token probability of target tokens) is measured on held-out prompts with a 95% interval "
+        "(removals on positives, pushes toward the criterion on negatives), side effects as KL on the other "
+        "class. Starts a background job (a few minutes on a CPU for 4 features). "
+        "Next: feed interventions.jsonl back to inspect.",
+        InterveneInput, InterveneOutput, intervene_tool, _READS_NETWORK, "Intervene on features with controls",
     )
-    # may read the network: Neuronpedia, pretrained SAEs by release, models by hub id
-    reads_network = ToolAnnotations(
-        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+
+
+def _match_spec(state: ServerState) -> ToolSpec:
+    """The match tool: match the features of two reports one to one in a background job."""
+
+    async def match_tool(inp: MatchInput, ctx: Context) -> MatchOutput:
+        params = {"left": _report_path(state, inp.left, "left"), "right": _report_path(state, inp.right, "right"),
+                  "min_similarity": inp.min_similarity, "use_text": inp.use_text}
+        record = await wait_for(state, state.runner.submit("match", params).job_id, inp.wait_seconds, ctx)
+        raw = state.runner.result(record.job_id) if record.state == "completed" else None
+        return MatchOutput(
+            job=job_view(record), result=match_result(state, record, raw) if raw is not None else None,
+            resources=state.run_uris(record.run_id),
+            next_actions=_next_actions(record, [f"read interp-agent://runs/{record.run_id}/matches.md"]),
+        )
+
+    return ToolSpec(
+        "match",
+        "Match the features of two inspection reports one to one (activation on shared probe prompts, decoder "
+        "direction, label text via all-MiniLM-L6-v2, causal effects; Hungarian assignment). left/right are "
+        "run_ids of earlier inspect jobs or report.json paths. Causal effects are compared on named measures "
+        "(effect on the criterion, side effect), measured or imported alike. Starts a background job (a few "
+        "seconds; the sentence encoder loads only when both reports have label text not yet in the embedding "
+        "cache). Next: read matches.md; validate matches with interventions.",
+        MatchInput, MatchOutput, match_tool, _STARTS_JOB, "Match features across models",
     )
-    return [
-        ToolSpec(
-            "inspect",
-            "Rank a model's features against a natural-language criterion, with held-out and causal evidence. "
-            "Use after profile_env, with a live model on a prompt set (backend='hf': 'smollm2-135m' is embedded; "
-            "dataset or pack), activation records ('records'), a feature dump ('features'), Neuronpedia feature cards "
-            "('neuronpedia': refs like 'gpt2-small@6-res_scefr-ajt:650' read the network; imported labels, examples, "
-            "logit effects and density, no criterion measurement unless records are given), a pretrained SAE's latents "
-            "harvested on the model ('saelens': saelens_release + saelens_id from the hub or its cache, or "
-            "sae=<folder>) or generated demo data "
-            "('toy', labelled synthetic). Starts a background job (seconds for thousands of "
-            "rows; about 1 s per 200k records from Parquet, 5 s from JSONL) and returns its handle at once, or the "
-            "result if it finishes within wait_seconds. Its top rows give held-out r and AUROC with 95% intervals; a "
-            "row's notes say when its held-out prompts cannot exclude chance and how many a test would need. The "
-            "report (report.json, report.html) is an MCP resource. "
-            "Next: read the report, add intervention records, or match against another model's report.",
-            InspectInput, InspectOutput, inspect_tool, reads_network, "Inspect features against a criterion",
-        ),
-        ToolSpec(
-            "intervene",
-            "Test features causally on a live model (smollm2-135m embedded, or a local/hub model): ablate, "
-            "mean_ablate, clamp, steer or patch each feature (a report's top features plus its contrast direction, "
-            "or given ids) with generated controls (random directions of matched norm, random features of matched "
-            "spread). The strength is chosen on calibration prompts within a KL budget; the effect on the behaviour "
-            "score (next-token probability of target tokens) is measured on held-out prompts with a 95% interval "
-            "(removals on positives, pushes toward the criterion on negatives), side effects as KL on the other "
-            "class. Starts a background job (a few minutes on a CPU for 4 features). "
-            "Next: feed interventions.jsonl back to inspect.",
-            InterveneInput, InterveneOutput, intervene_tool, reads_network, "Intervene on features with controls",
-        ),
-        ToolSpec(
-            "match",
-            "Match the features of two inspection reports one to one (activation on shared probe prompts, decoder "
-            "direction, label text via all-MiniLM-L6-v2, causal effects; Hungarian assignment). left/right are "
-            "run_ids of earlier inspect jobs or report.json paths. Causal effects are compared on named measures "
-            "(effect on the criterion, side effect), measured or imported alike. Starts a background job (a few "
-            "seconds; the sentence encoder loads only when both reports have label text not yet in the embedding "
-            "cache). Next: read matches.md; validate matches with interventions.",
-            MatchInput, MatchOutput, match_tool, starts_job, "Match features across models",
-        ),
-    ]
+
+
+def specs(state: ServerState) -> list[ToolSpec]:
+    """The analysis tools."""
+    return [_inspect_spec(state), _intervene_spec(state), _match_spec(state)]

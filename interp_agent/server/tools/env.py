@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
@@ -12,8 +14,8 @@ from interp_agent.server.registry import ToolSpec
 from interp_agent.server.state import ServerState
 
 
-def specs(state: ServerState) -> list[ToolSpec]:
-    """The environment tools."""
+def _profile_spec(state: ServerState) -> ToolSpec:
+    """The profile_env tool: this machine's cores, memory, disk, accelerators and the route to run on."""
 
     async def profile(inp: ProfileEnvInput, ctx: Context) -> ProfileEnvOutput:
         target = state.path(inp.save_to, "save_to", must_exist=False) if inp.save_to else None
@@ -30,6 +32,37 @@ def specs(state: ServerState) -> list[ToolSpec]:
             next_actions=[*advice["next_actions"], "inspect(...) to rank features against a criterion"],
         )
 
+    return ToolSpec(
+        "profile_env",
+        "Profile this machine: CPU cores, RAM (GiB), free workspace disk (GiB), CUDA accelerators, installed "
+        "optional packages, which credentials are set (present/absent only, never values), and the route to "
+        "run on (local_cpu, single_gpu, multi_gpu, cluster). Call it first. Well under a second (GPUs are "
+        "listed by nvidia-smi; torch is not imported). Writes a file only when save_to is given.",
+        ProfileEnvInput, ProfileEnvOutput, profile,
+        ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+        "Profile the environment",
+    )
+
+
+def _headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers of a scale plan worth reading first: storage, shards, SAE size, GPU-hours, fit."""
+    compute = result["compute"]
+    return {
+        "recommended_storage": result["storage"]["recommended"],
+        "storage_bytes": result["storage"]["recommended_bytes"],
+        "dense_bytes": result["storage"]["dense_bytes"],
+        "sparse_bytes": result["storage"]["sparse_bytes"],
+        "shards": result["shards"],
+        "sae_params_total": result["sae"]["params_total"],
+        "total_gpu_hours": compute["total_gpu_hours"],
+        "wall_hours_on_available": compute["wall_hours_on_available"],
+        "weights_fit_one_accelerator": result["weights"]["fits_one_accelerator"],
+    }
+
+
+def _plan_spec(state: ServerState) -> ToolSpec:
+    """The plan_scale tool: storage, memory, compute and the route of a large run, from human sizes."""
+
     async def plan(inp: PlanScaleInput, ctx: Context) -> PlanScaleOutput:
         env = None
         if inp.env_profile is not None:
@@ -42,44 +75,26 @@ def specs(state: ServerState) -> list[ToolSpec]:
             n_accelerators=inp.n_accelerators, target_shard_size=inp.target_shard_size,
         )
         result = plan_scale(sizes, env)
-        compute = result["compute"]
-        headline = {
-            "recommended_storage": result["storage"]["recommended"],
-            "storage_bytes": result["storage"]["recommended_bytes"],
-            "dense_bytes": result["storage"]["dense_bytes"],
-            "sparse_bytes": result["storage"]["sparse_bytes"],
-            "shards": result["shards"],
-            "sae_params_total": result["sae"]["params_total"],
-            "total_gpu_hours": compute["total_gpu_hours"],
-            "wall_hours_on_available": compute["wall_hours_on_available"],
-            "weights_fit_one_accelerator": result["weights"]["fits_one_accelerator"],
-        }
         return PlanScaleOutput(
-            route=result["route"], headline=headline, risk_flags=result["risks"], notes=result["notes"], plan=result,
+            route=result["route"], headline=_headline(result), risk_flags=result["risks"], notes=result["notes"],
+            plan=result,
             next_actions=[*result["route_reasons"][:2],
                           "inspect(...) on a small prompt set first to check the criterion"],
         )
 
-    return [
-        ToolSpec(
-            "profile_env",
-            "Profile this machine: CPU cores, RAM (GiB), free workspace disk (GiB), CUDA accelerators, installed "
-            "optional packages, which credentials are set (present/absent only, never values), and the route to "
-            "run on (local_cpu, single_gpu, multi_gpu, cluster). Call it first. Well under a second (GPUs are "
-            "listed by nvidia-smi; torch is not imported). Writes a file only when save_to is given.",
-            ProfileEnvInput, ProfileEnvOutput, profile,
-            ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
-            "Profile the environment",
-        ),
-        ToolSpec(
-            "plan_scale",
-            "Estimate a large run before starting it, from human sizes (model_params '70B', tokens '1B', d_model "
-            "'8192', latent_dim '1M'): dense and sparse activation storage in bytes, SAE parameter and optimizer "
-            "memory, harvest / causal-validation / SAE-training FLOPs and GPU-hours on the named accelerator, shard "
-            "count, risk flags, and the route (single_gpu, multi_gpu, or a cluster on Ray / torchrun). Formulas are "
-            "in notes. Instant and read-only; from_env profiles this machine first. Next: follow the route.",
-            PlanScaleInput, PlanScaleOutput, plan,
-            ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
-            "Plan a large run",
-        ),
-    ]
+    return ToolSpec(
+        "plan_scale",
+        "Estimate a large run before starting it, from human sizes (model_params '70B', tokens '1B', d_model "
+        "'8192', latent_dim '1M'): dense and sparse activation storage in bytes, SAE parameter and optimizer "
+        "memory, harvest / causal-validation / SAE-training FLOPs and GPU-hours on the named accelerator, shard "
+        "count, risk flags, and the route (single_gpu, multi_gpu, or a cluster on Ray / torchrun). Formulas are "
+        "in notes. Instant and read-only; from_env profiles this machine first. Next: follow the route.",
+        PlanScaleInput, PlanScaleOutput, plan,
+        ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+        "Plan a large run",
+    )
+
+
+def specs(state: ServerState) -> list[ToolSpec]:
+    """The environment tools."""
+    return [_profile_spec(state), _plan_spec(state)]
