@@ -42,16 +42,16 @@ def _settings(args: argparse.Namespace) -> TrainSettings:
     )
 
 
-def _stderr_progress() -> Callable[[str, float, str], None]:
-    """One line on a terminal, rewritten when the message changes; silent otherwise."""
+def _stderr_line() -> Callable[[float, str], None]:
+    """``show(fraction, message)``: one line on a terminal, rewritten when the message changes; silent otherwise."""
     last = [""]
 
-    def progress(phase: str, fraction: float, message: str) -> None:
+    def show(fraction: float, message: str) -> None:
         if sys.stderr.isatty() and message != last[0]:
             last[0] = message
             print(f"\r[{fraction:4.0%}] {message[:100]:<100}", end="", file=sys.stderr, flush=True)
 
-    return progress
+    return show
 
 
 def _metrics_lines(m: dict[str, Any]) -> list[str]:
@@ -102,9 +102,11 @@ def _result_payload(result: TrainResult) -> dict[str, Any]:
 
 def cmd_train_sae(args: argparse.Namespace) -> int:
     """``train-sae``: train the SAE, optionally test its top latents causally, and print its metrics."""
-    from interp_agent.core.workflows.trained_latents import train_sae
+    from interp_agent.core.workflows.trained_latents import TrainProgress, train_sae
 
     settings = _settings(args)
+    show = _stderr_line()
+    progress = TrainProgress(show, model=args.model)
     try:
         result = train_sae(
             out=args.out,
@@ -117,8 +119,11 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
             records=args.records,
             settings=settings,
             causal_out=args.causal_out,
-            progress=_stderr_progress(),
+            progress=progress,
+            on_point=progress.point,
         )
+        held = result.metrics["held_out"]
+        show(1.0, f"FVU {held['fvu']:.3f}, L0 {held['l0']:.1f} on held-out rows")
     finally:
         if sys.stderr.isatty():
             print(file=sys.stderr)

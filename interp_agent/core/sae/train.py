@@ -8,13 +8,22 @@ causally (``causal_out``) is a workflow above the steps:
 
 Run again on the same ``out`` after a crash or a kill, it reuses the cached activations and
 continues from the newest checkpoint.
+
+Progress goes through the package's one callback, ``progress(phase, done, total)``
+(``core.progress``), phase by phase: ``load`` 0 of 1 (a model source); ``harvest`` prompts
+or ``read`` rows (data.py); ``resume`` at the checkpoint's step of all steps (a rerun);
+``train`` steps; ``evaluate`` 0 of 2, the held-out reconstruction, and 1 of 2, the splice
+into the model (a model source; else 0 of 1); ``records`` 0 of 1; ``done`` 1 of 1. Each
+training point reported (step, loss, mse, fvu, l0, dead_fraction) also goes to
+``on_point``, just before its ``train`` event, so a message can show it
+(``workflows.trained_latents.TrainProgress``).
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -23,14 +32,12 @@ import numpy as np
 import torch
 
 from interp_agent.core.artifacts import run_provenance, schema_version, write_json
-from interp_agent.core.errors import InputFileError, ValidationError
+from interp_agent.core.errors import InputFileError, ValidationError, arg
 from interp_agent.core.formats.prompts import ScoredPrompt
+from interp_agent.core.progress import Progress
 from interp_agent.core.sae import data as act_data
 from interp_agent.core.sae.model import ARCHITECTURES, SPARSE_ARCHITECTURES, SaeShape
-from interp_agent.core.sae.trainer import CHECKPOINT_DIR, Optimisation, Trainer, default_lr
-
-Progress = Callable[[str, float, str], None]
-"""``progress(phase, fraction 0..1 of the whole run, message)``."""
+from interp_agent.core.sae.trainer import CHECKPOINT_DIR, Optimisation, StepReport, Trainer, default_lr
 
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a laptop CPU: a narrow SAE over a criterion pack's tokens
@@ -111,7 +118,7 @@ def _device(name: str) -> torch.device:
     except RuntimeError:
         raise ValidationError(f"unknown device {name!r}", hint="cpu, cuda, cuda:1 or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValidationError("device cuda asked for but torch sees no CUDA device", hint="use --device cpu")
+        raise ValidationError("device cuda asked for but torch sees no CUDA device", hint=f"use {arg('device', 'cpu')}")
     return dev
 
 
@@ -163,7 +170,8 @@ def check_request(
     if len(sources) != 1:
         raise ValidationError(
             f"give exactly one source, got {sources or 'none'}",
-            hint="--model M --dataset F --hookpoint H, or --activations F, or --records F",
+            hint=f"{arg('model')} with {arg('dataset')} or {arg('pack')} and {arg('hookpoint')}; or "
+                 f"{arg('activations')}; or {arg('records')}",
         )
     if cfg["dtype"] not in ("auto", "float32", "bfloat16"):
         raise ValidationError(f"dtype must be auto, float32 or bfloat16, got {cfg['dtype']!r}")
@@ -182,11 +190,14 @@ def fit_sae(
     records: str | Path | None = None,
     settings: TrainSettings | None = None,
     progress: Progress | None = None,
+    on_point: StepReport | None = None,
 ) -> TrainResult:
     """Train an SAE and write it into ``out`` (cfg.json, sae_weights.safetensors, metrics.json, records).
 
     Exactly one source: ``model`` + (``dataset`` or ``pack``) + ``hookpoint``;
     ``activations`` (safetensors / .npy / Parquet files); or ``records`` (activation JSONL).
+    ``progress(phase, done, total)`` follows the run (phases in the module docstring);
+    ``on_point(point)`` gets each reported training point before its ``train`` event.
 
     Raises:
         ValidationError: no source or several, missing hookpoint, bad settings.
@@ -195,11 +206,11 @@ def fit_sae(
     cfg = check_request(settings, model, activations, records)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report: Progress = progress or (lambda phase, frac, msg: None)
+    report: Progress = progress or _no_progress
     device = _device(cfg["device"])
     src = _source(cfg, out, device, report, model=model, dataset=dataset, pack=pack, hookpoint=hookpoint,
                   activations=activations, records=records)
-    run = _fit(cfg, src.cache, out, device, report)
+    run = _fit(cfg, src.cache, out, device, report, on_point)
     held_metrics, splice = _evaluate(run, src, cfg, device, report)
     from interp_agent.core.sae.lens import save_sae_lens
 
@@ -213,11 +224,11 @@ def fit_sae(
                            {"activations": str(activations)} if isinstance(activations, (str, Path)) else {})}))
     paths = {"cfg": out / "cfg.json", "weights": out / "sae_weights.safetensors"}
     if src.scored and src.loaded is not None:
-        report("records", 0.93, "activation records of the trained latents")
+        report("records", 0, 1)
         paths["records"] = _model_records(out, src.loaded, src.prompts, src.cache.hookpoint, weights,  # type: ignore[arg-type]  # src.loaded is set for a model source
                                           cfg["top_latents"], cfg["max_length"])
     elif records is not None:
-        report("records", 0.93, "activation records of the trained latents")
+        report("records", 0, 1)
         paths["records"] = _records_from_records(out, Path(records), run.sae, src.cache, cfg["top_latents"], device)
     metrics["records"] = str(paths["records"]) if "records" in paths else (
         "not written: the prompts carry no criterion scores" if model
@@ -226,8 +237,12 @@ def fit_sae(
     if not cfg["keep_activations"]:
         shutil.rmtree(out / ACTIVATION_CACHE, ignore_errors=True)
     shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
-    report("done", 1.0, f"FVU {held_metrics['fvu']:.3f}, L0 {held_metrics['l0']:.1f} on held-out rows")
+    report("done", 1, 1)
     return TrainResult(metrics=metrics, paths=paths)
+
+
+def _no_progress(phase: str, done: int, total: int | None) -> None:
+    """The progress callback when none is given: reports nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,31 +261,27 @@ def _source(
 ) -> _Source:
     """Cache the activations of the one source (reused when the cache is already complete)."""
     cache_dir = out / ACTIVATION_CACHE
-
-    def cache_progress(phase: str, done: int, total: int | None) -> None:
-        report(phase, 0.15 * done / total if total else 0.0, f"{phase}: {done}" + (f"/{total}" if total else ""))
-
     if model:
         prompts, scored = _model_prompts(hookpoint, dataset, pack)
         from interp_agent.core.models import load_model
 
-        report("load", 0.0, f"loading {model}")
+        report("load", 0, 1)
         loaded = load_model(model, device=cast(Any, str(device)) if device.type == "cuda" else "cpu")
         held = cfg["held_out_fraction"] or (0.3 if scored else 0.1)
         cache = act_data.from_model(
             loaded, [(p.prompt_id, p.text) for p in prompts], hookpoint, cache_dir, held_out_fraction=held,  # type: ignore[arg-type]  # loaded is set for a model source
-            max_length=cfg["max_length"], max_records=cfg["max_records"], seed=cfg["seed"], progress=cache_progress,
+            max_length=cfg["max_length"], max_records=cfg["max_records"], seed=cfg["seed"], progress=report,
         )
         return _Source(cache, prompts, scored, loaded)
     if activations:
         paths = [activations] if isinstance(activations, (str, Path)) else list(activations)
         cache = act_data.from_activations(paths, cache_dir, hookpoint=hookpoint,
                                           held_out_fraction=cfg["held_out_fraction"] or 0.1,
-                                          max_records=cfg["max_records"], seed=cfg["seed"], progress=cache_progress)
+                                          max_records=cfg["max_records"], seed=cfg["seed"], progress=report)
     else:
         cache = act_data.from_records(records, cache_dir, hookpoint=hookpoint,
                                       held_out_fraction=cfg["held_out_fraction"] or 0.3,
-                                      max_records=cfg["max_records"], seed=cfg["seed"], progress=cache_progress)
+                                      max_records=cfg["max_records"], seed=cfg["seed"], progress=report)
     return _Source(cache, [], False, None)
 
 
@@ -279,14 +290,14 @@ def _model_prompts(
 ) -> tuple[list[ScoredPrompt], bool]:
     """The prompts of a model source and whether they carry criterion scores."""
     if not hookpoint:
-        raise ValidationError("training from a model needs --hookpoint", hint="e.g. blocks.15.hook_resid_post")
+        raise ValidationError(f"training from a model needs {arg('hookpoint')}", hint="e.g. blocks.15.hook_resid_post")
     if pack:
         from interp_agent.core.criteria import load_pack
 
         return list(load_pack(pack).prompts), True
     if dataset:
         return read_prompt_file(dataset)
-    raise ValidationError("training from a model needs prompts: --dataset FILE or --pack NAME")
+    raise ValidationError(f"training from a model needs prompts: {arg('dataset')} or {arg('pack')}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +341,8 @@ def _shape_and_optimisation(
 
 
 def _fit(
-    cfg: dict[str, Any], cache: act_data.ActivationCache, out: Path, device: torch.device, report: Progress
+    cfg: dict[str, Any], cache: act_data.ActivationCache, out: Path, device: torch.device, report: Progress,
+    on_point: StepReport | None,
 ) -> _Run:
     """Train (resuming from the newest checkpoint in ``out`` when there is one)."""
     import time
@@ -345,13 +357,14 @@ def _fit(
     if history is None:
         trainer.initialise(cache.sample(16_384, seed=cfg["seed"]))
         history = []
+        report("train", 0, steps)
     else:
-        report("train", 0.15, f"resuming from checkpoint at step {trainer.step}")
+        report("resume", trainer.step, steps)
 
     def on_step(point: dict[str, float]) -> None:
-        report("train", 0.15 + 0.7 * point["step"] / steps,
-               f"step {int(point['step'])}/{steps} loss {point['loss']:.4g} fvu {point['fvu']:.3f} "
-               f"l0 {point['l0']:.1f}")
+        if on_point is not None:
+            on_point(point)
+        report("train", int(point["step"]), steps)
 
     t0 = time.perf_counter()
     start_step = trainer.step
@@ -368,7 +381,7 @@ def _evaluate(
     """Held-out reconstruction metrics, and splice metrics in the model for a model source."""
     from interp_agent.core.sae.metrics import reconstruction_metrics, splice_metrics
 
-    report("evaluate", 0.86, "held-out reconstruction")
+    report("evaluate", 0, 2 if src.loaded is not None else 1)
     sae = run.sae
     scale = sae.input_scale
 
@@ -380,7 +393,7 @@ def _evaluate(
                                           device=device)
     if src.loaded is None:
         return held_metrics, None
-    report("evaluate", 0.9, "splicing the SAE into the model on held-out prompts")
+    report("evaluate", 1, 2)
     held_prompts = _held_out_prompts(src.prompts, src.cache.source)
     mean = _held_out_mean(src.cache)
     splice = splice_metrics(src.loaded, [p.text for p in held_prompts], src.cache.hookpoint,  # type: ignore[arg-type]  # src.loaded is set for a model source

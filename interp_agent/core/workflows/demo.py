@@ -17,8 +17,8 @@ from typing import Any
 
 from interp_agent.core.inspection import inspect
 from interp_agent.core.matching import match_reports, write_matches
+from interp_agent.core.progress import Progress
 from interp_agent.core.ranking import RankingConfig
-from interp_agent.core.ranking.rank import Progress
 from interp_agent.core.workflows.investigate import investigate
 
 DEMO_CRITERION = "the next token should be a physical measurement unit"

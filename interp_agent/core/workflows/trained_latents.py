@@ -1,18 +1,87 @@
-"""``train_then_test``: train an SAE, then rank its latents on training prompts and steer the best on held-out ones."""
+"""``train_then_test``: train an SAE, then rank its latents on training prompts and steer the best on held-out ones.
+
+Also the progress of a training run as its adapters show it: ``TRAIN_PHASES`` and
+``train_progress_fraction`` turn ``(phase, done, total)`` into a 0..1 fraction of the whole
+run, and ``TrainProgress`` into ``emit(fraction, message)`` for a job or a terminal line.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from interp_agent.core.artifacts import write_json
-from interp_agent.core.errors import ValidationError
-from interp_agent.core.sae.train import Progress, TrainResult, TrainSettings, check_request, fit_sae, read_prompt_file
+from interp_agent.core.errors import ValidationError, arg
+from interp_agent.core.progress import Progress
+from interp_agent.core.sae.train import TrainResult, TrainSettings, check_request, fit_sae, read_prompt_file
+from interp_agent.core.sae.trainer import StepReport
 from interp_agent.core.workflows.investigate import investigate
 
-CAUSAL_NEEDS = "--causal-out needs a model and scored prompts: --pack, or --dataset with --criterion"
+CAUSAL_NEEDS = (f"{arg('causal_out')} needs a model and scored prompts: {arg('pack')}, or {arg('dataset')} with "
+                f"{arg('criterion')}")
+
+TRAIN_PHASES: dict[str, tuple[float, float]] = {
+    "load": (0.0, 0.0), "harvest": (0.0, 0.15), "read": (0.0, 0.15), "resume": (0.15, 0.85),
+    "train": (0.15, 0.85), "evaluate": (0.85, 0.93), "records": (0.93, 0.95), "causal": (0.95, 1.0),
+    "done": (1.0, 1.0),
+}
+"""Share (from, to) of a training run each phase covers; phases come in this order, so the fraction never goes back."""
+
+_UNKNOWN_TOTAL_SCALE = 50_000
+"""Rows at which a read of unknown length is shown half done (done / (done + scale))."""
+
+_MESSAGES = {
+    "records": "activation records of the trained latents",
+    "causal": "ranking latents on the training split, steering the best on held-out prompts",
+    "done": "done",
+}
+_EVALUATE = ("held-out reconstruction", "splicing the SAE into the model on held-out prompts")
+
+
+def train_progress_fraction(phase: str, done: int, total: int | None) -> float:
+    """The fraction 0..1 of a training run reached at ``done`` of ``total`` units in ``phase``."""
+    start, end = TRAIN_PHASES.get(phase, (0.0, 1.0))
+    within = done / total if total else done / (done + _UNKNOWN_TOTAL_SCALE)
+    return start + (end - start) * min(1.0, max(0.0, within))
+
+
+class TrainProgress:
+    """A training run's ``progress(phase, done, total)`` as ``emit(fraction of the run, message)``.
+
+    Pass it as ``progress`` and its ``point`` as ``on_point``: a ``train`` event's message then
+    carries that step's loss, FVU and L0 (``step 120/300 loss 0.0112 fvu 0.037 l0 16.0``).
+    """
+
+    def __init__(self, emit: Callable[[float, str], None], *, model: str | None = None) -> None:
+        """``emit`` gets each event; ``model``, the name of a model source, goes into the ``load`` message."""
+        self.emit = emit
+        self.model = model
+        self.latest: dict[str, float] | None = None
+        """The latest training point given to ``point``."""
+
+    def point(self, point: dict[str, float]) -> None:
+        """Keep ``point`` (step, loss, fvu, l0, …) for the ``train`` event of its step."""
+        self.latest = point
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        self.emit(train_progress_fraction(phase, done, total), self.message(phase, done, total))
+
+    def message(self, phase: str, done: int, total: int | None) -> str:
+        """What ``done`` of ``total`` in ``phase`` reads as."""
+        if phase == "train":
+            p = self.latest
+            if p is not None and int(p["step"]) == done:
+                return f"step {done}/{total} loss {p['loss']:.4g} fvu {p['fvu']:.3f} l0 {p['l0']:.1f}"
+            return f"step {done}/{total}"
+        if phase == "resume":
+            return f"resuming from checkpoint at step {done}"
+        if phase == "load":
+            return f"loading {self.model or 'the model'}"
+        if phase == "evaluate":
+            return _EVALUATE[min(done, len(_EVALUATE) - 1)]
+        return _MESSAGES.get(phase) or (f"{phase}: {done}/{total}" if total else f"{phase}: {done}")
 
 
 def train_then_test(
@@ -28,6 +97,7 @@ def train_then_test(
     records: str | Path | None = None,
     settings: TrainSettings | None = None,
     progress: Progress | None = None,
+    on_point: StepReport | None = None,
 ) -> TrainResult:
     """``fit_sae`` into ``out``, then test the latents causally into ``causal_out``.
 
@@ -42,21 +112,22 @@ def train_then_test(
     if not (model and (pack or (dataset and criterion))):
         raise ValidationError(CAUSAL_NEEDS)
     if dataset is not None and not pack and not read_prompt_file(dataset)[1]:
-        raise ValidationError("--causal-out needs a model and scored prompts (a pack or a scored dataset)")
-    report: Progress = progress or (lambda phase, frac, msg: None)
-    done: list[tuple[str, float, str]] = []
+        raise ValidationError(CAUSAL_NEEDS)
+    report: Progress = progress or (lambda phase, n, total: None)
+    done: list[tuple[str, int, int | None]] = []
 
-    def held_back(phase: str, frac: float, msg: str) -> None:
+    def held_back(phase: str, n: int, total: int | None) -> None:
         if phase == "done":  # the run is done once its latents are tested
-            done.append((phase, frac, msg))
+            done.append((phase, n, total))
         else:
-            report(phase, frac, msg)
+            report(phase, n, total)
 
     trained = fit_sae(out=out, model=model, dataset=dataset, pack=pack, criterion=criterion, hookpoint=hookpoint,
-                      activations=activations, records=records, settings=settings, progress=held_back)
+                      activations=activations, records=records, settings=settings, progress=held_back,
+                      on_point=on_point)
     if "records" not in trained.paths:
-        raise ValidationError("--causal-out needs a model and scored prompts (a pack or a scored dataset)")
-    report("causal", 0.95, "ranking latents on the training split, steering the best on held-out prompts")
+        raise ValidationError(CAUSAL_NEEDS)
+    report("causal", 0, 1)
     causal = steer_latents(model, criterion or _pack_criterion(pack), dataset, pack, Path(out), Path(causal_out),
                           trained.paths["records"])
     paths = {k: v for k, v in trained.paths.items() if k != "metrics"}
@@ -103,15 +174,19 @@ def train_sae(
     settings: TrainSettings | None = None,
     causal_out: str | Path | None = None,
     progress: Progress | None = None,
+    on_point: StepReport | None = None,
 ) -> TrainResult:
     """Train an SAE and write it into ``out`` (the step ``sae.train.fit_sae``); with ``causal_out``, test its latents.
 
     The entry point of ``train-sae``, its job and ``interp_agent.train_sae``: without
-    ``causal_out`` it is the training step alone, with it :func:`train_then_test`.
+    ``causal_out`` it is the training step alone, with it :func:`train_then_test`, which
+    adds the phase ``causal`` (0 of 1) before ``done``. ``progress`` and ``on_point`` as in
+    ``fit_sae``; a :class:`TrainProgress` takes both.
     """
     if causal_out is None:
         return fit_sae(out=out, model=model, dataset=dataset, pack=pack, criterion=criterion, hookpoint=hookpoint,
-                       activations=activations, records=records, settings=settings, progress=progress)
+                       activations=activations, records=records, settings=settings, progress=progress,
+                       on_point=on_point)
     return train_then_test(out=out, causal_out=causal_out, model=model, dataset=dataset, pack=pack,
                            criterion=criterion, hookpoint=hookpoint, activations=activations, records=records,
-                           settings=settings, progress=progress)
+                           settings=settings, progress=progress, on_point=on_point)

@@ -13,7 +13,7 @@ from sae_planted import planted
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.sae import load_sae
 from interp_agent.core.sae.train import TrainSettings
-from interp_agent.core.workflows.trained_latents import train_sae
+from interp_agent.core.workflows.trained_latents import TrainProgress, train_progress_fraction, train_sae
 
 FAST = dict(steps=150, batch_size=256, lr=3e-3, latent_dim=96, k=4)
 
@@ -22,8 +22,15 @@ def test_from_stored_activations(tmp_path) -> None:  # noqa: ANN001
     x, _ = planted(n=6_000)
     np.save(tmp_path / "acts.npy", x)
     phases: list[str] = []
+    shown: list[tuple[float, str]] = []
+    shown_progress = TrainProgress(lambda fraction, message: shown.append((fraction, message)))
+
+    def progress(phase: str, done: int, total: int | None) -> None:
+        phases.append(phase)
+        shown_progress(phase, done, total)
+
     result = train_sae(out=tmp_path / "sae", activations=tmp_path / "acts.npy", hookpoint="blocks.3.hook_resid_post",
-                       settings=TrainSettings(**FAST), progress=lambda phase, frac, msg: phases.append(phase))
+                       settings=TrainSettings(**FAST), progress=progress, on_point=shown_progress.point)
     m = result.metrics
     assert m["sae"] == {"architecture": "topk", "saved_as": "topk", "d_in": 32, "d_sae": 96, "k": 4,
                         "hookpoint": "blocks.3.hook_resid_post", "model": None}
@@ -33,6 +40,12 @@ def test_from_stored_activations(tmp_path) -> None:  # noqa: ANN001
     assert m["splice"] is None and "stored activations" in m["records"]
     assert m["training"]["steps"] == 150 and m["training"]["history"][-1]["step"] == 150
     assert {"read", "train", "evaluate", "done"} <= set(phases)
+    fractions = [f for f, _ in shown]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    last_step, last_message = shown[-3]  # then the evaluation and done
+    assert last_step == train_progress_fraction("train", 150, 150) == 0.85
+    assert last_message.startswith("step 150/150 loss ") and " fvu " in last_message and last_message.endswith("l0 4.0")
+    assert [m for _, m in shown[-2:]] == ["held-out reconstruction", "done"]
     on_disk = json.loads((tmp_path / "sae" / "metrics.json").read_text())
     assert on_disk["held_out"]["fvu"] == held["fvu"]
     assert not (tmp_path / "sae" / "activations").exists() and not (tmp_path / "sae" / "checkpoints").exists()
@@ -119,7 +132,7 @@ def test_from_the_embedded_model_with_splice_metrics_and_records(tmp_path) -> No
 
 @pytest.mark.slow
 def test_causal_out_ranks_latents_on_training_prompts_and_steers_them_on_held_out_ones(tmp_path) -> None:  # noqa: ANN001
-    with pytest.raises(ValidationError, match="causal-out needs"):
+    with pytest.raises(ValidationError, match="`causal_out` needs"):
         train_sae(out=tmp_path / "x", model="smollm2-135m", dataset=tmp_path / "p.txt",
                   hookpoint="blocks.10.hook_resid_post",
                   causal_out=tmp_path / "c")
@@ -134,3 +147,28 @@ def test_causal_out_ranks_latents_on_training_prompts_and_steers_them_on_held_ou
     steered = {f["feature_id"] for f in features}
     assert any(f["causal"] is not None for f in report["features"] if f["feature_id"] in steered)
     assert result.metrics["causal"]["features"] == features
+
+
+def test_training_progress_rises_phase_by_phase_with_a_message_per_event() -> None:
+    shown: list[tuple[float, str]] = []
+    progress = TrainProgress(lambda fraction, message: shown.append((fraction, message)), model="smollm2-135m")
+    progress("load", 0, 1)
+    progress("harvest", 44, 88)
+    progress("harvest", 88, 88)
+    progress("resume", 120, 300)
+    progress("train", 120, 300)
+    progress.point({"step": 150.0, "loss": 0.01052, "mse": 0.01, "fvu": 0.0351, "l0": 16.0, "dead_fraction": 0.0})
+    progress("train", 150, 300)
+    for event in (("evaluate", 0, 2), ("evaluate", 1, 2), ("records", 0, 1), ("causal", 0, 1), ("done", 1, 1)):
+        progress(*event)
+    assert [m for _, m in shown] == [
+        "loading smollm2-135m", "harvest: 44/88", "harvest: 88/88", "resuming from checkpoint at step 120",
+        "step 120/300", "step 150/300 loss 0.01052 fvu 0.035 l0 16.0", "held-out reconstruction",
+        "splicing the SAE into the model on held-out prompts", "activation records of the trained latents",
+        "ranking latents on the training split, steering the best on held-out prompts", "done",
+    ]
+    fractions = [f for f, _ in shown]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert fractions[5] == pytest.approx(0.5)  # half the steps: 15% + 70% / 2
+    reading = [train_progress_fraction("read", n, None) for n in (0, 8_192, 10**6, 10**9)]
+    assert reading == sorted(reading) and reading[0] == 0.0 and reading[-1] < train_progress_fraction("train", 0, 300)
