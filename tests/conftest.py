@@ -44,3 +44,19 @@ def private_embedding_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatc
 
     monkeypatch.setattr(text, "embedding_cache_dir", cache_dir)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def no_save_mounted_on_object():
+    """A test that leaves ``save`` on every object fails itself, not whichever test imports anyio next.
+
+    ``import nnsight`` mounts ``save`` into ``object``'s type dict (nnsight/_c/py_mount.c), which
+    breaks every anyio ``TypedAttributeSet`` defined afterwards, hence ``import mcp``
+    (``TypeError: Attribute 'save' is missing its type annotation``); the exporters take it back
+    (``interp_agent.core.bridges.exporters.import_nnsight``). Checked here so that a leak is
+    reported against the test that caused it.
+    """
+    before = "save" in vars(object)
+    yield
+    if not before:
+        assert "save" not in vars(object), "this test left .save mounted on object (import nnsight?)"

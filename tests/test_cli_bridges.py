@@ -38,7 +38,7 @@ def test_inspect_saelens_backend_without_an_sae_exits_2_with_the_two_ways(tmp_pa
     code, _, err = run(capsys, "inspect", "--model", "smollm2-135m", "--backend", "saelens", "--pack",
                        "measurement_unit", "--out", str(tmp_path / "r"))
     assert code == EXIT_BAD_INPUT
-    assert "--sae DIR" in err and "--saelens-release" in err and len(err.strip().splitlines()) == 1
+    assert "--sae " in err and "--saelens-release" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
@@ -52,6 +52,17 @@ def test_export_records_via_nnsight_writes_records_jsonl(tmp_path: Path, capsys,
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert json.loads(stdout)["prompts"] == len(rows) > 50
     assert rows[0]["model"] == "smollm2-135m"
+    # the process stays usable: import nnsight mounts .save on object, which breaks every anyio
+    # TypedAttributeSet defined afterwards, hence import mcp (see exporters.import_nnsight)
+    assert "save" not in vars(object)
+    from anyio import TypedAttributeSet, typed_attribute
+
+    class Probe(TypedAttributeSet):
+        value: int = typed_attribute()
+
+    from interp_agent.server.models import InspectInput
+
+    assert InspectInput.model_fields
 
 
 def test_export_records_remote_needs_nnsight(tmp_path: Path, capsys) -> None:

@@ -13,7 +13,10 @@ dropped); only the reading of the activations differs:
 - ``nnsight``: ``TransformersModel(hf_model, tokenizer=…)`` traces the model and saves the
   output (or first input) of the module behind each hookpoint, then stops the trace.
   ``remote=True`` is passed to ``trace`` for NDIF: the model must then be a hub id that
-  NDIF serves, and nnsight's own API-key configuration applies.
+  NDIF serves, and nnsight's own API-key configuration applies. nnsight is imported through
+  :func:`import_nnsight`, which takes back the ``.save`` nnsight mounts on every object (it
+  breaks anyio, hence the MCP SDK, for the rest of the process); values are saved with
+  ``nnsight.save(value)``.
 
 The tests check both against ``harvest_records`` on SmolLM2-135M.
 """
@@ -21,13 +24,14 @@ The tests check both against ``harvest_records`` on SmolLM2-135M.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from interp_agent.core.errors import MissingDependencyError, ModelUnavailableError, ValidationError
+from interp_agent.core.errors import MissingDependencyError, ModelUnavailableError, ValidationError, arg
 from interp_agent.core.formats.parquet import write_parquet_dataset
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.formats.records import ActivationRecord, FeatureMeta, write_records
@@ -155,6 +159,57 @@ def records_via_transformer_lens(
 # --- nnsight -------------------------------------------------------------------------------
 
 
+def import_nnsight() -> Any:
+    """The ``nnsight`` module, imported without leaving ``.save`` on every object of the process.
+
+    ``import nnsight`` (0.8.1; ``CONFIG.APP.PYMOUNT``, on by default) writes a ``save`` method
+    into ``object``'s own type dict with its C extension (``nnsight/_c/py_mount.c``, called at the
+    bottom of ``nnsight/__init__.py``), so that ``value.save()`` works in a trace. From then on
+    every class has a public, unannotated ``save`` attribute, and anyio's
+    ``TypedAttributeSet.__init_subclass__`` (``anyio/_core/_typedattr.py``), which rejects any
+    public attribute in ``dir(cls)`` without an annotation, fails for every attribute set defined
+    afterwards: ``import mcp`` (``mcp.os.win32.utilities`` imports ``anyio.streams.file``) raises
+    ``TypeError: Attribute 'save' is missing its type annotation``, and so do ``anyio.streams.tls``
+    and ``anyio.abc.SocketAttribute``. nnsight knows (the comment at the top of its
+    ``__init__.py``) and imports ``anyio`` before mounting, but that defines none of those
+    classes: they live in submodules ``import anyio`` does not load (anyio 4.16 even loads
+    ``anyio.abc`` lazily). Upstream cause, not ours; nnsight's own fallback when the mount is off
+    (the flag came with ndif-team/nnsight#559) is ``nnsight.save(value)``, which is what the
+    exporter calls.
+
+    So the mount this import made is taken back at once (``nnsight._c.unmount``), before any
+    other module can be imported. A mount that was there before (the caller imported nnsight
+    first) is the caller's and left alone. ``CONFIG.APP.PYMOUNT`` is not touched: nnsight writes
+    its whole config to the user's file on ``CONFIG.save()``. Code that imports nnsight later in
+    the same process gets this module without the mount: it must write ``nnsight.save(x)``.
+
+    Raises:
+        MissingDependencyError: nnsight is not installed.
+    """
+    mounted_before = "save" in vars(object)
+    fresh = "nnsight" not in sys.modules
+    try:
+        import nnsight
+    except ImportError:
+        raise MissingDependencyError("nnsight", "bridges", "Reading activations through nnsight") from None
+    finally:
+        if fresh and not mounted_before and "save" in vars(object):
+            _unmount_save()
+    return nnsight
+
+
+def _unmount_save() -> None:
+    """Take the ``save`` nnsight mounted on ``object`` back out (see :func:`import_nnsight`).
+
+    Through the extension module itself, already in ``sys.modules``: importing it by name would
+    run ``nnsight/__init__.py`` (and its mount) again when that import is what just failed.
+    """
+    py_mount = sys.modules.get("nnsight._c.py_mount")
+    if py_mount is None:  # pragma: no cover - a mount without the extension that makes it
+        raise RuntimeError("nnsight mounted .save on object but its py_mount extension is not loaded")
+    py_mount.unmount("save")
+
+
 def nnsight_model(model: str | LoadedModel, *, remote: bool = False, device: str = "auto") -> tuple[Any, str]:
     """An nnsight ``TransformersModel`` of the model, padding on the right; and the model's name.
 
@@ -167,6 +222,7 @@ def nnsight_model(model: str | LoadedModel, *, remote: bool = False, device: str
         ValidationError: ``remote`` with a LoadedModel, a local folder or the embedded model.
         ModelUnavailableError: ``remote`` and the hub id's config or tokenizer cannot be fetched.
     """
+    import_nnsight()  # first: importing any nnsight module mounts .save on object
     try:
         from nnsight.modeling.transformers import TransformersModel
     except ImportError:
@@ -237,13 +293,14 @@ def records_via_nnsight(
     envoys = [(p, _envoy(nn_model, paths[id(p.module)]))
               for p in sorted(points, key=lambda p: (p.layer, _FORWARD_ORDER[p.site]))]
     device_of = torch.device("cpu") if remote else next(module.parameters()).device
+    nnsight = import_nnsight()  # no `.save()` on values: import_nnsight took that mount back
 
     def run(input_BT: torch.Tensor, mask_BT: torch.Tensor) -> dict[str, torch.Tensor]:
         saved = {}
         with nn_model.trace(input_BT, attention_mask=mask_BT, remote=remote) as tracer:
             for point, envoy in envoys:  # in forward order: nnsight reads modules as the forward reaches them
                 value = envoy.output if point.mode == "output" else envoy.input
-                saved[point.name] = (value[0] if isinstance(value, (tuple, list)) else value).save()
+                saved[point.name] = nnsight.save(value[0] if isinstance(value, (tuple, list)) else value)
             tracer.stop()
         return saved
 
@@ -287,7 +344,7 @@ def export_records(
 def prompts_for_export(dataset: str | Path | None = None, pack: str | None = None) -> list[ScoredPrompt]:
     """The prompts of a scored-prompts JSONL file or of a built-in criterion pack (exactly one of them)."""
     if (dataset is None) == (pack is None):
-        raise ValidationError("give exactly one of --dataset FILE (scored prompts JSONL) and --pack NAME")
+        raise ValidationError(f"give exactly one of {arg('dataset')} (scored prompts JSONL) and {arg('pack')}")
     if pack is not None:
         from interp_agent.core.criteria import load_pack
 

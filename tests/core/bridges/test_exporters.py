@@ -9,6 +9,9 @@ up to ~900 (residual stream at layer 20 of SmolLM2): ``atol=1e-3, rtol=1e-5``.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ import torch
 
 from interp_agent.core.bridges.exporters import (
     export_records,
+    import_nnsight,
     prompts_for_export,
     records_via_nnsight,
     records_via_transformer_lens,
@@ -97,3 +101,66 @@ def test_remote_runs_need_a_hub_id_not_a_local_model(loaded, prompts) -> None:
         list(records_via_nnsight(loaded, prompts, HOOKS, remote=True))
     with pytest.raises(ValidationError, match="hub id"):
         list(records_via_nnsight("smollm2-135m", prompts, HOOKS, remote=True))
+
+
+# --- nnsight's .save mount ------------------------------------------------------------------
+# ``import nnsight`` mounts ``save`` on ``object`` (nnsight/_c/py_mount.c), after which anyio's
+# TypedAttributeSet subclasses, hence ``import mcp``, raise "Attribute 'save' is missing its
+# type annotation" (see import_nnsight). Fresh interpreters: in this one anyio's modules may
+# already be loaded, and a class defined before the mount never sees it.
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+
+
+def _define_an_attribute_set() -> None:
+    """Raises the TypeError while ``save`` is mounted on object, whatever anyio modules are loaded."""
+    from anyio import TypedAttributeSet, typed_attribute
+
+    class Probe(TypedAttributeSet):
+        value: int = typed_attribute()
+
+
+def test_importing_nnsight_through_the_exporter_leaves_mcp_importable() -> None:
+    done = _python("""
+        from interp_agent.core.bridges.exporters import import_nnsight
+
+        import_nnsight()
+        from nnsight.modeling.transformers import TransformersModel  # what nnsight_model imports next
+        assert "save" not in vars(object)
+        import anyio.streams.file, anyio.streams.tls
+        import mcp
+        from interp_agent.server.models import InspectInput
+        print("ok")
+    """)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_a_plain_import_nnsight_breaks_anyio_and_a_callers_mount_is_left_alone() -> None:
+    done = _python("""
+        import nnsight
+
+        if "save" not in vars(object):
+            print("no mount")
+            raise SystemExit
+        from interp_agent.core.bridges.exporters import import_nnsight
+
+        import_nnsight()
+        assert "save" in vars(object), "the caller's own mount was taken away"
+        try:
+            import anyio.streams.file
+        except TypeError as error:
+            print(error)
+    """)
+    assert done.returncode == 0, done.stderr[-3000:]
+    if done.stdout.strip() == "no mount":
+        pytest.skip("nnsight no longer mounts .save on object: import_nnsight has nothing to take back")
+    assert done.stdout.strip() == "Attribute 'save' is missing its type annotation"
+
+
+def test_an_nnsight_export_leaves_no_save_on_every_object(loaded, prompts) -> None:
+    assert list(records_via_nnsight(loaded, prompts[:2], HOOKS[:1], pooling="last"))
+    assert import_nnsight().save  # the function form the exporter saves with
+    assert "save" not in vars(object) and not hasattr(loaded.model, "save")
+    _define_an_attribute_set()
