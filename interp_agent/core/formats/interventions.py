@@ -3,6 +3,12 @@
 ``{model, feature_id, criterion?, intervention, prompt_id?, baseline_score,
 intervention_score, side_effect_score?, metadata?}``. Control rows carry
 ``metadata.control_type`` (random_feature, matched_frequency, random_direction, placebo, …).
+
+Rows written by ``intervene`` also carry, in ``metadata`` and all optional: ``split``,
+``measured_on``, ``strength``, ``value``, and the run's judgement of the feature,
+``verdict``, ``verdict_reason``, ``confidence``, ``stability`` (``share``, ``n_same``,
+``n_strengths``, ``by_strength``), ``expected_direction`` and ``note`` (the edit never
+changed the score). Files without them read as before.
 """
 
 from __future__ import annotations

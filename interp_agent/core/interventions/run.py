@@ -6,9 +6,12 @@ For each target feature:
    tokens (the first position excluded) set the scale of every edit.
 2. Strength: for steer and clamp, each strength (in units of the feature's scale: a
    learned direction's own norm, else that std; negative steering removes the feature)
-   is tried on calibration positives; the one with the largest effect in the expected
-   direction whose KL divergence on calibration negatives stays within a budget is kept.
-   Held-out prompts never influence this choice.
+   is tried on calibration prompts; the one with the largest effect in the expected
+   direction whose KL divergence on the other calibration class stays within a budget is
+   kept. When the kept strength uses under ``widen_below_share`` of the budget, the grid
+   widens geometrically (x2, x4, ... up to ``max_widening`` times the largest strength
+   given), still on calibration prompts, and the choice is made again over every strength
+   tried. Held-out prompts never influence this choice.
 3. Evidence, on held-out prompts only: the behaviour score of each prompt with and
    without the edit (its change is the effect, with a Student-t interval). A removal
    (ablation, negative steering) is measured on held-out positives, where the criterion
@@ -17,7 +20,13 @@ For each target feature:
    the ceiling). The other class gives the side effects: the KL divergence of next-token
    distributions and its score change. The same edit runs along generated controls:
    random directions of matched norm and random features of matched activation spread.
-4. A verdict: causal, weak, no_effect or contradicts (the association).
+4. A verdict (``interventions.verdict``): causal needs the interval to exclude 0, the
+   effect to exceed every control and 3x the controls' RMS, and |effect| >= 0.05 on the
+   0..1 score scale; weak, no_effect or contradicts otherwise, each with its reason.
+5. Stability, reported only: after the strength and the verdict are fixed, the held-out
+   effect (with its controls) at every other strength tried in the chosen one's sign family
+   that stayed within the KL budget, and the share of them that earn the same verdict. A
+   confidence line per feature quotes the effect, interval, control ratio and stability.
 """
 
 from __future__ import annotations
@@ -32,13 +41,13 @@ import torch
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.interventions import InterventionRecord, effect_sign
 from interp_agent.core.formats.prompts import ScoredPrompt
-from interp_agent.core.ids import basis_feature_id, parse_hookpoint
+from interp_agent.core.interventions.controls import Control, control_value, make_controls
 from interp_agent.core.interventions.edits import MODES, RECORD_NAME, edit_fn, sae_edit_fn
 from interp_agent.core.interventions.targets import Target
+from interp_agent.core.interventions.verdict import VERDICT_RULE, Judgement, confidence_line, judge
 from interp_agent.core.models.harvest import harvest
 from interp_agent.core.models.hooks import edit
 from interp_agent.core.progress import Progress
-from interp_agent.core.ranking.stats import t_interval
 
 Verdict = str  # causal | weak | no_effect | contradicts
 
@@ -65,7 +74,13 @@ class InterveneConfig:
     batch_size: int = 16
     """Prompts per forward pass."""
     kl_budget: float = 0.5
-    """Largest mean KL (nats) on calibration negatives a chosen strength may cause."""
+    """Largest mean KL (nats) on the other calibration class a chosen strength may cause."""
+    widen_below_share: float = 0.1
+    """When the chosen strength's calibration KL is under this share of kl_budget, the grid widens (0: never)."""
+    max_widening: float = 64.0
+    """Widening stops at this multiple of the largest |strength| given (strengths x2, x4, ... up to it)."""
+    measure_stability: bool = True
+    """Also measure the held-out effect at the other in-budget strengths of the chosen sign (reporting only)."""
     seed: int = 0
     """Seed of the controls."""
 
@@ -76,6 +91,10 @@ class InterveneConfig:
             raise ValidationError(f"strengths must be finite numbers, got {self.strengths!r}; e.g. 2,4,8")
         if self.n_random_directions < 1:
             raise ValidationError("n_random_directions must be at least 1: every run has controls")
+        if not 0.0 <= self.widen_below_share < 1.0:
+            raise ValidationError(f"widen_below_share must be in [0, 1), got {self.widen_below_share!r}; e.g. 0.1")
+        if not self.max_widening >= 1.0:
+            raise ValidationError(f"max_widening must be at least 1 (1: never widen), got {self.max_widening!r}")
 
 
 @dataclass(slots=True)
@@ -84,6 +103,8 @@ class InterventionRun:
 
     records: list[InterventionRecord] = field(default_factory=list)
     features: list[dict[str, Any]] = field(default_factory=list)
+    verdict_rule: dict[str, Any] = field(default_factory=lambda: dict(VERDICT_RULE))
+    """The verdict rule with its numbers (also in every feature's summary)."""
 
 
 def next_token_logprobs(loaded: Any, texts: Sequence[str], batch_size: int) -> torch.Tensor:
@@ -287,9 +308,22 @@ def _intervene(
     held = _HeldOut(prompts=target_set, texts=texts, base=ev.scores(texts),
                     measured_on="held_out_negatives" if toward else "held_out_positives")
     effect = _measure_edit(ev, cfg, chosen, held, [p.text for p in other_set])
+    controls = make_controls(rng, target, chosen.acts, chosen.std, n_random_directions=cfg.n_random_directions,
+                             n_matched_features=cfg.n_matched_features)
+    control_records, control_effects = _run_controls(ev, cfg, chosen, controls, held, labels)
+    signed = effect_sign(effect.name) * (effect.edited - held.base)  # > 0: the feature promotes the criterion
+    verdict = judge(signed, [e for v in control_effects.values() for e in v], chosen.sign)
+    # reporting only: measured after the strength and the verdict are fixed, never fed back into either
+    stability = _stability(ev, cfg, chosen, controls, held, verdict)
+    summary = _summary(cfg, chosen, held, effect, control_effects, verdict, stability)
     meta = {"mode": cfg.mode, "hookpoint": target.hookpoint, "value": chosen.value,
             "strength": chosen.sweep.get("chosen"), "split": "held_out", "measured_on": held.measured_on,
-            "kl_on_other_class": float(effect.kl.mean()), "other_class_score_change": effect.other_change}
+            "kl_on_other_class": float(effect.kl.mean()), "other_class_score_change": effect.other_change,
+            # the run's verdict travels with its rows, so inspect can quote it (optional fields of the v1 format)
+            "verdict": verdict.verdict, "verdict_reason": verdict.reason, "confidence": summary["confidence"],
+            "stability": _compact_stability(stability), "expected_direction": summary["expected_direction"]}
+    if verdict.note:
+        meta["note"] = verdict.note
     # side_effect_score is in behaviour-score units (so it can be weighed against the effect); KL is metadata
     records = [
         InterventionRecord(
@@ -299,8 +333,7 @@ def _intervene(
         )
         for p, b, e in zip(target_set, held.base, effect.edited, strict=True)
     ]
-    control_records, control_effects = _run_controls(ev, rng, cfg, chosen, held, labels)
-    return records + control_records, _summary(cfg, chosen, held, effect, control_effects)
+    return records + control_records, summary
 
 
 def _measure_edit(
@@ -317,29 +350,37 @@ def _measure_edit(
     return _Effect(name=name, edited=edited, kl=kl, other_change=other_change)
 
 
+def _control_effects_at(
+    ev: _Evaluator, cfg: InterveneConfig, chosen: _Edit, controls: list[Control], held: _HeldOut, value: float
+) -> list[tuple[Control, float, str, np.ndarray]]:
+    """Each control's edit at the target's ``value``: the control, its value, its record name and held-out scores."""
+    out = []
+    for ctl in controls:
+        cvalue = control_value(cfg.mode, ctl, value, chosen.target, chosen.mean, chosen.std)
+        cfn = edit_fn(cfg.mode, torch.tensor(ctl.vector, dtype=torch.float32), cvalue)
+        out.append((ctl, cvalue, record_name(cfg.mode, cvalue), ev.scores(held.texts, chosen.target.hookpoint, cfn)))
+    return out
+
+
 def _run_controls(
-    ev: _Evaluator, rng: np.random.Generator, cfg: InterveneConfig, chosen: _Edit, held: _HeldOut, labels: _Labels
+    ev: _Evaluator, cfg: InterveneConfig, chosen: _Edit, controls: list[Control], held: _HeldOut, labels: _Labels
 ) -> tuple[list[InterventionRecord], dict[str, list[float]]]:
     """Run the same edit along each generated control: its records, and the mean signed effects per control type."""
     target = chosen.target
     records: list[InterventionRecord] = []
     control_effects: dict[str, list[float]] = {}
-    for control_type, control_id, cu, cvalue in _controls(
-        rng, cfg, target, chosen.acts, chosen.value, chosen.mean, chosen.std
-    ):
-        cfn = edit_fn(cfg.mode, torch.tensor(cu, dtype=torch.float32), cvalue)
-        cname = record_name(cfg.mode, cvalue)
-        cscores = ev.scores(held.texts, target.hookpoint, cfn)
+    for ctl, cvalue, cname, cscores in _control_effects_at(ev, cfg, chosen, controls, held, chosen.value):
         for p, b, e in zip(held.prompts, held.base, cscores, strict=True):
             records.append(InterventionRecord(
-                feature_id=control_id, intervention=cname, baseline_score=float(b),
+                feature_id=ctl.feature_id, intervention=cname, baseline_score=float(b),
                 intervention_score=float(e), model=labels.model_name, criterion=labels.criterion,
                 prompt_id=p.prompt_id,
-                metadata={"control_type": control_type, "control_for": target.feature_id, "mode": cfg.mode,
+                metadata={"control_type": ctl.control_type, "control_for": target.feature_id, "mode": cfg.mode,
                           "hookpoint": target.hookpoint, "value": cvalue, "split": "held_out",
                           "measured_on": held.measured_on},
             ))
-        control_effects.setdefault(control_type, []).append(float(np.mean(effect_sign(cname) * (cscores - held.base))))
+        control_effects.setdefault(ctl.control_type, []).append(
+            float(np.mean(effect_sign(cname) * (cscores - held.base))))
     return records, control_effects
 
 
@@ -358,11 +399,16 @@ def pushes_toward(mode: str, value: float, mean: float, sign: int) -> bool:
     return sign * level > 0
 
 
+def _strength_value(mode: str, strength: float, mean: float, std: float, sign: int) -> float:
+    """The edit value of a strength: an amount along the feature (steer) or a level above its mean (clamp)."""
+    return sign * strength * std if mode == "steer" else mean + sign * strength * std
+
+
 def _choose_value(
     ev: _Evaluator, cfg: InterveneConfig, target: Target, mean: float, std: float, sign: int,
     cal_pos: list[ScoredPrompt], cal_neg: list[ScoredPrompt],
 ) -> tuple[float, dict[str, Any]]:
-    """The edit's value, chosen on calibration prompts only."""
+    """The edit's value, chosen on calibration prompts only (the grid widened when the budget is barely used)."""
     if cfg.mode == "ablate":
         return 0.0, {"chosen": None, "note": "projection removed"}
     if cfg.mode == "mean_ablate":
@@ -375,9 +421,9 @@ def _choose_value(
         values = target.sae.activation(acts) if target.sae is not None else acts @ target.direction
         best = int(np.argmax(values * sign))
         return float(values[best]), {"chosen": None, "source_prompt": cal_pos[best].prompt_id}
-    rows = []
-    for strength in cfg.strengths:
-        value = sign * strength * std if cfg.mode == "steer" else mean + sign * strength * std
+
+    def trial(strength: float) -> dict[str, Any]:
+        value = _strength_value(cfg.mode, strength, mean, std, sign)
         toward = pushes_toward(cfg.mode, value, mean, sign)
         on, other = ([p.text for p in cal_neg], [p.text for p in cal_pos]) if toward else (
             [p.text for p in cal_pos], [p.text for p in cal_neg])
@@ -385,12 +431,71 @@ def _choose_value(
         change = ev.scores(on, target.hookpoint, fn) - ev.scores(on)
         signed = float(np.mean(effect_sign(record_name(cfg.mode, value)) * change))
         kl = float(_kl(ev.logprobs(other), ev.logprobs(other, target.hookpoint, fn)).mean())
-        rows.append({"strength": strength, "value": value, "calibration_signed_effect": signed, "calibration_kl": kl,
-                     "within_kl_budget": kl <= cfg.kl_budget})
+        return {"strength": strength, "value": value, "calibration_signed_effect": signed, "calibration_kl": kl,
+                "within_kl_budget": kl <= cfg.kl_budget, "widened": False}
+
+    rows = [trial(s) for s in cfg.strengths]
+    best = _pick(rows, sign)
+    widening = _widen(cfg, rows, best, trial)
+    if widening is not None:
+        best = _pick(rows, sign)
+    return best["value"], {
+        "chosen": best["strength"],
+        "rule": f"largest effect in the expected direction with calibration KL <= {cfg.kl_budget} nats",
+        "sweep": rows, "given_grid": list(cfg.strengths), "grid": [r["strength"] for r in rows],
+        "widened": widening is not None, "widening": widening, "kl_budget": cfg.kl_budget,
+        "chosen_kl_budget_share": best["calibration_kl"] / cfg.kl_budget,
+        "provenance": "interventional (calibration prompts only)",
+    }
+
+
+def _pick(rows: list[dict[str, Any]], sign: int) -> dict[str, Any]:
+    """The row with the largest effect in the expected direction within the KL budget (else the least KL)."""
     allowed = [r for r in rows if r["within_kl_budget"]] or [min(rows, key=lambda r: r["calibration_kl"])]
-    best = max(allowed, key=lambda r: sign * r["calibration_signed_effect"])
-    return best["value"], {"chosen": best["strength"], "rule": f"largest effect in the expected direction with "
-                           f"calibration KL <= {cfg.kl_budget} nats", "sweep": rows}
+    return max(allowed, key=lambda r: sign * r["calibration_signed_effect"])
+
+
+def _widen(
+    cfg: InterveneConfig, rows: list[dict[str, Any]], best: dict[str, Any], trial: Callable[[float], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Widen the grid in the chosen strength's sign while the chosen one uses too little of the KL budget.
+
+    Tries the largest given |strength| x2, x4, ... (calibration prompts only) until a tried
+    strength reaches ``widen_below_share`` of the budget, exceeds the budget, or the factor
+    passes ``max_widening``; appends those rows. Returns what was done, or None when the
+    chosen strength already used enough of the budget (or was over it).
+    """
+    share = best["calibration_kl"] / cfg.kl_budget
+    family = float(np.sign(best["strength"]))
+    if not best["within_kl_budget"] or share >= cfg.widen_below_share or family == 0 or cfg.max_widening < 2:
+        return None
+    top = max(abs(s) for s in cfg.strengths)
+    tried = {r["strength"] for r in rows}
+    factors: list[float] = []
+    stopped = f"cap reached ({cfg.max_widening:g}x)"
+    factor = 2.0
+    while factor <= cfg.max_widening:
+        strength = family * top * factor
+        if strength not in tried:
+            row = trial(strength) | {"widened": True}
+            rows.append(row)
+            factors.append(factor)
+            if not row["within_kl_budget"]:
+                stopped = f"strength {strength:g} exceeded the KL budget"
+                break
+            if row["calibration_kl"] >= cfg.widen_below_share * cfg.kl_budget:
+                used = _percent(row["calibration_kl"] / cfg.kl_budget)
+                stopped = f"strength {strength:g} used {used} of the KL budget"
+                break
+        factor *= 2
+    return {"reason": f"chosen strength {best['strength']:g} used {_percent(share)} of the KL budget "
+                      f"(< {cfg.widen_below_share:.0%})",
+            "factors": factors, "cap": cfg.max_widening, "largest_given": top, "stopped": stopped,
+            "on": "calibration prompts only"}
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.2g}%"
 
 
 def record_name(mode: str, value: float) -> str:
@@ -400,69 +505,59 @@ def record_name(mode: str, value: float) -> str:
     return RECORD_NAME[mode]
 
 
-def _controls(
-    rng: np.random.Generator, cfg: InterveneConfig, target: Target, acts: np.ndarray, value: float,
-    mean: float, std: float,
-) -> list[tuple[str, str, np.ndarray, float]]:
-    """Random directions of matched norm, and random features of matched activation spread."""
-    width = len(target.direction)
-    point = parse_hookpoint(target.hookpoint)
-    # an SAE latent writes value * decoder row: a random direction of matched norm gets value * |row|
-    norm = float(np.linalg.norm(target.sae.decoder)) if target.sae is not None else 1.0
-    out: list[tuple[str, str, np.ndarray, float]] = []
-    for k in range(cfg.n_random_directions):
-        v = rng.normal(size=width)
-        v /= np.linalg.norm(v)
-        p = acts @ v
-        if cfg.mode == "steer":
-            cvalue = value * norm
-        elif cfg.mode == "ablate":
-            cvalue = 0.0
-        else:
-            cvalue = float(p.mean()) + (value - mean) / std * float(p.std() or 1.0)
-        out.append(("random_direction", f"control:random_direction:{target.feature_id}:{k}", v, cvalue))
-    stds = acts.std(0)
-    spread = std * norm if target.sae is not None else std
-    order = np.argsort(np.abs(stds - spread))
-    candidates = [int(j) for j in order if target.kind == "sae" or target.index is None or int(j) != target.index]
-    candidates = candidates[: max(8, cfg.n_matched_features * 4)]
-    # basis features of the hookpoint with the closest activation spread (for an SAE latent: random
-    # residual features, since the latents' own frequencies are not at hand)
-    control_type = "random_feature" if target.kind == "sae" else "matched_frequency"
-    for j in rng.choice(candidates, size=min(cfg.n_matched_features, len(candidates)), replace=False):
-        e = np.zeros(width)
-        e[j] = 1.0
-        jm, js = float(acts[:, j].mean()), float(acts[:, j].std() or 1.0)
-        cvalue = {"steer": value / std * js, "ablate": 0.0, "mean_ablate": jm}.get(
-            cfg.mode, jm + (value - mean) / std * js
-        )
-        out.append((control_type, basis_feature_id(point, int(j)), e, cvalue))
-    return out
+STABILITY_NOTE = (
+    "held-out effect, with the same controls, at every strength tried in the chosen strength's sign that stayed "
+    "within the KL budget; measured after the strength and the verdict were fixed, for reporting only"
+)
+
+
+def _stability(
+    ev: _Evaluator, cfg: InterveneConfig, chosen: _Edit, controls: list[Control], held: _HeldOut, verdict: Judgement
+) -> dict[str, Any]:
+    """How the verdict holds across the strengths tried: per-strength held-out effects and the share that agree."""
+    rows = chosen.sweep.get("sweep")
+    base = {"provenance": "interventional", "chosen_verdict": verdict.verdict, "measured_on": held.measured_on}
+    if not rows:
+        return base | {"share": None, "n_same": 0, "n_strengths": 0, "by_strength": [],
+                       "note": f"mode {cfg.mode}: one edit, no strength grid to compare"}
+    strength = chosen.sweep["chosen"]
+    entry = next(r for r in rows if r["strength"] == strength)
+    family = [r for r in rows if np.sign(r["strength"]) == np.sign(strength) and r["within_kl_budget"]
+              and r["strength"] != strength] if cfg.measure_stability else []
+    by = [_strength_entry(entry, verdict, chosen=True)]
+    for r in family:
+        edited = ev.scores(held.texts, chosen.target.hookpoint, make_edit(chosen.target, cfg.mode, r["value"]))
+        signed = effect_sign(record_name(cfg.mode, r["value"])) * (edited - held.base)
+        cons = [float(np.mean(effect_sign(cname) * (cscores - held.base)))
+                for _, _, cname, cscores in _control_effects_at(ev, cfg, chosen, controls, held, r["value"])]
+        by.append(_strength_entry(r, judge(signed, cons, chosen.sign), chosen=False))
+    by.sort(key=lambda b: abs(b["strength"]))
+    same = sum(b["verdict"] == verdict.verdict for b in by)
+    note = STABILITY_NOTE if cfg.measure_stability else "only the chosen strength measured (measure_stability off)"
+    return base | {"share": same / len(by), "n_same": same, "n_strengths": len(by), "by_strength": by, "note": note}
+
+
+def _strength_entry(row: dict[str, Any], j: Judgement, *, chosen: bool) -> dict[str, Any]:
+    return {"strength": row["strength"], "value": row["value"], "calibration_kl": row["calibration_kl"],
+            "effect": j.mean, "ci95": list(j.ci95) if j.ci95 else None, "control_max_abs": j.control_max_abs,
+            "verdict": j.verdict, "chosen": chosen}
+
+
+def _compact_stability(stability: dict[str, Any]) -> dict[str, Any]:
+    """The stability block as carried in each record's metadata."""
+    return {k: stability.get(k) for k in ("share", "n_same", "n_strengths")} | {
+        "by_strength": [{k: b[k] for k in ("strength", "effect", "verdict")} for b in stability["by_strength"]]}
 
 
 def _summary(
-    cfg: InterveneConfig, chosen: _Edit, held: _HeldOut, effect: _Effect, control_effects: dict[str, list[float]]
+    cfg: InterveneConfig, chosen: _Edit, held: _HeldOut, effect: _Effect, control_effects: dict[str, list[float]],
+    verdict: Judgement, stability: dict[str, Any],
 ) -> dict[str, Any]:
     """The feature's summary: its effect with a t interval, the controls' effects, side effects and a verdict."""
     target, name, sign, sweep = chosen.target, effect.name, chosen.sign, chosen.sweep
-    base, edited = held.base, effect.edited
-    signed = effect_sign(name) * (edited - base)  # > 0: the feature promotes the criterion
-    mean = float(signed.mean())
-    ci = t_interval(mean, float(signed.std(ddof=1)) if len(signed) > 1 else 0.0, len(signed))
     all_controls = [e for effects in control_effects.values() for e in effects]
-    control_mean = float(np.mean(all_controls)) if all_controls else 0.0
-    control_bound = float(np.max(np.abs(all_controls))) if all_controls else 0.0
-    aligned = sign * mean
-    excludes_zero = ci is not None and (ci[0] > 0 or ci[1] < 0)
-    if excludes_zero and aligned < 0:
-        verdict = "contradicts"
-    elif excludes_zero and aligned > control_bound:
-        verdict = "causal"
-    elif aligned > control_bound or excludes_zero:
-        verdict = "weak"
-    else:
-        verdict = "no_effect"
-    return {
+    expected = "promotes" if sign > 0 else "suppresses"
+    out = {
         "feature_id": target.feature_id,
         "hookpoint": target.hookpoint,
         "mode": cfg.mode,
@@ -470,12 +565,23 @@ def _summary(
         "value": chosen.value,
         "strength": sweep.get("chosen"),
         "calibration": sweep,
-        "expected_direction": "promotes" if sign > 0 else "suppresses",
-        "effect": {"provenance": "interventional", "mean": mean, "ci95": list(ci) if ci else None, "n": len(signed),
-                   "mean_score_change": float((edited - base).mean()), "measured_on": held.measured_on},
-        "control_effect": {"provenance": "interventional", "mean": control_mean, "max_abs": control_bound,
+        "expected_direction": expected,
+        "effect": {"provenance": "interventional", "mean": verdict.mean,
+                   "ci95": list(verdict.ci95) if verdict.ci95 else None, "n": verdict.n,
+                   "mean_score_change": float((effect.edited - held.base).mean()), "measured_on": held.measured_on},
+        "control_effect": {"provenance": "interventional",
+                           "mean": float(np.mean(all_controls)) if all_controls else 0.0,
+                           "max_abs": verdict.control_max_abs or 0.0, "rms": verdict.control_rms or 0.0,
                            "by_type": {k: float(np.mean(v)) for k, v in control_effects.items()}},
         "side_effect": {"provenance": "interventional", "kl_on_other_class": float(effect.kl.mean()),
                         "other_class_score_change": effect.other_change},
-        "verdict": verdict,
+        "verdict": verdict.verdict,
+        "verdict_reason": verdict.reason,
+        "verdict_checks": verdict.checks,
+        "verdict_rule": dict(VERDICT_RULE),
+        "stability": stability,
     }
+    if verdict.note:
+        out["note"] = verdict.note
+    out["confidence"] = confidence_line(verdict, stability, measured_on=held.measured_on, expected=expected)
+    return out

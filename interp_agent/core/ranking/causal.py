@@ -5,10 +5,20 @@ feature promotes the criterion; a rise after steer means the same). Control rows
 (``metadata.control_type``) are summarised apart and subtracted: the strong causal
 score shrinks an effect toward zero by the mean side effect and the size of the mean
 control effect, so only what exceeds both counts.
+
+Each feature also gets a verdict with its reason and a quotable confidence line. Rows
+written by ``intervene`` carry them in ``metadata`` (``verdict``, ``verdict_reason``,
+``stability``, ``confidence``): they are carried over as the run stated them. Rows
+without them (the seed format, other tools), or whose run disagrees with itself or with
+this report's association, are judged here by the same rule
+(``interventions.verdict``: interval excludes 0, effect beyond every control and 3x the
+controls' RMS, |effect| >= 0.05 on the 0..1 score scale); stability across strengths is
+then unknown.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +27,11 @@ from typing import Any
 import numpy as np
 
 from interp_agent.core.formats.interventions import InterventionRecord, normalise_criterion
+from interp_agent.core.interventions.verdict import confidence_line, judge
 from interp_agent.core.ranking.stats import t_interval
+
+CARRIED_KEYS = ("verdict", "verdict_reason", "confidence", "stability", "note", "expected_direction")
+"""What an intervene run writes into its rows' metadata about the feature's verdict (optional v1 fields)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,16 @@ class FeatureCausal:
     """Number of control rows behind control_effect."""
     interventions: dict[str, int]
     """Row count per intervention type."""
+    row_effects: tuple[float, ...] = ()
+    """Signed effect of each of the feature's rows (for the verdict)."""
+    control_means: tuple[float, ...] = ()
+    """Mean signed effect of each control (by control feature id) behind control_effect."""
+    carried: dict[str, Any] | None = None
+    """The verdict fields every row of the feature carries alike (CARRIED_KEYS), or None."""
+    carried_conflict: str | None = None
+    """Why the rows' verdict fields are not carried (rows disagree, some lack them), or None."""
+    held_out: bool = False
+    """Whether every row says it was measured on held-out prompts (``metadata.split``)."""
 
     @property
     def strong_causal_score(self) -> float:
@@ -84,7 +108,33 @@ class FeatureCausal:
             "strong_causal_score": self.strong_causal_score,
             "interventions": self.interventions,
             "agrees_with_association": agrees,
-        }
+        } | self.verdict_json(association_sign)
+
+    def verdict_json(self, association_sign: float | None) -> dict[str, Any]:
+        """Verdict, reason, where it comes from, note, stability and confidence line of the ``causal`` block."""
+        expected = int(np.sign(association_sign)) if association_sign else 0
+        carried = self.carried
+        why = self.carried_conflict
+        if carried is not None and carried.get("verdict") is not None:
+            run_expects = {"promotes": 1, "suppresses": -1}.get(str(carried.get("expected_direction")), 0)
+            if not (expected and run_expects and run_expects != expected):
+                return {"verdict": carried["verdict"], "verdict_reason": carried.get("verdict_reason"),
+                        "verdict_source": "intervene run (the records' metadata)", "note": carried.get("note"),
+                        "stability": carried.get("stability"), "confidence": carried.get("confidence")}
+            why = (f"the run expected the feature to {carried.get('expected_direction')}, this report's "
+                   "association says the opposite")
+        if not self.row_effects:
+            return {"verdict": None, "verdict_reason": None, "verdict_source": None, "note": None,
+                    "stability": None, "confidence": None}
+        direction = expected or int(np.sign(self.effect.mean_effect)) or 1
+        j = judge(self.row_effects, self.control_means, direction)
+        source = "recomputed from the records" + (f" ({why})" if why else "")
+        if not expected:
+            source += "; no association sign: judged in the effect's own direction"
+        exp = None if not expected else ("promotes" if expected > 0 else "suppresses")
+        what = "held-out effect" if self.held_out else "effect (split not stated)"
+        return {"verdict": j.verdict, "verdict_reason": j.reason, "verdict_source": source, "note": j.note,
+                "stability": None, "confidence": confidence_line(j, None, expected=exp, what=what)}
 
 
 @dataclass(slots=True)
@@ -173,13 +223,38 @@ def _feature_evidence(
     for fid, frows in per_feature.items():
         ctl = own_controls.get(fid)
         ctl_summary = EffectSummary.of(ctl) if ctl else pooled
+        carried, conflict = _carried(frows)
         features[fid] = FeatureCausal(
             effect=EffectSummary.of(frows),
             control_effect=ctl_summary.mean_effect if ctl_summary else None,
             n_controls=ctl_summary.n if ctl_summary else 0,
             interventions=dict(Counter(r.intervention for r in frows)),
+            row_effects=tuple(r.signed_effect for r in frows),
+            control_means=_per_control_means(ctl or controls),
+            carried=carried,
+            carried_conflict=conflict,
+            held_out=all(r.metadata.get("split") == "held_out" for r in frows),
         )
     return features
+
+
+def _per_control_means(controls: Sequence[InterventionRecord]) -> tuple[float, ...]:
+    """The mean signed effect of each control (rows grouped by the control's feature id)."""
+    by_id: dict[str, list[float]] = defaultdict(list)
+    for r in controls:
+        by_id[r.feature_id].append(r.signed_effect)
+    return tuple(float(np.mean(v)) for v in by_id.values())
+
+
+def _carried(rows: Sequence[InterventionRecord]) -> tuple[dict[str, Any] | None, str | None]:
+    """The verdict fields all rows carry alike, else None with why (None: no row carries any)."""
+    seen = {json.dumps({k: r.metadata.get(k) for k in CARRIED_KEYS}, sort_keys=True, default=str) for r in rows}
+    if len(seen) == 1:
+        only = json.loads(next(iter(seen)))
+        return (only, None) if only.get("verdict") is not None else (None, None)
+    verdicts = {r.metadata.get("verdict") for r in rows}
+    return None, (f"its rows carry {len(seen)} different verdict records ({', '.join(sorted(map(str, verdicts)))}), "
+                  "e.g. from several runs")
 
 
 def summarise_interventions(

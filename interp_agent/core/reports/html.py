@@ -17,12 +17,14 @@ from interp_agent.core.reports.markdown import (
     DASH,
     SYNTHETIC_BANNER,
     TABLE_COLUMNS,
+    causal_stability_sentence,
     dig,
     fmt_interval,
     fmt_num,
     fmt_p,
     held_out_verdict,
     interval_clause,
+    method_items,
     power_sentence,
     ranked_features,
     rows_sentence,
@@ -316,6 +318,7 @@ def _causal_panel(feature: dict) -> str:
             ("control effect", _e(fmt_num(causal.get("control_effect")))),
             ("controls", _e(fmt_num(causal.get("n_controls")))), ("interventions", kinds),
             ("agrees with association", _yes_no(causal.get("agrees_with_association"))),
+            *_verdict_rows(causal),
         ])
     else:
         body = '<p class="muted">No intervention evidence.</p>'
@@ -329,6 +332,22 @@ def _causal_panel(feature: dict) -> str:
         texts = [t for t in (imported.get("examples") or []) if t is not None][:5]
         out += "<ul>" + "".join(f"<li>{_e(t)}</li>" for t in texts) + "</ul>" if texts else ""
     return out + "</section>"
+
+
+def _verdict_rows(causal: dict) -> list[tuple[str, str]]:
+    """The verdict, its reason and source, note, stability across strengths and confidence; none without a verdict."""
+    if causal.get("verdict") is None:
+        return []
+    rows = [("verdict", f"<b>{_e(causal.get('verdict'))}</b>"), ("verdict reason", _e(causal.get("verdict_reason"))),
+            ("verdict source", _e(causal.get("verdict_source")))]
+    if causal.get("note"):
+        rows.append(("note", _e(causal.get("note"))))
+    stability = causal_stability_sentence(causal.get("stability"))
+    if stability:
+        rows.append(("stability across strengths", _e(stability)))
+    if causal.get("confidence"):
+        rows.append(("confidence", _e(causal.get("confidence"))))
+    return rows
 
 
 def _card_panel(feature: dict) -> str:
@@ -440,7 +459,7 @@ def _feature_card(feature: dict, position: int, report: dict | None = None) -> s
 
 def _method(report: dict) -> str:
     """The method section: formulas, settings and inputs."""
-    method = sub_dict(report, "method")
+    method = method_items(report)
     out = '<section id="method"><h2>Method</h2>'
     out += '<dl class="method">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in method.items()) + "</dl>"
     settings = sub_dict(report, "settings")

@@ -11,6 +11,8 @@ import html
 import math
 from typing import Any
 
+from interp_agent.core.interventions.verdict import VERDICT_RULE_TEXT
+
 DASH = "—"
 SYNTHETIC_BANNER = "SYNTHETIC DATA"
 """Banner text shown (in both renderings) when the report was built from generated data."""
@@ -318,11 +320,33 @@ def _importance_line(feature: dict) -> str:
     return importance + (f"; components: {', '.join(parts)}" if parts else "")
 
 
+def causal_stability_sentence(stability: Any) -> str | None:
+    """How the verdict held across the strengths tried, per strength; None without a stability block."""
+    if not isinstance(stability, dict):
+        return None
+    n, same = stability.get("n_strengths"), stability.get("n_same")
+    if not n:
+        return str(stability.get("note") or "not measured")
+    parts = [f"{fmt_num(b.get('strength'))}: {b.get('verdict')} {fmt_num(b.get('effect'))}"
+             for b in (stability.get("by_strength") or []) if isinstance(b, dict)]
+    return f"same verdict at {fmt_num(same)}/{fmt_num(n)} strengths" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def method_items(report: dict) -> dict:
+    """The report's method entries, plus the verdict rule when a feature's causal block has a verdict."""
+    method = dict(report.get("method") or {}) if isinstance(report.get("method"), dict) else {}
+    judged = any(isinstance(f, dict) and dig(f, "causal", "verdict") is not None
+                 for f in (report.get("features") or []))
+    if judged and "verdict" not in method:
+        method["verdict"] = VERDICT_RULE_TEXT
+    return method
+
+
 def _causal_line(causal: Any) -> str:
-    """The feature's intervention evidence: score, mean effect with its interval, side and control effects."""
+    """The feature's intervention evidence: score, effect with its interval, side and control effects, verdict."""
     if not isinstance(causal, dict):
         return "- Causal: no intervention evidence"
-    return (
+    line = (
         f"- Causal ({md_text(causal.get('provenance'))}): strong score "
         f"{fmt_num(causal.get('strong_causal_score'))}; mean effect {fmt_num(causal.get('mean_effect'))} "
         f"(95% CI {fmt_interval(causal.get('ci95'))}, n={fmt_num(causal.get('n'))}); "
@@ -330,6 +354,18 @@ def _causal_line(causal: Any) -> str:
         f"{fmt_num(causal.get('control_effect'))} (n={fmt_num(causal.get('n_controls'))}); "
         f"agrees with association: {fmt_num(causal.get('agrees_with_association'))}"
     )
+    if causal.get("verdict") is None:
+        return line
+    subs = [f"  - Verdict: {md_text(causal.get('verdict'))} ({md_text(causal.get('verdict_source'))}): "
+            f"{md_text(causal.get('verdict_reason'))}"]
+    if causal.get("note"):
+        subs.append(f"  - Note: {md_text(causal.get('note'))}")
+    stability = causal_stability_sentence(causal.get("stability"))
+    if stability:
+        subs.append(f"  - Stability across strengths: {md_text(stability)}")
+    if causal.get("confidence"):
+        subs.append(f"  - Confidence: {md_text(causal.get('confidence'))}")
+    return "\n".join([line, *subs])
 
 
 def _example_lines(feature: dict) -> list[str]:
@@ -428,7 +464,7 @@ def render_markdown(report: dict) -> str:
             lines += _feature_lines(feature, report)
     else:
         lines += ["No features were reported.", ""]
-    method = report.get("method")
-    if isinstance(method, dict) and method:
+    method = method_items(report)
+    if method:
         lines += ["## Method", "", *[f"- **{md_text(k)}**: {md_text(v)}" for k, v in method.items()], ""]
     return "\n".join(lines).rstrip("\n") + "\n"
