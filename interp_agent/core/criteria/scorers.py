@@ -1,17 +1,30 @@
 """Behaviour scorers: measure a criterion on what a model does, with held-out evidence.
 
-Two scorers, one protocol: ``fit`` on calibration prompts (choose targets or weights and
+Three scorers, one protocol: ``fit`` on calibration prompts (choose targets or weights and
 a decision threshold), ``evaluate`` on held-out prompts (AUROC and accuracy there), then
 ``score`` new texts. A scorer whose held-out AUROC is below ``min_auroc`` (0.6 by
 default: near chance) refuses to score, so no intervention effect is ever measured with a
 ruler that cannot tell the criterion's classes apart.
 
+Each scorer is also *validated* on calibration prompts only, on the kind of text it is
+applied to (:class:`ScorerValidation`, ``validated_on`` ``prompts`` or ``continuations``);
+one that fails its validation refuses to score as well. Validation never touches held-out
+prompts: those are the evidence of whatever the scorer then measures.
+
 - :class:`TargetTokenScorer`: total next-token probability on a set of target tokens
   after each text (criteria about the next token, e.g. "a measurement unit comes next").
-  Targets are given as strings or inferred from calibration prompts only.
+  Targets are given as strings or inferred from calibration prompts only; inferred
+  targets are stand-ins chosen by the scorer (``targets_inferred``), not named by the
+  criterion. Validated on calibration prompts (cross-validated when targets are inferred).
 - :class:`TextClassifierScorer`: logistic regression on all-MiniLM-L6-v2 embeddings of
-  the text (criteria about a text's properties: language, code, sentiment); meant for
-  prompt + generated continuation.
+  the text (criteria about a text's properties: language, code, sentiment); fitted on
+  prompts, meant for generated continuations, so :meth:`TextClassifierScorer.validate_on_texts`
+  validates it on the model's continuations of calibration prompts.
+- :class:`InputProbeScorer`: logistic regression on the model's own residual stream at a
+  late layer (mean over the prompt's tokens), for criteria about the input itself ("is a
+  question about geography"). Its score is the probe's probability on the forward pass of
+  the prompt, edited or not, so it measures whether an edit changes what the model
+  represents about the input. Validated by cross-validation on calibration prompts.
 
 The model is any Hugging Face causal LM called as ``model(input_ids=…,
 attention_mask=…).logits``; torch is imported only when a model is scored.
@@ -19,9 +32,10 @@ attention_mask=…).logits``; torch is imported only when a model is scored.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -38,14 +52,59 @@ if TYPE_CHECKING:
 
     from interp_agent.core.matching.text import TextEncoder
 
-ScorerKind = Literal["target_token", "text_classifier"]
+ScorerKind = Literal["target_token", "text_classifier", "input_probe"]
+ValidatedOn = Literal["prompts", "continuations"]
+"""The kind of text a scorer was validated on (the kind it is applied to)."""
 ThresholdRule = Literal["best", "midpoint"]
 """How the decision threshold is chosen on calibration scores: the threshold of best
 calibration accuracy (ties: the middle one), or the midpoint of the two class means."""
 
 MIN_AUROC = 0.6
-"""Held-out AUROC below which a scorer counts as near chance and refuses to score."""
+"""Held-out (and validation) AUROC below which a scorer counts as near chance and refuses to score."""
+N_FOLDS = 5
+"""Folds of the cross-validations on calibration prompts (fewer when a class has fewer prompts)."""
+PROBE_L2 = 10.0
+"""Default ridge penalty of :class:`InputProbeScorer` over standardised residual dimensions."""
 SCORER_REPORT_SCHEMA = schema_version("scorer_report")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (tuple, list)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ScorerValidation:
+    """How well a scorer separates the classes on calibration prompts, on the kind of text it is applied to."""
+
+    on: ValidatedOn
+    """``prompts`` (next-token mass or probe after each prompt) or ``continuations`` (the model's own)."""
+    auroc: float
+    """AUROC of the validation scores against the prompts' labels (0.5 = chance)."""
+    n: int
+    """Calibration prompts (or continuations) validated on."""
+    n_positive: int
+    """Of them, positives."""
+    method: str
+    """How the validation scores were obtained (cross-validation folds, what was fitted on what)."""
+    min_auroc: float = MIN_AUROC
+    """The AUROC bar for ``usable``."""
+
+    @property
+    def usable(self) -> bool:
+        """Whether the validation AUROC reached ``min_auroc``."""
+        return bool(self.auroc >= self.min_auroc)
+
+    def to_json(self) -> dict[str, Any]:
+        """The validation as a JSON object (NaN becomes null)."""
+        out = {key: _json_value(value) for key, value in asdict(self).items()}
+        return out | {"usable": self.usable, "n_negative": self.n - self.n_positive, "split": "calibration",
+                      "provenance": "correlational"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +133,46 @@ class ScorerReport:
     """AUROC on the calibration prompts (optimistic; for comparison only)."""
     notes: tuple[str, ...] = ()
     """Caveats, e.g. target strings that are not single tokens."""
+    validation: ScorerValidation | None = None
+    """Validation on calibration prompts, on the kind of text the scorer is applied to (None: not validated)."""
+    targets_inferred: bool | None = None
+    """Target-token scorers: whether the targets were inferred from calibration prompts (stand-ins chosen by the
+    scorer, not named by the criterion) rather than given; None for other scorers."""
+    held_out_on: ValidatedOn | None = None
+    """The kind of text ``auroc`` and ``accuracy`` were measured on (``prompts`` or ``continuations``)."""
+    hookpoint: str | None = None
+    """Input-probe scorers: the hookpoint the probe reads; None for other scorers."""
+    pooling: str | None = None
+    """Input-probe scorers: how the hookpoint is pooled over the prompt's tokens; None for other scorers."""
+
+    @property
+    def validated_on(self) -> ValidatedOn | None:
+        """The kind of text the scorer was validated on, or None."""
+        return self.validation.on if self.validation is not None else None
+
+    @property
+    def serves(self) -> bool:
+        """Whether the scorer may serve: usable on held-out prompts and, when validated, usable in validation."""
+        return self.usable and (self.validation is None or self.validation.usable)
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON object (NaN becomes null)."""
         out: dict[str, Any] = {"schema_version": SCORER_REPORT_SCHEMA}
         for key, value in asdict(self).items():
-            if isinstance(value, float) and not math.isfinite(value):
-                value = None
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[key] = value
+            if key == "validation":
+                continue
+            out[key] = _json_value(value)
         out["evidence"] = "auroc and accuracy are measured on held-out prompts; threshold on calibration prompts"
+        out["validated_on"] = self.validated_on
+        out["validation"] = None if self.validation is None else self.validation.to_json()
+        out["validation_auroc"] = None if self.validation is None else _json_value(self.validation.auroc)
+        out["serves"] = self.serves
+        if self.validation is not None:
+            out["validation_evidence"] = (
+                f"validation_auroc is measured on calibration {self.validation.on} only "
+                f"({self.validation.method}); held-out prompts never choose or validate the scorer: its held-out "
+                "auroc is reported as evidence, and a scorer near chance there is withheld too"
+            )
         return out
 
 
@@ -121,6 +209,33 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray, rule: ThresholdRule
     return float(candidates[best[len(best) // 2]])
 
 
+def cv_folds(prompts: Sequence[ScoredPrompt], labels: np.ndarray, n_folds: int = N_FOLDS) -> np.ndarray:
+    """Fold index of each prompt for a stratified cross-validation on calibration prompts, int64 [n].
+
+    Deterministic and independent of the prompts' order: within each class, prompts are
+    sorted by a hash of their id and dealt round-robin into ``min(n_folds, class sizes)``
+    folds, so every fold holds both classes.
+
+    Raises:
+        EvidenceError: a class has fewer than 2 prompts (nothing to cross-validate).
+    """
+    labels = np.asarray(labels, dtype=bool)
+    k = min(n_folds, int(labels.sum()), int((~labels).sum()))
+    if k < 2:
+        raise EvidenceError(
+            f"cross-validation needs at least 2 calibration prompts of each class; got {int(labels.sum())} "
+            f"positive, {int((~labels).sum())} negative",
+            hint="give more examples (>= 30 of each class)",
+        )
+    folds = np.zeros(len(labels), dtype=np.int64)
+    for cls in (True, False):
+        idx = np.flatnonzero(labels == cls)
+        order = sorted(idx, key=lambda i: hashlib.sha256(prompts[int(i)].prompt_id.encode()).hexdigest())
+        for j, i in enumerate(order):
+            folds[i] = j % k
+    return folds
+
+
 class _CalibratedScorer:
     """Shared fit/evaluate/refuse bookkeeping of the scorers."""
 
@@ -137,6 +252,8 @@ class _CalibratedScorer:
         """Decision threshold chosen on calibration prompts (None until fitted)."""
         self.report: ScorerReport | None = None
         """Held-out evaluation (None until evaluated)."""
+        self.validation: ScorerValidation | None = None
+        """Validation on calibration prompts, on the kind of text the scorer is applied to (None until set)."""
         self._calibration_keys: set[str] = set()
         self._calibration_auroc = float("nan")
         self._n_calibration = 0
@@ -157,6 +274,21 @@ class _CalibratedScorer:
         self._n_calibration = len(prompts)
         self._calibration_keys = {p.prompt_id for p in prompts} | {"text:" + normalise_text(p.text) for p in prompts}
         self.report = None
+        self.validation = None
+
+    def _set_validation(self, on: ValidatedOn, scores: np.ndarray, labels: np.ndarray, method: str) -> ScorerValidation:
+        """Record a validation on calibration prompts (and update the held-out report, if any)."""
+        self.validation = ScorerValidation(
+            on=on, auroc=auroc(scores, labels), n=len(labels), n_positive=int(np.sum(labels)), method=method,
+            min_auroc=self.min_auroc,
+        )
+        if self.report is not None:
+            self.report = replace(self.report, validation=self.validation)
+        return self.validation
+
+    def _report_extras(self) -> dict[str, Any]:
+        """Scorer-specific fields of the held-out report (beyond the shared ones)."""
+        return {}
 
     def _check_fitted(self) -> None:
         if self.threshold is None:
@@ -176,7 +308,8 @@ class _CalibratedScorer:
         return self._labels(prompts, "held-out")
 
     def _finish_evaluation(
-        self, scores: np.ndarray, labels: np.ndarray, targets: tuple[str, ...] | None, notes: Sequence[str] = ()
+        self, scores: np.ndarray, labels: np.ndarray, targets: tuple[str, ...] | None, notes: Sequence[str] = (),
+        held_out_on: ValidatedOn = "prompts",
     ) -> ScorerReport:
         assert self.threshold is not None
         a = auroc(scores, labels)
@@ -184,16 +317,24 @@ class _CalibratedScorer:
         self.report = ScorerReport(
             kind=self.kind, auroc=a, accuracy=acc, threshold=self.threshold, n_calibration=self._n_calibration,
             n_held_out=len(scores), usable=bool(a >= self.min_auroc), targets=targets, min_auroc=self.min_auroc,
-            calibration_auroc=self._calibration_auroc, notes=tuple(notes),
+            calibration_auroc=self._calibration_auroc, notes=tuple(notes), validation=self.validation,
+            held_out_on=held_out_on, **self._report_extras(),
         )
         return self.report
 
     def _check_serving(self) -> None:
+        """Refuse unless fitted, evaluated held out, and above the bar in validation and held out."""
         self._check_fitted()
         if self.report is None:
             raise EvidenceError(
                 f"{type(self).__name__} has not been evaluated on held-out prompts",
                 hint="call evaluate(...) on the held-out split before scoring",
+            )
+        if self.validation is not None and not self.validation.usable:
+            raise EvidenceError(
+                f"scorer near chance in validation: AUROC {self.validation.auroc:.2f} (< {self.min_auroc}) on "
+                f"{self.validation.n} calibration {self.validation.on}; {self.validation.method}",
+                hint=self.validation_hint(),
             )
         if not self.report.usable:
             raise EvidenceError(
@@ -201,6 +342,10 @@ class _CalibratedScorer:
                 f"on {self.report.n_held_out} prompts",
                 hint="give targets or more/better examples",
             )
+
+    def validation_hint(self) -> str:
+        """What to try when the scorer fails its validation."""
+        return "give more or clearer calibration examples"
 
 
 # --------------------------------------------------------------------------- target tokens
@@ -312,6 +457,9 @@ class TargetTokenScorer(_CalibratedScorer):
         """Token ids whose probabilities are summed (None until fitted)."""
         self.target_tokens: tuple[str, ...] | None = None
         """The target tokens as decoded strings."""
+        self.targets_inferred: bool | None = None
+        """Whether the targets were inferred from calibration prompts (stand-ins) rather than given
+        (None until fitted)."""
         self._notes: list[str] = []
 
     def _resolve_targets(self, tokenizer: Any) -> None:
@@ -329,24 +477,50 @@ class TargetTokenScorer(_CalibratedScorer):
                 ids.append(tok[0])
         self.target_ids = tuple(ids)
 
-    def _infer_targets(self, model: Any, tokenizer: Any, texts: list[str], labels: np.ndarray) -> None:
-        probs_NV = next_token_probabilities(
-            model, tokenizer, texts, batch_size=self.batch_size, max_tokens=self.max_tokens
-        )
+    def _top_tokens(self, tokenizer: Any, probs_NV: np.ndarray, labels: np.ndarray) -> list[int]:
+        """The ``n_inferred`` tokens most raised after positives relative to negatives (may be empty)."""
         diff_V = probs_NV[labels].mean(axis=0) - probs_NV[~labels].mean(axis=0)
         special = [i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < diff_V.size]
         diff_V[special] = -np.inf
         diff_V[len(tokenizer):] = -np.inf  # padded logit rows beyond the tokenizer's vocabulary
         order = np.argsort(-diff_V, kind="stable")[: self.n_inferred]
         # A margin above float32 noise: equal inputs batched differently may differ by ~1e-9.
-        chosen = [int(i) for i in order if diff_V[i] > 1e-6]
+        return [int(i) for i in order if diff_V[i] > 1e-6]
+
+    def _infer_targets(
+        self, model: Any, tokenizer: Any, prompts: Sequence[ScoredPrompt], labels: np.ndarray
+    ) -> np.ndarray:
+        """Infer targets from the calibration prompts; returns their next-token distributions [N, V]."""
+        probs_NV = next_token_probabilities(
+            model, tokenizer, [p.text for p in prompts], batch_size=self.batch_size, max_tokens=self.max_tokens
+        )
+        chosen = self._top_tokens(tokenizer, probs_NV, labels)
         if not chosen:
             raise EvidenceError(
                 "no token is more likely after positive than after negative calibration prompts",
                 hint="give target strings, or examples where the criterion shows in the next token",
             )
         self.target_ids = tuple(chosen)
-        self._notes = [f"targets inferred from {len(texts)} calibration prompts"]
+        self._notes = [
+            f"targets inferred from {len(prompts)} calibration prompts",
+            "inferred targets are stand-ins: the tokens most raised after positive calibration prompts, chosen "
+            "by the scorer, not named by the criterion; for a criterion about the prompt itself an input probe "
+            "may fit better",
+        ]
+        return probs_NV
+
+    def _cross_validated_mass(
+        self, tokenizer: Any, prompts: Sequence[ScoredPrompt], probs_NV: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, int]:
+        """Out-of-fold target mass: targets inferred on the other folds, read on each fold's prompts."""
+        folds = cv_folds(prompts, labels, N_FOLDS)
+        mass = np.zeros(len(labels))
+        for f in range(int(folds.max()) + 1):
+            test = folds == f
+            ids = self._top_tokens(tokenizer, probs_NV[~test], labels[~test])
+            # a fold whose training part raises no token gets mass 0: it tells the classes apart not at all
+            mass[test] = probs_NV[np.ix_(test, ids)].sum(axis=1) if ids else 0.0
+        return np.clip(mass, 0.0, 1.0), int(folds.max()) + 1
 
     def _mass(self, model: Any, tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
         assert self.target_ids is not None
@@ -367,12 +541,31 @@ class TargetTokenScorer(_CalibratedScorer):
         texts = [p.text for p in calibration_prompts]
         if self.target_strings is not None:
             self._resolve_targets(tokenizer)
+            self.targets_inferred = False
+            mass = self._mass(model, tokenizer, texts)
+            self._calibrate(calibration_prompts, mass, labels)
+            self._set_validation("prompts", mass, labels, "next-token mass of the given targets after each "
+                                 "calibration prompt (only the decision threshold is fitted there, and AUROC "
+                                 "does not use it)")
         else:
-            self._infer_targets(model, tokenizer, texts, labels)
+            probs_NV = self._infer_targets(model, tokenizer, calibration_prompts, labels)
+            self.targets_inferred = True
+            assert self.target_ids is not None
+            mass = np.clip(probs_NV[:, list(self.target_ids)].sum(axis=1), 0.0, 1.0).astype(np.float64)
+            self._calibrate(calibration_prompts, mass, labels)
+            oof, k = self._cross_validated_mass(tokenizer, calibration_prompts, probs_NV, labels)
+            self._set_validation("prompts", oof, labels, f"{k}-fold cross-validation on calibration prompts: "
+                                 "targets inferred on the other folds, next-token mass read on each fold")
         assert self.target_ids is not None
         self.target_tokens = tuple(tokenizer.decode([i]) for i in self.target_ids)
-        self._calibrate(calibration_prompts, self._mass(model, tokenizer, texts), labels)
         return self
+
+    def _report_extras(self) -> dict[str, Any]:
+        return {"targets_inferred": self.targets_inferred}
+
+    def validation_hint(self) -> str:
+        return ("give target tokens that express the criterion, or use an input probe (scorer='probe') "
+                "for a criterion about the prompt itself")
 
     def evaluate(self, model: Any, tokenizer: Any, held_out_prompts: Sequence[ScoredPrompt]) -> ScorerReport:
         """Held-out AUROC and accuracy; decides whether the scorer may serve.
@@ -490,15 +683,59 @@ class TextClassifierScorer(_CalibratedScorer):
         self._calibrate(calibration_prompts, self._proba_of(emb_ND), labels)
         return self
 
-    def evaluate(self, held_out_prompts: Sequence[ScoredPrompt]) -> ScorerReport:
+    def validate_on_texts(
+        self, texts: Sequence[str], calibration_prompts: Sequence[ScoredPrompt], *,
+        on: ValidatedOn = "continuations", method: str | None = None,
+    ) -> ScorerValidation:
+        """Validate on the kind of text the classifier will be applied to, derived from calibration prompts.
+
+        ``texts[i]`` is made from ``calibration_prompts[i]`` (e.g. the model's greedy
+        continuation of it) and carries that prompt's label. The classifier was fitted on
+        the prompts, never on these texts. Held-out prompts may not serve here: they are
+        the evidence of whatever the scorer then measures.
+
+        Raises:
+            ValidationError: not fitted, lengths differ, or a prompt is not a calibration prompt.
+            EvidenceError: the prompts lack a class.
+        """
+        self._check_fitted()
+        if len(texts) != len(calibration_prompts):
+            raise ValidationError(f"{len(texts)} texts for {len(calibration_prompts)} prompts; give one text a prompt")
+        stray = [p.prompt_id for p in calibration_prompts if p.prompt_id not in self._calibration_keys]
+        if stray:
+            raise ValidationError(
+                f"{len(stray)} prompts were not calibration prompts of this fit (e.g. {stray[0]!r})",
+                hint="validate on texts made from the calibration prompts; held-out prompts are the evidence",
+            )
+        labels = self._labels(calibration_prompts, "validation")
+        return self._set_validation(on, self._proba(texts), labels, method or (
+            f"classifier fitted on calibration prompts, applied to {on} of those prompts, each labelled by its "
+            "prompt's class"))
+
+    def evaluate(
+        self, held_out_prompts: Sequence[ScoredPrompt], *, texts: Sequence[str] | None = None,
+        on: ValidatedOn = "continuations",
+    ) -> ScorerReport:
         """Held-out AUROC and accuracy; decides whether the scorer may serve.
+
+        ``texts`` (optional) are what the classifier reads in place of the prompts, one per
+        held-out prompt and labelled by it, e.g. the model's continuations of them (``on``
+        names their kind); by default the prompts themselves.
 
         Raises:
             ValidationError: not fitted, or a held-out prompt was a calibration prompt.
             EvidenceError: the held-out prompts lack a class.
         """
         labels = self._check_held_out(held_out_prompts)
-        return self._finish_evaluation(self._proba([p.text for p in held_out_prompts]), labels, None)
+        if texts is None:
+            return self._finish_evaluation(self._proba([p.text for p in held_out_prompts]), labels, None)
+        if len(texts) != len(held_out_prompts):
+            raise ValidationError(f"{len(texts)} texts for {len(held_out_prompts)} prompts; give one text a prompt")
+        return self._finish_evaluation(self._proba(texts), labels, None, held_out_on=on)
+
+    def validation_hint(self) -> str:
+        return ("the classifier, fitted on prompts, cannot tell the classes apart in the model's continuations: "
+                "for a criterion about the prompt itself use an input probe (scorer='probe')")
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
         """Probability that each text meets the criterion, float64 in [0, 1].
@@ -508,6 +745,218 @@ class TextClassifierScorer(_CalibratedScorer):
         """
         self._check_serving()
         return self._proba(texts)
+
+
+# --------------------------------------------------------------------------- input probe
+
+ProbePooling = Literal["mean", "last"]
+
+
+def _fit_ridge_logistic(x_ND: np.ndarray, y_N: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
+    """:func:`_fit_logistic`, solved in the span of the rows when there are more dimensions than rows.
+
+    The penalised weights of a ridge logistic regression lie in the span of the training
+    rows (representer theorem; the bias is not penalised), so with ``D > N`` the fit runs
+    on the ``N`` coordinates of that span and maps back: the same optimum, an N x N Newton
+    system instead of a D x D one.
+    """
+    n, d = x_ND.shape
+    if d <= n:
+        return _fit_logistic(x_ND, y_N, l2)
+    _, s, vt = np.linalg.svd(x_ND, full_matrices=False)
+    basis_RD = vt[s > s.max() * 1e-10]
+    w_R, bias = _fit_logistic(x_ND @ basis_RD.T, y_N, l2)
+    return basis_RD.T @ w_R, bias
+
+
+def default_probe_hookpoint(model: Any) -> str:
+    """The residual stream after the model's last block, ``blocks.{n_layers - 1}.hook_resid_post``."""
+    from interp_agent.core.models.hookpoints import model_layout
+
+    return f"blocks.{len(model_layout(model).blocks) - 1}.hook_resid_post"
+
+
+def pooled_activations(
+    model: Any, tokenizer: Any, texts: Sequence[str], hookpoint: str, *, pooling: ProbePooling = "mean",
+    batch_size: int = 16, max_length: int = 128,
+) -> np.ndarray:
+    """float64 [len(texts), width]: each text's activation at ``hookpoint``, pooled over its tokens.
+
+    ``mean`` averages every real token but the first (which carries massive activations);
+    ``last`` takes the last real token. Hooks are registered per batch, after any edit that
+    is already active, so an edit upstream of ``hookpoint`` shows in what is read.
+    """
+    from interp_agent.core.models.harvest import (
+        by_length,
+        check_options,
+        forward_batches,
+        hook_reader,
+        make_loop,
+        resolve_points,
+        tokenize,
+    )
+
+    check_options(batch_size, max_length, pooling)
+    points = resolve_points(model, [hookpoint])
+    ids = tokenize(tokenizer, list(texts), max_length, pooling, True)
+    out = np.zeros((len(ids), points[0].width), dtype=np.float64)
+    device = next(model.parameters()).device
+    loop = make_loop(hook_reader(model, points), points, tokenizer, device, batch_size=batch_size, pooling=pooling,
+                     exclude_first=True)
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in forward_batches(loop, ids, by_length(ids, range(len(ids)))):
+            out[batch.row_prompt] = batch.values[points[0].name].double().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out
+
+
+class InputProbeScorer(_CalibratedScorer):
+    """Score = probability, by a logistic-regression probe on the model's residual stream, that the input meets
+    the criterion.
+
+    For criteria about the prompt itself ("is a question about geography"). The probe reads
+    ``hookpoint`` (default: the residual stream after the last block, downstream of every
+    edit) averaged over the prompt's tokens after the first, standardised per dimension on
+    calibration prompts, with a ridge penalty ``l2``. It is validated by stratified
+    ``n_folds``-fold cross-validation on the calibration prompts (out-of-fold probabilities,
+    which also set the decision threshold), then refitted on all of them. Its score is the
+    probe's probability on the forward pass of each prompt, under whatever edit is active:
+    an edit that changes what the model represents about the input moves it.
+    """
+
+    kind: ScorerKind = "input_probe"
+
+    def __init__(
+        self,
+        hookpoint: str | None = None,
+        *,
+        pooling: ProbePooling = "mean",
+        l2: float = PROBE_L2,
+        n_folds: int = N_FOLDS,
+        min_auroc: float = MIN_AUROC,
+        threshold_rule: ThresholdRule = "best",
+        batch_size: int = 16,
+        max_length: int = 128,
+    ) -> None:
+        """Set up the scorer.
+
+        Args:
+            hookpoint: where the probe reads (a TransformerLens name); None: the last block's
+                ``hook_resid_post``, resolved in :meth:`fit`.
+            pooling: ``mean`` over the prompt's tokens after the first (default), or the ``last`` token.
+            l2: ridge penalty over standardised dimensions (10: soft probabilities, so an edit's
+                effect on them is not flattened by saturation).
+            n_folds: cross-validation folds on calibration prompts (fewer when a class is smaller).
+            min_auroc: validation (and held-out) AUROC below which the scorer refuses to score.
+            threshold_rule: how the decision threshold is chosen on out-of-fold calibration scores.
+            batch_size: prompts per forward pass.
+            max_length: tokens kept per prompt.
+        """
+        super().__init__(min_auroc, threshold_rule)
+        if pooling not in ("mean", "last"):
+            raise ValidationError(f"pooling must be 'mean' or 'last', got {pooling!r}", hint="mean is the default")
+        if l2 <= 0:
+            raise ValidationError(f"l2 must be positive, got {l2}", hint=f"{PROBE_L2} is the default")
+        if n_folds < 2:
+            raise ValidationError(f"n_folds must be at least 2, got {n_folds}", hint=f"{N_FOLDS} is the default")
+        if batch_size < 1 or max_length < 1:
+            raise ValidationError(f"batch_size and max_length must be >= 1, got {batch_size} and {max_length}")
+        self.requested_hookpoint = hookpoint
+        self.hookpoint: str | None = hookpoint
+        """The hookpoint the probe reads (resolved in fit when None was given)."""
+        self.pooling: ProbePooling = pooling
+        self.l2 = l2
+        self.n_folds = n_folds
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.weights: np.ndarray | None = None
+        """Probe weights over the standardised residual dimensions (None until fitted)."""
+        self.bias = 0.0
+        self._mean_D: np.ndarray | None = None
+        self._scale_D: np.ndarray | None = None
+
+    @property
+    def layer(self) -> int | None:
+        """Block index of the probe's hookpoint (None until resolved)."""
+        from interp_agent.core.ids import match_hookpoint
+
+        point = match_hookpoint(self.hookpoint) if self.hookpoint else None
+        return point.layer if point is not None else None
+
+    def _acts(self, model: Any, tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
+        assert self.hookpoint is not None
+        return pooled_activations(model, tokenizer, texts, self.hookpoint, pooling=self.pooling,
+                                  batch_size=self.batch_size, max_length=self.max_length)
+
+    def _fit_probe(self, x_ND: np.ndarray, y_N: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        mean_D, scale_D = x_ND.mean(axis=0), x_ND.std(axis=0) + 1e-6
+        w, b = _fit_ridge_logistic((x_ND - mean_D) / scale_D, y_N, self.l2)
+        return mean_D, scale_D, w, b
+
+    @staticmethod
+    def _apply(x_ND: np.ndarray, mean_D: np.ndarray, scale_D: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-np.clip(((x_ND - mean_D) / scale_D) @ w + b, -30, 30)))
+
+    def _proba_of(self, x_ND: np.ndarray) -> np.ndarray:
+        assert self.weights is not None and self._mean_D is not None and self._scale_D is not None
+        if x_ND.shape[1] != self.weights.shape[0]:
+            raise ValidationError(f"the probe reads {self.weights.shape[0]} dims at {self.hookpoint} but got "
+                                  f"{x_ND.shape[1]}", hint="score with the model the probe was fitted on")
+        return self._apply(x_ND, self._mean_D, self._scale_D, self.weights, self.bias)
+
+    def fit(self, model: Any, tokenizer: Any, calibration_prompts: Sequence[ScoredPrompt]) -> InputProbeScorer:
+        """Cross-validate the probe on calibration prompts, then fit it on all of them.
+
+        Raises:
+            EvidenceError: the prompts lack a class, or a class has fewer than 2 prompts.
+            ValidationError: the hookpoint does not resolve, or a prompt has nothing to pool.
+        """
+        labels = self._labels(calibration_prompts, "calibration")
+        folds = cv_folds(calibration_prompts, labels, self.n_folds)
+        self.hookpoint = self.requested_hookpoint or default_probe_hookpoint(model)
+        x_ND = self._acts(model, tokenizer, [p.text for p in calibration_prompts])
+        oof = np.zeros(len(labels))
+        k = int(folds.max()) + 1
+        for f in range(k):
+            test = folds == f
+            oof[test] = self._apply(x_ND[test], *self._fit_probe(x_ND[~test], labels[~test]))
+        self._mean_D, self._scale_D, self.weights, self.bias = self._fit_probe(x_ND, labels)
+        self._calibrate(calibration_prompts, self._proba_of(x_ND), labels)
+        # the threshold from out-of-fold probabilities: in-sample ones of a probe in 500+ dims are all but separable
+        self.threshold = choose_threshold(oof, labels, self.threshold_rule)
+        self._set_validation("prompts", oof, labels, f"{k}-fold stratified cross-validation on calibration prompts "
+                             f"(probe at {self.hookpoint}, {self.pooling}-pooled, l2 {self.l2:g})")
+        return self
+
+    def evaluate(self, model: Any, tokenizer: Any, held_out_prompts: Sequence[ScoredPrompt]) -> ScorerReport:
+        """Held-out AUROC and accuracy (reported as evidence; the probe was chosen on calibration only).
+
+        Raises:
+            ValidationError: not fitted, or a held-out prompt was a calibration prompt.
+            EvidenceError: the held-out prompts lack a class.
+        """
+        labels = self._check_held_out(held_out_prompts)
+        scores = self._proba_of(self._acts(model, tokenizer, [p.text for p in held_out_prompts]))
+        return self._finish_evaluation(scores, labels, None)
+
+    def score(self, model: Any, tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
+        """The probe's probability that each text meets the criterion, on its (edited) forward pass; float64.
+
+        Raises:
+            EvidenceError: the scorer failed its validation, was not evaluated, or is near chance held out.
+        """
+        self._check_serving()
+        return self._proba_of(self._acts(model, tokenizer, texts))
+
+    def _report_extras(self) -> dict[str, Any]:
+        return {"hookpoint": self.hookpoint, "pooling": self.pooling}
+
+    def validation_hint(self) -> str:
+        return ("the model's residual stream at the probe's layer does not tell the classes apart on calibration "
+                "prompts: give more or clearer examples, another hookpoint, or target tokens (scorer='target')")
 
 
 # --------------------------------------------------------------------------- one call
@@ -532,6 +981,27 @@ def fit_target_scorer(
     """
     calibration, held_out = split(criterion_set, held_out_fraction, salt)
     scorer = TargetTokenScorer(targets if targets is not None else criterion_set.targets, **options)
+    scorer.fit(model, tokenizer, calibration).evaluate(model, tokenizer, held_out)
+    return scorer
+
+
+def fit_probe_scorer(
+    model: Any,
+    tokenizer: Any,
+    criterion_set: CriterionSet,
+    *,
+    held_out_fraction: float = HELD_OUT_FRACTION,
+    salt: str = SPLIT_SALT,
+    **options: Any,
+) -> InputProbeScorer:
+    """Split ``criterion_set``, fit and cross-validate an :class:`InputProbeScorer` on calibration, evaluate it
+    held out.
+
+    Read ``scorer.validation`` (calibration) and ``scorer.report`` (held-out evidence);
+    ``options`` go to the constructor.
+    """
+    calibration, held_out = split(criterion_set, held_out_fraction, salt)
+    scorer = InputProbeScorer(**options)
     scorer.fit(model, tokenizer, calibration).evaluate(model, tokenizer, held_out)
     return scorer
 

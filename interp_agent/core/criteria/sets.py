@@ -25,12 +25,14 @@ from interp_agent.core.criteria.packs import (
 )
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.prompts import ScoredPrompt, read_scored_prompts
+from interp_agent.core.ranking.heldout import PROMPT_COUNT_ADVICE, RECOMMENDED_PROMPTS_PER_CLASS
 from interp_agent.core.ranking.splits import HELD_OUT, HELD_OUT_FRACTION, SPLIT_SALT, assign_splits, prompt_hashes
 
 MIN_EXAMPLES = 8
 """Fewest positive (and negative) examples :func:`from_examples` accepts."""
-ADVISED_EXAMPLES = 30
-"""Below this many examples per class :func:`from_examples` warns."""
+ADVISED_EXAMPLES = RECOMMENDED_PROMPTS_PER_CLASS
+"""Below this many examples per class :func:`from_examples` warns: the ranking's one advice on prompt counts
+(:data:`interp_agent.core.ranking.heldout.RECOMMENDED_PROMPTS_PER_CLASS`, from the held-out power estimate)."""
 
 Source = Literal["file", "examples", "pack"]
 
@@ -116,7 +118,9 @@ def from_file(path: str | Path, criterion: str) -> CriterionSet:
 def from_examples(criterion: str, positives: Sequence[str], negatives: Sequence[str]) -> CriterionSet:
     """A criterion set from example texts where the criterion holds and where it does not.
 
-    Ids are ``pos-N`` and ``neg-N`` (N the index in its list, from 0).
+    Ids are ``pos-N`` and ``neg-N`` (N the index in its list, from 0). Fewer than
+    ``ADVISED_EXAMPLES`` (107) of a class, length confounds and imbalance are warned about
+    (:class:`CriterionWarning`) and kept in ``notes``.
 
     Raises:
         ValidationError: fewer than 8 positives or negatives, an empty text, or a text
@@ -130,7 +134,7 @@ def from_examples(criterion: str, positives: Sequence[str], negatives: Sequence[
         if len(texts) < MIN_EXAMPLES:
             raise ValidationError(
                 f"{name}: need at least {MIN_EXAMPLES} examples, got {len(texts)}",
-                hint=f"give {ADVISED_EXAMPLES} or more of each class for a held-out estimate worth reading",
+                hint=f"write {PROMPT_COUNT_ADVICE}",
             )
         for i, t in enumerate(texts):
             if not isinstance(t, str) or not t.strip():
@@ -157,7 +161,7 @@ def from_examples(criterion: str, positives: Sequence[str], negatives: Sequence[
         notes.append(
             "few examples: "
             + ", ".join(f"{n} {name}" for name, n in few)
-            + f"; with fewer than {ADVISED_EXAMPLES} of each the held-out estimate is noisy"
+            + f"; write {PROMPT_COUNT_ADVICE}"
         )
     notes += _quality_notes(prompts)
     cset = CriterionSet(criterion=criterion, prompts=prompts, source="examples", notes=tuple(notes))

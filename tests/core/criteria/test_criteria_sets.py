@@ -26,6 +26,13 @@ from interp_agent.core.criteria import (
 )
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.prompts import ScoredPrompt, write_scored_prompts
+from interp_agent.core.ranking.config import HELD_OUT_FRACTION
+from interp_agent.core.ranking.heldout import (
+    PROMPT_COUNT_ADVICE,
+    RECOMMENDED_PROMPTS_PER_CLASS,
+    TARGET_AUROC,
+    recommended_prompts_per_class,
+)
 from interp_agent.core.ranking.splits import HELD_OUT, assign_splits, prompt_hashes
 
 REQUIRED_PACKS = {"measurement_unit", "french", "python_code", "negative_sentiment", "question"}
@@ -167,14 +174,39 @@ def test_from_pack_carries_the_criterion_and_targets() -> None:
 
 
 def test_from_examples_numbers_ids_per_class() -> None:
-    pos = [f"positive example number {i}" for i in range(30)]
-    neg = [f"negative example number {i}" for i in range(30)]
+    n = RECOMMENDED_PROMPTS_PER_CLASS  # as many as advised: no warning
+    pos = [f"positive example number {i}" for i in range(n)]
+    neg = [f"negative example number {i}" for i in range(n)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cset = from_examples("c", pos, neg)
     assert [p.prompt_id for p in cset.prompts[:2]] == ["pos-0", "pos-1"]
-    assert cset.prompts[30].prompt_id == "neg-0" and cset.prompts[30].criterion_score == 0.0
+    assert cset.prompts[n].prompt_id == "neg-0" and cset.prompts[n].criterion_score == 0.0
     assert cset.source == "examples" and cset.notes == ()
+
+
+def test_the_advice_on_prompt_counts_is_one_number_from_the_held_out_power_estimate() -> None:
+    from interp_agent.core.criteria.sets import ADVISED_EXAMPLES
+
+    assert ADVISED_EXAMPLES == RECOMMENDED_PROMPTS_PER_CLASS == recommended_prompts_per_class()
+    n = RECOMMENDED_PROMPTS_PER_CLASS - 1
+    with pytest.warns(CriterionWarning) as record:
+        from_examples("c", [f"positive example {i}" for i in range(n)], [f"negative example {i}" for i in range(n)])
+    (message,) = [str(w.message) for w in record]
+    assert message == f"few examples: {n} positives, {n} negatives; write {PROMPT_COUNT_ADVICE}"
+    with pytest.raises(ValidationError) as err:
+        from_examples("c", ["a b"] * 3, ["x"])
+    assert err.value.hint == f"write {PROMPT_COUNT_ADVICE}"
+    # the investigation prompt and the README give the same number, with the same target
+    root = Path(__file__).resolve().parents[3]
+    sentence = (f"about {RECOMMENDED_PROMPTS_PER_CLASS} of each, so that the {HELD_OUT_FRACTION:.0%} held-out split "
+                f"can detect a held-out AUROC of {TARGET_AUROC}")
+    assert sentence in " ".join((root / "prompts" / "investigation_loop.md").read_text().split())
+    readme = " ".join((root / "README.md").read_text().split())
+    assert f"Write about {RECOMMENDED_PROMPTS_PER_CLASS} of each class" in readme
+    assert f"held-out AUROC of {TARGET_AUROC}" in readme
+    for path in (root / "prompts").glob("*.md"):  # no other count of prompts to write
+        assert not re.search(r"at least\s+\d+\s+(of each|prompts)", path.read_text()), path
 
 
 def test_from_examples_needs_eight_of_each_class() -> None:

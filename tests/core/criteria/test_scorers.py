@@ -24,6 +24,7 @@ from interp_agent.core.criteria import (
 )
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.prompts import ScoredPrompt
+from interp_agent.core.matching.text import TextEncoder
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -131,7 +132,28 @@ def test_target_token_scorer_is_usable_when_the_last_word_carries_the_criterion(
     torch.testing.assert_close(torch.from_numpy(scores), torch.from_numpy(one_by_one), rtol=1e-5, atol=1e-7)
     # The mass is the sum of the target tokens' probabilities.
     probs = next_token_probabilities(model, tokenizer, texts)
-    np.testing.assert_allclose(scores, probs[:, list(scorer.target_ids)].sum(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(scores, probs[:, list(scorer.target_ids or ())].sum(axis=1), rtol=1e-5)
+
+
+def test_target_scorer_is_validated_on_calibration_prompts_and_flags_inferred_targets(tiny) -> None:
+    model, tokenizer = tiny
+    calibration = _prompts("pos", "spans", 1.0, 0, 24) + _prompts("neg", "has", 0.0, 0, 24)
+    held_out = _prompts("pos", "spans", 1.0, 100, 8) + _prompts("neg", "has", 0.0, 100, 8)
+    inferred = TargetTokenScorer(n_inferred=5).fit(model, tokenizer, calibration)
+    assert inferred.targets_inferred is True
+    v = inferred.validation
+    assert v is not None and v.on == "prompts" and v.n == 48 and "5-fold cross-validation" in v.method
+    assert v.usable and v.auroc > 0.9  # targets inferred on the other folds still separate each fold
+    report = inferred.evaluate(model, tokenizer, held_out)
+    assert report.targets_inferred is True and report.validated_on == "prompts" and report.held_out_on == "prompts"
+    assert any("stand-ins" in note for note in report.notes)
+    assert report.to_json()["targets_inferred"] is True
+
+    given = TargetTokenScorer([" meters"]).fit(model, tokenizer, calibration)
+    assert given.targets_inferred is False and given.validation is not None
+    assert "given targets" in given.validation.method
+    # the given targets' validation is their plain calibration AUROC: nothing else was fitted there
+    assert given.validation.auroc == pytest.approx(given.evaluate(model, tokenizer, held_out).calibration_auroc)
 
 
 def test_inferred_targets_come_from_calibration_prompts_only(tiny) -> None:
@@ -164,12 +186,12 @@ def test_inferred_targets_come_from_calibration_prompts_only(tiny) -> None:
         scorer = TargetTokenScorer(n_inferred=4).fit(model, tokenizer, calibration)
     finally:
         del model.forward
-    assert list(scorer.target_ids) == from_calibration
+    assert list(scorer.target_ids or ()) == from_calibration
     calibration_ids = {tuple(tokenizer(p.text)["input_ids"]) for p in calibration}
     assert seen and set(seen) <= calibration_ids
 
     scorer.evaluate(model, tokenizer, held_out)
-    assert list(scorer.target_ids) == from_calibration  # evaluation never re-chooses targets
+    assert list(scorer.target_ids or ()) == from_calibration  # evaluation never re-chooses targets
 
 
 def test_target_strings_count_their_first_token_once(tiny) -> None:
@@ -193,7 +215,10 @@ def test_target_token_scorer_refuses_to_score_when_near_chance(tiny) -> None:
     scorer = TargetTokenScorer([" meters", " feet"]).fit(model, tokenizer, calibration)
     report = scorer.evaluate(model, tokenizer, held_out)
     assert not report.usable and report.auroc == pytest.approx(0.5)
-    with pytest.raises(EvidenceError, match=r"scorer near chance: held-out AUROC 0\.50"):
+    # the given targets are validated on calibration prompts first: that refusal comes before the held-out one
+    assert report.validation is not None and not report.validation.usable and report.validated_on == "prompts"
+    assert report.targets_inferred is False and not report.serves
+    with pytest.raises(EvidenceError, match=r"scorer near chance in validation: AUROC 0\.50 .* calibration prompts"):
         scorer.score(model, tokenizer, ["the rope spans"])
     with pytest.raises(EvidenceError, match="no token is more likely"):
         TargetTokenScorer().fit(model, tokenizer, calibration)
@@ -227,13 +252,14 @@ def test_scoring_leaves_the_model_in_its_training_mode(tiny) -> None:
 # ------------------------------------------------------------------ text classifier on the real encoder
 
 
-class CachingEncoder:
+class CachingEncoder(TextEncoder):
     """The real all-MiniLM-L6-v2 encoder, memoised per text so the tests encode each text once."""
 
     def __init__(self) -> None:
         from interp_agent.core.matching.text import load_text_encoder
 
         self.inner = load_text_encoder()
+        super().__init__(self.inner.model, name=self.inner.name)
         self.cache: dict[str, np.ndarray] = {}
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -277,6 +303,28 @@ def test_text_classifier_refuses_to_score_with_shuffled_labels(encoder: CachingE
     assert not report.usable and 0.4 < report.auroc < 0.6 and report.n_held_out > 60
     with pytest.raises(EvidenceError, match="scorer near chance: held-out AUROC"):
         scorer.score(["any text"])
+
+
+def test_text_classifier_is_validated_on_the_texts_it_will_read(encoder: CachingEncoder) -> None:
+    calibration, held_out = split(from_pack("french"))
+    scorer = TextClassifierScorer(encoder=encoder).fit(calibration)
+    with pytest.raises(ValidationError, match="not calibration prompts"):
+        scorer.validate_on_texts([p.text for p in held_out], held_out)
+    with pytest.raises(ValidationError, match="one text a prompt"):
+        scorer.validate_on_texts(["x"], calibration)
+    # stand-in "continuations" that carry the class: usable
+    good = scorer.validate_on_texts(["Il fait beau aujourd'hui." if p.criterion_score else "It is sunny today."
+                                     for p in calibration], calibration)
+    assert good.on == "continuations" and good.usable and good.auroc == 1.0
+    report = scorer.evaluate(held_out, texts=[p.text for p in held_out], on="continuations")
+    assert report.validated_on == "continuations" and report.held_out_on == "continuations" and report.serves
+    # continuations that do not carry the class: the classifier refuses, however well it reads prompts
+    bad = scorer.validate_on_texts(["The answer is below." for _ in calibration], calibration)
+    assert not bad.usable and abs(bad.auroc - 0.5) < 0.05  # one text: equal scores up to float noise
+    assert scorer.report is not None and scorer.report.validation == bad and scorer.report.usable
+    with pytest.raises(EvidenceError, match="near chance in validation: .* calibration continuations") as err:
+        scorer.score(["Bonjour."])
+    assert "probe" in (err.value.hint or "")
 
 
 def test_text_classifier_rejects_a_non_positive_penalty() -> None:
