@@ -218,7 +218,7 @@ def test_controls_are_summarised_apart_and_subtracted() -> None:
     rows += [InterventionRecord("r2", "steer", 0.2, 0.2, side_effect_score=0.0,
                                 metadata={"control_type": "matched_frequency", "control_for": "f"})]
     ev = summarise_interventions(rows, "c")
-    assert set(ev.features) == {"f"}
+    assert set(ev.features) == {"f"} and ev.controls is not None
     assert ev.controls["n"] == 4 and set(ev.controls["by_type"]) == {"random_direction", "matched_frequency"}
     fc = ev.features["f"]
     assert fc.control_effect == pytest.approx(0.0) and fc.n_controls == 1  # its own control wins over the pool
@@ -226,6 +226,48 @@ def test_controls_are_summarised_apart_and_subtracted() -> None:
     pooled = summarise_interventions(rows[:7], "c").features["f"]
     assert pooled.control_effect == pytest.approx(0.2)
     assert pooled.strong_causal_score == pytest.approx(0.3)
+
+
+def _judged_rows(effect: float, n: int = 10, metadata: dict | None = None) -> list[InterventionRecord]:
+    """A feature's steer rows with the given mean effect (small spread), and two own controls near 0."""
+    rows = [InterventionRecord("f", "steer", 0.2, 0.2 + effect + 0.001 * (i - (n - 1) / 2),
+                               metadata=dict(metadata or {})) for i in range(n)]
+    for k, shift in enumerate((0.002, -0.003)):
+        rows += [InterventionRecord(f"ctl{k}", "steer", 0.2, 0.2 + shift,
+                                    metadata={"control_type": "random_direction", "control_for": "f"})
+                 for _ in range(n)]
+    return rows
+
+
+def test_rows_without_a_verdict_are_judged_by_the_rule_with_its_minimum_effect() -> None:
+    tiny = summarise_interventions(_judged_rows(0.02), "c").features["f"].to_json(1.0)
+    assert tiny["ci95"][0] > 0 and tiny["verdict"] == "weak" and "< the minimum 0.05" in tiny["verdict_reason"]
+    assert tiny["verdict_source"] == "recomputed from the records" and tiny["stability"] is None
+    assert tiny["confidence"].startswith("low: effect (split not stated) +0.02")
+    big = summarise_interventions(_judged_rows(0.2), "c").features["f"].to_json(1.0)
+    assert big["verdict"] == "causal" and "stability across strengths not measured" in big["confidence"]
+    assert summarise_interventions(_judged_rows(0.2), "c").features["f"].to_json(-1.0)["verdict"] == "contradicts"
+    zero = [InterventionRecord("f", "ablate", 0.5, 0.5, metadata={"split": "held_out"}) for _ in range(6)]
+    flat = summarise_interventions(zero, "c").features["f"].to_json(1.0)
+    assert flat["ci95"] == [0.0, 0.0] and flat["verdict"] == "no_effect" and "never changed" in flat["note"]
+
+
+def test_a_runs_verdict_in_the_rows_is_carried_unless_the_rows_or_the_association_disagree() -> None:
+    carried = {"verdict": "causal", "verdict_reason": "because", "confidence": "medium: ...",
+               "stability": {"share": 0.5, "n_same": 1, "n_strengths": 2, "by_strength": []},
+               "expected_direction": "promotes"}
+    rows = _judged_rows(0.02, metadata=carried)
+    block = summarise_interventions(rows, "c").features["f"].to_json(1.0)
+    assert (block["verdict"], block["verdict_reason"], block["confidence"]) == ("causal", "because", "medium: ...")
+    assert block["stability"]["n_strengths"] == 2 and block["verdict_source"].startswith("intervene run")
+    # this report's association says the feature suppresses: the run's verdict answered another question
+    against = summarise_interventions(rows, "c").features["f"].to_json(-1.0)
+    assert against["verdict"] == "no_effect" and "opposite" in against["verdict_source"]
+    # rows from two runs that disagree are judged afresh
+    mixed = rows[:5] + [InterventionRecord(r.feature_id, r.intervention, r.baseline_score, r.intervention_score,
+                                           metadata=carried | {"verdict": "weak"}) for r in rows[5:10]] + rows[10:]
+    again = summarise_interventions(mixed, "c").features["f"].to_json(1.0)
+    assert again["verdict"] == "weak" and "2 different verdict records" in again["verdict_source"]
 
 
 def test_token_rows_share_their_prompts_split_and_probe_activation(tmp_path: Path) -> None:
@@ -344,3 +386,200 @@ def test_bootstrap_sums_equal_the_sparse_dense_product_they_replace() -> None:
         reference = [X.T @ weights, X.multiply(X).T @ weights, X.multiply(y[:, None]).tocsr().T @ weights]
         for got, want in zip(ours, reference, strict=True):
             np.testing.assert_allclose(got, np.asarray(want), rtol=1e-10, atol=1e-10)
+
+
+# -- warnings on what the evidence as a whole can and cannot say (issue 12) ---------------------
+def _weak_signal(tmp_path: Path, n_train: int = 40, n_held_out: int = 16, n_null: int = 60) -> Path:
+    """Balanced binary scores with an explicit split: one weakly planted feature and ``n_null`` null features."""
+    rng = np.random.default_rng(5)
+    n = n_train + n_held_out
+    y = np.array([float(i % 2) for i in range(n)])
+    ids = ("weak", *(f"null{j}" for j in range(n_null)))
+    acts = np.column_stack([0.6 * y + rng.normal(0, 1, n), rng.normal(0, 1, (n, n_null))])
+    rows = [ActivationRecord(f"p{i}", float(y[i]), ids, tuple(float(a) for a in acts[i]),
+                             split="train" if i < n_train else "held_out") for i in range(n)]
+    write_records(tmp_path / "weak.jsonl", rows)
+    return tmp_path / "weak.jsonl"
+
+
+def test_power_helpers_invert_each_other_and_the_auroc_power_holds_in_simulation() -> None:
+    from interp_agent.core.ranking.stats import (
+        hanley_mcneil_variance,
+        smallest_detectable_auroc,
+        smallest_detectable_r,
+    )
+
+    for n in (4, 16, 85, 783):
+        r = smallest_detectable_r(n)
+        assert r is not None and prompts_needed_for_r(r * (1 + 1e-9)) == n
+    assert smallest_detectable_r(85) == pytest.approx(0.3, abs=0.001) and smallest_detectable_r(3) is None
+    for m, n in ((5, 9), (32, 32), (40, 17)):  # at 0.5 it is the exact null variance of the Mann-Whitney AUROC
+        assert hanley_mcneil_variance(0.5, m, n) == pytest.approx((m + n + 1) / (12 * m * n))
+    assert smallest_detectable_auroc(2, 2) is None and smallest_detectable_auroc(1, 30) is None
+    auc = smallest_detectable_auroc(32, 32)
+    assert auc == pytest.approx(0.70, abs=0.005)
+    # a Mann-Whitney test at alpha 0.05 on 32 against 32 binormal prompts with that AUROC has about 80% power
+    rng = np.random.default_rng(0)
+    shift = np.sqrt(2) * stats.norm.ppf(auc)
+    hits = [stats.mannwhitneyu(rng.normal(shift, 1, 32), rng.normal(0, 1, 32)).pvalue < 0.05 for _ in range(2000)]
+    assert 0.76 < np.mean(hits) < 0.85
+
+
+def test_the_prompt_count_advice_is_the_power_estimate_at_auroc_0_7_on_the_held_out_split() -> None:
+    import math
+
+    from interp_agent.core.ranking.config import HELD_OUT_FRACTION
+    from interp_agent.core.ranking.heldout import (
+        PROMPT_COUNT_ADVICE,
+        RECOMMENDED_PROMPTS_PER_CLASS,
+        TARGET_AUROC,
+        recommended_prompts_per_class,
+    )
+    from interp_agent.core.ranking.stats import (
+        prompts_per_class_needed_for_auroc,
+        smallest_detectable_auroc,
+        smallest_detectable_r,
+    )
+
+    per_class_held_out = prompts_per_class_needed_for_auroc(TARGET_AUROC)
+    assert per_class_held_out == 32
+    at_32, at_31 = smallest_detectable_auroc(32, 32), smallest_detectable_auroc(31, 31)
+    assert at_32 is not None and at_31 is not None and at_32 <= TARGET_AUROC < at_31
+    assert RECOMMENDED_PROMPTS_PER_CLASS == math.ceil(per_class_held_out / HELD_OUT_FRACTION) == 107
+    assert recommended_prompts_per_class(held_out_fraction=0.5) == 64
+    # the r side of the same estimate agrees: AUROC 0.7 on balanced binormal data is r 0.35, and the prompts held out
+    # on average from 2 x 107 detect |r| >= 0.34
+    d = np.sqrt(2) * stats.norm.ppf(TARGET_AUROC)
+    r_equivalent = d / np.sqrt(d * d + 4)
+    assert smallest_detectable_r(2 * RECOMMENDED_PROMPTS_PER_CLASS * HELD_OUT_FRACTION) == pytest.approx(
+        r_equivalent, abs=0.01)
+    assert PROMPT_COUNT_ADVICE.startswith("about 107 of each class")
+    with pytest.raises(ValueError, match="differ from 0.5"):
+        prompts_per_class_needed_for_auroc(0.5)
+
+
+def test_no_held_out_support_warns_with_the_detectable_effect_and_the_prompts_needed(tmp_path: Path) -> None:
+    import math
+
+    from interp_agent.core.ranking.stats import smallest_detectable_auroc, smallest_detectable_r
+
+    body = rank_records(RecordsSource(_weak_signal(tmp_path)), RankingConfig())
+    s = body["summary"]
+    assert s["n_held_out_prompts"] == 16 and s["n_held_out_supported"] == 0
+    effect = s["held_out_detectable_effect"]
+    assert (effect["n_positive_prompts"], effect["n_negative_prompts"]) == (8, 8)
+    assert effect["smallest_abs_r"] == pytest.approx(smallest_detectable_r(16)) == pytest.approx(0.651, abs=1e-3)
+    assert effect["smallest_auroc"] == pytest.approx(smallest_detectable_auroc(8, 8))
+    top = body["features"][0]
+    need = top["association"]["held_out_power"]["prompts_needed_at_train_r"]
+    r_train = top["association"]["train"]["pearson_r"]
+    assert need > 16  # the weak feature's training r is beyond what 16 held-out prompts can detect
+    (warning,) = [w for w in body["warnings"] if w.startswith("none of the")]
+    assert warning == (
+        f"none of the {len(body['features'])} reported features is held-out supported (the sign of the training "
+        f"split and Benjamini-Hochberg q < 0.05 over the {s['n_candidates']} candidates on the held-out split); "
+        f"16 held-out prompts (8 positive, 8 negative) detect only |r| >= 0.65 and AUROC >= "
+        f"{effect['smallest_auroc']:.2f} (or <= {1 - effect['smallest_auroc']:.2f}) at two-sided alpha 0.05 with 80% "
+        "power (Fisher z; Hanley-McNeil), as a single test, before the correction over candidates, which asks for "
+        f"more; the top feature, {top['feature_id']}, has training r {r_train:+.2f}, which would need about {need} "
+        f"held-out prompts, about {math.ceil(need / 0.3)} prompts in all at held_out_fraction 0.3; for a new prompt "
+        "set write about 107 of each class (where the criterion holds and where it does not), so that the 30% "
+        "held-out split can detect a held-out AUROC of 0.7 (two-sided alpha 0.05, power 80%)"
+    )
+
+
+def test_planted_features_with_held_out_support_get_no_support_or_stability_warning(planted) -> None:
+    _ps, path = planted
+    body = rank_records(RecordsSource(path), RankingConfig(top_k=20))
+    assert body["summary"]["n_held_out_supported"] >= 5
+    assert not any(w.startswith(("none of the", "the top feature,")) for w in body["warnings"])
+    assert body["summary"]["held_out_detectable_effect"]["smallest_abs_r"] < 0.3
+    assert body["summary"]["n_intervened_outside_top"] == 0 and body["summary"]["intervened_outside_top"] == []
+
+
+def test_a_split_too_small_for_any_test_says_so_and_continuous_scores_have_no_detectable_auroc(
+    seed_dir: Path, tmp_path: Path
+) -> None:
+    from interp_agent.core.ranking.stats import smallest_detectable_r
+
+    body = rank_records(RecordsSource(seed_dir / "activation_records.jsonl"), RankingConfig(top_k=3, candidates=3))
+    assert body["summary"]["held_out_detectable_effect"]["smallest_abs_r"] is None
+    (warning,) = [w for w in body["warnings"] if w.startswith("none of the")]
+    assert "; 1 held-out prompt is too few for any test (a Fisher z test needs at least 4); the top feature" in warning
+    continuous = rank_records(RecordsSource(_tiny(tmp_path, list(np.linspace(0, 1, 60)))),
+                              RankingConfig(top_k=2, candidates=2))["summary"]["held_out_detectable_effect"]
+    assert continuous["smallest_auroc"] is None and continuous["n_positive_prompts"] is None
+    assert continuous["smallest_abs_r"] == pytest.approx(smallest_detectable_r(continuous["n_held_out_prompts"]))
+
+
+def test_an_unstable_top_feature_is_warned_about_with_its_bootstrap_frequency(tmp_path: Path) -> None:
+    from interp_agent.core.ranking.rank import MIN_TOP_STABILITY
+
+    rng = np.random.default_rng(3)  # null data: every feature is noise, so which one comes first is luck
+    n, ids = 120, tuple(f"f{j}" for j in range(300))
+    y = np.array([float(i % 2) for i in range(n)])
+    acts = rng.normal(0, 1, (n, len(ids)))
+    write_records(tmp_path / "null.jsonl", [ActivationRecord(f"p{i}", float(y[i]), ids, tuple(map(float, acts[i])))
+                                            for i in range(n)])
+    body = rank_records(RecordsSource(tmp_path / "null.jsonl"), RankingConfig())
+    top = body["features"][0]
+    freq = top["stability"]["bootstrap_top_k_frequency"]
+    assert freq < MIN_TOP_STABILITY
+    (warning,) = [w for w in body["warnings"] if w.startswith("the top feature,")]
+    assert warning == (
+        f"the top feature, {top['feature_id']}, stays in the top 20 with its sign in only {freq:.0%} of 50 bootstrap "
+        "resamples of the training split (below 90% warns), so the training prompts do not clearly single it out; "
+        f"ranking_stability is {body['summary']['ranking_stability']:.2f} (mean Spearman correlation of the 200 "
+        "candidates' orders between resamples). These resamples reuse the training prompts that chose the "
+        "candidates, which overstates stability, and stability across held-out splits is not measured: rerun with "
+        "another split_salt to see whether the top feature changes"
+    )
+
+
+def _ablations(feature_id: str, drops: list[float]) -> list[InterventionRecord]:
+    """Ablation rows whose score drops by each of ``drops`` (a negative drop is a rise)."""
+    return [InterventionRecord(feature_id, "ablate", 0.5, 0.5 - d, criterion=CRITERION) for d in drops]
+
+
+def test_interventions_on_features_outside_top_k_are_counted_listed_and_warned_about(
+    planted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from interp_agent.core.ranking import rank as rank_module
+
+    _ps, path = planted
+    everything = rank_records(RecordsSource(path), RankingConfig(top_k=505, candidates=505))["features"]
+    by_rank = {f["rank"]: f for f in everything}
+    inside, contra, null, last = by_rank[1], by_rank[100], by_rank[150], by_rank[len(everything)]
+    sign = {f["feature_id"]: 1.0 if f["direction"] == "promotes" else -1.0 for f in everything}
+    rows = (_ablations(inside["feature_id"], [sign[inside["feature_id"]] * (0.3 + 0.01 * i) for i in range(6)])
+            + _ablations(contra["feature_id"], [-sign[contra["feature_id"]] * (0.3 + 0.01 * i) for i in range(6)])
+            + _ablations(null["feature_id"], [0.0] * 6)
+            # the weakest feature of all is not among the 200 candidates by |r|: its evidence makes it one
+            + _ablations(last["feature_id"], [sign[last["feature_id"]] * (0.4 + 0.01 * i) for i in range(6)]))
+    rows += [InterventionRecord(f"random-{i}", "ablate", 0.5, 0.5 + 0.002 * (i - 1.5), criterion=CRITERION,
+                                metadata={"control_type": "random_feature"}) for i in range(4)]
+    evidence = summarise_interventions(rows, CRITERION)
+    body = rank_records(RecordsSource(path), RankingConfig(top_k=5), evidence=evidence)
+    s = body["summary"]
+    assert inside["feature_id"] in {f["feature_id"] for f in body["features"]}
+    outside = s["intervened_outside_top"]
+    assert s["n_intervened_outside_top"] == 3 == len(outside)
+    verdicts = {e["feature_id"]: e["verdict"] for e in outside}
+    assert verdicts == {contra["feature_id"]: "contradicts", null["feature_id"]: "no_effect",
+                        last["feature_id"]: "causal"}
+    ranks = [e["rank"] for e in outside]
+    assert ranks == sorted(ranks) and ranks[0] > 5 and ranks[-1] <= s["n_candidates"]
+    assert all(e["provenance"] == "interventional" and e["n"] == 6 for e in outside)
+    by_id = {f["feature_id"]: f for f in everything}
+    assert all(e["direction"] == by_id[e["feature_id"]]["direction"] for e in outside)
+    tally = ", ".join(f"1 {v}" for v in sorted(verdicts.values()))
+    first = outside[0]
+    assert (f"3 features with intervention evidence rank below the top 5 and are not among the reported features "
+            f"({tally}; the best ranked, {first['feature_id']}, is at rank {first['rank']} with verdict "
+            f"{first['verdict']}); summary.intervened_outside_top lists them with their effects; raise top_k to report "
+            "them in full") in body["warnings"]
+    monkeypatch.setattr(rank_module, "MAX_OUTSIDE_LISTED", 2)
+    capped = rank_records(RecordsSource(path), RankingConfig(top_k=5), evidence=evidence)
+    assert capped["summary"]["n_intervened_outside_top"] == 3 and len(capped["summary"]["intervened_outside_top"]) == 2
+    assert any("summary.intervened_outside_top lists the first 2 by rank" in w for w in capped["warnings"])
+

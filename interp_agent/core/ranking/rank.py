@@ -17,9 +17,11 @@ from interp_agent.core.ranking.config import RankingConfig
 from interp_agent.core.ranking.heldout import METHOD_TEXT as HELD_OUT_INTERVALS
 from interp_agent.core.ranking.heldout import (
     HeldOutSplit,
+    detectable_effect,
     feature_note,
     held_out_warning,
     interval_fields,
+    no_support_warning,
     power_block,
 )
 from interp_agent.core.ranking.importance import (
@@ -31,6 +33,15 @@ from interp_agent.core.ranking.importance import (
 from interp_agent.core.ranking.sources import RecordsSource
 from interp_agent.core.ranking.splits import HELD_OUT, TRAIN
 from interp_agent.core.ranking.stats import benjamini_hochberg, pearson_p_value
+
+MIN_TOP_STABILITY = 0.9
+"""The report warns when its top feature stays in the top k (with its sign) in fewer bootstrap resamples than this.
+
+A feature the training data clearly pick out stays in the report in (nearly) every resample
+(planted features: 0.98 or more); below 0.9 the reported top is one draw among near-equals.
+"""
+MAX_OUTSIDE_LISTED = 50
+"""Features with intervention evidence outside ``top_k`` listed in ``summary.intervened_outside_top`` (all counted)."""
 
 METHOD = {
     "split": "prompts go to the training or held-out split by a salted BLAKE2b hash of prompt_id "
@@ -45,12 +56,21 @@ METHOD = {
     "[0, 1]); for suppressing features, the share on negative rows; compare with base_rate",
     "stability": "Poisson bootstrap of the training split (cluster by prompt): share of resamples in which "
     "the feature stays in the top k with the same sign, and the 2.5-97.5 percentile interval of r; "
-    "ranking_stability is the mean Spearman correlation between resample rankings",
+    "ranking_stability is the mean Spearman correlation between resample rankings. The resamples reuse the "
+    "training prompts that chose the candidates, which overstates stability; stability across held-out splits is "
+    "not measured (rerun with another split_salt for that). The report warns when the top feature's top-k "
+    f"frequency is below {MIN_TOP_STABILITY}; ranking_stability, dominated by the many candidates near the "
+    "cut, is reported but does not trigger a warning",
     "causal": "intervention effects signed by intervention type, Student-t 95% intervals, controls "
     "(metadata.control_type) summarised apart; strong_causal_score = sign(e) * max(0, |e| - side effect - "
     "|control effect|)",
     "held_out_intervals": HELD_OUT_INTERVALS,
     "importance": IMPORTANCE_FORMULA,
+    "intervened_outside_top": "every feature with intervention evidence in the records is a candidate and ranked; "
+    "those ranked below top_k are counted in summary.n_intervened_outside_top and listed (first "
+    f"{MAX_OUTSIDE_LISTED} by rank) in summary.intervened_outside_top with their rank, their causal block's "
+    "verdict (causal, weak, no_effect or contradicts, by the rule of interp_agent.core.interventions.verdict) "
+    "and the effect behind it, and a warning says so",
 }
 
 
@@ -375,24 +395,108 @@ def _feature_entries(
     return features, held_notes
 
 
-def _top_ranked(features: list[dict[str, Any]], top_k: int) -> list[dict[str, Any]]:
-    """The ``top_k`` entries by importance (ties by feature id), numbered from rank 1."""
-    features = sorted(features, key=lambda f: (-f["importance"], f["feature_id"]))[:top_k]
+def _held_out_positive_share(first: FirstPass) -> float | None:
+    """Share of held-out rows where the criterion holds (binary scores), else None."""
+    n = first.n[HELD_OUT]
+    if not first.binary or n == 0:
+        return None
+    return float((first.sy[HELD_OUT] - first.ymin * n) / first.score_range / n)
+
+
+def _ranked(features: list[dict[str, Any]], top_k: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every entry by importance (ties by feature id), numbered from rank 1: the first ``top_k``, and the rest."""
+    features = sorted(features, key=lambda f: (-f["importance"], f["feature_id"]))
     for rank, f in enumerate(features, start=1):
         f["rank"] = rank
-    return features
+    return features[:top_k], features[top_k:]
+
+
+def _outside_entry(f: dict[str, Any]) -> dict[str, Any]:
+    """A compact ``intervened_outside_top`` entry: rank, verdict and the effect behind it."""
+    causal = f["causal"]
+    return {
+        "feature_id": f["feature_id"],
+        "rank": f["rank"],
+        "importance": f["importance"],
+        "direction": f["direction"],
+        "verdict": causal.get("verdict"),
+        "provenance": "interventional",
+        "n": causal["n"],
+        "mean_effect": causal["mean_effect"],
+        "ci95": causal["ci95"],
+        "strong_causal_score": causal["strong_causal_score"],
+        "agrees_with_association": causal["agrees_with_association"],
+        "held_out_supported": (f.get("association") or {}).get("held_out_supported"),
+    }
+
+
+def intervened_outside_top(outside: list[dict[str, Any]], top_k: int) -> tuple[dict[str, Any], str | None]:
+    """The summary fields and the warning for features with intervention evidence ranked below ``top_k``.
+
+    Args:
+        outside: the ranked feature rows below ``top_k`` (v1 ``features[]`` rows with their ranks), in rank order.
+        top_k: the number of reported features.
+
+    Returns:
+        ``{"n_intervened_outside_top", "intervened_outside_top"}`` (the first ``MAX_OUTSIDE_LISTED``
+        entries) and the warning, None when no such feature exists.
+    """
+    intervened = [f for f in outside if f.get("causal") is not None]
+    entries = [_outside_entry(f) for f in intervened]
+    fields = {"n_intervened_outside_top": len(entries), "intervened_outside_top": entries[:MAX_OUTSIDE_LISTED]}
+    return fields, _outside_warning(entries, top_k)
+
+
+def _outside_warning(entries: list[dict[str, Any]], top_k: int) -> str | None:
+    """The warning that features with intervention evidence rank below ``top_k`` (None when none do)."""
+    if not entries:
+        return None
+    counts: dict[str, int] = {}
+    for e in entries:
+        verdict = e["verdict"] or "without a verdict"
+        counts[verdict] = counts.get(verdict, 0) + 1
+    tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    first = entries[0]
+    listed = "lists them" if len(entries) <= MAX_OUTSIDE_LISTED else f"lists the first {MAX_OUTSIDE_LISTED} by rank"
+    return (f"{len(entries)} features with intervention evidence rank below the top {top_k} and are not among the "
+            f"reported features ({tally}; the best ranked, {first['feature_id']}, is at rank {first['rank']} with "
+            f"verdict {first['verdict']}); summary.intervened_outside_top {listed} with their effects; raise top_k to "
+            "report them in full")
+
+
+def _stability_warning(top: list[dict[str, Any]], run: RankingRun) -> str | None:
+    """The warning when the top feature's bootstrap top-k frequency is below ``MIN_TOP_STABILITY`` (None if not)."""
+    if not top:
+        return None
+    freq = top[0]["stability"]["bootstrap_top_k_frequency"]
+    if freq >= MIN_TOP_STABILITY:
+        return None
+    n_candidates = len(run.candidates.ids)
+    k = min(run.config.top_k, n_candidates)
+    rs = run.candidates.bootstrap["ranking_stability"]
+    rs_text = "" if not np.isfinite(rs) else (
+        f"; ranking_stability is {rs:.2f} (mean Spearman correlation of the {n_candidates} candidates' orders "
+        "between resamples)")
+    return (f"the top feature, {top[0]['feature_id']}, stays in the top {k} with its sign in only {freq:.0%} of "
+            f"{run.config.bootstrap} bootstrap resamples of the training split (below {MIN_TOP_STABILITY:.0%} "
+            f"warns), so the training prompts do not clearly single it out{rs_text}. These resamples reuse the "
+            "training prompts that chose the candidates, which overstates stability, and stability across held-out "
+            "splits is not measured: rerun with another split_salt to see whether the top feature changes")
 
 
 def _ranking_warnings(
-    features: list[dict[str, Any]], held_notes: dict[str, str], split: HeldOutSplit, source: RecordsSource,
-    evidence: CausalEvidence | None,
+    run: RankingRun, ranked: tuple[list[dict[str, Any]], list[dict[str, Any]]], held_notes: dict[str, str],
+    source: RecordsSource, evidence: CausalEvidence | None,
 ) -> list[str]:
-    """Warnings on weak held-out evidence among the reported features and on intervention evidence left unused."""
-    warnings: list[str] = []
+    """Warnings on weak held-out evidence, an unstable top feature, and intervention evidence left out of the report."""
+    features, outside = ranked
     weak = [(f, held_notes[f["feature_id"]]) for f in features if f["feature_id"] in held_notes]
-    thin = held_out_warning(weak, len(features), split)
-    if thin:
-        warnings.append(thin)
+    warnings = [
+        held_out_warning(weak, len(features), run.split),
+        no_support_warning(features, outside, source.n_features, run.split, run.config.alpha),
+        _stability_warning(features, run),
+        intervened_outside_top(outside, run.config.top_k)[1],
+    ]
     if evidence:
         missing = sorted(set(evidence.features) - set(source.feature_ids))
         if missing:
@@ -400,14 +504,16 @@ def _ranking_warnings(
                 f"{len(missing)} features with intervention evidence never appear in the records "
                 f"(e.g. {missing[0]!r}); their causal evidence is not in this report"
             )
-    return warnings
+    return [w for w in warnings if w]
 
 
 def _summary(
-    run: RankingRun, n_rows: int, n_features: int, features: list[dict[str, Any]], evidence: CausalEvidence | None
+    run: RankingRun, n_rows: int, n_features: int, ranked: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    evidence: CausalEvidence | None,
 ) -> dict[str, Any]:
     """The report's ``summary``: rows, prompts and splits, features tested, score kind, and headline counts."""
     first = run.first
+    features, outside = ranked
     return {
         "n_rows": n_rows,
         "n_prompts": first.n_prompts,
@@ -427,8 +533,10 @@ def _summary(
             bool((f["association"]["held_out"] or {}).get("ci_excludes_chance")) for f in features
         ),
         "ranking_stability": run.candidates.bootstrap["ranking_stability"],
+        "held_out_detectable_effect": detectable_effect(run.split),
         "n_intervention_rows": evidence.n_rows if evidence else 0,
         "n_control_rows": evidence.n_control_rows if evidence else 0,
+        **intervened_outside_top(outside, run.config.top_k)[0],
     }
 
 
@@ -445,17 +553,19 @@ def rank_records(
     first, n_rows = _association_pass(source, config, progress)
     n_features = source.n_features
     _check_rankable(source, first)
-    split = HeldOutSplit(int(first.n[HELD_OUT]), first.n_split_prompts(HELD_OUT), config.held_out_fraction)
+    split = HeldOutSplit(int(first.n[HELD_OUT]), first.n_split_prompts(HELD_OUT), config.held_out_fraction,
+                         _held_out_positive_share(first))
     split_prompts = (first.n_split_prompts(TRAIN), split.n_prompts)  # indexed by TRAIN / HELD_OUT
     corr = first.correlations(n_features)
     candidates = _select_candidates(corr["r_train"], source, config, evidence)
     second = _candidate_pass(source, config, first, candidates, n_rows, progress)
     run = RankingRun(config, first, corr, split, split_prompts,
                      CandidateStats.measure(config, first, second, corr, split))
-    features, held_notes = _feature_entries(run, source, evidence, feature_info)
-    features = _top_ranked(features, config.top_k)
-    warnings = _ranking_warnings(features, held_notes, split, source, evidence)
-    summary = _summary(run, n_rows, n_features, features, evidence)
+    entries, held_notes = _feature_entries(run, source, evidence, feature_info)
+    ranked = _ranked(entries, config.top_k)
+    features = ranked[0]
+    warnings = _ranking_warnings(run, ranked, held_notes, source, evidence)
+    summary = _summary(run, n_rows, n_features, ranked, evidence)
     if summary["n_significant_train"] == 0:
         warnings.append(f"no feature is significant on the training split at q < {config.alpha}")
     return {

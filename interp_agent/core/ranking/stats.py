@@ -1,8 +1,8 @@
 """Statistics from sufficient statistics: Pearson r, p-values, Benjamini-Hochberg, binned AUROC, t intervals.
 
 Also the intervals of held-out evidence (Fisher z for r; DeLong on the logit scale, or a
-Hanley-McNeil score interval at perfect separation, for AUROC) and the
-Fisher-z sample size a test of r needs.
+Hanley-McNeil score interval at perfect separation, for AUROC), the Fisher-z sample size a
+test of r needs, and the smallest r and AUROC a held-out set of a given size can detect.
 """
 
 from __future__ import annotations
@@ -129,6 +129,18 @@ def delong_auroc_variance(pos_counts: np.ndarray, neg_counts: np.ndarray) -> flo
     return s10 / n_pos + s01 / n_neg
 
 
+def hanley_mcneil_variance(theta: float, n_pos: float, n_neg: float) -> float:
+    """Hanley & McNeil's (1982) variance of an AUROC ``theta``, both class sizes set to their mean (Newcombe 2006).
+
+    Var(theta) = theta (1 - theta) [1 + (N - 1) ((1 - theta) / (2 - theta) + theta / (1 + theta))] / (m n),
+    N = (m + n) / 2. At theta = 0.5 it is (m + n + 1) / (12 m n), the exact variance of the
+    Mann-Whitney AUROC under the null hypothesis.
+    """
+    half_n = (n_pos + n_neg) / 2.0
+    shape = 1.0 + (half_n - 1.0) * ((1.0 - theta) / (2.0 - theta) + theta / (1.0 + theta))
+    return theta * (1.0 - theta) * shape / (n_pos * n_neg)
+
+
 def hanley_mcneil_score_interval(auc: float, n_pos: float, n_neg: float, level: float = 0.95) -> tuple[float, float]:
     """Score interval of an AUROC: every theta whose Hanley-McNeil variance puts ``auc`` within z SEs.
 
@@ -138,11 +150,9 @@ def hanley_mcneil_score_interval(auc: float, n_pos: float, n_neg: float, level: 
     AUROC 0 or 1: two positives and two negatives perfectly separated give [0.39, 1].
     """
     z2 = normal_ppf(0.5 + level / 2) ** 2
-    half_n = (n_pos + n_neg) / 2.0
 
     def gap(theta: float) -> float:
-        shape = 1.0 + (half_n - 1.0) * ((1.0 - theta) / (2.0 - theta) + theta / (1.0 + theta))
-        return (auc - theta) ** 2 - z2 * theta * (1.0 - theta) * shape / (n_pos * n_neg)
+        return (auc - theta) ** 2 - z2 * hanley_mcneil_variance(theta, n_pos, n_neg)
 
     # gap < 0 just inside [0, 1] next to auc (the variance there is positive), > 0 far from it
     eps = 1e-9
@@ -191,3 +201,65 @@ def prompts_needed_for_r(r: float, alpha: float = 0.05, power: float = 0.8) -> i
     effect = math.atanh(min(abs(r), _R_MAX))
     z = normal_ppf(1 - alpha / 2) + normal_ppf(power)
     return max(4, math.ceil((z / effect) ** 2 + 3))
+
+
+def smallest_detectable_r(n: float, alpha: float = 0.05, power: float = 0.8) -> float | None:
+    """Smallest |r| a two-sided test of r = 0 on ``n`` prompts detects with ``power`` (Fisher z).
+
+    |r| = tanh((z_{1-alpha/2} + z_{power}) / sqrt(n - 3)), the inverse of
+    :func:`prompts_needed_for_r`: 16 prompts detect |r| >= 0.65 and 85 detect |r| >= 0.30 at
+    alpha 0.05 and power 0.8. None when ``n`` is 3 or fewer (no Fisher z test).
+    """
+    if not n > 3:
+        return None
+    return math.tanh((normal_ppf(1 - alpha / 2) + normal_ppf(power)) / math.sqrt(n - 3))
+
+
+def smallest_detectable_auroc(n_pos: float, n_neg: float, alpha: float = 0.05, power: float = 0.8) -> float | None:
+    """Smallest AUROC above 0.5 a two-sided test of AUROC = 0.5 detects with ``power``, on these class sizes.
+
+    The AUROC theta with theta - 0.5 = z_{1-alpha/2} SE(0.5) + z_{power} SE(theta), SE the square
+    root of :func:`hanley_mcneil_variance` (the variance behind the held-out AUROC's score
+    interval; at 0.5 the exact null variance of the Mann-Whitney AUROC). 32 positives against
+    32 negatives detect 0.70 (a Mann-Whitney test on binormal data reaches 81% power there).
+    The smallest AUROC below 0.5 that is detectable is 1 minus this one. None when a class has
+    fewer than 2 prompts or not even perfect separation would be detected.
+    """
+    if n_pos < 2 or n_neg < 2:
+        return None
+    z_alpha, z_power = normal_ppf(1 - alpha / 2), normal_ppf(power)
+    null_margin = z_alpha * math.sqrt(hanley_mcneil_variance(0.5, n_pos, n_neg))
+
+    def shortfall(theta: float) -> float:
+        return theta - 0.5 - null_margin - z_power * math.sqrt(hanley_mcneil_variance(theta, n_pos, n_neg))
+
+    if shortfall(1.0) <= 0.0:
+        return None
+    return find_root(shortfall, 0.5, 1.0)
+
+
+def prompts_per_class_needed_for_auroc(auroc: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Prompts of each class (balanced) a two-sided test of AUROC = 0.5 needs to detect ``auroc`` with ``power``.
+
+    The smallest m with :func:`smallest_detectable_auroc` (m, m) <= ``auroc`` (an AUROC below
+    0.5 counts by its distance from 0.5): 32 for 0.70 and 14 for 0.80 at alpha 0.05 and power 0.8.
+
+    Raises:
+        ValueError: ``auroc`` is 0.5 or outside [0, 1] (no sample size detects it).
+    """
+    target = max(auroc, 1.0 - auroc)
+    if not (math.isfinite(target) and 0.5 < target <= 1.0):
+        raise ValueError(f"auroc must be in [0, 1] and differ from 0.5, got {auroc!r}")
+
+    def detects(m: int) -> bool:
+        found = smallest_detectable_auroc(m, m, alpha, power)
+        return found is not None and found <= target
+
+    hi = 2
+    while not detects(hi):
+        hi *= 2
+    lo = hi // 2  # does not detect (or is below the smallest class size tried)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if detects(mid) else (mid, hi)
+    return hi
