@@ -59,6 +59,61 @@ def test_a_bad_size_exits_2_with_one_line_from_the_installed_entry_point() -> No
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "70X" in proc.stderr
 
 
+def test_every_plan_input_has_a_flag_with_help(capsys) -> None:
+    from dataclasses import fields
+
+    from interp_agent.core.scale import ScalePlanInput
+
+    with pytest.raises(SystemExit):
+        main(["plan-scale", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in fields(ScalePlanInput):
+        assert f"--{f.name.replace('_', '-')}" in text, f.name
+    assert "min(1000, tokens / prompt-tokens)" in text and "min(100, latent-dim)" in text
+
+
+def test_the_assumption_flags_reach_the_plan_and_its_notes(capsys) -> None:
+    code, out, _ = run(capsys, *PLAN_ARGS, "--causal-prompts", "10", "--causal-features", "3",
+                       "--interventions-per-feature", "9", "--cpu-peak-tflops", "0.5", "--usable-memory-fraction",
+                       "0.8", "--gpus-per-node", "4", "--local-storage-limit", "1TB", "--sparse-preferred-above",
+                       "2TB", "--optimizer-bytes-per-param", "2", "--sae-training-passes", "2",
+                       "--harvest-depth-fraction", "0.5", "--json")
+    assert code == 0
+    plan = json.loads(out)
+    i = plan["inputs"]
+    assert (i["causal_prompts"], i["causal_features"], i["interventions_per_feature"]) == (10, 3, 9)
+    assert (i["cpu_peak_tflops"], i["usable_memory_fraction"], i["gpus_per_node"]) == (0.5, 0.8, 4)
+    assert (i["local_storage_limit"], i["sparse_preferred_above"]) == (1e12, 2e12)
+    assert (i["optimizer_bytes_per_param"], i["sae_training_passes"], i["harvest_depth_fraction"]) == (2, 2.0, 0.5)
+    assert plan["compute"]["causal_validation"]["intervention_passes"] == 3 * 9 * 10
+    used = next(n for n in plan["notes"] if n.startswith("values used:"))
+    assert "causal_prompts 10 (argument)" in used and "gpus_per_node 4," in used
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--mfu", "1.5"), ("--gpus-per-node", "0"),
+                                             ("--causal-features", "2M"), ("--harvest-depth-fraction", "0")])
+def test_an_assumption_out_of_range_exits_2_naming_it(capsys, flag: str, value: str) -> None:
+    code, out, err = run(capsys, *PLAN_ARGS, flag, value)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert flag[2:].replace("-", "_") in err
+
+
+def test_a_ten_thousand_token_run_on_a_machine_without_a_gpu_is_local_cpu(capsys, tmp_path: Path) -> None:
+    """Issue 12: 6 CPU-hours from fixed causal defaults, and single_gpu on a machine without one."""
+    from interp_agent.core.scale import profile_env, save_profile
+
+    save_profile(profile_env(tmp_path, probe_accelerators=False), tmp_path / "cpu.json")
+    argv = ["plan-scale", "--model-params", "135M", "--tokens", "10k", "--d-model", "576", "--selected-layers", "1",
+            "--latent-dim", "16k", "--env-profile", str(tmp_path / "cpu.json")]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "route: local_cpu" in out and "no CUDA device" in out
+    assert "(100 features x 5 x 156 prompts)" in out
+    code, out, _ = run(capsys, *argv, "--json")
+    plan = json.loads(out)
+    assert plan["route"] == "local_cpu" and plan["accelerator_route"] == "single_gpu"
+    assert plan["machine"]["cpu_hours"] < 1.0 and plan["accelerator"]["name"] == "H100"
+
+
 def test_profile_env_json_parses_and_its_out_file_feeds_plan_scale(capsys, tmp_path: Path) -> None:
     code, out, _ = run(capsys, "profile-env", "--workspace", str(tmp_path), "--out", str(tmp_path / "env.json"),
                        "--json")

@@ -69,6 +69,14 @@ def cmd_plan_scale(args: argparse.Namespace) -> int:
         prompt_tokens=args.prompt_tokens,
         mfu=args.mfu,
         max_wall_hours=args.max_wall_hours,
+        cpu_peak_tflops=args.cpu_peak_tflops,
+        usable_memory_fraction=args.usable_memory_fraction,
+        gpus_per_node=args.gpus_per_node,
+        local_storage_limit=args.local_storage_limit,
+        sparse_preferred_above=args.sparse_preferred_above,
+        optimizer_bytes_per_param=args.optimizer_bytes_per_param,
+        sae_training_passes=args.sae_training_passes,
+        harvest_depth_fraction=args.harvest_depth_fraction,
     )
     plan = plan_scale(inp, env)
     text = render_plan(plan)
@@ -165,21 +173,68 @@ def _add_job_sizes(p: argparse.ArgumentParser) -> None:
 
 
 def _add_causal_and_assumptions(p: argparse.ArgumentParser) -> None:
-    """The causal validation's size, and the throughput and wall-time assumptions."""
-    p.add_argument("--causal-prompts", default="1000", help="prompts per causal intervention (default 1000)")
-    p.add_argument("--causal-features", default="100", help="features validated causally (default 100)")
+    """The causal validation's size, and the throughput, memory, storage and training assumptions."""
+    p.add_argument(
+        "--causal-prompts",
+        help="prompts per causal intervention, 1 to 10M (default: min(1000, tokens / prompt-tokens), the prompts "
+        "the run's text holds)",
+    )
+    p.add_argument("--causal-features", help="features validated causally, 1 to 1M (default: min(100, latent-dim))")
     p.add_argument(
         "--interventions-per-feature",
         default="5",
-        help="interventions per feature and prompt (default 5: 3 strengths + 2 controls)",
+        help="forward passes per feature and prompt, 1 to 1000 (default 5: 3 strengths + 2 controls; "
+        "intervene's own defaults: about 9)",
     )
-    p.add_argument("--prompt-tokens", default="64", help="assumed tokens per causal prompt (default 64)")
-    p.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed (default 0.4)")
+    p.add_argument("--prompt-tokens", default="64", help="assumed tokens per causal prompt, 1 to 1M (default 64)")
+    p.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed, (0, 1] (default 0.4)")
     p.add_argument(
         "--max-wall-hours",
         type=float,
         default=72.0,
-        help="wall hours beyond which one machine is too slow (default 72)",
+        help="wall hours beyond which one machine is too slow, (0, 1e6] (default 72)",
+    )
+    p.add_argument(
+        "--cpu-peak-tflops",
+        type=float,
+        default=1.0,
+        help="TFLOP/s of one machine's CPUs, (0, 1000]: the peak for --accelerator cpu and for whether a machine "
+        "without a CUDA device runs the job (default 1; a laptop: about 0.1-0.5)",
+    )
+    p.add_argument(
+        "--usable-memory-fraction",
+        type=float,
+        default=0.9,
+        help="share of device memory (host RAM on a CPU) the weights or SAE state may take, (0, 1] (default 0.9)",
+    )
+    p.add_argument("--gpus-per-node", default="8", help="GPUs in one machine for multi_gpu, 1 to 1024 (default 8)")
+    p.add_argument(
+        "--local-storage-limit",
+        default="30TB",
+        help="storage one machine holds when no profile gives its free disk (default 30TB)",
+    )
+    p.add_argument(
+        "--sparse-preferred-above",
+        default="10TB",
+        help="dense storage above which sparse SAE records are recommended (default 10TB)",
+    )
+    p.add_argument(
+        "--optimizer-bytes-per-param",
+        default="8",
+        help="optimizer state per SAE parameter, 0 to 64 (default 8: Adam m + v in fp32; 8-bit Adam: 2)",
+    )
+    p.add_argument(
+        "--sae-training-passes",
+        type=float,
+        default=1.0,
+        help="passes (epochs) of SAE training over the tokens, (0, 1000] (default 1)",
+    )
+    p.add_argument(
+        "--harvest-depth-fraction",
+        type=float,
+        default=1.0,
+        help="share of the forward pass a harvest runs (it may stop after the last selected layer), (0, 1] "
+        "(default 1, an upper bound)",
     )
 
 

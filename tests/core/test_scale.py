@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 
@@ -15,8 +16,10 @@ from interp_agent.core.scale import (
     ACCELERATORS,
     CREDENTIAL_ENV_VARS,
     DTYPE_BYTES,
+    INPUT_RANGES,
     AcceleratorName,
     Dtype,
+    Route,
     ScalePlanInput,
     accelerator_from_profile,
     format_bytes,
@@ -25,11 +28,12 @@ from interp_agent.core.scale import (
     parse_size,
     plan_scale,
     profile_env,
+    render_plan,
     save_profile,
 )
 from interp_agent.core.scale import profile as profile_module
 
-SMALL = dict(model_params=135e6, tokens=1e6, d_model=576, selected_layers=1, latent_dim=4608)
+SMALL: dict[str, Any] = dict(model_params=135e6, tokens=1e6, d_model=576, selected_layers=1, latent_dim=4608)
 
 
 # -- sizes ------------------------------------------------------------------------------------
@@ -139,7 +143,7 @@ def test_every_formula_is_stated_in_the_notes() -> None:
     notes = " | ".join(plan_scale(ScalePlanInput(**SMALL))["notes"])
     for formula in ("tokens x d_model x selected_layers", "tokens x selected_layers x k", "2 x d_model x d_sae + d_sae",
                     "2 x model_params x tokens", "upper bound", "prompt_tokens (64 assumed)",
-                    "6 x tokens x (2 x d_model",
+                    "6 x tokens x sae_training_passes (1) x (2 x d_model",
                     "vendor spec sheets, dense bf16", "MFU 0.4"):
         assert formula in notes, formula
 
@@ -192,7 +196,7 @@ def test_storage_beyond_the_profiled_free_disk_is_flagged_and_escalates_the_rout
 
 
 def test_single_machine_too_slow_counts_the_available_accelerators() -> None:
-    inp = dict(model_params=7e9, tokens=1e10, d_model=4096, selected_layers=1, latent_dim=65536)
+    inp: dict[str, Any] = dict(model_params=7e9, tokens=1e10, d_model=4096, selected_layers=1, latent_dim=65536)
     one = plan_scale(ScalePlanInput(**inp, n_accelerators=1))
     eight = plan_scale(ScalePlanInput(**inp, n_accelerators=8))
     assert one["compute"]["total_gpu_hours"] > 72
@@ -211,6 +215,223 @@ def test_an_environment_profile_fills_in_the_accelerator_and_its_count() -> None
                                                                                         "accelerator_count": 4})
     assert (explicit["inputs"]["accelerator"], explicit["inputs"]["n_accelerators"]) == ("L4", 2)
     assert plan_scale(ScalePlanInput(**SMALL))["inputs"]["accelerator"] == "H100"
+
+
+# -- every assumption is an input; the values used are in the notes -----------------------------------
+ASSUMPTION_DEFAULTS = {
+    "causal_prompts": None, "causal_features": None, "interventions_per_feature": 5, "prompt_tokens": 64, "mfu": 0.4,
+    "max_wall_hours": 72.0, "cpu_peak_tflops": 1.0, "usable_memory_fraction": 0.9, "gpus_per_node": 8,
+    "local_storage_limit": 30e12, "sparse_preferred_above": 10e12, "optimizer_bytes_per_param": 8,
+    "sae_training_passes": 1.0, "harvest_depth_fraction": 1.0,
+}
+
+
+def test_every_assumption_is_an_input_with_todays_default_and_a_range() -> None:
+    defaults = {f.name: f.default for f in fields(ScalePlanInput) if f.default is not MISSING}
+    assert set(INPUT_RANGES) == set(ASSUMPTION_DEFAULTS)
+    for name, default in ASSUMPTION_DEFAULTS.items():
+        assert defaults[name] == default, name
+
+
+@pytest.mark.parametrize("name", sorted(INPUT_RANGES))
+def test_each_assumption_is_range_checked_naming_the_field(name: str) -> None:
+    low, high, low_included = INPUT_RANGES[name]
+    whole = isinstance(ASSUMPTION_DEFAULTS[name], int) or name in ("causal_prompts", "causal_features")
+    edge = int(low) if whole else low
+    # causal_features may not exceed latent_dim
+    base: dict[str, Any] = {**SMALL, "latent_dim": 2_000_000} if name == "causal_features" else SMALL
+
+    def plan_input(value: Any) -> ScalePlanInput:
+        return ScalePlanInput(**{**base, name: value})
+
+    plan_input(int(high) if whole else high)  # the top of the range is allowed
+    if low_included:
+        plan_input(edge)
+    too_small = edge - 1 if low_included else edge
+    too_big = int(high) + 1 if whole else high * 1.5
+    for bad in (too_small, too_big, float("nan"), True, "5", *([edge + 1.5] if whole else [])):
+        with pytest.raises(ValidationError, match=name):
+            plan_input(bad)
+
+
+def test_causal_features_may_not_exceed_latent_dim() -> None:
+    with pytest.raises(ValidationError, match="causal_features"):
+        ScalePlanInput(**SMALL, causal_features=4609)
+    small_sae = plan_scale(ScalePlanInput(**{**SMALL, "latent_dim": 64}, k=8))
+    assert small_sae["inputs"]["causal_features"] == 64  # the default: min(100, latent_dim)
+
+
+def test_the_notes_print_the_value_used_of_every_assumption() -> None:
+    (used,) = [n for n in plan_scale(ScalePlanInput(**SMALL))["notes"] if n.startswith("values used:")]
+    for name in INPUT_RANGES:
+        assert f"{name} " in used, name
+    assert "causal_prompts 1,000 (default: min(1000, tokens // prompt_tokens = 15,625)" in used
+    assert "causal_features 100 (default: min(100, latent_dim))" in used
+    assert "interventions_per_feature 5 (default)" in used and "mfu 0.4 (default)" in used
+    assert "local_storage_limit 30 TB (default)" in used and "optimizer_bytes_per_param 8 (default)" in used
+    changed = plan_scale(ScalePlanInput(**SMALL, causal_prompts=50, causal_features=7, mfu=0.25,
+                                        cpu_peak_tflops=0.2, sae_training_passes=3))
+    (used,) = [n for n in changed["notes"] if n.startswith("values used:")]
+    assert "causal_prompts 50 (argument)" in used and "causal_features 7 (argument)" in used
+    assert "mfu 0.25," in used and "cpu_peak_tflops 0.2," in used and "sae_training_passes 3," in used
+    assert changed["inputs"]["sources"]["causal_prompts"] == "argument"
+
+
+def test_a_small_run_is_validated_on_the_prompts_its_text_holds_not_a_fixed_thousand() -> None:
+    """Issue 12: 10k tokens of a 135M model came out at 6 CPU-hours, nearly all of it 1,000 x 100 x 5 passes."""
+    inp: dict[str, Any] = dict(model_params=135e6, tokens=1e4, d_model=576, selected_layers=1, latent_dim=16384,
+                               accelerator="cpu")
+    plan = plan_scale(ScalePlanInput(**inp))
+    cv = plan["compute"]["causal_validation"]
+    assert plan["inputs"]["causal_prompts"] == cv["prompts"] == 156  # 10,000 // 64
+    assert plan["inputs"]["sources"]["causal_prompts"].startswith("default: min(1000, tokens // prompt_tokens")
+    assert cv["intervention_passes"] == 100 * 5 * 156 and cv["baseline_passes"] == 156
+    assert plan["compute"]["total_gpu_hours"] < 1.0
+    fixed = plan_scale(ScalePlanInput(**inp, causal_prompts=1000))  # the old fixed default, now asked for
+    assert fixed["compute"]["total_gpu_hours"] == pytest.approx(6.0, rel=0.01)
+    assert "(100 features x 5 x 156 prompts)" in render_plan(plan)
+    # from 64k tokens on, the default is 1,000 as before
+    assert plan_scale(ScalePlanInput(**{**inp, "tokens": 64_000}))["inputs"]["causal_prompts"] == 1000
+    assert plan_scale(ScalePlanInput(**{**inp, "tokens": 10}))["inputs"]["causal_prompts"] == 1
+
+
+def test_each_assumption_changes_the_number_it_names() -> None:
+    base = plan_scale(ScalePlanInput(**SMALL))
+    sgd = plan_scale(ScalePlanInput(**SMALL, optimizer_bytes_per_param=0))
+    assert sgd["sae"]["training_bytes_per_param"] == 8 + 0 + 2 and sgd["sae"]["optimizer_bytes_per_layer"] == 0
+    assert plan_scale(ScalePlanInput(**SMALL, optimizer_bytes_per_param=2))["sae"]["optimizer_bytes_per_param"] == 2
+    twice = plan_scale(ScalePlanInput(**SMALL, sae_training_passes=2))["compute"]["sae_training"]
+    assert twice["flops"] == pytest.approx(2 * base["compute"]["sae_training"]["flops"])
+    assert twice["topk_flops"] == pytest.approx(2 * base["compute"]["sae_training"]["topk_flops"])
+    half = plan_scale(ScalePlanInput(**SMALL, harvest_depth_fraction=0.5))["compute"]["harvest"]
+    assert half["flops"] == pytest.approx(base["compute"]["harvest"]["flops"] / 2) and half["upper_bound"] is False
+    assert base["compute"]["harvest"]["upper_bound"] is True
+    nine = plan_scale(ScalePlanInput(**SMALL, interventions_per_feature=9, prompt_tokens=128))["compute"]
+    assert nine["causal_validation"]["intervention_passes"] == 100 * 9 * 1000
+    assert nine["causal_validation"]["flops"] == pytest.approx(2 * 135e6 * 128 * (900_000 + 1000))
+    h200: dict[str, Any] = dict(SMALL, model_params=60e9, accelerator="H200")  # 120 GB of bf16 weights against 141 GB
+    assert plan_scale(ScalePlanInput(**h200))["weights"]["fits_one_accelerator"] is True
+    tight = plan_scale(ScalePlanInput(**h200, usable_memory_fraction=0.8))["weights"]
+    assert tight["fits_one_accelerator"] is False and tight["usable_memory_fraction"] == 0.8
+    medium: dict[str, Any] = dict(model_params=70e9, tokens=1e8, d_model=8192, selected_layers=2, latent_dim=65536)
+    assert plan_scale(ScalePlanInput(**medium))["route"] == "multi_gpu"
+    small_node = plan_scale(ScalePlanInput(**medium, gpus_per_node=1))
+    assert small_node["route"] == "cluster" and any("1-GPU machine" in r for r in small_node["route_reasons"])
+    assert plan_scale(ScalePlanInput(**SMALL, local_storage_limit=1e6))["route"] == "cluster"
+    assert plan_scale(ScalePlanInput(**SMALL, sparse_preferred_above=1e6))["storage"]["recommended"] == "sparse"
+    cpu = plan_scale(ScalePlanInput(**SMALL, accelerator="cpu", cpu_peak_tflops=0.25))
+    assert cpu["accelerator"]["peak_tflops"] == 0.25
+    assert cpu["compute"]["total_gpu_hours"] == pytest.approx(cpu["compute"]["total_flops"] / (0.25e12 * 0.4) / 3600)
+
+
+def test_from_sizes_reads_the_byte_assumptions_and_takes_none_as_the_default() -> None:
+    inp = ScalePlanInput.from_sizes(**SMALL, local_storage_limit="2TB", sparse_preferred_above="500GiB",
+                                    gpus_per_node="4", optimizer_bytes_per_param=None, mfu=None, causal_prompts=None)
+    assert (inp.local_storage_limit, inp.sparse_preferred_above, inp.gpus_per_node) == (2e12, 500 * 2**30, 4)
+    assert (inp.optimizer_bytes_per_param, inp.mfu, inp.causal_prompts) == (8, 0.4, None)
+    with pytest.raises(ValidationError, match="gpus_per_node"):
+        ScalePlanInput.from_sizes(**SMALL, gpus_per_node="2.5")
+
+
+def test_the_mcp_input_exposes_every_assumption_with_the_same_default_and_range() -> None:
+    models = pytest.importorskip("interp_agent.server.models")
+    schema = models.PlanScaleInput.model_json_schema()["properties"]
+    for f in fields(ScalePlanInput):
+        assert f.name in schema, f.name
+    for name, (low, high, low_included) in INPUT_RANGES.items():
+        prop = schema[name]
+        assert prop.get("description"), name
+        default = ASSUMPTION_DEFAULTS[name]
+        if name in ("local_storage_limit", "sparse_preferred_above"):  # human sizes: range-checked once parsed
+            assert parse_size(prop["default"], kind="bytes") == default
+            continue
+        assert prop["default"] == default, name
+        bounds = next((b for b in prop.get("anyOf", []) if "maximum" in b), prop)
+        assert bounds["maximum"] == high, name
+        assert bounds["minimum" if low_included else "exclusiveMinimum"] == low, name
+    route_help = models.PlanScaleOutput.model_json_schema()["properties"]["route"]["description"]
+    assert all(route in route_help for route in get_args(Route))
+
+
+# -- the route follows the machine -------------------------------------------------------------------
+CPU_ONLY = {"accelerators": [], "accelerator_count": 0, "memory": {"total_bytes": 64e9}, "disk": {"free_bytes": 1e13}}
+ONE_H100 = {**CPU_ONLY, "accelerators": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "total_memory_gib": 79.1}],
+            "accelerator_count": 1}
+
+
+def test_a_machine_without_a_cuda_device_routes_a_small_job_to_local_cpu() -> None:
+    """Issue 12: from_env on a machine without a GPU said single_gpu."""
+    inp = ScalePlanInput.from_sizes(model_params="135M", tokens="10k", d_model=576, selected_layers=1,
+                                    latent_dim="16k")
+    plan = plan_scale(inp, CPU_ONLY)
+    assert plan["route"] == "local_cpu" and plan["accelerator_route"] == "single_gpu"
+    assert plan["accelerator"]["name"] == "H100"  # the estimate is still on the default H100 ...
+    assert plan["machine"] == {"profiled": True, "cuda_devices": 0, "cpu_only": True, "ram_bytes": 64e9,
+                               "cpu_peak_tflops": 1.0, "cpu_hours": pytest.approx(0.94, rel=0.01),
+                               "runs_here": True}
+    assert "no CUDA device" in plan["route_reasons"][0] and "64 GB RAM" in plan["route_reasons"][1]
+    note = plan["notes"][-1]  # ... and a note says why the route differs from it
+    assert note.startswith("GPU-hours are estimated on 1 x H100") and "no CUDA device" in note
+    assert "0.941 CPU-hours" in note and "single_gpu (plan.accelerator_route)" in note
+    assert plan["engines"] == {"harvest": "one process on this machine's CPUs", "sae_training": "single process"}
+    assert "needs_gpu_machine" not in {r["code"] for r in plan["risks"]}
+    explicit = plan_scale(ScalePlanInput.from_sizes(**{**SMALL, "accelerator": "H100"}), CPU_ONLY)
+    assert explicit["route"] == "local_cpu" and explicit["accelerator"]["name"] == "H100"
+
+
+def test_a_job_too_big_for_the_cpus_stays_local_cpu_and_says_it_needs_a_gpu_machine() -> None:
+    one_gpu_job: dict[str, Any] = dict(model_params=7e9, tokens=1e8, d_model=4096, selected_layers=1, latent_dim=65536)
+    assert plan_scale(ScalePlanInput(**one_gpu_job))["route"] == "single_gpu"
+    plan = plan_scale(ScalePlanInput(**one_gpu_job), CPU_ONLY)
+    assert plan["route"] == "local_cpu" and plan["accelerator_route"] == "single_gpu"
+    assert plan["machine"]["runs_here"] is False
+    (risk,) = [r for r in plan["risks"] if r["code"] == "needs_gpu_machine"]
+    assert "CPU-hours" in risk["message"] and "single_gpu job" in risk["message"]
+    node_job: dict[str, Any] = dict(model_params=70e9, tokens=1e8, d_model=8192, selected_layers=2, latent_dim=65536)
+    plan = plan_scale(ScalePlanInput(**node_job), CPU_ONLY)
+    assert (plan["route"], plan["accelerator_route"]) == ("local_cpu", "multi_gpu")
+    assert "RAM" in next(r["message"] for r in plan["risks"] if r["code"] == "needs_gpu_machine")
+
+
+def test_a_job_that_needs_a_cluster_is_a_cluster_job_from_a_cpu_machine_too() -> None:
+    huge = ScalePlanInput.from_sizes(model_params="1T", tokens="1B", d_model=16384, selected_layers=8,
+                                     latent_dim="1M")
+    plan = plan_scale(huge, CPU_ONLY)
+    assert plan["route"] == plan["accelerator_route"] == "cluster"
+    assert "no CUDA device" in plan["route_reasons"][-1]
+
+
+@pytest.mark.parametrize("model_params", [1e6, 135e6, 7e9, 70e9, 1e12])
+@pytest.mark.parametrize("tokens", [1e3, 1e6, 1e9])
+def test_a_cpu_only_machine_never_gets_a_gpu_route(model_params: float, tokens: float) -> None:
+    inp = ScalePlanInput(model_params=model_params, tokens=tokens, d_model=4096, selected_layers=2, latent_dim=65536)
+    assert plan_scale(inp, CPU_ONLY)["route"] in {"local_cpu", "cluster"}
+    assert plan_scale(inp, {**CPU_ONLY, "disk": {"free_bytes": 1e6}})["route"] in {"local_cpu", "cluster"}
+
+
+def test_a_machine_with_a_gpu_and_a_plan_without_a_profile_keep_the_gpu_routes() -> None:
+    with_gpu = plan_scale(ScalePlanInput(**SMALL), ONE_H100)
+    assert with_gpu["route"] == with_gpu["accelerator_route"] == "single_gpu"
+    assert with_gpu["machine"]["cpu_only"] is False and with_gpu["machine"]["runs_here"] is None
+    assert not any(n.startswith("GPU-hours are estimated") for n in with_gpu["notes"])
+    unprofiled = plan_scale(ScalePlanInput(**SMALL))
+    assert unprofiled["route"] == "single_gpu" and unprofiled["machine"]["profiled"] is False
+    disk_only = plan_scale(ScalePlanInput(**SMALL), {"disk": {"free_bytes": 1e13}})  # lists no accelerators at all
+    assert disk_only["route"] == "single_gpu" and disk_only["machine"]["cuda_devices"] is None
+
+
+def test_a_plan_for_the_cpu_accelerator_routes_to_local_cpu() -> None:
+    plan = plan_scale(ScalePlanInput(**{**SMALL, "tokens": 1e4}, accelerator="cpu"))
+    assert plan["route"] == "local_cpu" and plan["accelerator_route"] is None
+    assert "accelerator 'cpu'" in plan["route_reasons"][0]
+    slow = plan_scale(ScalePlanInput(**{**SMALL, "model_params": 7e9}, accelerator="cpu"))
+    assert slow["route"] == "local_cpu"
+    assert "needs_gpu_machine" in {r["code"] for r in slow["risks"]}
+
+
+def test_from_env_on_this_machine_without_a_gpu_probe_is_local_cpu(tmp_path: Path) -> None:
+    plan = plan_scale(ScalePlanInput(**{**SMALL, "tokens": 1e4}), profile_env(tmp_path, probe_accelerators=False))
+    assert plan["route"] == "local_cpu" and plan["machine"]["cuda_devices"] == 0
 
 
 @pytest.mark.parametrize(

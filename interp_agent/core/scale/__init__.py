@@ -9,6 +9,7 @@
 from interp_agent.core.scale.plan import (
     ACCELERATORS,
     DTYPE_BYTES,
+    INPUT_RANGES,
     SCALE_PLAN_SCHEMA,
     AcceleratorName,
     AcceleratorSpec,
@@ -36,6 +37,7 @@ __all__ = [
     "CREDENTIAL_ENV_VARS",
     "DTYPE_BYTES",
     "ENV_PROFILE_SCHEMA",
+    "INPUT_RANGES",
     "SCALE_PLAN_SCHEMA",
     "AcceleratorName",
     "AcceleratorSpec",

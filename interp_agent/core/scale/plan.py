@@ -1,16 +1,18 @@
 """Back-of-envelope sizing of a harvest → SAE training → causal validation job.
 
 ``plan_scale`` turns a model size, a token budget and an SAE shape into storage, memory,
-FLOPs, GPU-hours, shards, risks and a route (one GPU, one multi-GPU machine, or a
-cluster). Every formula it uses is stated in the plan's ``notes``; the numbers are
-estimates to decide on hardware with, not measurements. Pure arithmetic: no torch, no I/O.
+FLOPs, GPU-hours, shards, risks and a route (this machine's CPUs, one GPU, one multi-GPU
+machine, or a cluster). Every formula it uses is stated in the plan's ``notes``, and every
+assumption is an input of :class:`ScalePlanInput` whose value used is printed there too;
+the numbers are estimates to decide on hardware with, not measurements. Pure arithmetic:
+no torch, no I/O.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import MISSING, asdict, dataclass, fields, replace
+from typing import Any, Literal, TypeGuard
 
 from interp_agent._version import __version__
 from interp_agent.core.artifacts import schema_version
@@ -24,8 +26,9 @@ Dtype = Literal["float32", "bfloat16", "float16", "float8"]
 AcceleratorName = Literal["H100", "H200", "A100-80GB", "A100-40GB", "L4", "RTX4090", "cpu"]
 """Accelerators the plan knows peak throughput and memory for."""
 
-Route = Literal["single_gpu", "multi_gpu", "cluster"]
-"""Where the job should run: one GPU, one machine with up to 8 GPUs, or a distributed engine."""
+Route = Literal["local_cpu", "single_gpu", "multi_gpu", "cluster"]
+"""Where the job should run: this machine's CPUs (it has no CUDA device), one GPU, one machine with several GPUs,
+or a distributed engine."""
 
 StorageKind = Literal["dense", "sparse"]
 """Dense activations (d_model values per token and layer) or sparse SAE records (k latents)."""
@@ -60,24 +63,56 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
     "RTX4090": AcceleratorSpec("RTX4090", 165.0, 24.0, _VENDOR + " (fp32 accumulate)"),
     "cpu": AcceleratorSpec("cpu", 1.0, None, "order of magnitude for a many-core server CPU"),
 }
-"""Known accelerators; peaks are vendor spec-sheet numbers, dense bf16."""
+"""Known accelerators; peaks are vendor spec-sheet numbers, dense bf16. The cpu peak is the default of
+:attr:`ScalePlanInput.cpu_peak_tflops`, which replaces it in a plan."""
 
-USABLE_MEMORY_FRACTION = 0.9
-"""Share of device memory the weights or SAE training state may take; the rest holds activations and the CUDA
-context."""
-GPUS_PER_NODE = 8
-"""Accelerators in one machine (an HGX/DGX board) for the multi_gpu route."""
-LOCAL_STORAGE_LIMIT_BYTES = 30e12
-"""Storage one machine is assumed to hold when no environment profile gives its free disk."""
-SPARSE_PREFERRED_ABOVE_BYTES = 10e12
-"""Dense storage above which sparse SAE records are recommended."""
-ADAM_TRAINING_BYTES_PER_PARAM = 16
-"""fp32 master weights (4) + fp32 gradients (4) + Adam first and second moments (4 + 4)."""
+DEFAULT_CAUSAL_PROMPTS = 1000
+"""Causal-validation prompts of a run large enough to hold them (see :attr:`ScalePlanInput.causal_prompts`)."""
+DEFAULT_CAUSAL_FEATURES = 100
+"""Features validated causally when latent_dim has as many (see :attr:`ScalePlanInput.causal_features`)."""
+MASTER_AND_GRAD_BYTES_PER_PARAM = 8
+"""fp32 master weight (4) + fp32 gradient (4) of each SAE parameter; the optimizer state comes on top."""
+
+# The ranges every assumption of ScalePlanInput is checked against: (low, high, low included).
+# server/models.py repeats them as ge/gt/le on PlanScaleInput (tests/core/test_scale.py keeps them equal).
+INPUT_RANGES: dict[str, tuple[float, float, bool]] = {
+    "causal_prompts": (1, 10_000_000, True),
+    "causal_features": (1, 1_000_000, True),
+    "interventions_per_feature": (1, 1000, True),
+    "prompt_tokens": (1, 1_000_000, True),
+    "mfu": (0.0, 1.0, False),
+    "max_wall_hours": (0.0, 1e6, False),
+    "cpu_peak_tflops": (0.0, 1000.0, False),
+    "usable_memory_fraction": (0.0, 1.0, False),
+    "gpus_per_node": (1, 1024, True),
+    "local_storage_limit": (0.0, 1e18, False),
+    "sparse_preferred_above": (0.0, 1e18, False),
+    "optimizer_bytes_per_param": (0, 64, True),
+    "sae_training_passes": (0.0, 1000.0, False),
+    "harvest_depth_fraction": (0.0, 1.0, False),
+}
+"""Allowed values of the plan's assumptions: ``(low, high, low_included)``; high is always included."""
+
+_WHOLE = frozenset({"d_model", "selected_layers", "latent_dim", "k", "n_accelerators", "causal_prompts",
+                    "causal_features", "interventions_per_feature", "prompt_tokens", "gpus_per_node",
+                    "optimizer_bytes_per_param"})
+"""Fields that must be whole numbers."""
+_BYTES = frozenset({"target_shard_size", "local_storage_limit", "sparse_preferred_above"})
+"""Fields measured in bytes (read with ``kind="bytes"``: ``"64GB"``)."""
+
+
+def _number(value: object) -> TypeGuard[float]:
+    """A finite int or float, not a bool."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 @dataclass(frozen=True, slots=True)
 class ScalePlanInput:
-    """The workload to size: model, token budget, SAE shape, hardware and causal checks."""
+    """The workload to size: model, token budget, SAE shape, hardware, causal checks and every assumption.
+
+    Each assumption has a default (the value used when it is not given) and a range
+    (:data:`INPUT_RANGES`); the plan's ``notes`` print the value used of every one.
+    """
 
     model_params: float
     """Parameters of the model activations are harvested from (e.g. 7e10 for 70B)."""
@@ -94,39 +129,87 @@ class ScalePlanInput:
     dtype: Dtype = "bfloat16"
     """Precision of stored activations and of the model weights."""
     accelerator: AcceleratorName | None = None
-    """Accelerator to plan for; None takes the environment profile's device, else H100."""
+    """Accelerator to estimate on; None takes the environment profile's device, else H100. The route still
+    judges the profiled machine: one without a CUDA device gets ``local_cpu`` (see :func:`plan_scale`)."""
     n_accelerators: int | None = None
     """Accelerators available; None takes the environment profile's count, else 1."""
     target_shard_size: float = 64e9
     """Bytes per storage shard wanted (default 64 GB)."""
-    causal_prompts: int = 1000
-    """Prompts each causal intervention is run on."""
-    causal_features: int = 100
-    """Features validated causally (top of the ranking)."""
+    causal_prompts: int | None = None
+    """Prompts each causal intervention is run on, 1 to 10M. None (the default): min(1000, tokens //
+    prompt_tokens), at least 1. The prompts come from the run's own text, which holds about tokens /
+    prompt_tokens of them, so the default scales with a small run (10k tokens: 156 prompts) instead of
+    charging it a fixed 1,000; from 64k tokens up it is 1,000. The value used is in ``inputs`` and ``notes``."""
+    causal_features: int | None = None
+    """Features validated causally (top of the ranking), 1 to 1M and at most latent_dim. None (the default):
+    min(100, latent_dim). Fixed rather than scaled with tokens: how many features are worth validating is a
+    choice about the report, not about the data; lower it for a quick check (it multiplies the causal cost)."""
     interventions_per_feature: int = 5
-    """Interventions per feature and prompt: 3 steering strengths + 2 controls by default."""
+    """Forward passes per feature and prompt, 1 to 1000: 3 steering strengths + 2 controls by default.
+    Fixed: the protocol's size does not grow with the run. ``intervene``'s own defaults try 4 strengths, then
+    3 random-direction + 2 matched-feature controls at the chosen one: about 9 sizes that."""
     prompt_tokens: int = 64
-    """Assumed tokens per causal-validation prompt."""
+    """Assumed tokens per causal-validation prompt, 1 to 1M."""
     mfu: float = 0.4
-    """Model FLOPs utilisation assumed when turning FLOPs into hours, in (0, 1]."""
+    """Model FLOPs utilisation assumed when turning FLOPs into hours, in (0, 1]; 0.4 is typical for large
+    dense models (GPUs and the CPU alike)."""
     max_wall_hours: float = 72.0
-    """Wall-clock hours beyond which one machine counts as too slow."""
+    """Wall-clock hours beyond which one machine counts as too slow, in (0, 1e6]."""
+    cpu_peak_tflops: float = 1.0
+    """Throughput of one machine's CPUs together, TFLOP/s, in (0, 1000]: the peak for accelerator ``"cpu"``,
+    and what decides whether a machine without a CUDA device runs the job itself. 1 is the order of
+    magnitude of a many-core server; a laptop manages about 0.1-0.5."""
+    usable_memory_fraction: float = 0.9
+    """Share of device memory (host RAM on a CPU) the weights or one layer's SAE training state may take,
+    in (0, 1]; the rest holds activations and the CUDA context."""
+    gpus_per_node: int = 8
+    """Accelerators in one machine for the multi_gpu route (an HGX/DGX board has 8), 1 to 1024."""
+    local_storage_limit: float = 30e12
+    """Bytes one machine is assumed to store when no environment profile gives its free disk (default
+    30 TB), in (0, 1e18]."""
+    sparse_preferred_above: float = 10e12
+    """Dense storage in bytes above which sparse SAE records are recommended (default 10 TB), in (0, 1e18]."""
+    optimizer_bytes_per_param: int = 8
+    """Optimizer state per SAE parameter, 0 to 64 B: 8 for Adam's fp32 first and second moments (2 for 8-bit
+    Adam, 4 for SGD with momentum, 0 for plain SGD). The training state adds 8 B of fp32 master weight and
+    gradient, and a working copy below float32."""
+    sae_training_passes: float = 1.0
+    """Passes (epochs) of SAE training over the harvested tokens, in (0, 1000]."""
+    harvest_depth_fraction: float = 1.0
+    """Share of the model's forward pass a harvest runs, in (0, 1]: it may stop after the last selected layer
+    (e.g. 0.5 when that is the middle one). 1, the default, is an upper bound."""
 
     def __post_init__(self) -> None:
-        for name in ("model_params", "tokens", "target_shard_size", "max_wall_hours"):
+        for name in ("model_params", "tokens", "target_shard_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            if not _number(value) or value <= 0:
                 raise ValidationError(
                     f"{name} must be a positive number, got {value!r}; "
                     "ScalePlanInput.from_sizes reads human sizes like '70B'"
                 )
-        for name in ("d_model", "selected_layers", "latent_dim", "k", "causal_prompts", "causal_features",
-                     "interventions_per_feature", "prompt_tokens"):
+        for name in ("d_model", "selected_layers", "latent_dim", "k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValidationError(f"{name} must be a whole number of at least 1, got {value!r}")
+        for name, (low, high, low_included) in INPUT_RANGES.items():
+            value = getattr(self, name)
+            if value is None and name in ("causal_prompts", "causal_features"):
+                continue
+            whole = name in _WHOLE
+            ok = (_number(value) and (isinstance(value, int) or not whole)
+                  and (value >= low if low_included else value > low) and value <= high)
+            if not ok:
+                kind = "a whole number" if whole else "a number"
+                span = f"{'[' if low_included else '('}{low:g}, {high:g}]"
+                default = _DEFAULTS[name]
+                raise ValidationError(f"{name} must be {kind} in {span}, got {value!r}; "
+                                      + (f"the default is {default!r}" if default is not None
+                                         else "leave it out (None) for the default"))
         if self.k > self.latent_dim:
             raise ValidationError(f"k ({self.k}) must not exceed latent_dim ({self.latent_dim}); k=32 is typical")
+        if self.causal_features is not None and self.causal_features > self.latent_dim:
+            raise ValidationError(f"causal_features ({self.causal_features}) must not exceed latent_dim "
+                                  f"({self.latent_dim})")
         if self.dtype not in DTYPE_BYTES:
             raise ValidationError(f"dtype must be one of {sorted(DTYPE_BYTES)}, got {self.dtype!r}")
         if self.accelerator is not None and self.accelerator not in ACCELERATORS:
@@ -135,15 +218,14 @@ class ScalePlanInput:
             isinstance(self.n_accelerators, bool) or not isinstance(self.n_accelerators, int) or self.n_accelerators < 1
         ):
             raise ValidationError(f"n_accelerators must be a whole number of at least 1, got {self.n_accelerators!r}")
-        if not (isinstance(self.mfu, (int, float)) and 0.0 < self.mfu <= 1.0):
-            raise ValidationError(f"mfu must be in (0, 1], got {self.mfu!r}; 0.4 is typical for large dense models")
 
     @classmethod
     def from_sizes(cls, **values: Any) -> ScalePlanInput:
         """Build from human sizes: ``from_sizes(model_params="70B", tokens="1B", latent_dim="1M", ...)``.
 
-        Strings are read with :func:`parse_size` (``target_shard_size`` as bytes, the rest as
-        counts); whole-number fields must come out whole.
+        Strings are read with :func:`parse_size` (``target_shard_size``, ``local_storage_limit``
+        and ``sparse_preferred_above`` as bytes, the rest as counts); whole-number fields must
+        come out whole. A value of None means the field's default.
 
         Raises:
             ValidationError: a size is unreadable, a whole-number field is fractional, or a
@@ -153,17 +235,17 @@ class ScalePlanInput:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValidationError(f"unknown ScalePlanInput field(s) {unknown}; known: {sorted(known)}")
-        ints = {"d_model", "selected_layers", "latent_dim", "k", "n_accelerators", "causal_prompts",
-                "causal_features", "interventions_per_feature", "prompt_tokens"}
-        sized = {"model_params", "tokens", "target_shard_size"} | ints
+        sized = {"model_params", "tokens"} | _BYTES | _WHOLE
         parsed: dict[str, Any] = {}
         for name, value in values.items():
+            if value is None and _DEFAULTS[name] not in (None, MISSING):
+                continue  # None: the field's default
             if name in sized and value is not None and not isinstance(value, bool):
                 try:
-                    number = parse_size(value, kind="bytes" if name == "target_shard_size" else "count")
+                    number = parse_size(value, kind="bytes" if name in _BYTES else "count")
                 except ValidationError as exc:
                     raise ValidationError(f"{name}: {exc.message}", hint=exc.hint) from exc
-                if name in ints:
+                if name in _WHOLE:
                     if number != int(number):
                         raise ValidationError(f"{name} must be a whole number, got {value!r} (= {number})")
                     value = int(number)
@@ -171,6 +253,10 @@ class ScalePlanInput:
                     value = number
             parsed[name] = value
         return cls(**parsed)
+
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ScalePlanInput)}
+"""Each field's default (``dataclasses.MISSING`` for the required ones)."""
 
 
 def _hours(flops: float, spec: AcceleratorSpec, mfu: float) -> float:
@@ -189,6 +275,14 @@ def _shards(total: float, target: float) -> dict[str, Any]:
     return {"count": count, "bytes_each": total / count}
 
 
+def _cpu_spec(inp: ScalePlanInput) -> AcceleratorSpec:
+    """The cpu entry of :data:`ACCELERATORS` with ``inp``'s cpu_peak_tflops."""
+    cpu = ACCELERATORS["cpu"]
+    if inp.cpu_peak_tflops == cpu.peak_tflops:
+        return cpu
+    return replace(cpu, peak_tflops=inp.cpu_peak_tflops, source="cpu_peak_tflops given")
+
+
 @dataclass(frozen=True, slots=True)
 class Hardware:
     """The accelerator a plan is for, how many are available, and where each choice came from."""
@@ -203,16 +297,15 @@ class Hardware:
     """Where the count came from: the argument, the environment profile or the default."""
     memory_bytes: float | None
     """Memory of one accelerator: the vendor figure, for a CPU the profiled host RAM; None when unknown."""
-
-    @property
-    def spec(self) -> AcceleratorSpec:
-        """Peak throughput and memory of the accelerator."""
-        return ACCELERATORS[self.name]
+    spec: AcceleratorSpec
+    """Peak throughput and memory of the accelerator (a cpu's peak is the input's cpu_peak_tflops)."""
+    usable_fraction: float
+    """Share of the memory the weights or SAE training state may take (the input's usable_memory_fraction)."""
 
     @property
     def usable_bytes(self) -> float | None:
-        """Memory the weights or SAE training state may take (:data:`USABLE_MEMORY_FRACTION`); None when unknown."""
-        return self.memory_bytes * USABLE_MEMORY_FRACTION if self.memory_bytes else None
+        """Memory the weights or SAE training state may take; None when unknown."""
+        return self.memory_bytes * self.usable_fraction if self.memory_bytes else None
 
     @classmethod
     def resolve(cls, inp: ScalePlanInput, env: dict[str, Any] | None) -> Hardware:
@@ -232,11 +325,11 @@ class Hardware:
         else:
             count, count_source = 1, "default"
         # device memory: vendor GB; a CPU uses the profiled host RAM when there is one
-        spec = ACCELERATORS[name]
+        spec = _cpu_spec(inp) if name == "cpu" else ACCELERATORS[name]
         memory_bytes: float | None = spec.memory_gb * 1e9 if spec.memory_gb is not None else None
         if memory_bytes is None and env:
             memory_bytes = (env.get("memory") or {}).get("total_bytes")
-        return cls(name, name_source, count, count_source, memory_bytes)
+        return cls(name, name_source, count, count_source, memory_bytes, spec, inp.usable_memory_fraction)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,13 +345,13 @@ class StorageEstimate:
     sparse_index_bytes: int
     """Bytes per latent index: 4, or 8 when latent_dim exceeds 2**32."""
     recommended: StorageKind
-    """Sparse when dense storage exceeds :data:`SPARSE_PREFERRED_ABOVE_BYTES`, else dense."""
+    """Sparse when dense storage exceeds the input's sparse_preferred_above, else dense."""
     recommended_bytes: float
     """Storage of the recommended kind."""
     disk_free: Any
     """Free disk bytes from the environment profile, as it gives them; None without one."""
     limit_bytes: float
-    """Storage the output must fit: the free disk, else :data:`LOCAL_STORAGE_LIMIT_BYTES`."""
+    """Storage the output must fit: the free disk, else the input's local_storage_limit."""
     limit_source: str
     """Where limit_bytes comes from, in words."""
 
@@ -271,12 +364,12 @@ class StorageEstimate:
         dense = dense_by_dtype[inp.dtype]
         index_bytes = 4 if inp.latent_dim <= 2**32 else 8
         sparse = inp.tokens * layers * inp.k * (index_bytes + value_bytes)
-        recommended: StorageKind = "sparse" if dense > SPARSE_PREFERRED_ABOVE_BYTES else "dense"
+        recommended: StorageKind = "sparse" if dense > inp.sparse_preferred_above else "dense"
         # where the output goes
         disk_free = (env or {}).get("disk", {}).get("free_bytes") if env else None
-        storage_limit = float(disk_free) if disk_free is not None else LOCAL_STORAGE_LIMIT_BYTES
+        storage_limit = float(disk_free) if disk_free is not None else inp.local_storage_limit
         storage_limit_source = "free disk in the environment profile" if disk_free is not None else (
-            f"assumed local storage of {format_bytes(LOCAL_STORAGE_LIMIT_BYTES)} (no environment profile)")
+            f"assumed local storage of {format_bytes(inp.local_storage_limit)} (no environment profile)")
         return cls(dense_by_dtype, dense, sparse, index_bytes, recommended,
                    sparse if recommended == "sparse" else dense, disk_free, storage_limit, storage_limit_source)
 
@@ -312,6 +405,8 @@ class WeightsEstimate:
     """Accelerators the weights need to be sharded over (1 when the memory is unknown)."""
     fits_one_accelerator: bool | None
     """Whether one accelerator holds the weights; None when its memory is unknown."""
+    usable_fraction: float
+    """Share of the memory the weights may take."""
 
     @classmethod
     def estimate(cls, inp: ScalePlanInput, hardware: Hardware) -> WeightsEstimate:
@@ -320,13 +415,13 @@ class WeightsEstimate:
         usable = hardware.usable_bytes
         weights = inp.model_params * value_bytes
         return cls(weights, value_bytes, math.ceil(weights / usable) if usable else 1,
-                   weights <= usable if usable else None)
+                   weights <= usable if usable else None, hardware.usable_fraction)
 
     def to_json(self) -> dict[str, Any]:
         """The plan's ``weights`` block."""
         return {"bytes": self.weight_bytes, "bytes_per_param": self.bytes_per_param,
                 "fits_one_accelerator": self.fits_one_accelerator, "accelerators_needed": self.accelerators_needed,
-                "usable_memory_fraction": USABLE_MEMORY_FRACTION}
+                "usable_memory_fraction": self.usable_fraction}
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,8 +430,10 @@ class SaeEstimate:
 
     params_per_layer: int
     """Encoder, decoder and both biases."""
+    optimizer_bytes_per_param: int
+    """Optimizer state per parameter (the input's optimizer_bytes_per_param)."""
     training_bytes_per_param: int
-    """Adam training state per parameter, plus a working copy below float32."""
+    """fp32 master weight and gradient, the optimizer state, plus a working copy below float32."""
     state_bytes_per_layer: int
     """Training state of one layer's SAE."""
     fits_one_accelerator: bool | None
@@ -347,22 +444,57 @@ class SaeEstimate:
         """Size one layer's SAE of ``inp`` on ``hardware``."""
         usable, value_bytes = hardware.usable_bytes, DTYPE_BYTES[inp.dtype]
         sae_params = 2 * inp.d_model * inp.latent_dim + inp.latent_dim + inp.d_model
-        train_bytes_per_param = ADAM_TRAINING_BYTES_PER_PARAM + (value_bytes if inp.dtype != "float32" else 0)
+        train_bytes_per_param = (MASTER_AND_GRAD_BYTES_PER_PARAM + inp.optimizer_bytes_per_param
+                                 + (value_bytes if inp.dtype != "float32" else 0))
         sae_state = sae_params * train_bytes_per_param
-        return cls(sae_params, train_bytes_per_param, sae_state, sae_state <= usable if usable else None)
+        return cls(sae_params, inp.optimizer_bytes_per_param, train_bytes_per_param, sae_state,
+                   sae_state <= usable if usable else None)
 
     def to_json(self, layers: int) -> dict[str, Any]:
         """The plan's ``sae`` block, per layer and over ``layers`` layers."""
+        optimizer = self.optimizer_bytes_per_param * self.params_per_layer
         return {
             "params_per_layer": self.params_per_layer,
             "params_total": self.params_per_layer * layers,
             "training_bytes_per_param": self.training_bytes_per_param,
             "training_state_bytes_per_layer": self.state_bytes_per_layer,
             "training_state_bytes_total": self.state_bytes_per_layer * layers,
-            "optimizer_bytes_per_layer": 8 * self.params_per_layer,
-            "optimizer_bytes_total": 8 * self.params_per_layer * layers,
+            "optimizer_bytes_per_param": self.optimizer_bytes_per_param,
+            "optimizer_bytes_per_layer": optimizer,
+            "optimizer_bytes_total": optimizer * layers,
             "fits_one_accelerator": self.fits_one_accelerator,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class CausalSize:
+    """How many prompts and features the causal validation runs, and where each number came from."""
+
+    prompts: int
+    """Prompts each intervention runs on."""
+    prompts_source: str
+    """``"argument"``, or the default's rule with its value."""
+    features: int
+    """Features validated."""
+    features_source: str
+    """``"argument"``, or the default's rule with its value."""
+
+    @classmethod
+    def resolve(cls, inp: ScalePlanInput) -> CausalSize:
+        """The input's numbers, else the defaults: min(1000, tokens // prompt_tokens) prompts, min(100, latent_dim)."""
+        if inp.causal_prompts is not None:
+            prompts, prompts_source = inp.causal_prompts, "argument"
+        else:
+            held = max(1, int(inp.tokens // inp.prompt_tokens))
+            prompts = min(DEFAULT_CAUSAL_PROMPTS, held)
+            prompts_source = (f"default: min({DEFAULT_CAUSAL_PROMPTS}, tokens // prompt_tokens = {held:,}), "
+                              "the prompts the run's text holds")
+        if inp.causal_features is not None:
+            features, features_source = inp.causal_features, "argument"
+        else:
+            features = min(DEFAULT_CAUSAL_FEATURES, inp.latent_dim)
+            features_source = f"default: min({DEFAULT_CAUSAL_FEATURES}, latent_dim)"
+        return cls(prompts, prompts_source, features, features_source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +502,7 @@ class ComputeEstimate:
     """FLOPs and GPU-hours of harvesting, SAE training and causal validation."""
 
     harvest_flops: float
-    """One forward pass per harvested token (an upper bound)."""
+    """One forward pass (or its harvest_depth_fraction) per harvested token."""
     intervention_passes: int
     """Forward passes of the causal interventions."""
     baseline_passes: int
@@ -391,14 +523,15 @@ class ComputeEstimate:
     """Accelerators that finish within max_wall_hours."""
 
     @classmethod
-    def estimate(cls, inp: ScalePlanInput, hardware: Hardware) -> ComputeEstimate:
+    def estimate(cls, inp: ScalePlanInput, hardware: Hardware, causal: CausalSize) -> ComputeEstimate:
         """Count ``inp``'s FLOPs and turn them into hours on ``hardware``."""
-        harvest_flops = 2.0 * inp.model_params * inp.tokens
-        intervention_passes = inp.causal_features * inp.interventions_per_feature * inp.causal_prompts
-        baseline_passes = inp.causal_prompts
+        harvest_flops = 2.0 * inp.model_params * inp.tokens * inp.harvest_depth_fraction
+        intervention_passes = causal.features * inp.interventions_per_feature * causal.prompts
+        baseline_passes = causal.prompts
         causal_flops = 2.0 * inp.model_params * inp.prompt_tokens * (intervention_passes + baseline_passes)
-        sae_flops_layer = 6.0 * inp.tokens * (2.0 * inp.d_model * inp.latent_dim)
-        sae_topk_flops_layer = 6.0 * inp.tokens * (inp.d_model * inp.latent_dim + inp.d_model * inp.k)
+        trained = inp.tokens * inp.sae_training_passes
+        sae_flops_layer = 6.0 * trained * (2.0 * inp.d_model * inp.latent_dim)
+        sae_topk_flops_layer = 6.0 * trained * (inp.d_model * inp.latent_dim + inp.d_model * inp.k)
         phases = {
             "harvest": harvest_flops,
             "causal_validation": causal_flops,
@@ -410,17 +543,21 @@ class ComputeEstimate:
                    sae_topk_flops_layer, total_flops, total_gpu_hours, total_gpu_hours / hardware.count,
                    max(1, math.ceil(total_gpu_hours / inp.max_wall_hours)))
 
-    def to_json(self, inp: ScalePlanInput, spec: AcceleratorSpec) -> dict[str, Any]:
+    def to_json(self, inp: ScalePlanInput, spec: AcceleratorSpec, causal: CausalSize) -> dict[str, Any]:
         """The plan's ``compute`` block, with GPU-hours on ``spec`` at ``inp``'s MFU."""
         layers = inp.selected_layers
         return {
             "harvest": {"flops": self.harvest_flops, "gpu_hours": _hours(self.harvest_flops, spec, inp.mfu),
-                        "upper_bound": True},
+                        "upper_bound": inp.harvest_depth_fraction == 1.0,
+                        "depth_fraction": inp.harvest_depth_fraction},
             "causal_validation": {"intervention_passes": self.intervention_passes,
                                   "baseline_passes": self.baseline_passes,
+                                  "prompts": causal.prompts, "features": causal.features,
+                                  "interventions_per_feature": inp.interventions_per_feature,
                                   "prompt_tokens": inp.prompt_tokens, "flops": self.causal_flops,
                                   "gpu_hours": _hours(self.causal_flops, spec, inp.mfu)},
             "sae_training": {"flops_per_layer": self.sae_flops_per_layer, "flops": self.sae_flops_per_layer * layers,
+                             "passes": inp.sae_training_passes,
                              "gpu_hours": _hours(self.sae_flops_per_layer * layers, spec, inp.mfu),
                              "topk_flops": self.sae_topk_flops_per_layer * layers,
                              "topk_gpu_hours": _hours(self.sae_topk_flops_per_layer * layers, spec, inp.mfu)},
@@ -429,6 +566,48 @@ class ComputeEstimate:
             "wall_hours_on_available": self.wall_hours,
             "accelerators_for_max_wall": self.accelerators_for_max_wall,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """The machine the route is judged for: the environment profile's when there is one.
+
+    A machine is ``cpu_only`` when its profile lists no CUDA device, or when the plan is for
+    accelerator ``"cpu"``; then the route says what its CPUs can do, whatever accelerator the
+    GPU-hours were estimated on.
+    """
+
+    profiled: bool
+    """An environment profile was given."""
+    cuda_devices: int | None
+    """CUDA devices in the profile; None without one (or when it does not list accelerators)."""
+    cpu_only: bool
+    """No CUDA device to run on (see the class docstring)."""
+    ram_bytes: float | None
+    """Host RAM from the profile; None without one."""
+    cpu_spec: AcceleratorSpec
+    """The CPUs' throughput (the input's cpu_peak_tflops)."""
+    cpu_hours: float
+    """Hours the job's FLOPs take on those CPUs at the input's MFU."""
+
+    @classmethod
+    def of(cls, inp: ScalePlanInput, env: dict[str, Any] | None, hardware: Hardware, total_flops: float) -> Machine:
+        """The profiled machine (``env``), or the machine the plan's hardware describes."""
+        devices: int | None = None
+        ram: float | None = None
+        if env is not None:
+            if "accelerators" in env or "accelerator_count" in env:  # a profile always says; a partial dict may not
+                devices = max(int(env.get("accelerator_count") or 0), len(env.get("accelerators") or []))
+            ram = (env.get("memory") or {}).get("total_bytes")
+        cpu = _cpu_spec(inp)
+        return cls(env is not None, devices, hardware.name == "cpu" or devices == 0, float(ram) if ram else None,
+                   cpu, _hours(total_flops, cpu, inp.mfu))
+
+    def to_json(self, runs_here: bool | None) -> dict[str, Any]:
+        """The plan's ``machine`` block; ``runs_here``: whether a cpu_only machine runs the job (None otherwise)."""
+        return {"profiled": self.profiled, "cuda_devices": self.cuda_devices, "cpu_only": self.cpu_only,
+                "ram_bytes": self.ram_bytes, "cpu_peak_tflops": self.cpu_spec.peak_tflops,
+                "cpu_hours": self.cpu_hours, "runs_here": runs_here}
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,18 +624,52 @@ class Sizing:
     """Model weights against device memory."""
     sae: SaeEstimate
     """One layer's SAE against device memory."""
+    causal: CausalSize
+    """Prompts and features of the causal validation."""
     compute: ComputeEstimate
     """FLOPs and hours."""
+    machine: Machine
+    """The machine the route is judged for."""
 
     @classmethod
     def of(cls, inp: ScalePlanInput, env: dict[str, Any] | None) -> Sizing:
         """Resolve the hardware of ``inp`` (and ``env``) and size the job on it."""
         hardware = Hardware.resolve(inp, env)
+        causal = CausalSize.resolve(inp)
+        compute = ComputeEstimate.estimate(inp, hardware, causal)
         return cls(inp, hardware, StorageEstimate.estimate(inp, env), WeightsEstimate.estimate(inp, hardware),
-                   SaeEstimate.estimate(inp, hardware), ComputeEstimate.estimate(inp, hardware))
+                   SaeEstimate.estimate(inp, hardware), causal, compute,
+                   Machine.of(inp, env, hardware, compute.total_flops))
 
 
-def _risks(s: Sizing) -> list[dict[str, str]]:
+def _cpu_blockers(s: Sizing) -> list[str]:
+    """What keeps the job off a cpu_only machine: too slow on its CPUs, too big for its RAM or disk (empty: none)."""
+    inp, m = s.inp, s.machine
+    usable_ram = m.ram_bytes * inp.usable_memory_fraction if m.ram_bytes else None
+    blockers: list[str] = []
+    if m.cpu_hours > inp.max_wall_hours:
+        blockers.append(f"it takes {_h(m.cpu_hours)} CPU-hours at {m.cpu_spec.peak_tflops:g} TFLOP/s x MFU "
+                        f"{inp.mfu:g} (> {inp.max_wall_hours:g} h)")
+    if usable_ram is not None and s.weights.weight_bytes > usable_ram:
+        blockers.append(f"the {inp.dtype} weights ({format_bytes(s.weights.weight_bytes)}) exceed "
+                        f"{inp.usable_memory_fraction:.0%} of its {format_bytes(m.ram_bytes or 0)} RAM")
+    if usable_ram is not None and s.sae.state_bytes_per_layer > usable_ram:
+        blockers.append(f"one layer's SAE training state ({format_bytes(s.sae.state_bytes_per_layer)}) exceeds "
+                        f"{inp.usable_memory_fraction:.0%} of its RAM")
+    if s.storage.recommended_bytes > s.storage.limit_bytes:
+        blockers.append(f"{s.storage.recommended} storage of {format_bytes(s.storage.recommended_bytes)} exceeds "
+                        f"{s.storage.limit_source}")
+    return blockers
+
+
+def _where(s: Sizing) -> str:
+    """The cpu_only machine in words: the profiled one, or the CPU the plan is for."""
+    if s.machine.profiled:
+        return "this machine has no CUDA device (environment profile)"
+    return "the plan is for accelerator 'cpu'"
+
+
+def _risks(s: Sizing, route: Route, accelerator_route: Route | None) -> list[dict[str, str]]:
     """What could go wrong with the job as sized: one ``{code, message}`` per risk found, in a fixed order."""
     inp, name, n_acc = s.inp, s.hardware.name, s.hardware.count
     dense, sparse, weights = s.storage.dense_bytes, s.storage.sparse_bytes, s.weights.weight_bytes
@@ -465,8 +678,8 @@ def _risks(s: Sizing) -> list[dict[str, str]]:
     risks: list[dict[str, str]] = []
     if s.weights.fits_one_accelerator is False:
         risks.append({"code": "weights_do_not_fit_one_gpu", "message": (
-            f"{inp.dtype} weights take {format_bytes(weights)}, more than {USABLE_MEMORY_FRACTION:.0%} of one {name}'s "
-            f"{format_bytes(s.hardware.memory_bytes or 0)}; shard the model over {gpus_for_weights} devices "
+            f"{inp.dtype} weights take {format_bytes(weights)}, more than {inp.usable_memory_fraction:.0%} of one "
+            f"{name}'s {format_bytes(s.hardware.memory_bytes or 0)}; shard the model over {gpus_for_weights} devices "
             "(tensor/pipeline parallel)")})
     if gpus_for_weights > n_acc:
         risks.append({"code": "too_few_accelerators_for_weights", "message": (
@@ -476,10 +689,10 @@ def _risks(s: Sizing) -> list[dict[str, str]]:
             f"one layer's SAE training state is {format_bytes(s.sae.state_bytes_per_layer)} "
             f"({format_count(s.sae.params_per_layer)} parameters x "
             f"{s.sae.training_bytes_per_param} B), more than one {name} holds; shard it (FSDP) or reduce latent_dim")})
-    if dense > SPARSE_PREFERRED_ABOVE_BYTES:
+    if dense > inp.sparse_preferred_above:
         risks.append({"code": "sparse_records_preferred", "message": (
             f"dense {inp.dtype} activations take {format_bytes(dense)} (> "
-            f"{format_bytes(SPARSE_PREFERRED_ABOVE_BYTES)}); "
+            f"{format_bytes(inp.sparse_preferred_above)}); "
             f"store sparse SAE records at k={inp.k} ({format_bytes(sparse)}) and train the SAE streaming from the "
             "model")})
     if disk_free is not None and recommended_bytes > disk_free:
@@ -493,21 +706,28 @@ def _risks(s: Sizing) -> list[dict[str, str]]:
             f"{s.compute.accelerators_for_max_wall} x {name} would finish in {inp.max_wall_hours:g} h")})
     if name == "cpu" and total_gpu_hours > 1.0:
         risks.append({"code": "cpu_only", "message": (
-            f"this job takes about {_h(total_gpu_hours)} hours of CPU time at the assumed 1 TFLOP/s; use a GPU")})
+            f"this job takes about {_h(total_gpu_hours)} hours of CPU time at the assumed "
+            f"{inp.cpu_peak_tflops:g} TFLOP/s; use a GPU")})
+    if route == "local_cpu" and (blockers := _cpu_blockers(s)):
+        elsewhere = (f"on {name} it is a {accelerator_route} job: run it on a machine with one"
+                     if accelerator_route is not None else
+                     "plan it with accelerator='H100' (or the GPU to use) for the GPU route")
+        risks.append({"code": "needs_gpu_machine", "message": (
+            f"{_where(s)} and the job does not fit its CPUs: {'; '.join(blockers)}; {elsewhere}")})
     return risks
 
 
 def _cluster_reasons(s: Sizing, storage_ok: bool) -> list[str]:
     """Why neither one GPU nor one machine will do, and what to use instead."""
     name, gpus_for_weights, usable = s.hardware.name, s.weights.accelerators_needed, s.hardware.usable_bytes
-    total_gpu_hours, sae_state = s.compute.total_gpu_hours, s.sae.state_bytes_per_layer
+    total_gpu_hours, sae_state, node = s.compute.total_gpu_hours, s.sae.state_bytes_per_layer, s.inp.gpus_per_node
     reasons: list[str] = []
-    if gpus_for_weights > GPUS_PER_NODE:
-        reasons.append(f"the weights need {gpus_for_weights} x {name}, more than one {GPUS_PER_NODE}-GPU machine")
-    if total_gpu_hours / GPUS_PER_NODE > s.inp.max_wall_hours:
-        reasons.append(f"{_h(total_gpu_hours)} GPU-hours take {_h(total_gpu_hours / GPUS_PER_NODE)} h on one "
-                       f"{GPUS_PER_NODE}-GPU machine (> {s.inp.max_wall_hours:g} h)")
-    if usable is not None and sae_state > usable * GPUS_PER_NODE:
+    if gpus_for_weights > node:
+        reasons.append(f"the weights need {gpus_for_weights} x {name}, more than one {node}-GPU machine")
+    if total_gpu_hours / node > s.inp.max_wall_hours:
+        reasons.append(f"{_h(total_gpu_hours)} GPU-hours take {_h(total_gpu_hours / node)} h on one "
+                       f"{node}-GPU machine (> {s.inp.max_wall_hours:g} h)")
+    if usable is not None and sae_state > usable * node:
         reasons.append(f"one layer's SAE training state ({format_bytes(sae_state)}) exceeds one machine's memory")
     if not storage_ok:
         reasons.append(f"{s.storage.recommended} storage of {format_bytes(s.storage.recommended_bytes)} exceeds "
@@ -517,14 +737,16 @@ def _cluster_reasons(s: Sizing, storage_ok: bool) -> list[str]:
     return reasons
 
 
-def _route(s: Sizing) -> tuple[Route, list[str]]:
-    """The smallest route that holds the weights and SAE state, finishes in time and fits the storage; with reasons."""
+def _accelerator_route(s: Sizing) -> tuple[Route, list[str]]:
+    """The smallest route on the estimate accelerator that holds the weights and SAE state, finishes in time and
+    fits the storage; with reasons. Whether this machine has such an accelerator is :func:`_route`'s question."""
     name, gpus_for_weights, usable = s.hardware.name, s.weights.accelerators_needed, s.hardware.usable_bytes
     total_gpu_hours, sae_state, max_wall = s.compute.total_gpu_hours, s.sae.state_bytes_per_layer, s.inp.max_wall_hours
+    node = s.inp.gpus_per_node
     one_gpu_ok = gpus_for_weights == 1 and s.sae.fits_one_accelerator is not False and total_gpu_hours <= max_wall
-    node_ok = (gpus_for_weights <= GPUS_PER_NODE
-               and (usable is None or sae_state <= usable * GPUS_PER_NODE)
-               and total_gpu_hours / GPUS_PER_NODE <= max_wall)
+    node_ok = (gpus_for_weights <= node
+               and (usable is None or sae_state <= usable * node)
+               and total_gpu_hours / node <= max_wall)
     storage_ok = s.storage.recommended_bytes <= s.storage.limit_bytes
     if one_gpu_ok and storage_ok:
         return "single_gpu", [f"the weights and one layer's SAE training state fit one {name}, and the job takes "
@@ -535,53 +757,114 @@ def _route(s: Sizing) -> tuple[Route, list[str]]:
     if not one_gpu_ok:
         reasons.append(f"one {name} is not enough: weights need {gpus_for_weights} device(s), SAE state "
                        f"{format_bytes(sae_state)} per layer, {_h(total_gpu_hours)} GPU-hours in all")
-    reasons.append(f"one machine with {GPUS_PER_NODE} x {name} holds the weights and finishes in "
-                   f"{_h(total_gpu_hours / GPUS_PER_NODE)} h: data-parallel harvesting, "
+    reasons.append(f"one machine with {node} x {name} holds the weights and finishes in "
+                   f"{_h(total_gpu_hours / node)} h: data-parallel harvesting, "
                    "torchrun/DDP (or FSDP) SAE training")
     return "multi_gpu", reasons
 
 
-def _notes(s: Sizing) -> list[str]:
+def _route(s: Sizing) -> tuple[Route, list[str], Route | None]:
+    """The route with its reasons, and the route on the estimate accelerator (None when that is a cpu).
+
+    With a CUDA device (or no profile and a GPU to plan for), the route is the estimate accelerator's:
+    single_gpu, multi_gpu or cluster. On a cpu_only machine (profiled without a CUDA device, or planned for
+    accelerator ``"cpu"``) it is ``local_cpu`` (never single_gpu or multi_gpu: the machine has no GPU),
+    except that a job needing a distributed engine on GPUs stays ``cluster``; risk ``needs_gpu_machine``
+    says when a local_cpu job does not fit the CPUs.
+    """
+    route, reasons = _accelerator_route(s)
+    accelerator_route: Route | None = None if s.hardware.name == "cpu" else route
+    if not s.machine.cpu_only:
+        return route, reasons, accelerator_route
+    if route == "cluster":
+        return "cluster", [*reasons, f"{_where(s)}: start the distributed engine from here"], accelerator_route
+    blockers = _cpu_blockers(s)
+    if not blockers:
+        ram = s.machine.ram_bytes
+        fits = [f"{_where(s)}: the job runs on its CPUs in about {_h(s.machine.cpu_hours)} h at "
+                f"{s.machine.cpu_spec.peak_tflops:g} TFLOP/s x MFU {s.inp.mfu:g} (<= {s.inp.max_wall_hours:g} h)"]
+        if ram:
+            fits.append(f"the weights and one layer's SAE training state fit its {format_bytes(ram)} RAM")
+        return "local_cpu", fits, accelerator_route
+    elsewhere = (f"on {s.hardware.name} it is a {accelerator_route} job ({'; '.join(reasons)}): run it on a machine "
+                 "with one" if accelerator_route is not None else "it needs a GPU machine")
+    return ("local_cpu", [f"{_where(s)}, and the job does not fit its CPUs: {'; '.join(blockers)}", elsewhere],
+            accelerator_route)
+
+
+def _values_used(s: Sizing) -> str:
+    """The note listing every assumption's value used, with where the causal sizes came from."""
+    inp = s.inp
+    parts = [f"causal_prompts {s.causal.prompts:,} ({s.causal.prompts_source})",
+             f"causal_features {s.causal.features:,} ({s.causal.features_source})"]
+    for name in INPUT_RANGES:
+        if name in ("causal_prompts", "causal_features"):
+            continue
+        value = getattr(inp, name)
+        shown = format_bytes(value) if name in _BYTES else f"{value:g}"
+        parts.append(f"{name} {shown}" + (" (default)" if value == _DEFAULTS[name] else ""))
+    parts.append(f"target_shard_size {format_bytes(inp.target_shard_size)}")
+    return "values used: " + ", ".join(parts)
+
+
+def _notes(s: Sizing, accelerator_route: Route | None) -> list[str]:
     """The formulas behind every number of the plan, with this plan's constants filled in."""
     inp, name, spec = s.inp, s.hardware.name, s.hardware.spec
     value_bytes = DTYPE_BYTES[inp.dtype]
-    return [
+    node = inp.gpus_per_node
+    notes = [
+        _values_used(s),
         "dense activation storage = tokens x d_model x selected_layers x bytes per value "
         f"({inp.dtype}: {value_bytes} B)",
         "sparse SAE-record storage = tokens x selected_layers x k x "
         f"({s.storage.sparse_index_bytes} B latent index + {value_bytes} B value)",
-        f"recommended storage is sparse when dense storage exceeds {format_bytes(SPARSE_PREFERRED_ABOVE_BYTES)}; "
+        f"recommended storage is sparse when dense storage exceeds {format_bytes(inp.sparse_preferred_above)}; "
         "shard count = ceil(storage / target_shard_size)",
         "SAE parameters per layer = 2 x d_model x d_sae + d_sae + d_model (encoder, decoder, two biases)",
-        f"SAE training state per parameter = {ADAM_TRAINING_BYTES_PER_PARAM} B "
-        "(fp32 master 4 + fp32 grad 4 + Adam m 4 + v 4)"
-        + (f" + {value_bytes} B {inp.dtype} working copy" if inp.dtype != "float32" else "")
-        + "; Adam optimizer memory alone = 8 B per parameter",
-        "harvest FLOPs = 2 x model_params x tokens (one forward pass per token); an upper bound, since harvesting "
-        "stops after the last selected layer",
-        f"causal validation forward passes = causal_features x interventions_per_feature x causal_prompts "
-        f"+ causal_prompts baselines; FLOPs = 2 x model_params x prompt_tokens ({inp.prompt_tokens} assumed) per pass",
-        "SAE training FLOPs per layer = 6 x tokens x (2 x d_model x d_sae) for a dense encoder and decoder "
+        f"SAE training state per parameter = {s.sae.training_bytes_per_param} B "
+        f"(fp32 master 4 + fp32 grad 4 + optimizer {inp.optimizer_bytes_per_param}"
+        + (f" + {value_bytes} B {inp.dtype} working copy)" if inp.dtype != "float32" else ")")
+        + f"; optimizer memory alone = {inp.optimizer_bytes_per_param} B per parameter (8: Adam m 4 + v 4)",
+        f"harvest FLOPs = 2 x model_params x tokens x harvest_depth_fraction ({inp.harvest_depth_fraction:g}; "
+        "one forward pass per token)"
+        + ("; an upper bound, since harvesting stops after the last selected layer"
+           if inp.harvest_depth_fraction == 1.0 else ""),
+        f"causal validation forward passes = causal_features ({s.causal.features:,}) x interventions_per_feature "
+        f"({inp.interventions_per_feature}) x causal_prompts ({s.causal.prompts:,}) + causal_prompts baselines; "
+        f"FLOPs = 2 x model_params x prompt_tokens ({inp.prompt_tokens} assumed) per pass",
+        f"SAE training FLOPs per layer = 6 x tokens x sae_training_passes ({inp.sae_training_passes:g}) x "
+        "(2 x d_model x d_sae) for a dense encoder and decoder "
         "(forward 2, backward 4 FLOPs per weight and token); a TopK decoder touches only k latents: "
-        "6 x tokens x (d_model x d_sae + d_model x k)",
+        "6 x tokens x sae_training_passes x (d_model x d_sae + d_model x k)",
         f"GPU-hours = FLOPs / (peak x MFU) / 3600 with peak {spec.peak_tflops:g} TFLOP/s for {name} "
         f"({spec.source}) and MFU {inp.mfu:g}; the dense SAE figure is used (conservative)",
-        f"weights fit one accelerator when model_params x {value_bytes} B <= {USABLE_MEMORY_FRACTION:.0%} of its memory"
-        + (f" ({spec.memory_gb:g} GB for {name}, vendor figure)" if spec.memory_gb else " (host RAM for cpu)"),
-        f"routes: single_gpu if one {name} holds weights and SAE state and the job takes <= {inp.max_wall_hours:g} "
-        f"GPU-hours; multi_gpu if one {GPUS_PER_NODE}-GPU machine does it in <= {inp.max_wall_hours:g} h; "
-        "else cluster; "
+        f"weights fit one accelerator when model_params x {value_bytes} B <= {inp.usable_memory_fraction:.0%} of its "
+        "memory" + (f" ({spec.memory_gb:g} GB for {name}, vendor figure)" if spec.memory_gb else " (host RAM for cpu)"),
+        "routes: local_cpu when the machine has no CUDA device (an environment profile lists none, or the plan is "
+        f"for accelerator 'cpu'), unless the job needs a cluster; single_gpu if one {name} holds weights and SAE "
+        f"state and the job takes <= {inp.max_wall_hours:g} GPU-hours; multi_gpu if one {node}-GPU machine does it in "
+        f"<= {inp.max_wall_hours:g} h; else cluster; "
         f"storage must fit {s.storage.limit_source}",
     ]
+    if s.machine.cpu_only and name != "cpu":
+        notes.append(
+            f"GPU-hours are estimated on {s.hardware.count} x {name} (accelerator from: {s.hardware.name_source}); "
+            "the route is for "
+            f"the machine that runs the job, and {_where(s)}: it judges the same FLOPs on its CPUs at "
+            f"cpu_peak_tflops {s.machine.cpu_spec.peak_tflops:g} x MFU {inp.mfu:g} = {_h(s.machine.cpu_hours)} "
+            f"CPU-hours, against its RAM and storage; on {name} the job would be {accelerator_route} "
+            "(plan.accelerator_route)")
+    return notes
 
 
 def _engines(route: Route) -> dict[str, str]:
     """The plan's ``engines`` block: what runs the harvest and the SAE training on ``route``."""
+    harvest = {"local_cpu": "one process on this machine's CPUs", "cluster": "Ray: one task per shard of prompts, "
+               "writing shards"}.get(route, "one process per GPU")
     return {
-        "harvest": ("one process per GPU" if route != "cluster"
-                    else "Ray: one task per shard of prompts, writing shards"),
-        "sae_training": "single process" if route == "single_gpu" else "torchrun with DDP (FSDP when the SAE state "
-                                                                      "does not fit one device)",
+        "harvest": harvest,
+        "sae_training": "single process" if route in ("single_gpu", "local_cpu")
+        else "torchrun with DDP (FSDP when the SAE state does not fit one device)",
     }
 
 
@@ -591,36 +874,45 @@ def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[s
     Args:
         inp: the workload.
         env: an ``interp-agent.env_profile.v1`` object (from ``profile_env`` or
-            ``load_profile``); fills in the accelerator, their count and the free disk.
+            ``load_profile``); fills in the accelerator, their count, the host RAM and the
+            free disk, and says whether the machine has a CUDA device at all.
 
     Returns:
         The ``interp-agent.scale_plan.v1`` object: storage, shards, SAE memory, compute,
-        weights fit, risks, route with reasons, and the formulas used (``notes``).
-        Deterministic: the same input gives the same plan.
+        weights fit, risks, route with reasons, and the formulas and values used (``notes``).
+        ``route`` is where to run: ``local_cpu`` on a machine without a CUDA device (or a
+        plan for accelerator ``"cpu"``) unless the job needs a cluster, else ``single_gpu``,
+        ``multi_gpu`` or ``cluster`` on the estimate accelerator; ``accelerator_route`` is
+        the route on the estimate accelerator alone (None when that is a cpu), and
+        ``machine`` what the route judged. Deterministic: the same input gives the same plan.
     """
     s = Sizing.of(inp, env)
     hw, spec = s.hardware, s.hardware.spec
-    risks = _risks(s)
-    route, reasons = _route(s)
+    route, reasons, accelerator_route = _route(s)
+    risks = _risks(s, route, accelerator_route)
     return {
         "schema_version": SCALE_PLAN_SCHEMA,
         "tool": "interp-agent",
         "tool_version": __version__,
         "inputs": {**asdict(inp), "accelerator": hw.name, "n_accelerators": hw.count,
+                   "causal_prompts": s.causal.prompts, "causal_features": s.causal.features,
                    "sources": {"accelerator": hw.name_source, "n_accelerators": hw.count_source,
-                               "storage_limit": s.storage.limit_source}},
+                               "storage_limit": s.storage.limit_source, "causal_prompts": s.causal.prompts_source,
+                               "causal_features": s.causal.features_source}},
         "accelerator": {"name": hw.name, "peak_tflops": spec.peak_tflops, "memory_gb": spec.memory_gb,
                         "memory_bytes": hw.memory_bytes, "mfu": inp.mfu, "source": spec.source},
         "storage": s.storage.to_json(),
         "shards": s.storage.shards(inp.target_shard_size),
         "weights": s.weights.to_json(),
         "sae": s.sae.to_json(inp.selected_layers),
-        "compute": s.compute.to_json(inp, spec),
+        "compute": s.compute.to_json(inp, spec, s.causal),
         "route": route,
         "route_reasons": reasons,
+        "accelerator_route": accelerator_route,
+        "machine": s.machine.to_json(not _cpu_blockers(s) if s.machine.cpu_only else None),
         "engines": _engines(route),
         "risks": risks,
-        "notes": _notes(s),
+        "notes": _notes(s, accelerator_route),
     }
 
 
@@ -629,6 +921,7 @@ def render_plan(plan: dict[str, Any]) -> str:
     i, s, c, w = plan["inputs"], plan["storage"], plan["compute"], plan["weights"]
     acc = plan["accelerator"]
     rec = plan["shards"]["recommended"]
+    cv = c["causal_validation"]
     lines = [
         f"plan: {format_count(i['model_params'])} params, {format_count(i['tokens'])} tokens, "
         f"{i['selected_layers']} layer(s), d_model {i['d_model']}, d_sae {format_count(i['latent_dim'])}, k {i['k']}, "
@@ -641,10 +934,10 @@ def render_plan(plan: dict[str, Any]) -> str:
         f"SAE: {format_count(plan['sae']['params_per_layer'])} params/layer, training state "
         f"{format_bytes(plan['sae']['training_state_bytes_per_layer'])}/layer",
         f"compute: harvest {_h(c['harvest']['gpu_hours'])}, SAE training {_h(c['sae_training']['gpu_hours'])}, "
-        f"causal {_h(c['causal_validation']['gpu_hours'])} GPU-hours; total {_h(c['total_gpu_hours'])} "
+        f"causal {_h(cv['gpu_hours'])} ({cv['features']:,} features x {cv['interventions_per_feature']} x "
+        f"{cv['prompts']:,} prompts) GPU-hours; total {_h(c['total_gpu_hours'])} "
         f"= {_h(c['wall_hours_on_available'])} h wall on {i['n_accelerators']} x {acc['name']} at MFU {acc['mfu']:g}",
         f"route: {plan['route']} — {'; '.join(plan['route_reasons'])}",
     ]
     lines += [f"risk {r['code']}: {r['message']}" for r in plan["risks"]]
     return "\n".join(lines)
-
