@@ -126,8 +126,11 @@ def test_two_matches_into_one_folder_keep_both_markdown_files(tmp_path: Path, ca
     [
         (["inspect", "--model", "m", "--criterion", "c", "--records", "{bad}", "--out", "{out}"],
          "bad.jsonl:2: malformed JSON"),
-        (["inspect", "--model", "m", "--criterion", "c", "--out", "{out}"], "the records backend needs --records"),
-        (["inspect", "--model", "m", "--criterion", "c", "--records", "{missing}", "--out", "{out}"], "file not found"),
+        (["inspect", "--model", "m", "--criterion", "c", "--out", "{out}"], "no evidence given"),
+        (["inspect", "--model", "m", "--criterion", "c", "--backend", "records", "--out", "{out}"],
+         "the records backend needs --records"),
+        (["inspect", "--model", "m", "--criterion", "c", "--records", "{missing}", "--out", "{out}"],
+         "nope.jsonl' does not exist"),
         (["inspect", "--model", "m", "--criterion", "c", "--backend", "nonsense", "--out", "{out}"], "invalid choice"),
         (["inspect", "--model", "m", "--criterion", "c", "--backend", "neuronpedia", "--out", "{out}"],
          "no Neuronpedia features given"),

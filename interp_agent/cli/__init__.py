@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from interp_agent._version import __version__
@@ -14,7 +14,7 @@ from interp_agent.cli.matching import add_matching_parsers
 from interp_agent.cli.ops import add_ops_parsers
 from interp_agent.cli.service import add_service_parsers
 from interp_agent.cli.training import add_training_parsers
-from interp_agent.core.errors import InterpAgentError
+from interp_agent.core.errors import InterpAgentError, render_args
 
 __all__ = ["EXIT_BAD_INPUT", "build_parser", "main"]
 
@@ -39,7 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_matching_parsers(sub)
     add_bridge_parsers(sub)
     add_ops_parsers(sub)
+    for command in sub.choices.values():
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def flag_namer(command: argparse.ArgumentParser | None) -> Callable[[str], str]:
+    """Maps an argument's API name (``records``, ``features``) to its flag on ``command`` (``--records``,
+    ``--feature``)."""
+    flags: dict[str, str] = {}
+    for action in command._actions if command is not None else ():  # argparse keeps no public list of them
+        if action.option_strings:
+            flags.setdefault(action.dest, action.option_strings[-1])
+
+    def flag_of(name: str) -> str:
+        return flags.get(name) or flags.get(name.removesuffix("s")) or "--" + name.replace("_", "-")
+
+    return flag_of
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except InterpAgentError as exc:
-        print(f"interp-agent: error: {exc}", file=sys.stderr)
+        message = render_args(str(exc), flag_namer(getattr(args, "command_parser", None)))
+        print(f"interp-agent: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interp-agent: interrupted", file=sys.stderr)

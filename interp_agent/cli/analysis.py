@@ -119,10 +119,12 @@ def _add_intervene(sub: Subparsers) -> None:
     p.add_argument("--sae", help="SAE Lens folder (cfg.json + sae_weights.safetensors) for SAE:L{layer}:F{i} features")
     p.add_argument(
         "--scorer",
-        choices=["target", "classifier"],
-        default="target",
-        help="behaviour score: next-token probability of target tokens (target), or an all-MiniLM-L6-v2 "
-        "classifier trained on the calibration prompts applied to greedy continuations (classifier)",
+        choices=["auto", "target", "classifier", "probe"],
+        default="auto",
+        help="behaviour score: next-token probability of target tokens (target); an all-MiniLM-L6-v2 classifier "
+        "applied to greedy continuations (classifier); a logistic probe on the last block's residual stream, "
+        "mean-pooled, for criteria about the prompt itself (probe); each cross-validated on calibration prompts. "
+        "auto (default): target when targets are given or the criterion names the next token, else probe",
     )
     p.add_argument(
         "--targets",

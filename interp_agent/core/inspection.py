@@ -19,6 +19,7 @@ Backends:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,8 @@ from typing import Any
 from interp_agent.core.inspect.report import InspectionReport
 from interp_agent.core.inspect.request import BACKENDS, InspectRequest
 from interp_agent.core.inspect.request import BackendName as Backend
+from interp_agent.core.progress import Progress
 from interp_agent.core.ranking.config import RankingConfig
-from interp_agent.core.ranking.rank import Progress
 
 __all__ = ["BACKENDS", "Backend", "InspectionResult", "inspect", "inspect_request"]
 
@@ -48,10 +49,10 @@ def inspect(
     model: str,
     criterion: str,
     *,
-    backend: Backend = "records",
+    backend: Backend | None = None,
     records: str | Path | None = None,
     features: str | Path | None = None,
-    interventions: str | Path | None = None,
+    interventions: str | Path | Sequence[str | Path] | None = None,
     out: str | Path | None = None,
     config: RankingConfig | None = None,
     allow_intervention_criterion_mismatch: bool = False,
@@ -77,7 +78,9 @@ def inspect(
     """
     request = InspectRequest(
         model=model, criterion=criterion, backend=backend, records=records, features=features,
-        interventions=interventions, allow_intervention_criterion_mismatch=allow_intervention_criterion_mismatch,
+        interventions=None if interventions is None else (
+            (interventions,) if isinstance(interventions, (str, Path)) else tuple(interventions)),
+        allow_intervention_criterion_mismatch=allow_intervention_criterion_mismatch,
         config=config or RankingConfig(), dataset=dataset, pack=pack,
         hookpoints=None if hookpoints is None else tuple(hookpoints), pooling=pooling,  # type: ignore[arg-type]  # a str from the public API; InspectRequest checks it is a Pooling
         sae=sae, neuronpedia=None if neuronpedia is None else tuple(neuronpedia),

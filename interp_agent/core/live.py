@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interp_agent.core.artifacts import run_provenance, schema_version, write_json
-from interp_agent.core.errors import EvidenceError, ValidationError
+from interp_agent.core.errors import EvidenceError, ValidationError, arg
 from interp_agent.core.formats.interventions import write_interventions
 from interp_agent.core.formats.parquet import write_parquet_dataset
 from interp_agent.core.formats.prompts import ScoredPrompt
@@ -32,7 +32,9 @@ from interp_agent.core.ids import (
     match_hookpoint,
     parse_hookpoint,
 )
+from interp_agent.core.interventions.verdict import VERDICT_RULE_TEXT
 from interp_agent.core.progress import Progress
+from interp_agent.core.ranking.config import HELD_OUT_FRACTION, SPLIT_SALT
 
 if TYPE_CHECKING:
     from interp_agent.core.models import Harvested
@@ -72,9 +74,9 @@ def load_criterion_set(
         loaded = load_pack(pack)
         return criterion or loaded.criterion, list(loaded.prompts), list(loaded.targets) if loaded.targets else None
     if dataset is None:
-        raise ValidationError("a live model needs prompts: --dataset FILE (scored prompts JSONL) or --pack NAME")
+        raise ValidationError(f"a live model needs prompts: {arg('dataset')} (scored prompts JSONL) or {arg('pack')}")
     if not criterion:
-        raise ValidationError("--criterion is required with --dataset")
+        raise ValidationError(f"{arg('criterion')} is required with {arg('dataset')}")
     cset = from_file(dataset, criterion)
     return criterion, list(cset.prompts), None
 
@@ -88,8 +90,8 @@ def harvest_for_inspection(
     pack: str | None = None,
     hookpoints: Sequence[str] | None = None,
     pooling: str = "last",
-    held_out_fraction: float = 0.3,
-    split_salt: str = "interp-agent",
+    held_out_fraction: float = HELD_OUT_FRACTION,
+    split_salt: str = SPLIT_SALT,
     sae: str | Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -360,33 +362,52 @@ def intervene(
     mode: str = "steer",
     strengths: Sequence[float] = (-1.0, -0.5, 0.5, 1.0),
     targets: Sequence[str] | None = None,
-    held_out_fraction: float = 0.3,
-    split_salt: str = "interp-agent",
+    held_out_fraction: float = HELD_OUT_FRACTION,
+    split_salt: str = SPLIT_SALT,
     min_scorer_auroc: float = 0.6,
-    scorer: str = "target",
+    scorer: str = "auto",
     max_new_tokens: int = 12,
     sae: str | Path | None = None,
+    probe_hookpoint: str | None = None,
     progress: Progress | None = None,
 ) -> InterveneResult:
     """Intervene on features of ``model`` with controls; write interventions.jsonl and summary.json into ``out``.
 
     Features come from ``report`` (its top ``top_k`` that can be intervened on, with the
-    directions saved beside it) or from ``features``. The behaviour score is the
-    next-token probability mass on target tokens (given, from the pack, or inferred on
-    calibration prompts); it must beat chance on held-out prompts before it is used.
+    directions saved beside it) or from ``features``. The behaviour score (``scorer``):
+
+    - ``target``: next-token probability mass on target tokens (given, from the pack, or
+      inferred on calibration prompts: then stand-ins, flagged in the summary);
+    - ``classifier``: an all-MiniLM-L6-v2 classifier fitted on calibration prompts, applied
+      to the model's greedy continuations of ``max_new_tokens`` tokens;
+    - ``probe``: a logistic-regression probe on the model's residual stream
+      (``probe_hookpoint``, default the last block's ``hook_resid_post``, mean-pooled) for
+      criteria about the input itself;
+    - ``auto`` (default): chosen by :data:`SCORER_RULE`.
+
+    Every scorer is validated on calibration prompts only, on the kind of text it is applied
+    to (``validated_on``), and must beat ``min_scorer_auroc`` there and on held-out prompts
+    before it is used.
     """
     from interp_agent.core.interventions import InterveneConfig, run_interventions
     from interp_agent.core.models import load_model
+    from interp_agent.core.preflight import check_intervene_inputs
 
     out = Path(out)
+    report_file = None if report is None else (Path(report) / "report.json" if Path(report).is_dir() else report)
+    check_intervene_inputs({"dataset": dataset, "pack": pack, "report": report_file, "sae": sae,
+                            "features": features})  # ids, files and SAE folder, before any model loads
     criterion, prompts, pack_targets = load_criterion_set(criterion, dataset, pack)
     calibration, held = split_prompts(criterion, prompts, held_out_fraction=held_out_fraction, salt=split_salt)
     chosen, expected, directions = _chosen_features(report, features, top_k)
+    given_targets = list(targets or pack_targets or []) or None
+    scorer_kind, scorer_rule = resolve_scorer(scorer, criterion, given_targets)
     loaded = load_model(model)
     target_list = _targets(loaded, chosen, directions, sae)
     behaviour, scorer_report = _behaviour_scorer(
-        scorer, loaded, calibration, held, targets=list(targets or pack_targets or []) or None,
+        scorer_kind, loaded, calibration, held, targets=given_targets,
         min_auroc=min_scorer_auroc, max_new_tokens=max_new_tokens,
+        edited_hookpoints=[t.hookpoint for t in target_list], probe_hookpoint=probe_hookpoint,
     )
     run = run_interventions(loaded, target_list, behaviour, calibration=calibration, held_out=held, criterion=criterion,
                             model_name=model, expected_sign=expected, progress=progress,
@@ -399,25 +420,25 @@ def intervene(
         "criterion": criterion,
         "provenance": run_provenance({"dataset": dataset, "report": report}),
         "settings": {"mode": mode, "strengths": list(strengths), "held_out_fraction": held_out_fraction,
-                     "scorer": scorer, "split_salt": split_salt, "n_calibration": len(calibration),
-                     "n_held_out": len(held)},
-        "scorer": scorer_report.to_json() | (
-            {"applied_to": f"greedy continuations of {max_new_tokens} tokens"} if scorer == "classifier" else {}),
+                     "scorer": scorer_kind, "split_salt": split_salt, "n_calibration": len(calibration),
+                     "n_held_out": len(held), "scorer_requested": scorer, "scorer_rule": scorer_rule},
+        "scorer": scorer_report.to_json() | {"applied_to": _applied_to(scorer_kind, scorer_report, max_new_tokens)},
+        "warnings": scorer_warnings(scorer_report),
         "features": run.features,
         "method": INTERVENE_METHOD,
+        "verdict_rule": run.verdict_rule,
     }
     return InterveneResult(summary=summary, paths=paths | {"summary": write_json(out / "summary.json", summary)})
 
 
 INTERVENE_METHOD = (
     "strength chosen on calibration prompts (largest effect in the expected direction whose KL on the "
-    "other class stays within budget); effects measured on held-out prompts with Student-t 95% "
+    "other class stays within budget; the grid widens on calibration prompts when the chosen strength uses "
+    "under 10% of the budget); effects measured on held-out prompts with Student-t 95% "
     "intervals: removals (ablation, negative steering) on positives, pushes toward the criterion on "
     "negatives; controls: random directions of matched norm and random features of matched activation "
     "spread; side effects: KL of next-token distributions and score change on the other class; "
-    "verdict causal when "
-    "the interval excludes 0 and the effect exceeds every control, weak when one of the two holds, "
-    "contradicts when the interval excludes 0 on the wrong side, else no_effect"
+    "stability: the held-out verdict at the other strengths tried, reported only; " + VERDICT_RULE_TEXT
 )
 """The ``method`` text of summary.json."""
 
@@ -495,32 +516,141 @@ def _basis_hook(fid: str) -> str:
     return f"blocks.{layer}.mlp.hook_post" if ":N" in fid else f"blocks.{layer}.hook_resid_post"
 
 
+SCORERS: tuple[str, ...] = ("auto", "target", "classifier", "probe")
+"""The behaviour scorers ``intervene`` accepts."""
+
+SCORER_RULE = (
+    "auto picks the behaviour scorer from what the caller gave, never from the prompts: "
+    "(1) target tokens given (targets=… or the pack's) -> 'target'; "
+    "(2) else, the criterion text names the next token ('next token', 'next-token' or 'next word') -> 'target' "
+    "with targets inferred on calibration prompts (stand-ins, flagged in the summary); "
+    "(3) else -> 'probe': a scored prompt set labels the prompts themselves, so without next-token targets "
+    "the criterion is read as a property of the input, on the model's own representation of it. "
+    "'classifier' (criteria about what the model writes) is never picked automatically: ask for it"
+)
+"""How ``scorer='auto'`` is decided (recorded as ``settings.scorer_rule`` in summary.json)."""
+
+_NEXT_TOKEN_PHRASES = ("next token", "next word")
+
+
+def resolve_scorer(scorer: str, criterion: str, targets: Sequence[str] | None) -> tuple[str, str | None]:
+    """The scorer to use (``target``, ``classifier`` or ``probe``) and, for ``auto``, which step of
+    :data:`SCORER_RULE` chose it (None when the caller named the scorer)."""
+    if scorer not in SCORERS:
+        raise ValidationError(f"scorer must be one of {list(SCORERS)}, got {scorer!r}",
+                              hint="'probe' for criteria about the prompt itself, 'target' for the next token")
+    if scorer != "auto":
+        return scorer, None
+    if targets:
+        return "target", "auto (1): target tokens were given"
+    text = " ".join(criterion.casefold().replace("-", " ").split())
+    if any(phrase in text for phrase in _NEXT_TOKEN_PHRASES):
+        return "target", "auto (2): no target tokens, and the criterion names the next token: targets are inferred"
+    return "probe", "auto (3): no target tokens, and the criterion does not name the next token: an input probe"
+
+
+def _applied_to(kind: str, report: Any, max_new_tokens: int) -> str:
+    """What the behaviour score is computed on, in words (``scorer.applied_to`` of summary.json)."""
+    if kind == "classifier":
+        return f"greedy continuations of {max_new_tokens} tokens"
+    if kind == "probe":
+        return (f"the probe's probability on the (edited) forward pass of each prompt, read at {report.hookpoint} "
+                f"({report.pooling}-pooled over the prompt's tokens after the first)")
+    return "next-token probability mass on the target tokens after each (edited) prompt"
+
+
+def scorer_warnings(report: Any) -> list[str]:
+    """Warnings about the behaviour scorer for summary.json (empty when none)."""
+    out: list[str] = []
+    if report.targets_inferred:
+        out.append(
+            f"target tokens inferred as stand-ins: no targets were given, so the scorer chose the tokens most "
+            f"raised after positive calibration prompts ({', '.join(repr(t) for t in report.targets or ())}); the "
+            "behaviour score is their next-token probability, which the criterion does not name. For a criterion "
+            "about the prompt itself an input probe (scorer='probe') may fit better; for a next-token criterion "
+            "give targets"
+        )
+    return out
+
+
+def _probe_hookpoint(loaded: Any, requested: str | None, edited: Sequence[str]) -> str:
+    """The probe's hookpoint: the one asked for, else the last block's resid_post; never upstream of an edit."""
+    from interp_agent.core.criteria.scorers import default_probe_hookpoint
+
+    hook = requested or default_probe_hookpoint(loaded.model)
+    point = match_hookpoint(hook)
+    if point is None:
+        raise ValidationError(f"unsupported probe hookpoint {hook!r}", hint="e.g. blocks.29.hook_resid_post")
+    for name in edited:
+        e = match_hookpoint(name)
+        if e is not None and (e.layer > point.layer or (e.layer == point.layer and point.site != "hook_resid_post")):
+            raise ValidationError(
+                f"the probe at {hook} reads upstream of (or beside) the edit at {name}: the edit could not change "
+                "what the probe reads",
+                hint="leave probe_hookpoint unset (the last block's hook_resid_post), or name one at a later layer",
+            )
+    return hook
+
+
 def _behaviour_scorer(
     scorer: str, loaded: Any, calibration: list[ScoredPrompt], held: list[ScoredPrompt], *,
     targets: list[str] | None, min_auroc: float, max_new_tokens: int,
+    edited_hookpoints: Sequence[str] = (), probe_hookpoint: str | None = None,
 ) -> tuple[Any, Any]:
-    """The behaviour scorer fitted on calibration prompts, and its held-out report; EvidenceError near chance."""
+    """The behaviour scorer fitted on calibration prompts, and its held-out report.
+
+    Each scorer is validated on calibration prompts only, on the kind of text it is applied
+    to, before any held-out prompt is scored: the target scorer on the prompts' next-token
+    mass (cross-validated when the targets are inferred), the probe by cross-validation on
+    the prompts, the classifier on the model's greedy continuations of the prompts.
+    EvidenceError when validation or the held-out AUROC is below ``min_auroc``.
+    """
     from interp_agent.core.criteria import TargetTokenScorer
 
-    if scorer not in ("target", "classifier"):
-        raise ValidationError(f"scorer must be 'target' or 'classifier', got {scorer!r}")
+    if scorer not in ("target", "classifier", "probe"):
+        raise ValidationError(f"scorer must be 'target', 'classifier' or 'probe', got {scorer!r}")
+    model, tokenizer = loaded.model, loaded.tokenizer
     if scorer == "classifier":
         from interp_agent.core.criteria import TextClassifierScorer
         from interp_agent.core.interventions.continuation import ContinuationScorer
 
         classifier = TextClassifierScorer(min_auroc=min_auroc)
         classifier.fit(calibration)
-        scorer_report = classifier.evaluate(held)
         behaviour: Any = ContinuationScorer(classifier, max_new_tokens=max_new_tokens)
+        continuations = behaviour.continuations(model, tokenizer, [p.text for p in calibration])
+        classifier.validate_on_texts(continuations, calibration, on="continuations", method=(
+            f"classifier fitted on calibration prompts, applied to the model's greedy {max_new_tokens}-token "
+            "continuations of those prompts, each labelled by its prompt's class"))
+        fitted: Any = classifier
+    elif scorer == "probe":
+        from interp_agent.core.criteria.scorers import InputProbeScorer
+
+        fitted = behaviour = InputProbeScorer(_probe_hookpoint(loaded, probe_hookpoint, edited_hookpoints),
+                                              min_auroc=min_auroc)
+        behaviour.fit(model, tokenizer, calibration)
     else:
-        target_scorer = TargetTokenScorer(targets=targets)
-        target_scorer.fit(loaded.model, loaded.tokenizer, calibration)
-        scorer_report = target_scorer.evaluate(loaded.model, loaded.tokenizer, held)
-        behaviour = target_scorer
+        fitted = behaviour = TargetTokenScorer(targets=targets, min_auroc=min_auroc)
+        behaviour.fit(model, tokenizer, calibration)
+    validation = fitted.validation
+    if validation is None or not validation.usable:
+        auroc = None if validation is None else round(validation.auroc, 3)
+        raise EvidenceError(
+            f"the {scorer} scorer is near chance in validation on calibration "
+            f"{validation.on if validation else 'prompts'} (AUROC {auroc} < {min_auroc}; "
+            f"{validation.method if validation else 'not validated'}); interventions measured with it would "
+            "mean nothing",
+            hint=fitted.validation_hint(),
+        )
+    if scorer == "classifier":
+        held_continuations = behaviour.continuations(model, tokenizer, [p.text for p in held])
+        scorer_report = fitted.evaluate(held, texts=held_continuations, on="continuations")
+    else:
+        scorer_report = fitted.evaluate(model, tokenizer, held)
     if not scorer_report.usable or (scorer_report.auroc or 0) < min_auroc:
         raise EvidenceError(
             f"the behaviour scorer is near chance on held-out prompts (AUROC {scorer_report.auroc}); "
             "interventions measured with it would mean nothing",
-            hint="give target tokens (--targets) or a clearer prompt set",
+            hint="give target tokens (--targets) or a clearer prompt set; for a criterion about the prompt itself "
+                 "try scorer='probe'",
         )
     return behaviour, scorer_report

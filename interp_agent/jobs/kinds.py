@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_agent.core.artifacts import write_text
-from interp_agent.core.errors import ValidationError
+from interp_agent.core.errors import ValidationError, arg
 from interp_agent.core.inspect.request import InspectRequest
 from interp_agent.core.inspect.request import param_names as inspect_param_names
 from interp_agent.jobs.context import JobContext
@@ -113,11 +113,13 @@ def _inspect_request(params: dict[str, Any]) -> InspectRequest:
     try:
         return InspectRequest.from_params(params)
     except ValidationError as exc:
-        raise ValidationError(f"inspect job: {exc.message}", hint=exc.hint) from None
+        raise ValidationError(f"inspect: {exc.message}", hint=exc.hint) from None
 
 
 def _inspect_check(params: dict[str, Any]) -> None:
-    _inspect_request(params)
+    from interp_agent.core.preflight import check_inspect_inputs
+
+    check_inspect_inputs(_inspect_request(params))
 
 
 def inspect_progress_fraction(phase: str, done: int, total: int | None) -> float:
@@ -217,9 +219,15 @@ INTERVENE_PARAMS: tuple[str, ...] = (
 def _intervene_check(params: dict[str, Any]) -> None:
     _check_keys("intervene", params, INTERVENE_PARAMS, ("model",))
     if not params.get("dataset") and not params.get("pack"):
-        raise ValidationError("intervene job: needs prompts: dataset (scored prompts JSONL) or pack")
+        raise ValidationError(f"intervene needs prompts: {arg('dataset')} (scored prompts JSONL), {arg('pack')}, "
+                              f"or {arg('positives')} and {arg('negatives')}",
+                              hint="give the prompts the report was made from")
     if not params.get("report") and not params.get("features"):
-        raise ValidationError("intervene job: needs report (an hf inspect run) or features (ids)")
+        raise ValidationError(f"intervene needs {arg('report')} (an hf inspect run) or {arg('features')} (ids)",
+                              hint=f"give {arg('report')}: the run_id of an hf inspect job")
+    from interp_agent.core.preflight import check_intervene_inputs
+
+    check_intervene_inputs(params)
 
 
 @register("intervene", check=_intervene_check)
@@ -249,11 +257,14 @@ def intervene_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         "interventions": str(result.paths["interventions"]),
         "summary_json": str(result.paths["summary"]),
         "scorer": summary["scorer"],
+        "warnings": summary.get("warnings", []),
         "features": [
             {"feature_id": f["feature_id"], "verdict": f["verdict"], "effect": f["effect"]["mean"],
              "ci95": f["effect"]["ci95"], "control_effect": f["control_effect"]["mean"],
              "kl_on_other_class": f["side_effect"]["kl_on_other_class"], "strength": f["strength"],
-             "measured_on": f["effect"]["measured_on"]}
+             "measured_on": f["effect"]["measured_on"], "verdict_reason": f.get("verdict_reason"),
+             "confidence": f.get("confidence"), "stability": (f.get("stability") or {}).get("share"),
+             "note": f.get("note")}
             for f in summary["features"]
         ],
     }
@@ -300,7 +311,7 @@ def train_sae_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     sae_weights.safetensors, metrics.json and, when written, records.jsonl and the causal summary.
     """
     from interp_agent.core.sae.train import TrainSettings
-    from interp_agent.core.workflows.trained_latents import train_sae
+    from interp_agent.core.workflows.trained_latents import TrainProgress, train_sae
 
     _train_sae_check(params)
     if ctx.attempt > 1:
@@ -308,12 +319,15 @@ def train_sae_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     settings = TrainSettings(
         **{k: v for k, v in params.items() if k in TrainSettings.__dataclass_fields__ and v is not None}
     )
+    # phases -> fraction of the run (TRAIN_PHASES), below 1 until the result is in; messages carry each step's metrics
+    progress = TrainProgress(lambda fraction, message: ctx.progress(min(fraction, 0.99), message),
+                             model=params.get("model"))
     result = train_sae(
         out=ctx.run_dir, model=params.get("model"), dataset=params.get("dataset"), pack=params.get("pack"),
         criterion=params.get("criterion"), hookpoint=params.get("hookpoint"), activations=params.get("activations"),
         records=params.get("records"), settings=settings,
         causal_out=ctx.run_dir / "causal" if params.get("causal") else None,
-        progress=lambda phase, fraction, message: ctx.progress(min(fraction, 0.99), message),
+        progress=progress, on_point=progress.point,
     )
     m = result.metrics
     ctx.progress(1.0, f"held-out FVU {m['held_out']['fvu']:.3f}, L0 {m['held_out']['l0']:.1f}")

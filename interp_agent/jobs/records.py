@@ -52,6 +52,9 @@ class JobRecord(BaseModel):
     error: str | None = Field(description="Why the job failed ('<ExceptionType>: <message>'), else None.")
     params: dict[str, Any] = Field(description="The parameters the job was submitted with.")
     attempts: int = Field(default=1, ge=1, description="Runs of the job so far: 1, plus one per resume.")
+    error_info: dict[str, Any] | None = Field(
+        default=None, description="Why the job failed as {code, message, hint}: the code and hint a tool error has."
+    )
 
     @property
     def terminal(self) -> bool:

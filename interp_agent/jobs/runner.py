@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from interp_agent.core.errors import ValidationError
+from interp_agent.core.errors import DEFAULT_HINTS, ValidationError
 from interp_agent.core.secrets import redact
 from interp_agent.jobs.executor import Executor, ExitReporter, LocalProcessExecutor, WorkerHandle, process_start_time
 from interp_agent.jobs.kinds import JOB_KINDS, PARAM_CHECKS, RESUMABLE_KINDS, load_kind
@@ -337,7 +337,9 @@ class JobRunner:
 
     def _fail(self, row: sqlite3.Row, error: str) -> None:
         error = redact(error)
-        if self._store.finish(row["job_id"], "failed", message="worker died", error=error, attempt=row["attempts"]):
+        info = {"code": "worker_died", "message": error, "hint": DEFAULT_HINTS["worker_died"]}
+        if self._store.finish(row["job_id"], "failed", message="worker died", error=error, error_info=info,
+                              attempt=row["attempts"]):
             _append_log(Path(row["run_dir"]), f"runner: job failed: {error}")
 
     def _start_queued(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from interp_agent.core.artifacts import clean_json
 from interp_agent.jobs.records import JobRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 10.0
 
 _SCHEMA = """
@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     run_id        TEXT NOT NULL,
     run_dir       TEXT NOT NULL,
     error         TEXT,
+    error_info    TEXT,              -- JSON {code, message, hint} of a failed job
     result        TEXT,              -- JSON object of a completed job
     pid           INTEGER,           -- worker process id (local executor)
     pid_start     INTEGER,           -- field 22 of /proc/<pid>/stat: tells a reused pid apart
@@ -52,6 +53,7 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 
 _ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("attempts", "INTEGER NOT NULL DEFAULT 1"),  # schema version 2: resume
+    ("error_info", "TEXT"),  # schema version 3: structured job errors
 )
 """Columns added since schema version 1, as (name, declaration); older databases get them on open."""
 
@@ -191,6 +193,7 @@ class JobStore:
         *,
         message: str,
         error: str | None = None,
+        error_info: dict[str, Any] | None = None,
         result: dict[str, Any] | None = None,
         queued_only: bool = False,
         attempt: int | None = None,
@@ -201,10 +204,12 @@ class JobStore:
             queued_only: only if the job has not started (used to cancel a queued job).
             attempt: only if the job is still on this attempt (a worker or reaper of an
                 earlier attempt must not end a resumed job).
+            error_info: ``{code, message, hint}`` of the failure, for callers that act on it.
         """
-        sets = "state = ?, message = ?, error = ?, result = ?, finished_at = ?"
+        sets = "state = ?, message = ?, error = ?, error_info = ?, result = ?, finished_at = ?"
         args: tuple[Any, ...] = (
-            state, message, error, None if result is None else to_json_text(result), time.time()
+            state, message, error, None if error_info is None else to_json_text(error_info),
+            None if result is None else to_json_text(result), time.time()
         )
         if state == "completed":
             sets += ", progress = 1.0"
@@ -224,7 +229,8 @@ class JobStore:
         with self._lock:
             cur = self._db.execute(
                 "UPDATE jobs SET state = 'working', progress = 0, message = ?, started_at = NULL,"
-                " finished_at = NULL, error = NULL, result = NULL, pid = NULL, pid_start = NULL, launched = 0,"
+                " finished_at = NULL, error = NULL, error_info = NULL, result = NULL, pid = NULL, pid_start = NULL,"
+                " launched = 0,"
                 f" attempts = attempts + 1 WHERE job_id = ? AND state IN ({marks})",
                 (message, job_id, *from_states),
             )
@@ -278,4 +284,5 @@ def to_record(row: sqlite3.Row) -> JobRecord:
         message=row["message"], created_at=row["created_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], run_id=row["run_id"], run_dir=row["run_dir"], error=row["error"],
         params=json.loads(row["params"]), attempts=row["attempts"],
+        error_info=json.loads(row["error_info"]) if row["error_info"] else None,
     )

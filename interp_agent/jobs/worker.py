@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from types import FrameType
 
-from interp_agent.core.errors import InterpAgentError
+from interp_agent.core.errors import InterpAgentError, error_info
 from interp_agent.core.secrets import redact
 from interp_agent.jobs.context import JobContext
 from interp_agent.jobs.kinds import load_kind
@@ -68,7 +68,9 @@ def run_job(store: JobStore, job_id: str) -> int:
         except WorkerTerminated:
             ctx.log("worker received SIGTERM; stopping")
             store.finish(
-                job_id, "failed", message="worker terminated", error="worker received SIGTERM", attempt=ctx.attempt
+                job_id, "failed", message="worker terminated", error="worker received SIGTERM", attempt=ctx.attempt,
+                error_info={"code": "cancelled", "message": "the job's worker received SIGTERM and stopped",
+                            "hint": "start the job again, or job_resume it if its kind keeps checkpoints"},
             )
             return EXIT_TERMINATED
         except Exception as exc:  # the job's own failure: stored, not re-raised
@@ -76,7 +78,8 @@ def run_job(store: JobStore, job_id: str) -> int:
             log.write(redact(traceback.format_exc()))
             error = describe_error(exc)
             ctx.log(f"job failed: {error}")
-            store.finish(job_id, "failed", message="failed", error=error, attempt=ctx.attempt)
+            info = {k: redact(v) for k, v in error_info(exc).items()}
+            store.finish(job_id, "failed", message="failed", error=error, error_info=info, attempt=ctx.attempt)
             return EXIT_JOB_FAILED
         store.finish(job_id, "completed", message="completed", result=result, attempt=ctx.attempt)
         ctx.log("job completed")

@@ -206,10 +206,14 @@ def test_a_failing_job_names_the_error_type_and_redacts_secret_environment_value
     secret = "s3cr3t-value-9f8e7d"
     monkeypatch.setenv("MY_API_TOKEN", secret)  # the worker inherits it
     runner = make_runner()
-    params = {"model": "m", "criterion": "c", "records": f"/nonexistent/{secret}.jsonl"}
+    bad = runner.workspace / f"{secret}.jsonl"
+    bad.write_text("{not json\n")  # exists, so it passes submission; the job reading it fails
+    params = {"model": "m", "criterion": "c", "records": str(bad)}
     record = runner.wait(runner.submit("inspect", params).job_id, 30)
     assert record.state == "failed" and record.error.startswith("InputFileError: ")
-    assert "file not found" in record.error and "[REDACTED]" in record.error and secret not in record.error
+    assert "[REDACTED]" in record.error and secret not in record.error
+    assert record.error_info is not None and record.error_info["code"] == "bad_input_file"
+    assert secret not in record.error_info["message"] and record.error_info["hint"]
     assert secret not in runner.log_path(record.job_id).read_text()
 
 
@@ -221,7 +225,7 @@ def test_unknown_kinds_unknown_ids_and_bad_params_are_validation_errors(make_run
         with pytest.raises(ValidationError):
             runner.submit("sleep", bad)
     with pytest.raises(ValidationError, match="criterion"):
-        runner.submit("inspect", {"model": "m"})
+        runner.submit("inspect", {"model": "m", "records": "r.jsonl"})
     with pytest.raises(ValidationError, match="backend"):
         runner.submit("inspect", {"model": "m", "criterion": "c", "backend": "gpu"})
     with pytest.raises(ValidationError, match="bad config"):
@@ -381,7 +385,9 @@ def test_resume_is_refused_for_working_and_completed_jobs_and_for_kinds_without_
     runner = make_runner()
     working = runner.submit("sleep", {"seconds": 60, "steps": 600})
     completed = runner.submit("sleep", {"seconds": 0.05, "steps": 1})
-    failed_inspect = runner.submit("inspect", {"model": "m", "criterion": "c"})  # records missing: fails
+    bad = runner.workspace / "bad.jsonl"
+    bad.write_text("{not json\n")
+    failed_inspect = runner.submit("inspect", {"model": "m", "criterion": "c", "records": str(bad)})  # fails
     assert runner.wait(completed.job_id, 30).state == "completed"
     assert runner.wait(failed_inspect.job_id, 30).state == "failed"
     with pytest.raises(ValidationError, match="is working; only a failed or cancelled job can be resumed") as info:
@@ -461,7 +467,7 @@ def test_a_database_from_before_attempts_gains_the_column_and_its_jobs_can_resum
     with _db(runner) as db:
         columns = {row[1]: row for row in db.execute("PRAGMA table_info(jobs)")}
         (version,) = db.execute("PRAGMA user_version").fetchone()
-    assert "attempts" in columns and version == 2
+    assert {"attempts", "error_info"} <= set(columns) and version == 3
     old = runner.get("old-job-0123456789")
     assert old.state == "failed" and old.attempts == 1
     make_runner()  # opening a migrated database again changes nothing

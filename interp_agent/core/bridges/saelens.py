@@ -41,6 +41,7 @@ from interp_agent.core.errors import (
     MissingDependencyError,
     ModelUnavailableError,
     ValidationError,
+    arg,
 )
 from interp_agent.core.ids import match_hookpoint
 from interp_agent.core.sae.lens import SaeWeights, load_sae_lens, save_sae_lens
@@ -449,15 +450,17 @@ def sae_for_inspection(sae: str | Path | None, release: str | None, sae_id: str 
         ValidationError: neither or both ways are given, or only one of release and id.
     """
     if sae is not None and (release or sae_id):
-        raise ValidationError("give either --sae DIR or --saelens-release with --saelens-id, not both")
+        raise ValidationError(f"give either {arg('sae')} or {arg('saelens_release')} with {arg('saelens_id')}, "
+                              "not both")
     if sae is not None:
         return Path(sae)
     if not release or not sae_id:
         raise ValidationError(
-            "the saelens backend needs an SAE: --sae DIR (an SAE Lens or sparsify folder), or --saelens-release "
-            f"with --saelens-id (got release={release!r}, id={sae_id!r})",
-            hint="e.g. --saelens-release gemma-scope-2b-pt-res-canonical --saelens-id layer_12/width_16k/canonical; "
-                 "gemma_scope_id() / qwen_scope_id() in interp_agent.core.bridges.saelens spell them",
+            f"the saelens backend needs an SAE: {arg('sae')} (an SAE Lens or sparsify folder), or "
+            f"{arg('saelens_release')} with {arg('saelens_id')} (got release={release!r}, id={sae_id!r})",
+            hint=f"e.g. {arg('saelens_release', 'gemma-scope-2b-pt-res-canonical')} "
+                 f"{arg('saelens_id', 'layer_12/width_16k/canonical')}; gemma_scope_id() / qwen_scope_id() in "
+                 "interp_agent.core.bridges.saelens spell them",
         )
     return pretrained_sae_folder(release, sae_id)
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from interp_agent.core.errors import ValidationError
+from interp_agent.core.errors import ValidationError, arg
 from interp_agent.core.formats.features import FeatureRecord
 from interp_agent.core.inspect.report import FeatureEvidence
 from interp_agent.core.inspect.request import InspectRequest
 from interp_agent.core.inspect.semantic import Ranked
-from interp_agent.core.ranking.rank import Progress
+from interp_agent.core.progress import Progress
 
 TOY_SYNTHETIC_NOTE = "SYNTHETIC: the toy backend generated these records; no model was measured"
 """The first warning of every toy report."""
@@ -39,7 +39,7 @@ class Evidence:
     """Activation records to rank on; None for a ranking by label similarity."""
     features: str | Path | None = None
     """Feature JSONL: labels, signatures and cards."""
-    interventions: str | Path | None = None
+    interventions: tuple[str | Path, ...] | None = None
     """Intervention records JSONL (causal evidence)."""
     rank_by: Literal["records", "semantic"] = "records"
     """records: measured association; semantic: the feature dump ordered by label similarity."""
@@ -145,7 +145,7 @@ def _records(req: InspectRequest, out: Path | None, progress: Progress | None) -
 
 def _features(req: InspectRequest, out: Path | None, progress: Progress | None) -> Evidence:
     if req.features is None:
-        raise ValidationError("the features backend needs --features FILE (feature JSONL)")
+        raise ValidationError(f"the features backend needs {arg('features')} (feature JSONL)")
     return Evidence(criterion=req.criterion, features=req.features, interventions=req.interventions, rank_by="semantic")
 
 
@@ -161,8 +161,9 @@ def _toy(req: InspectRequest, out: Path | None, progress: Progress | None) -> Ev
     interventions = req.interventions
     if interventions is None:
         generated = planted_interventions(planted, req.criterion)
-        interventions = write_interventions(out / "toy-interventions.jsonl", generated)
-        paths["toy_interventions"] = Path(interventions)
+        written = write_interventions(out / "toy-interventions.jsonl", generated)
+        paths["toy_interventions"] = Path(written)
+        interventions = (written,)
     return Evidence(criterion=req.criterion, records=records, features=req.features, interventions=interventions,
                     paths=paths, synthetic_note=TOY_SYNTHETIC_NOTE)
 
@@ -219,17 +220,17 @@ def token_highlights(ranked: Ranked, evidence: Evidence) -> Ranked:
 
 
 def _live_needs_out(name: str) -> str:
-    return f"the {name} backend writes the harvested records to --out; give an output folder"
+    return f"the {name} backend writes the harvested records to {arg('out')}; give an output folder"
 
 
 register_backend(Backend("records", _records))
 register_backend(Backend("features", _features))
 register_backend(Backend(
-    "toy", _toy, needs_out="the toy backend writes its generated records to --out; give an output folder"))
+    "toy", _toy, needs_out=f"the toy backend writes its generated records to {arg('out')}; give an output folder"))
 register_backend(Backend("hf", _hf, needs_out=_live_needs_out("hf"), refine=token_highlights))
 register_backend(Backend(
     "neuronpedia", _neuronpedia, attach_cards=attach_neuronpedia_cards,
-    needs_out="the neuronpedia backend writes its imported cards as feature JSONL to --out: give an output folder, "
-    "and no --features",
+    needs_out=f"the neuronpedia backend writes its imported cards as feature JSONL to {arg('out')}: give an output "
+    f"folder, and no {arg('features')}",
 ))
 register_backend(Backend("saelens", _saelens, needs_out=_live_needs_out("saelens"), refine=token_highlights))

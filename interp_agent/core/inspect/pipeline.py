@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from interp_agent.core.artifacts import run_provenance
-from interp_agent.core.errors import ValidationError
+from interp_agent.core.errors import ValidationError, arg
 from interp_agent.core.formats.features import FeatureRecord, read_features
 from interp_agent.core.inspect.backends import Evidence, get_backend
 from interp_agent.core.inspect.report import InspectionReport
 from interp_agent.core.inspect.request import InspectRequest
 from interp_agent.core.inspect.semantic import SEMANTIC_ONLY_WARNING, Ranked, rank_feature_dump
+from interp_agent.core.progress import Progress
 from interp_agent.core.ranking.causal import CausalEvidence
-from interp_agent.core.ranking.rank import Progress
 
 FILES_SYNTHETIC_NOTE = "SYNTHETIC: the input files say they are synthetic; no model was measured"
 """The first warning of a report whose input files are labelled synthetic."""
@@ -28,9 +28,12 @@ def run_inspection(
     Returns:
         The report, its v1 JSON object, and the written files by name.
     """
-    backend = get_backend(request.backend)
+    from interp_agent.core.preflight import check_inspect_inputs
+
+    backend = get_backend(request.backend_name)
     if out is None and backend.needs_out:
         raise ValidationError(backend.needs_out)
+    check_inspect_inputs(request)  # files, prompt sets, hookpoints and SAE folders, before any model loads
     evidence = backend.gather(request, None if out is None else Path(out), progress)
     causal = _causal(request, evidence)
     feature_info = None
@@ -57,8 +60,9 @@ def _causal(request: InspectRequest, evidence: Evidence) -> CausalEvidence | Non
 
     if evidence.interventions is None:
         return None
+    rows = [row for path in evidence.interventions for row in read_interventions(path)]  # every file, pooled
     return summarise_interventions(
-        read_interventions(evidence.interventions), evidence.criterion,
+        rows, evidence.criterion,
         allow_criterion_mismatch=request.allow_intervention_criterion_mismatch, model=request.model,
     )
 
@@ -69,13 +73,14 @@ def _rank(
 ) -> Ranked:
     if evidence.rank_by == "semantic":
         if feature_info is None:
-            raise ValidationError("the features backend needs --features FILE (feature JSONL)")
+            raise ValidationError(f"the features backend needs {arg('features')} (feature JSONL)")
         return rank_feature_dump(list(feature_info.values()), evidence.criterion, request.config, causal,
                                  caveat=evidence.caveat or SEMANTIC_ONLY_WARNING)
     from interp_agent.core.ranking import RecordsSource, rank_records
 
     if evidence.records is None:
-        raise ValidationError("the records backend needs --records FILE (activation records JSONL or Parquet folder)")
+        raise ValidationError(
+            f"the records backend needs {arg('records')} (activation records JSONL or Parquet folder)")
     source = RecordsSource(evidence.records)
     try:
         body = rank_records(source, request.config, evidence=causal,
@@ -104,9 +109,10 @@ def build_report(
         warnings.insert(0, note)
     live = evidence.live
     report = InspectionReport(
-        model=request.model, criterion=evidence.criterion, backend=request.backend, synthetic=False,
-        provenance=run_provenance({"records": evidence.records, "features": evidence.features,
-                                   "interventions": evidence.interventions}),
+        model=request.model, criterion=evidence.criterion, backend=request.backend_name, synthetic=False,
+        provenance=run_provenance({"records": evidence.records, "features": evidence.features} | {
+            "interventions" if i == 0 else f"interventions.{i}": p
+            for i, p in enumerate(evidence.interventions or ())}),
         settings=request.config.to_json()
         | {"allow_intervention_criterion_mismatch": request.allow_intervention_criterion_mismatch},
         summary=ranked.summary, method=ranked.method, warnings=tuple(warnings),

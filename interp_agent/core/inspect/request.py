@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 
-from interp_agent.core.errors import ValidationError
+from interp_agent.core.errors import ValidationError, arg
 from interp_agent.core.ranking.config import RankingConfig
 
 BackendName = Literal["records", "features", "toy", "hf", "neuronpedia", "saelens"]
@@ -47,19 +47,21 @@ class InspectRequest:
     """
     criterion: str = ""
     """Natural-language criterion to rank features against (a pack brings its own)."""
-    backend: BackendName = "records"
+    backend: BackendName | None = None
     """records: activation records; features: a feature JSONL dump (label similarity, no measured association); toy:
     generated planted records, labelled synthetic; hf: harvest a live model (smollm2-135m embedded, a local folder
     or a hub id) on a dataset or pack; neuronpedia: import feature cards (no criterion measurement unless records
     are given too); saelens: hf with an SAE (sae, or saelens_release and saelens_id), its latents harvested at its
-    hookpoint and ranked.
+    hookpoint and ranked. Default: inferred from what is given (neuronpedia refs: neuronpedia; a saelens release:
+    saelens; prompts (dataset or pack): hf; records: records; only features: features).
     """
     records: str | Path | None = field(default=None, metadata={"path": True})
     """Activation records: JSONL file or Parquet dataset folder."""
     features: str | Path | None = field(default=None, metadata={"path": True})
     """Feature JSONL (labels, examples, signatures); required by the features backend."""
-    interventions: str | Path | None = field(default=None, metadata={"path": True})
-    """Intervention records JSONL (causal evidence)."""
+    interventions: tuple[str | Path, ...] | None = field(
+        default=None, metadata={"path": True, "flag": "--interventions", "metavar": "FILE"})
+    """Intervention records JSONL (causal evidence; repeatable: the rows of every file are pooled)."""
     allow_intervention_criterion_mismatch: bool = False
     """Use intervention rows whose criterion text differs from the criterion."""
     config: RankingConfig = field(default_factory=RankingConfig)
@@ -89,34 +91,67 @@ class InspectRequest:
     """SAE id within the saelens release, e.g. layer_12/width_16k/canonical."""
 
     def __post_init__(self) -> None:
+        if self.backend is None:
+            object.__setattr__(self, "backend", infer_backend({f.name: getattr(self, f.name) for f in fields(self)}))
         if self.backend not in BACKENDS:
-            raise ValidationError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+            raise ValidationError(f"unknown {arg('backend', self.backend)}; use one of {', '.join(BACKENDS)}")
         live = self.backend in LIVE_BACKENDS
         if (not self.criterion or not self.criterion.strip()) and not (live and self.pack):
-            raise ValidationError("criterion is empty; describe what the features should relate to")
+            raise ValidationError(f"{arg('criterion')} is empty; describe what the features should relate to",
+                                  hint=f"or give a built-in {arg('pack')}, which brings its own criterion")
         if self.pooling not in get_args(Pooling):
-            raise ValidationError(f"pooling must be one of {', '.join(get_args(Pooling))}, got {self.pooling!r}")
+            raise ValidationError(
+                f"{arg('pooling')} must be one of {', '.join(get_args(Pooling))}, got {self.pooling!r}")
         if not isinstance(self.config, RankingConfig):
             raise ValidationError(f"config must be a RankingConfig, got {type(self.config).__name__}")
-        for name in ("hookpoints", "neuronpedia"):  # lists become tuples: the request is immutable
-            value = getattr(self, name)
+        for name in ("hookpoints", "neuronpedia", "interventions"):  # lists become tuples: the request is immutable
+            value: Any = getattr(self, name)
+            if isinstance(value, (str, Path)):  # one name or path given where several may be
+                value = (value,)
             if value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(value))
+                value = tuple(value)
+            object.__setattr__(self, name, value)
+        self._check_backend_arguments(live)
+
+    def _check_backend_arguments(self, live: bool) -> None:
+        """Arguments that the chosen backend does not read are refused, naming the backend that does."""
         if self.neuronpedia and self.backend != "neuronpedia":
-            raise ValidationError(
-                "neuronpedia refs/files are read by the neuronpedia backend; add --backend neuronpedia")
+            raise ValidationError(f"{arg('neuronpedia')} refs/files are read by the neuronpedia backend",
+                                  hint=f"set {arg('backend', 'neuronpedia')}, or leave {arg('backend')} out")
         if self.backend == "neuronpedia" and self.features is not None:
-            raise ValidationError("the neuronpedia backend writes its imported cards as feature JSONL to --out: "
-                                  "give an output folder, and no --features")
+            raise ValidationError("the neuronpedia backend writes its imported cards as feature JSONL to the output "
+                                  "folder", hint=f"drop {arg('features')}")
         if self.backend == "toy" and self.records is not None:
-            raise ValidationError(
-                "the toy backend generates its own records; drop --records or use --backend records")
+            raise ValidationError("the toy backend generates its own records",
+                                  hint=f"drop {arg('records')}, or set {arg('backend', 'records')}")
         if (self.saelens_release or self.saelens_id) and self.backend != "saelens":
-            raise ValidationError(
-                "--saelens-release/--saelens-id are read by the saelens backend; add --backend saelens")
+            raise ValidationError(f"{arg('saelens_release')}/{arg('saelens_id')} are read by the saelens backend",
+                                  hint=f"set {arg('backend', 'saelens')}, or leave {arg('backend')} out")
         if live and self.records is not None:
+            raise ValidationError(f"the {self.backend} backend harvests its own records",
+                                  hint=f"drop {arg('records')}, or set {arg('backend', 'records')} to rank them")
+        if self.backend == "records" and self.records is None:
             raise ValidationError(
-                f"the {self.backend} backend harvests its own records; drop --records or use --backend records")
+                f"the records backend needs {arg('records')}: activation records (JSONL file or Parquet folder)",
+                hint=f"give {arg('records')}; to harvest a live model on prompts give {arg('dataset')} or "
+                     f"{arg('pack')} with {arg('backend', 'hf')}")
+        if live and self.dataset is None and self.pack is None:
+            raise ValidationError(f"the {self.backend} backend harvests a live model on prompts, and none were given",
+                                  hint=f"give {arg('dataset')} (scored prompts JSONL) or a built-in {arg('pack')}")
+        if self.backend == "saelens":
+            from interp_agent.core.bridges.saelens import sae_for_inspection
+
+            if self.sae is not None or not (self.saelens_release and self.saelens_id):
+                sae_for_inspection(self.sae, self.saelens_release, self.saelens_id)  # its argument checks only
+        if self.backend == "features" and self.features is None:
+            raise ValidationError(f"the features backend needs {arg('features')}: a feature JSONL dump",
+                                  hint=f"give {arg('features')}")
+
+    @property
+    def backend_name(self) -> BackendName:
+        """The backend this request runs: the one given, or the one inferred from what it gives."""
+        assert self.backend is not None, "__post_init__ sets the backend"
+        return self.backend
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> InspectRequest:
@@ -134,6 +169,29 @@ class InspectRequest:
         else:
             kwargs.pop("config", None)
         return cls(**kwargs)
+
+
+def infer_backend(given: Mapping[str, Any]) -> str:
+    """The backend implied by the parameters given (a request's, or a job's params), its ``backend`` left out.
+
+    Raises:
+        ValidationError: nothing given that any backend reads.
+    """
+    if given.get("neuronpedia"):
+        return "neuronpedia"
+    if given.get("saelens_release") or given.get("saelens_id"):
+        return "saelens"
+    if given.get("dataset") is not None or given.get("pack") is not None:
+        return "hf"
+    if given.get("records") is not None:
+        return "records"
+    if given.get("features") is not None:
+        return "features"
+    raise ValidationError(
+        "no evidence given: inspect needs prompts for a live model, activation records, a feature dump or "
+        "Neuronpedia features",
+        hint=f"give {arg('dataset')} or {arg('pack')} (a live model; backend hf), {arg('records')}, "
+             f"{arg('features')} or {arg('neuronpedia')}; or {arg('backend', 'toy')} for generated demo data")
 
 
 def ranking_config_from_json(config: Any) -> RankingConfig:
@@ -199,6 +257,8 @@ def _hints(cls: type) -> dict[str, Any]:
 def choices(cls: type, name: str) -> tuple[str, ...] | None:
     """The closed choices of a ``Literal`` field, or None."""
     hint = _hints(cls)[name]
+    if type(None) in get_args(hint):  # Optional[Literal[...]]: the Literal's choices
+        hint = next(a for a in get_args(hint) if a is not type(None))
     args = get_args(hint)
     return args if args and all(isinstance(a, str) for a in args) and str(hint).startswith("typing.Literal") else None
 

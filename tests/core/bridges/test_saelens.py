@@ -195,7 +195,7 @@ def test_saelens_backend_arguments_are_checked_before_any_work(tmp_path: Path) -
     with pytest.raises(ValidationError, match="not both"):
         inspect("smollm2-135m", "", backend="saelens", pack="measurement_unit", out=tmp_path, sae=tmp_path,
                 saelens_release="gemma-scope-2b-pt-res-canonical", saelens_id="layer_12/width_16k/canonical")
-    with pytest.raises(ValidationError, match="--backend saelens"):
+    with pytest.raises(ValidationError, match="read by the saelens backend"):
         inspect("smollm2-135m", "", backend="hf", pack="measurement_unit", out=tmp_path,
                 saelens_release="gemma-scope-2b-pt-res-canonical", saelens_id="layer_12/width_16k/canonical")
 

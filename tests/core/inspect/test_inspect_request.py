@@ -22,40 +22,55 @@ from interp_agent.core.ranking.config import RankingConfig
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"backend": "gpu"}, "unknown backend 'gpu'; use one of records"),
-    ({"criterion": "  "}, "criterion is empty"),
-    ({"backend": "toy", "records": "r.jsonl"}, "toy backend generates its own records"),
-    ({"neuronpedia": ["gpt2-small@0-res-jb:3"]}, "add --backend neuronpedia"),
-    ({"saelens_id": "layer_1"}, "add --backend saelens"),
-    ({"backend": "hf", "records": "r.jsonl"}, "hf backend harvests its own records"),
-    ({"backend": "neuronpedia", "features": "f.jsonl"}, "no --features"),
-    ({"pooling": "median"}, "pooling must be one of last, mean, max, got 'median'"),
+    ({"backend": "gpu"}, r"unknown `backend='gpu'`; use one of records"),
+    ({"criterion": "  "}, "`criterion` is empty"),
+    ({"backend": "toy"}, "toy backend generates its own records"),
+    ({"backend": "records", "neuronpedia": ["gpt2-small@0-res-jb:3"]}, r"set `backend='neuronpedia'`"),
+    ({"backend": "hf", "records": None, "pack": "french", "saelens_id": "layer_1"}, r"set `backend='saelens'`"),
+    ({"backend": "hf"}, "hf backend harvests its own records"),
+    ({"backend": "neuronpedia", "records": None, "neuronpedia": ["a@0-b:1"], "features": "f.jsonl"},
+     "drop `features`"),
+    ({"pooling": "median"}, "`pooling` must be one of last, mean, max, got 'median'"),
+    ({"records": None}, "no evidence given"),
+    ({"backend": "records", "records": None}, "the records backend needs `records`"),
+    ({"backend": "hf", "records": None}, "harvests a live model on prompts, and none were given"),
 ])
 def test_a_contradictory_request_is_refused_naming_the_value_and_the_fix(kwargs: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        InspectRequest(**({"model": "m", "criterion": "c"} | kwargs))  # pyright: ignore[reportArgumentType]
+        InspectRequest(**({"model": "m", "criterion": "c", "records": "r.jsonl"} | kwargs))  # pyright: ignore[reportArgumentType]
+
+
+@pytest.mark.parametrize(("given", "backend"), [
+    ({"records": "r.jsonl"}, "records"), ({"dataset": "d.jsonl"}, "hf"), ({"pack": "french"}, "hf"),
+    ({"features": "f.jsonl"}, "features"), ({"records": "r.jsonl", "features": "f.jsonl"}, "records"),
+    ({"neuronpedia": ["gpt2-small@0-res-jb:3"]}, "neuronpedia"),
+    ({"saelens_release": "r", "saelens_id": "i", "pack": "french"}, "saelens"),
+])
+def test_the_backend_is_inferred_from_what_is_given(given: dict, backend: str) -> None:
+    assert InspectRequest(model="m", criterion="c", **given).backend == backend  # pyright: ignore[reportArgumentType]
 
 
 def test_a_pack_stands_in_for_the_criterion_of_a_live_backend_only() -> None:
     assert InspectRequest(model="m", backend="hf", pack="measurement_unit").criterion == ""
-    with pytest.raises(ValidationError, match="criterion is empty"):
-        InspectRequest(model="m", pack="measurement_unit")
+    with pytest.raises(ValidationError, match="`criterion` is empty"):
+        InspectRequest(model="m", backend="features", features="f.jsonl", pack="measurement_unit")
 
 
 def test_the_request_is_immutable_and_keeps_lists_as_tuples() -> None:
-    request = InspectRequest(model="m", criterion="c", backend="hf", hookpoints=["blocks.1.hook_resid_post"])  # type: ignore[arg-type]
-    assert request.hookpoints == ("blocks.1.hook_resid_post",)
+    request = InspectRequest(model="m", criterion="c", backend="hf", pack="french",
+                             hookpoints=["blocks.1.hook_resid_post"], interventions="a.jsonl")  # type: ignore[arg-type]
+    assert request.hookpoints == ("blocks.1.hook_resid_post",) and request.interventions == ("a.jsonl",)
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.model = "other"  # type: ignore[misc]
 
 
 def test_job_params_build_a_request_and_unknown_ones_are_named() -> None:
-    request = InspectRequest.from_params({"model": "m", "criterion": "c", "config": {"top_k": 5}})
+    request = InspectRequest.from_params({"model": "m", "criterion": "c", "records": "r", "config": {"top_k": 5}})
     assert request.config == RankingConfig(top_k=5)
     with pytest.raises(ValidationError, match=r"unknown parameter\(s\) \['bogus'\]; allowed: model, criterion"):
         InspectRequest.from_params({"model": "m", "criterion": "c", "bogus": 1})
     with pytest.raises(ValidationError, match="bad config"):
-        InspectRequest.from_params({"model": "m", "criterion": "c", "config": {"no_such_field": 1}})
+        InspectRequest.from_params({"model": "m", "criterion": "c", "records": "r", "config": {"no_such_field": 1}})
 
 
 def test_every_request_field_has_a_description() -> None:
