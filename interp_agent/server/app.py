@@ -20,7 +20,7 @@ from interp_agent.server.errors import error_result, from_exception, validation_
 from interp_agent.server.prompts import register_prompts
 from interp_agent.server.registry import ToolSpec, add_tool
 from interp_agent.server.state import ServerState
-from interp_agent.server.tools import analysis, artifacts, env, hub, jobs, sae
+from interp_agent.server.tools import analysis, artifacts, cards, env, hub, jobs, sae
 
 log = logging.getLogger("interp_agent.server")
 
@@ -29,9 +29,11 @@ interp-agent ranks a model's internal features against a natural-language criter
 and causal evidence, trains sparse autoencoders when none fits, and matches features across models.
 Start with profile_env (and plan_scale for big runs), then inspect; train_sae when no SAE fits.
 Long work runs as background jobs: a call returns a job handle at once (or the result, if it
-finishes within wait_seconds); poll job_status, then job_result. Reports are resources
-interp-agent://runs/{run_id}/{file}; list them with list_artifacts. Paths are relative to the
-workspace. The prompt 'investigation_loop' walks through the whole method."""
+finishes within wait_seconds); poll job_status, then job_result. Every result's next_actions are
+tool calls with their arguments filled in: follow them (inspect -> feature_card, intervene ->
+inspect again with the interventions). feature_card shows one feature's evidence; whole reports
+are resources interp-agent://runs/{run_id}/{file}; list them with list_artifacts. Paths are
+relative to the workspace. The prompt 'investigation_loop' walks through the whole method."""
 
 _TICK_SECONDS = 0.5
 
@@ -59,7 +61,7 @@ class InterpAgentServer(MCPServer):
 def tool_specs(state: ServerState) -> list[ToolSpec]:
     """Every tool the server serves; adding a tool means adding its module's specs here."""
     return [*env.specs(state), *analysis.specs(state), *sae.specs(state), *hub.specs(state), *jobs.specs(state),
-            *artifacts.specs(state)]
+            *artifacts.specs(state), *cards.specs(state)]
 
 
 def build_server(

@@ -23,32 +23,18 @@ import logging
 import pydantic
 from mcp.types import CallToolResult, TextContent
 
-from interp_agent.core.errors import InterpAgentError
+from interp_agent.core.errors import DEFAULT_HINTS, FALLBACK_HINT, InterpAgentError
 from interp_agent.core.secrets import redact
 from interp_agent.server.models import ToolErrorInfo
 
 log = logging.getLogger("interp_agent.server")
 
 
-# What to do about an error raised without a hint of its own, by code: every error result
-# tells the agent a next step.
-_DEFAULT_HINTS = {
-    "invalid_argument": "fix the argument the message names and call again; the tool's inputSchema gives each "
-    "field's type, range and allowed values",
-    "bad_input_file": "fix or replace the file at the place the message names, then call again",
-    "missing_dependency": "install the package the message names into the server's environment, then restart it",
-    "model_unavailable": "use the embedded model 'smollm2-135m', or a local folder that holds the weights",
-    "remote_service_error": "check that the service is reachable and retry; the message says what it answered",
-    "missing_credential": "set the environment variable the message names where the server runs, then restart it",
-    "insufficient_evidence": "give more prompts or records (the message says what is missing), then call again",
-    "job_not_found": "call job_list to see the jobs this workspace has and their job_id",
-}
-_FALLBACK_HINT = "read the message, fix what it names and call again"
 
 
 def error_result(code: str, message: str, hint: str | None = None) -> CallToolResult:
     """A tool result with isError and a structured error (always with a hint)."""
-    hint = hint or _DEFAULT_HINTS.get(code, _FALLBACK_HINT)
+    hint = hint or DEFAULT_HINTS.get(code, FALLBACK_HINT)
     info = ToolErrorInfo(code=code, message=redact(message), hint=redact(hint))
     payload = {"error": info.model_dump()}
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload))], is_error=True)

@@ -11,11 +11,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from interp_agent.core.criteria.sets import MIN_EXAMPLES
+from interp_agent.core.ranking.config import HELD_OUT_FRACTION
+from interp_agent.core.ranking.heldout import POWER, POWER_ALPHA, RECOMMENDED_PROMPTS_PER_CLASS, TARGET_AUROC
+
 JobState = Literal["working", "input_required", "completed", "failed", "cancelled"]
 
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class NextAction(BaseModel):
+    """A tool call to make next, its arguments filled in from this result: send them as they are."""
+
+    tool: str = Field(description="Name of the tool to call")
+    arguments: dict[str, Any] = Field(description="Its arguments, ready to send (paths are workspace paths)")
+    why: str = Field(description="What the call gives, in one sentence")
+
+
+NEXT_ACTIONS = "Tool calls to make next, arguments filled in from this result; call them as they are"
 
 
 class ToolErrorInfo(BaseModel):
@@ -45,7 +60,8 @@ class ProfileEnvOutput(BaseModel):
     credentials: dict[str, bool] = Field(description="Which credentials are set (present/absent only, never values)")
     profile: dict[str, Any] = Field(description="The whole profile (interp-agent.env_profile.v1)")
     saved_to: str | None = Field(None, description="Where the profile was saved, if asked")
-    next_actions: list[str]
+    route_advice: list[str] = Field(description="What the route means for the work: where to harvest and train")
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 class PlanScaleInput(_Input):
@@ -58,22 +74,66 @@ class PlanScaleInput(_Input):
     dtype: Literal["float32", "bfloat16", "float16", "float8"] = Field(
         "bfloat16", description="Storage dtype of dense activations"
     )
-    accelerator: Literal["H100", "H200", "A100-80GB", "A100-40GB", "L4", "RTX4090", "cpu"] = Field(
-        "H100", description="Accelerator to estimate GPU-hours on"
+    accelerator: Literal["H100", "H200", "A100-80GB", "A100-40GB", "L4", "RTX4090", "cpu"] | None = Field(
+        None, description="Accelerator to estimate GPU-hours on; default: the profiled device (from_env / "
+        "env_profile), else H100. The route still follows the machine: one without a CUDA device gets local_cpu"
     )
     n_accelerators: int | None = Field(None, ge=1, le=100000, description="How many; default from the environment or 1")
     target_shard_size: int | str = Field("64GB", description="Target size of one storage shard, e.g. '64GB'")
-    from_env: bool = Field(False, description="Profile this machine and plan against it (disk, GPUs)")
+    causal_prompts: int | None = Field(
+        None, ge=1, le=10_000_000, description="Prompts each causal intervention runs on; default min(1000, "
+        "tokens / prompt_tokens): the prompts the run's own text holds, so a small run is not charged 1,000"
+    )
+    causal_features: int | None = Field(
+        None, ge=1, le=1_000_000, description="Features validated causally (at most latent_dim); default "
+        "min(100, latent_dim). It multiplies the causal cost: lower it for a quick check"
+    )
+    interventions_per_feature: int = Field(
+        5, ge=1, le=1000, description="Forward passes per feature and prompt: 3 strengths + 2 controls (intervene's "
+        "own defaults: 4 strengths + 5 controls, about 9)"
+    )
+    prompt_tokens: int = Field(64, ge=1, le=1_000_000, description="Assumed tokens per causal-validation prompt")
+    mfu: float = Field(0.4, gt=0, le=1, description="Model FLOPs utilisation assumed (GPUs and CPU alike)")
+    max_wall_hours: float = Field(72.0, gt=0, le=1e6, description="Wall hours beyond which one machine is too slow")
+    cpu_peak_tflops: float = Field(
+        1.0, gt=0, le=1000, description="TFLOP/s of one machine's CPUs: the peak for accelerator 'cpu' and for "
+        "whether a machine without a CUDA device runs the job itself (a laptop: about 0.1-0.5)"
+    )
+    usable_memory_fraction: float = Field(
+        0.9, gt=0, le=1, description="Share of device memory (host RAM on a CPU) the weights or SAE state may take"
+    )
+    gpus_per_node: int = Field(8, ge=1, le=1024, description="GPUs in one machine for the multi_gpu route")
+    local_storage_limit: int | str = Field(
+        "30TB", description="Storage one machine holds when no profile gives its free disk, e.g. '30TB'"
+    )
+    sparse_preferred_above: int | str = Field(
+        "10TB", description="Dense storage above which sparse SAE records are recommended, e.g. '10TB'"
+    )
+    optimizer_bytes_per_param: int = Field(
+        8, ge=0, le=64, description="Optimizer state per SAE parameter: 8 for Adam (fp32 m + v), 2 for 8-bit Adam, "
+        "0 for SGD; fp32 master weight and gradient (8 B) come on top"
+    )
+    sae_training_passes: float = Field(1.0, gt=0, le=1000, description="Epochs of SAE training over the tokens")
+    harvest_depth_fraction: float = Field(
+        1.0, gt=0, le=1, description="Share of the forward pass a harvest runs (it may stop after the last "
+        "selected layer); 1 is an upper bound"
+    )
+    from_env: bool = Field(False, description="Profile this machine and plan against it (disk, RAM, GPUs or none)")
     env_profile: str | None = Field(None, description="A saved profile_env JSON (inside the workspace) to plan against")
 
 
 class PlanScaleOutput(BaseModel):
-    route: str = Field(description="single_gpu, multi_gpu or cluster (a distributed engine such as Ray / torchrun)")
+    route: str = Field(
+        description="local_cpu (the machine has no CUDA device: run on its CPUs; risk needs_gpu_machine when the "
+        "job does not fit them, plan.accelerator_route then says the GPU route), single_gpu, multi_gpu, or cluster "
+        "(a distributed engine such as Ray / torchrun)"
+    )
     headline: dict[str, Any] = Field(description="Key numbers: storage bytes, GPU-hours, shard count")
     risk_flags: list[dict[str, Any]] = Field(description="Risks, each {code, message}")
     notes: list[str] = Field(description="The formulas behind every estimate")
+    route_reasons: list[str] = Field(description="Why this route: what fits where, and what to use")
     plan: dict[str, Any] = Field(description="The whole plan (interp-agent.scale_plan.v1)")
-    next_actions: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 # -- jobs ---------------------------------------------------------------------------------------
@@ -90,6 +150,8 @@ class JobView(BaseModel):
     started_at: float | None = Field(None, description="Unix seconds; null while queued")
     finished_at: float | None = Field(None, description="Unix seconds; null until terminal")
     error: str | None = Field(None, description="Why the job failed or was cancelled")
+    error_info: ToolErrorInfo | None = Field(
+        None, description="A failed job's error as {code, message, hint}, the shape of a tool error")
     attempts: int = Field(1, ge=1, description="Runs of the job so far: 1, plus one per job_resume")
 
 
@@ -105,19 +167,19 @@ class JobListInput(_Input):
 class JobStatusOutput(BaseModel):
     job: JobView
     resources: list[str] = Field(description="URIs of the job's artifacts so far (log included)")
-    next_actions: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 class JobResultOutput(BaseModel):
     job: JobView
     result: dict[str, Any] | None = Field(None, description="The job's result when completed, else null")
     resources: list[str] = Field(description="URIs of the job's artifacts")
-    next_actions: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 class JobListOutput(BaseModel):
     jobs: list[JobView]
-    next_actions: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 # -- inspect / match -------------------------------------------------------------------------------
@@ -137,11 +199,15 @@ class _Prompts(_JobStart):
     )
     positives: list[str] | None = Field(
         None, max_length=2000,
-        description="Instead of a dataset: texts where the criterion holds (at least 8, better 30-60). Write negatives "
-        "that match them in length, topic and style so features track the criterion, not a confound",
+        description=f"Instead of a dataset: texts where the criterion holds: at least {MIN_EXAMPLES}, and about "
+        f"{RECOMMENDED_PROMPTS_PER_CLASS} (as many negatives) so that the {HELD_OUT_FRACTION:.0%} held-out split can "
+        f"detect a held-out AUROC of {TARGET_AUROC} (alpha {POWER_ALPHA}, power {POWER:.0%}); fewer get a warning. "
+        "Write negatives that match them in length, topic and style so features track the criterion, not a confound",
     )
     negatives: list[str] | None = Field(
-        None, max_length=2000, description="Texts where the criterion does not hold, paired with the positives",
+        None, max_length=2000,
+        description=f"Texts where the criterion does not hold, paired with the positives (as many: at least "
+        f"{MIN_EXAMPLES}, about {RECOMMENDED_PROMPTS_PER_CLASS})",
     )
 
 
@@ -154,9 +220,11 @@ class InspectInput(_Prompts):
     criterion: str = Field(
         "", max_length=2000, description="Natural-language criterion to rank features against (a pack brings its own)"
     )
-    backend: Literal["records", "features", "toy", "hf", "neuronpedia", "saelens"] = Field(
-        "records",
-        description="records: activation records (needs records); features: a feature JSONL dump, ordered by "
+    backend: Literal["records", "features", "toy", "hf", "neuronpedia", "saelens"] | None = Field(
+        None,
+        description="Default: inferred from what is given (positives/negatives, dataset or pack: hf; records: "
+        "records; features: features; neuronpedia: neuronpedia; saelens_release: saelens). "
+        "records: activation records (needs records); features: a feature JSONL dump, ordered by "
         "label similarity (no measured association); toy: generated planted data, labelled synthetic; hf: harvest "
         "a live model on a prompt set (needs dataset or pack); neuronpedia: import feature cards (needs "
         "neuronpedia; reads the network for refs; no criterion measurement unless records are given); saelens: hf "
@@ -166,14 +234,17 @@ class InspectInput(_Prompts):
         None, description="Activation records: JSONL file or Parquet dataset folder (workspace path)"
     )
     features: str | None = Field(None, description="Feature JSONL with labels and signatures (workspace path)")
-    interventions: str | None = Field(
-        None, description="Intervention records JSONL for causal evidence (workspace path)"
+    interventions: str | list[str] | None = Field(
+        None, description="Intervention records JSONL for causal evidence (workspace path), or several: their rows "
+        "are pooled, e.g. the interventions.jsonl of each intervene run"
     )
     dataset: str | None = Field(
         None,
-        description="hf backend: scored prompts JSONL {prompt_id, text, criterion_score} (workspace path). Write at "
-        "least 60 prompts, half where the criterion holds; match negatives to positives in length, topic and style so "
-        "the features found track the criterion, not a confound",
+        description="hf backend: scored prompts JSONL {prompt_id, text, criterion_score} (workspace path). Write "
+        f"about {RECOMMENDED_PROMPTS_PER_CLASS} prompts where the criterion holds and as many where it does not "
+        f"({2 * RECOMMENDED_PROMPTS_PER_CLASS} in all), so that the {HELD_OUT_FRACTION:.0%} held-out split can detect "
+        f"a held-out AUROC of {TARGET_AUROC} (alpha {POWER_ALPHA}, power {POWER:.0%}); match negatives to positives "
+        "in length, topic and style so the features found track the criterion, not a confound",
     )
     hookpoints: list[str] | None = Field(
         None, max_length=16,
@@ -231,19 +302,25 @@ class InterveneInput(_Prompts):
     )
     targets: list[str] | None = Field(None, max_length=64, description="Target next tokens of the behaviour score "
                                                                        "(default: the pack's, else inferred)")
-    scorer: Literal["target", "classifier"] = Field(
-        "target",
-        description="Behaviour score: next-token probability of target tokens (fast; next-token criteria), or an "
-        "all-MiniLM-L6-v2 classifier trained on the calibration prompts applied to 12-token greedy continuations "
-        "(criteria about what the model writes: French, code, sentiment; slower)",
+    scorer: Literal["auto", "target", "classifier", "probe"] = Field(
+        "auto",
+        description="Behaviour score: 'target': next-token probability of target tokens (next-token criteria); "
+        "'classifier': an all-MiniLM-L6-v2 classifier applied to 12-token greedy continuations (criteria about what "
+        "the model writes: French, code, sentiment; slower); 'probe': a logistic probe on the last block's residual "
+        "stream, mean-pooled (criteria about the prompt itself, e.g. 'is a question about geography'). Each is "
+        "cross-validated on calibration prompts, on the kind of text it scores, before it may serve. 'auto': target "
+        "when targets are given (or the pack's) or the criterion names the next token, else probe",
     )
 
 
 class InterveneResultModel(BaseModel):
-    scorer: dict[str, Any] = Field(description="The behaviour scorer and its held-out AUROC/accuracy")
+    scorer: dict[str, Any] = Field(description="The behaviour scorer: its kind, its validation on calibration "
+                                   "prompts (validated_on, validation_auroc) and its held-out AUROC/accuracy")
+    warnings: list[str] = Field(default_factory=list, description="Caveats, e.g. inferred stand-in target tokens")
     features: list[dict[str, Any]] = Field(
-        description="Per feature: verdict (causal, weak, no_effect, contradicts), effect with 95% CI, control effect, "
-                    "side effect (KL and score change on the other class)"
+        description="Per feature: verdict (causal, weak, no_effect, contradicts) and verdict_reason, effect with 95% "
+                    "CI, control effect, side effect (KL on the other class), stability (share of the strengths tried "
+                    "with the same verdict), a quotable confidence line, and a note when the edit changed no score"
     )
     interventions: str = Field(description="URI of interventions.jsonl (seed format; feed it to inspect)")
     summary: str = Field(description="URI of summary.json")
@@ -253,7 +330,7 @@ class InterveneOutput(BaseModel):
     job: JobView
     result: InterveneResultModel | None = Field(None, description="Present when the job finished within wait_seconds")
     resources: list[str]
-    next_actions: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 class TrainSaeInput(_JobStart):
@@ -327,7 +404,7 @@ class TrainSaeOutput(BaseModel):
     job: JobView
     result: TrainSaeResult | None = Field(None, description="Present when the job finished within wait_seconds")
     resources: list[str]
-    next_actions: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 class FeatureRow(BaseModel):
@@ -396,14 +473,14 @@ class InspectOutput(BaseModel):
     job: JobView
     result: InspectResult | None = Field(None, description="Present when the job finished within wait_seconds")
     resources: list[str]
-    next_actions: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 class MatchOutput(BaseModel):
     job: JobView
     result: MatchResult | None = Field(None, description="Present when the job finished within wait_seconds")
     resources: list[str]
-    next_actions: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 # -- publish ---------------------------------------------------------------------------------------
@@ -452,7 +529,26 @@ class PublishOutput(BaseModel):
     job: JobView
     result: PublishResult | None = Field(None, description="Present when the job finished within wait_seconds")
     resources: list[str]
-    next_actions: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
+
+
+# -- feature cards ---------------------------------------------------------------------------
+class FeatureCardInput(_Input):
+    run_id: str = Field(min_length=1, max_length=64, description="run_id of a completed inspect job")
+    feature_id: str | None = Field(
+        None, max_length=200, description="A feature id of its report, e.g. 'L15:D42' or "
+        "'direction:contrast@blocks.15.hook_resid_post'; default: the top-ranked feature")
+
+
+class FeatureCardOutput(BaseModel):
+    card: dict[str, Any] = Field(
+        description="The feature: the compact row (rank, held-out r and AUROC with 95% intervals, notes), its "
+        "association, specificity, stability and causal blocks, provenance and top examples")
+    criterion: str | None = Field(None, description="The criterion the report ranked against")
+    synthetic: bool = Field(description="True when the report was built from generated data")
+    n_features: int = Field(description="Features in the report")
+    report: str = Field(description="URI of the whole report.json")
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 # -- artifacts -------------------------------------------------------------------------------------
@@ -465,10 +561,11 @@ class Artifact(BaseModel):
     uri: str = Field(description="Read it with resources/read")
     run_id: str
     file: str
-    bytes: int
-    mime_type: str
+    bytes: int = Field(description="Size in bytes (a folder: of all its files)")
+    mime_type: str = Field(description="inode/directory for a folder, whose resource is a JSON listing")
+    path: str | None = Field(None, description="A folder's workspace path, to pass as a tool argument (records=…)")
 
 
 class ListArtifactsOutput(BaseModel):
     artifacts: list[Artifact]
-    next_actions: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from interp_agent.core.errors import ValidationError
 from interp_agent.jobs import JobRecord, JobRunner
-from interp_agent.server.models import JobView
+from interp_agent.server.models import JobView, ToolErrorInfo
 from interp_agent.server.paths import resolve_path
 
 RUN_URI = "interp-agent://runs/{run_id}/{file}"
@@ -39,11 +39,11 @@ class ServerState:
         return self.workspace / "runs" / run_id
 
     def run_uris(self, run_id: str) -> list[str]:
-        """URIs of every file of a run."""
+        """URIs of every file and folder of a run (a folder's resource is a listing)."""
         folder = self.run_dir(run_id)
         if not folder.is_dir():
             return []
-        files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+        files = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
         return [RUN_URI.format(run_id=run_id, file=p.name) for p in files]
 
     def uri(self, run_id: str, file: str) -> str:
@@ -57,6 +57,7 @@ def job_view(record: JobRecord) -> JobView:
         job_id=record.job_id, kind=record.kind, state=record.state, progress=record.progress,
         message=record.message, run_id=record.run_id, created_at=record.created_at,
         started_at=record.started_at, finished_at=record.finished_at, error=record.error, attempts=record.attempts,
+        error_info=ToolErrorInfo(**record.error_info) if record.error_info else None,
     )
 
 

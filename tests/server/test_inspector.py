@@ -30,6 +30,20 @@ BAD_CALLS = [
     ("inspect", {"model": "m", "criterion": "c", "records": "inputs/activation_records.jsonl", "wait_seconds": "51"},
      "invalid_argument", ["wait_seconds", "50"]),
     ("job_status", {"job_id": "0123456789abcdef"}, "job_not_found", ["0123456789abcdef"]),
+    ("inspect", {"model": "m", "criterion": "c"}, "invalid_argument", ["no evidence given"]),
+    ("intervene", {"model": "smollm2-135m", "pack": "question", "features": '["contrast@blocks.15"]'},
+     "invalid_argument", ["'contrast@blocks.15' is not a feature id", "direction:contrast@blocks.15.hook_resid_post"]),
+    ("feature_card", {"run_id": "no-such-run"}, "invalid_argument", ["no-such-run", "report.json"]),
+    ("train_sae", {"hookpoint": "blocks.2.hook_resid_post"}, "invalid_argument", ["exactly one source"]),
+]
+
+# tools whose successful results carry next_actions, job views and cards: each must pass the client's check
+# of structuredContent against its outputSchema
+GOOD_CALLS = [
+    ("profile_env", {}),
+    ("inspect", {"model": "toy/m", "criterion": "c", "backend": "toy", "wait_seconds": "40"}),
+    ("job_list", {}),
+    ("list_artifacts", {}),
 ]
 
 
@@ -74,6 +88,23 @@ def test_the_inspector_shows_our_code_message_and_hint_for_every_bad_call(worksp
         assert error["code"] == code, (tool, error)
         assert all(word in error["message"] for word in words), (tool, error)
         assert error["hint"], (tool, error)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_inspector_accepts_every_result_shape_with_next_actions(workspace: Path, version: str) -> None:
+    results = {}
+    for tool, arguments in GOOD_CALLS:  # in order: the inspect job's run is listed and carded below
+        proc = call(version, workspace, tool, arguments)
+        assert proc.returncode == 0, f"{tool}: {proc.stdout[-1000:]} {proc.stderr[-2000:]}"
+        results[tool] = json.loads(proc.stdout)["structuredContent"]
+    assert results["inspect"]["job"]["state"] == "completed", results["inspect"]["job"]
+    run_id = results["inspect"]["job"]["run_id"]
+    card = call(version, workspace, "feature_card", {"run_id": run_id})
+    assert card.returncode == 0, card.stderr[-2000:]
+    content = json.loads(card.stdout)["structuredContent"]
+    assert content["synthetic"] is True and content["card"]["feature_id"]
+    actions = results["inspect"]["next_actions"] + results["profile_env"]["next_actions"]
+    assert actions and all(set(a) == {"tool", "arguments", "why"} for a in actions)
 
 
 def test_the_inspector_reports_an_unknown_tool_by_name(workspace: Path) -> None:

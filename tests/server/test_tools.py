@@ -30,7 +30,7 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == {"profile_env", "plan_scale", "inspect", "intervene", "match", "train_sae", "job_status",
                               "job_result",
-                              "job_cancel", "job_resume", "job_list", "list_artifacts", "publish"}
+                              "job_cancel", "job_resume", "job_list", "list_artifacts", "publish", "feature_card"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None
@@ -39,8 +39,9 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
         assert tools["job_cancel"].annotations.destructive_hint is True
         resume = tools["job_resume"].annotations
         assert (resume.read_only_hint, resume.destructive_hint, resume.idempotent_hint) == (False, False, False)
-        assert tools["inspect"].input_schema["properties"]["backend"]["enum"] == [
-            "records", "features", "toy", "hf", "neuronpedia", "saelens"]
+        backend = tools["inspect"].input_schema["properties"]["backend"]  # optional: inferred when left out
+        assert [b.get("enum") for b in backend["anyOf"]] == [
+            ["records", "features", "toy", "hf", "neuronpedia", "saelens"], None] and backend["default"] is None
 
 
 async def test_plan_scale_answers_with_a_route_and_its_formulas(server) -> None:
@@ -102,14 +103,28 @@ async def test_inspect_errors_are_structured(server) -> None:
         assert "top_k" in err["message"]
 
 
-async def test_a_job_that_fails_reports_why(server) -> None:
+async def test_a_call_missing_its_evidence_is_refused_at_once_naming_the_arguments(server) -> None:
     async with Client(server) as client:
-        r = await client.call_tool("inspect", {"model": "m", "criterion": "c", "wait_seconds": 30})  # records missing
+        err = error_of(await client.call_tool("inspect", {"model": "m", "criterion": "c", "wait_seconds": 30}))
+        assert err["code"] == "invalid_argument" and "no evidence given" in err["message"]
+        assert "`records`" in err["hint"] and "`dataset`" in err["hint"] and "--" not in err["message"] + err["hint"]
+        jobs = (await client.call_tool("job_list", {})).structured_content["jobs"]
+        assert jobs == []  # nothing was submitted
+
+
+async def test_a_job_that_fails_reports_why_with_code_and_hint(server, workspace: Path) -> None:
+    line = (workspace / "inputs" / "activation_records.jsonl").read_text().splitlines()[0]
+    (workspace / "inputs" / "one.jsonl").write_text(line + "\n")  # one record: only the ranking can refuse it
+    async with Client(server) as client:
+        r = await client.call_tool("inspect", {"model": "my/model", "criterion": "c", "records": "inputs/one.jsonl",
+                                               "wait_seconds": 30})
         out = r.structured_content
         assert out["job"]["state"] == "failed"
-        assert "needs --records" in out["job"]["error"]
+        info = out["job"]["error_info"]
+        assert info["code"] == "insufficient_evidence" and info["message"] in out["job"]["error"] and info["hint"]
         res = await client.call_tool("job_result", {"job_id": out["job"]["job_id"]})
-        assert res.structured_content["result"] is None
+        assert res.structured_content["result"] is None and res.structured_content["job"]["error_info"] == info
+        assert [a["tool"] for a in res.structured_content["next_actions"]] == ["list_artifacts"]
 
 
 async def test_match_two_toy_reports_by_run_id(server) -> None:
@@ -158,7 +173,8 @@ async def test_job_resume_continues_a_cancelled_resumable_job_and_refuses_other_
     async with Client(server) as client:
         status = (await client.call_tool("job_status", {"job_id": job.job_id})).structured_content
         assert status["job"]["state"] == "cancelled" and status["job"]["attempts"] == 1
-        assert status["next_actions"][0] == f"job_resume(job_id='{job.job_id}') to continue it from its last checkpoint"
+        assert status["next_actions"][0] == {"tool": "job_resume", "arguments": {"job_id": job.job_id},
+                                             "why": "continue the job from its newest checkpoint"}
         r = await client.call_tool("job_resume", {"job_id": job.job_id})
         assert not r.is_error, r.content
         out = r.structured_content
@@ -170,11 +186,15 @@ async def test_job_resume_continues_a_cancelled_resumable_job_and_refuses_other_
 
         err = error_of(await client.call_tool("job_resume", {"job_id": job.job_id}))
         assert err["code"] == "invalid_argument" and "is completed" in err["message"] and err["hint"]
-        failed = await client.call_tool("inspect", {"model": "m", "criterion": "c", "wait_seconds": 30})
+        line = (workspace / "inputs" / "activation_records.jsonl").read_text().splitlines()[0]
+        (workspace / "inputs" / "one.jsonl").write_text(line + "\n")  # one record: the job fails while ranking
+        failed = await client.call_tool("inspect", {"model": "my/model", "criterion": "c", "wait_seconds": 30,
+                                                    "records": "inputs/one.jsonl"})
         failed_id = failed.structured_content["job"]["job_id"]
         failed_status = (await client.call_tool("job_status", {"job_id": failed_id})).structured_content
         assert failed_status["job"]["state"] == "failed"
-        assert not any("job_resume" in a for a in failed_status["next_actions"])
+        assert failed_status["job"]["error_info"]["code"] and failed_status["job"]["error_info"]["hint"]
+        assert [a["tool"] for a in failed_status["next_actions"]] == ["list_artifacts"]
         err = error_of(await client.call_tool("job_resume", {"job_id": failed_id}))
         assert err["code"] == "invalid_argument" and "cannot be resumed" in err["message"] and "sleep" in err["hint"]
         err = error_of(await client.call_tool("job_resume", {"job_id": "no-such-job-id"}))
@@ -281,7 +301,7 @@ async def test_train_sae_trains_on_workspace_activations_and_serves_its_files(se
         assert set(result["files"]) == {"cfg.json", "sae_weights.safetensors", "metrics.json"}
         cfg = json.loads((await client.read_resource(result["files"]["cfg.json"])).contents[0].text)
         assert cfg["d_sae"] == 64 and cfg["metadata"]["hook_name"] == "blocks.2.hook_resid_post"
-        assert any("records.jsonl" in a or "intervene" in a for a in out["next_actions"])
+        assert [a["tool"] for a in out["next_actions"]] == ["list_artifacts"]  # stored activations: no prompts
 
         err = error_of(await client.call_tool("train_sae", {"hookpoint": "blocks.2.hook_resid_post"}))
         assert err["code"] == "invalid_argument" and "exactly one source" in err["message"]
@@ -321,7 +341,8 @@ async def test_publish_is_a_dry_run_by_default_and_fails_clearly_without_a_token
         assert result["card_preview"].startswith("---\n") and "[SYNTHETIC]" in result["card_preview"]
         card = await client.read_resource(result["card"])
         assert "## How to load" in card.contents[0].text
-        assert secret not in json.dumps(out) and any("dry_run=false" in a for a in out["next_actions"])
+        assert secret not in json.dumps(out)
+        assert out["next_actions"][0]["tool"] == "publish" and out["next_actions"][0]["arguments"]["dry_run"] is False
 
         err = error_of(await client.call_tool("publish", {"path": run_id, "repo_id": "no-owner"}))
         assert err["code"] == "invalid_argument" and "owner/name" in err["message"]

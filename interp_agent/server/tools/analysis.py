@@ -15,7 +15,8 @@ from mcp.types import ToolAnnotations
 from interp_agent.core.criteria import from_examples
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.formats.prompts import write_scored_prompts
-from interp_agent.core.inspect.request import params_read_by, path_params
+from interp_agent.core.inspect.request import infer_backend, params_read_by, path_params
+from interp_agent.core.interventions.verdict import CONTROL_SPREAD_FACTOR, MIN_CAUSAL_EFFECT
 from interp_agent.jobs import JobRecord
 from interp_agent.server.models import (
     FeatureRow,
@@ -29,6 +30,7 @@ from interp_agent.server.models import (
     MatchOutput,
     MatchResult,
 )
+from interp_agent.server.next_steps import for_job
 from interp_agent.server.registry import ToolSpec
 from interp_agent.server.state import ServerState, job_view
 
@@ -47,14 +49,6 @@ async def wait_for(state: ServerState, job_id: str, wait_seconds: float, ctx: Co
         if record.terminal or time.monotonic() >= deadline:
             return record
         await anyio.sleep(_POLL_SECONDS)
-
-
-def _next_actions(record: JobRecord, done: list[str]) -> list[str]:
-    if record.state == "completed":
-        return done
-    if record.state == "working":
-        return [f"job_status(job_id='{record.job_id}') until completed, then job_result(job_id='{record.job_id}')"]
-    return [f"read interp-agent://runs/{record.run_id}/job.log", "fix the inputs and call again"]
 
 
 def _uri(state: ServerState, record: JobRecord, path: str | None) -> str:
@@ -128,7 +122,9 @@ def _inspect_params(state: ServerState, inp: InspectInput) -> dict[str, Any]:
     """The job's params: the request fields its backend reads, paths resolved inside the workspace."""
     params: dict[str, Any] = {"config": {"top_k": inp.top_k, "held_out_fraction": inp.held_out_fraction,
                                          "candidates": max(200, inp.top_k)}}
-    for name in params_read_by(inp.backend):
+    given = inp.model_dump(exclude_none=True) | ({"dataset": "(examples)"} if inp.positives or inp.negatives else {})
+    backend = inp.backend or infer_backend(given)
+    for name in params_read_by(backend):
         if name not in InspectInput.model_fields:
             continue
         value = getattr(inp, name)
@@ -138,9 +134,12 @@ def _inspect_params(state: ServerState, inp: InspectInput) -> dict[str, Any]:
             if not value:
                 continue
             value = [v if _is_neuronpedia_ref(v) else str(state.path(v, "neuronpedia")) for v in value]
+        elif name == "interventions" and value is not None:
+            value = [str(state.path(v, name)) for v in ([value] if isinstance(value, str) else value)]
         elif name in path_params():
             value = _optional_path(state, value, name)
         params[name] = value
+    params["backend"] = backend
     return params
 
 
@@ -163,10 +162,7 @@ def _inspect_spec(state: ServerState) -> ToolSpec:
         result = inspect_result(state, record, raw) if raw is not None else None
         return InspectOutput(
             job=job_view(record), result=result, resources=state.run_uris(record.run_id),
-            next_actions=_next_actions(record, [
-                f"read interp-agent://runs/{record.run_id}/report.html (or report.json) for feature cards",
-                "match(left=<run_id>, right=<run_id>) to compare with another model's report",
-            ]),
+            next_actions=for_job(state, record),
         )
 
     return ToolSpec(
@@ -203,17 +199,13 @@ def _intervene_spec(state: ServerState) -> ToolSpec:
         result = None
         if raw is not None:
             result = InterveneResultModel(
-                scorer=raw["scorer"], features=raw["features"],
+                scorer=raw["scorer"], warnings=raw.get("warnings", []), features=raw["features"],
                 interventions=state.uri(record.run_id, "interventions.jsonl"),
                 summary=state.uri(record.run_id, "summary.json"),
             )
         return InterveneOutput(
             job=job_view(record), result=result, resources=state.run_uris(record.run_id),
-            next_actions=_next_actions(record, [
-                f"inspect(..., interventions='runs/{record.run_id}/interventions.jsonl') to add the causal evidence "
-                "to the ranking",
-                f"read interp-agent://runs/{record.run_id}/summary.json for effects, controls and side effects",
-            ]),
+            next_actions=for_job(state, record),
         )
 
     return ToolSpec(
@@ -224,7 +216,13 @@ def _intervene_spec(state: ServerState) -> ToolSpec:
         "spread). The strength is chosen on calibration prompts within a KL budget; the effect on the behaviour "
         "score (next-token probability of target tokens) is measured on held-out prompts with a 95% interval "
         "(removals on positives, pushes toward the criterion on negatives), side effects as KL on the other "
-        "class. Starts a background job (a few minutes on a CPU for 4 features). "
+        "class. A verdict of 'causal' needs the 95% interval of the held-out effect to exclude 0, the effect to "
+        f"exceed every control and {CONTROL_SPREAD_FACTOR:g}x the controls' RMS effect, and |effect| >= "
+        f"{MIN_CAUSAL_EFFECT:g} on the 0..1 behaviour-score scale; smaller significant effects are 'weak' "
+        "(verdict_reason says which test failed), an edit that changed no prompt's score is 'no_effect' with a note; "
+        "each feature reports its stability across the strengths tried (the grid widens x2..x64 on calibration "
+        "prompts when the chosen strength uses under 10% of the KL budget) and a one-line confidence to quote. "
+        "Starts a background job (a few minutes on a CPU for 4 features). "
         "Next: feed interventions.jsonl back to inspect.",
         InterveneInput, InterveneOutput, intervene_tool, _READS_NETWORK, "Intervene on features with controls",
     )
@@ -241,7 +239,7 @@ def _match_spec(state: ServerState) -> ToolSpec:
         return MatchOutput(
             job=job_view(record), result=match_result(state, record, raw) if raw is not None else None,
             resources=state.run_uris(record.run_id),
-            next_actions=_next_actions(record, [f"read interp-agent://runs/{record.run_id}/matches.md"]),
+            next_actions=for_job(state, record),
         )
 
     return ToolSpec(

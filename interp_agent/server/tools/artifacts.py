@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import ToolAnnotations
 
 from interp_agent.server.models import Artifact, ListArtifactsInput, ListArtifactsOutput
+from interp_agent.server.next_steps import call, workspace_path
 from interp_agent.server.registry import ToolSpec
 from interp_agent.server.state import RUN_URI, ServerState, mime_type
 
 _TEXT_SUFFIXES = (".json", ".jsonl", ".md", ".html", ".log", ".txt", ".csv", ".yaml", ".toml")
 _MAX_RESOURCE_BYTES = 50 * 1024 * 1024
+
+
+FOLDER_MIME = "inode/directory"
+"""MIME type of a folder artifact (a Parquet records dataset, a causal sub-run); its resource is a listing."""
+
+
+def folder_listing(folder: Path) -> str:
+    """A folder artifact as JSON: its files (relative paths) and their sizes in bytes."""
+    files = [{"file": str(p.relative_to(folder)), "bytes": p.stat().st_size}
+             for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    return json.dumps({"folder": folder.name, "files": files})
 
 
 def register_resources(server: MCPServer, state: ServerState) -> None:
@@ -26,6 +41,8 @@ def register_resources(server: MCPServer, state: ServerState) -> None:
     def read_artifact(run_id: str, file: str) -> str | bytes:
         folder = state.run_dir(run_id)
         path = (folder / file).resolve()
+        if path.parent == folder.resolve() and path.is_dir():
+            return folder_listing(path)
         if path.parent != folder.resolve() or not path.is_file():
             raise ResourceError(
                 f"no artifact {file!r} in run {run_id!r}; list_artifacts(run_id='{run_id}') shows what exists"
@@ -51,20 +68,29 @@ def specs(state: ServerState) -> list[ToolSpec]:
             if not folder.is_dir():
                 continue
             for path in sorted(folder.iterdir()):
-                if path.is_file() and not path.name.startswith("."):
+                if path.name.startswith("."):
+                    continue
+                if path.is_file():
                     out.append(Artifact(uri=state.uri(folder.name, path.name), run_id=folder.name, file=path.name,
-                                        bytes=path.stat().st_size, mime_type=mime_type(path.name)))
+                                        bytes=path.stat().st_size, mime_type=mime_type(path.name), path=None))
+                elif path.is_dir():
+                    out.append(Artifact(uri=state.uri(folder.name, path.name), run_id=folder.name, file=path.name,
+                                        bytes=sum(p.stat().st_size for p in path.rglob("*") if p.is_file()),
+                                        mime_type=FOLDER_MIME, path=workspace_path(state, path)))
                 if len(out) >= inp.limit:
                     break
-        return ListArtifactsOutput(
-            artifacts=out[: inp.limit], next_actions=["read an artifact with resources/read <uri>"]
-        )
+        reports = [a for a in out[: inp.limit] if a.file == "report.json"][:1]
+        return ListArtifactsOutput(artifacts=out[: inp.limit], next_actions=[
+            call("feature_card", "the top feature of the newest report, with its evidence", run_id=a.run_id)
+            for a in reports])
 
     return [
         ToolSpec(
             "list_artifacts",
-            "List the files runs have written (reports, matches, logs), newest run first, with their "
-            "interp-agent:// resource URIs and sizes in bytes. Instant, read-only. Read one with resources/read.",
+            "List the files and folders runs have written (reports, records, directions, matches, logs), newest "
+            "run first, with their interp-agent:// resource URIs, sizes in bytes and, for folders (a Parquet records "
+            "dataset), the workspace path to pass to other tools. Instant, read-only. Read one with resources/read "
+            "(a folder reads as a JSON listing of its files).",
             ListArtifactsInput, ListArtifactsOutput, list_artifacts,
             ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
             "List run artifacts",

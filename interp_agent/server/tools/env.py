@@ -10,6 +10,7 @@ from mcp.types import ToolAnnotations
 
 from interp_agent.core.scale import ScalePlanInput, load_profile, plan_scale, profile_env, save_profile
 from interp_agent.server.models import PlanScaleInput, PlanScaleOutput, ProfileEnvInput, ProfileEnvOutput
+from interp_agent.server.next_steps import call
 from interp_agent.server.registry import ToolSpec
 from interp_agent.server.state import ServerState
 
@@ -29,7 +30,14 @@ def _profile_spec(state: ServerState) -> ToolSpec:
             cpu_cores=prof["cpu"].get("logical_cores"), ram_gib=prof["memory"].get("total_gib"),
             disk_free_gib=prof["disk"].get("free_gib"), accelerators=prof["accelerators"],
             credentials=prof["credentials"], profile=prof, saved_to=str(target) if target else None,
-            next_actions=[*advice["next_actions"], "inspect(...) to rank features against a criterion"],
+            route_advice=advice["next_actions"],
+            next_actions=[
+                call("inspect", "rank the embedded model's features against a built-in criterion (about a minute "
+                     "on a CPU; give positives/negatives or a dataset for a criterion of your own)",
+                     model="smollm2-135m", pack="question", wait_seconds=45),
+                call("plan_scale", "size a larger run against this machine before starting it",
+                     model_params="135M", tokens="10M", d_model=576, from_env=True),
+            ],
         )
 
     return ToolSpec(
@@ -73,13 +81,21 @@ def _plan_spec(state: ServerState) -> ToolSpec:
             model_params=inp.model_params, tokens=inp.tokens, d_model=inp.d_model, selected_layers=inp.selected_layers,
             latent_dim=inp.latent_dim, k=inp.k, dtype=inp.dtype, accelerator=inp.accelerator,
             n_accelerators=inp.n_accelerators, target_shard_size=inp.target_shard_size,
+            causal_prompts=inp.causal_prompts, causal_features=inp.causal_features,
+            interventions_per_feature=inp.interventions_per_feature, prompt_tokens=inp.prompt_tokens, mfu=inp.mfu,
+            max_wall_hours=inp.max_wall_hours, cpu_peak_tflops=inp.cpu_peak_tflops,
+            usable_memory_fraction=inp.usable_memory_fraction, gpus_per_node=inp.gpus_per_node,
+            local_storage_limit=inp.local_storage_limit, sparse_preferred_above=inp.sparse_preferred_above,
+            optimizer_bytes_per_param=inp.optimizer_bytes_per_param, sae_training_passes=inp.sae_training_passes,
+            harvest_depth_fraction=inp.harvest_depth_fraction,
         )
         result = plan_scale(sizes, env)
         return PlanScaleOutput(
             route=result["route"], headline=_headline(result), risk_flags=result["risks"], notes=result["notes"],
             plan=result,
-            next_actions=[*result["route_reasons"][:2],
-                          "inspect(...) on a small prompt set first to check the criterion"],
+            route_reasons=result["route_reasons"],
+            next_actions=[call("inspect", "check the criterion on a small prompt set before the large run",
+                               model="smollm2-135m", pack="question", wait_seconds=45)],
         )
 
     return ToolSpec(
@@ -87,8 +103,10 @@ def _plan_spec(state: ServerState) -> ToolSpec:
         "Estimate a large run before starting it, from human sizes (model_params '70B', tokens '1B', d_model "
         "'8192', latent_dim '1M'): dense and sparse activation storage in bytes, SAE parameter and optimizer "
         "memory, harvest / causal-validation / SAE-training FLOPs and GPU-hours on the named accelerator, shard "
-        "count, risk flags, and the route (single_gpu, multi_gpu, or a cluster on Ray / torchrun). Formulas are "
-        "in notes. Instant and read-only; from_env profiles this machine first. Next: follow the route.",
+        "count, risk flags, and the route (local_cpu on a machine without a CUDA device, single_gpu, multi_gpu, or "
+        "a cluster on Ray / torchrun). Every assumption (causal prompts/features/interventions, MFU, CPU TFLOP/s, "
+        "optimizer bytes, training passes, ...) is an argument; notes give the formulas and the values used. "
+        "Instant and read-only; from_env profiles this machine first. Next: follow the route.",
         PlanScaleInput, PlanScaleOutput, plan,
         ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
         "Plan a large run",

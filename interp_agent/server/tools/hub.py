@@ -8,26 +8,11 @@ from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
 from interp_agent.core.errors import ValidationError
-from interp_agent.jobs import JobRecord
 from interp_agent.server.models import PublishInput, PublishOutput, PublishResult
+from interp_agent.server.next_steps import for_job
 from interp_agent.server.registry import ToolSpec
 from interp_agent.server.state import ServerState, job_view
 from interp_agent.server.tools.analysis import wait_for
-
-
-def _next(record: JobRecord, inp: PublishInput, uploaded: bool) -> list[str]:
-    if record.state == "working":
-        return [f"job_status(job_id='{record.job_id}') until completed, then job_result(job_id='{record.job_id}')"]
-    if record.state != "completed":
-        return [
-            f"read interp-agent://runs/{record.run_id}/job.log",
-            "fix the cause (HF_TOKEN, repo_id, path) and call again"
-        ]
-    if uploaded:
-        return [f"open the commit URL; load with huggingface_hub.snapshot_download('{inp.repo_id}')"]
-    return [f"read interp-agent://runs/{record.run_id}/card.md for the whole card",
-            f"publish(path='{inp.path}', repo_id='{inp.repo_id}', dry_run=false) uploads it (needs HF_TOKEN set "
-            "where the server runs)"]
 
 
 def specs(state: ServerState) -> list[ToolSpec]:
@@ -57,7 +42,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
             fields = {k: raw.get(k) for k in PublishResult.model_fields if k != "card"}
             result = PublishResult.model_validate(fields | {"card": state.uri(record.run_id, "card.md")})
         return PublishOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
-                             next_actions=_next(record, inp, bool(result and result.uploaded)))
+                             next_actions=for_job(state, record))
 
     uploads = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
     return [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
-from interp_agent.jobs import RESUMABLE_KINDS, JobRecord
+from interp_agent.jobs import JobRecord
 from interp_agent.server.models import (
     JobIdInput,
     JobListInput,
@@ -13,20 +13,9 @@ from interp_agent.server.models import (
     JobResultOutput,
     JobStatusOutput,
 )
+from interp_agent.server.next_steps import call, for_job
 from interp_agent.server.registry import ToolSpec
 from interp_agent.server.state import ServerState, job_view
-
-
-def _next(record: JobRecord) -> list[str]:
-    job_id = record.job_id
-    if record.state == "working":
-        return [f"poll job_status(job_id='{job_id}') every few seconds", f"job_cancel(job_id='{job_id}') to stop it"]
-    if record.state == "completed":
-        return [f"job_result(job_id='{job_id}') for the result", "read the report resources"]
-    if record.state in ("failed", "cancelled") and record.kind in RESUMABLE_KINDS:
-        return [f"job_resume(job_id='{job_id}') to continue it from its last checkpoint",
-                "read the job.log resource for details"]
-    return ["read the job.log resource for details", "fix the inputs and start a new job"]
 
 
 def specs(state: ServerState) -> list[ToolSpec]:
@@ -35,7 +24,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
 
     def status_of(record: JobRecord) -> JobStatusOutput:
         return JobStatusOutput(
-            job=job_view(record), resources=state.run_uris(record.run_id), next_actions=_next(record)
+            job=job_view(record), resources=state.run_uris(record.run_id),
+            next_actions=for_job(state, record, polled=True),
         )
 
     async def status(inp: JobIdInput, ctx: Context) -> JobStatusOutput:
@@ -45,7 +35,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
         record = runner.get(inp.job_id)
         return JobResultOutput(
             job=job_view(record), result=runner.result(inp.job_id), resources=state.run_uris(record.run_id),
-            next_actions=_next(record),
+            next_actions=for_job(state, record),
         )
 
     async def cancel(inp: JobIdInput, ctx: Context) -> JobStatusOutput:
@@ -56,7 +46,9 @@ def specs(state: ServerState) -> list[ToolSpec]:
 
     async def listing(inp: JobListInput, ctx: Context) -> JobListOutput:
         jobs = [job_view(r) for r in runner.list(limit=inp.limit, state=inp.state)]
-        return JobListOutput(jobs=jobs, next_actions=["job_status(job_id=…) or job_result(job_id=…) for one job"])
+        working = [j for j in jobs if j.state == "working"][:1]
+        return JobListOutput(jobs=jobs, next_actions=[
+            call("job_status", "follow the newest working job", job_id=j.job_id) for j in working])
 
     read = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
     return [

@@ -8,31 +8,14 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
-from interp_agent.jobs import JobRecord
 from interp_agent.server.models import TrainSaeInput, TrainSaeOutput, TrainSaeResult
+from interp_agent.server.next_steps import for_job
 from interp_agent.server.registry import ToolSpec
 from interp_agent.server.state import ServerState, job_view
 from interp_agent.server.tools.analysis import wait_for
 
 _SETTINGS = ("preset", "architecture", "latent_dim", "expansion_factor", "k", "batch_size", "steps", "lr",
              "sparsity_coefficient", "seed", "device", "max_records", "held_out_fraction", "checkpoint_every")
-
-
-def _next(record: JobRecord) -> list[str]:
-    folder = f"runs/{record.run_id}"
-    if record.state == "completed":
-        return [
-            f"inspect(backend='records', records='{folder}/records.jsonl', …) ranks the latents against the criterion",
-            f"intervene(…, sae='{folder}', features=['SAE:L<layer>:F<i>']) tests latents causally",
-            f"read interp-agent://runs/{record.run_id}/metrics.json for the held-out and splice metrics",
-        ]
-    if record.state == "working":
-        return [
-            f"job_status(job_id='{record.job_id}') for step, loss and FVU",
-            f"job_cancel(job_id='{record.job_id}') to stop it"
-        ]
-    return [f"read interp-agent://runs/{record.run_id}/job.log",
-            f"job_resume(job_id='{record.job_id}') continues from the newest checkpoint"]
 
 
 def specs(state: ServerState) -> list[ToolSpec]:
@@ -60,7 +43,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
                                     training=raw["training"],
                                     causal=raw["causal"], files=files)
         return TrainSaeOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
-                              next_actions=_next(record))
+                              next_actions=for_job(state, record))
 
     # a model given by hub id is downloaded
     starts_job = ToolAnnotations(
