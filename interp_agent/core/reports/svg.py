@@ -46,7 +46,13 @@ def _pct(fraction: float) -> str:
 
 def _bar(x: float, width: float, fraction: float, scale: float, base: float, height: float, colour: str,
          tip: str) -> str:
-    """One bar rising from ``base``; its height is ``fraction / scale`` of ``height``."""
+    """One bar rising from ``base``; its height is ``fraction / scale`` of ``height``; an empty bin draws nothing.
+
+    Empty bins were zero-height rectangles with a tooltip no pointer can reach: most of a
+    report's bytes for sparse features. The axis still spans every bin.
+    """
+    if fraction <= 0:
+        return ""
     h = 0.0 if scale <= 0 else height * fraction / scale
     if fraction > 0:
         h = max(h, 1.0)  # a non-empty bin stays visible
