@@ -60,3 +60,14 @@ def no_save_mounted_on_object():
     yield
     if not before:
         assert "save" not in vars(object), "this test left .save mounted on object (import nnsight?)"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run torch on one thread for a module: its models are tiny, and on a shared CPU extra threads mostly wait."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -27,13 +27,7 @@ from interp_agent.core.interventions import edit_fn
 from interp_agent.core.models import tiny_model
 from interp_agent.core.models.hooks import edit
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,7 @@ from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.matching.text import TextEncoder
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Run torch on one thread: these models are tiny, and on a shared CPU extra threads mostly wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 # ------------------------------------------------------------------ statistics

@@ -11,19 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.live import SCORER_RULE, _probe_hookpoint, intervene, resolve_scorer, scorer_warnings
 from interp_agent.core.models import tiny_model
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
