@@ -32,9 +32,9 @@ from interp_agent.core.ids import (
     match_hookpoint,
     parse_hookpoint,
 )
-from interp_agent.core.interventions.verdict import VERDICT_RULE_TEXT
 from interp_agent.core.progress import Progress
 from interp_agent.core.ranking.config import HELD_OUT_FRACTION, SPLIT_SALT
+from interp_agent.core.ranking.verdict import VERDICT_RULE_TEXT
 
 if TYPE_CHECKING:
     from interp_agent.core.models import Harvested

@@ -44,10 +44,10 @@ from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.interventions.controls import Control, control_value, make_controls
 from interp_agent.core.interventions.edits import MODES, RECORD_NAME, edit_fn, sae_edit_fn
 from interp_agent.core.interventions.targets import Target
-from interp_agent.core.interventions.verdict import VERDICT_RULE, Judgement, confidence_line, judge
 from interp_agent.core.models.harvest import harvest
 from interp_agent.core.models.hooks import edit
 from interp_agent.core.progress import Progress
+from interp_agent.core.ranking.verdict import VERDICT_RULE, Judgement, confidence_line, judge
 
 Verdict = str  # causal | weak | no_effect | contradicts
 

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from interp_agent.core.formats.interventions import InterventionRecord, normalise_criterion
-from interp_agent.core.interventions.verdict import confidence_line, judge
 from interp_agent.core.ranking.stats import t_interval
+from interp_agent.core.ranking.verdict import confidence_line, judge
 
 CARRIED_KEYS = ("verdict", "verdict_reason", "confidence", "stability", "note", "expected_direction")
 """What an intervene run writes into its rows' metadata about the feature's verdict (optional v1 fields)."""

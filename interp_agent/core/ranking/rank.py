@@ -69,7 +69,7 @@ METHOD = {
     "intervened_outside_top": "every feature with intervention evidence in the records is a candidate and ranked; "
     "those ranked below top_k are counted in summary.n_intervened_outside_top and listed (first "
     f"{MAX_OUTSIDE_LISTED} by rank) in summary.intervened_outside_top with their rank, their causal block's "
-    "verdict (causal, weak, no_effect or contradicts, by the rule of interp_agent.core.interventions.verdict) "
+    "verdict (causal, weak, no_effect or contradicts, by the rule of interp_agent.core.ranking.verdict) "
     "and the effect behind it, and a warning says so",
 }
 

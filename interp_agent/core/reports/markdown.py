@@ -11,7 +11,7 @@ import html
 import math
 from typing import Any
 
-from interp_agent.core.interventions.verdict import VERDICT_RULE_TEXT
+from interp_agent.core.ranking.verdict import VERDICT_RULE_TEXT
 
 DASH = "—"
 SYNTHETIC_BANNER = "SYNTHETIC DATA"

@@ -16,7 +16,7 @@ from interp_agent.core.criteria import from_examples
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.formats.prompts import write_scored_prompts
 from interp_agent.core.inspect.request import infer_backend, params_read_by, path_params
-from interp_agent.core.interventions.verdict import CONTROL_SPREAD_FACTOR, MIN_CAUSAL_EFFECT
+from interp_agent.core.ranking.verdict import CONTROL_SPREAD_FACTOR, MIN_CAUSAL_EFFECT
 from interp_agent.jobs import JobRecord
 from interp_agent.server.models import (
     FeatureRow,

@@ -13,10 +13,10 @@ import torch
 from interp_agent.core.formats.interventions import read_interventions, write_interventions
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.interventions import InterveneConfig, parse_target, run_interventions
-from interp_agent.core.interventions.verdict import MIN_CAUSAL_EFFECT, UNCHANGED_NOTE, VERDICT_RULE, judge
 from interp_agent.core.models import tiny_model
 from interp_agent.core.models.hooks import capture
 from interp_agent.core.ranking import summarise_interventions
+from interp_agent.core.ranking.verdict import MIN_CAUSAL_EFFECT, UNCHANGED_NOTE, VERDICT_RULE, judge
 from interp_agent.core.reports.html import render_html
 from interp_agent.core.reports.markdown import render_markdown
 
