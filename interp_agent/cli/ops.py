@@ -174,6 +174,13 @@ def _add_job_sizes(p: argparse.ArgumentParser) -> None:
 
 def _add_causal_and_assumptions(p: argparse.ArgumentParser) -> None:
     """The causal validation's size, and the throughput, memory, storage and training assumptions."""
+    _add_causal_size(p)
+    _add_throughput_and_memory_assumptions(p)
+    _add_storage_and_training_assumptions(p)
+
+
+def _add_causal_size(p: argparse.ArgumentParser) -> None:
+    """The causal validation's size: prompts, features, forward passes per feature and prompt, prompt length."""
     p.add_argument(
         "--causal-prompts",
         help="prompts per causal intervention, 1 to 10M (default: min(1000, tokens / prompt-tokens), the prompts "
@@ -187,6 +194,10 @@ def _add_causal_and_assumptions(p: argparse.ArgumentParser) -> None:
         "intervene's own defaults: about 9)",
     )
     p.add_argument("--prompt-tokens", default="64", help="assumed tokens per causal prompt, 1 to 1M (default 64)")
+
+
+def _add_throughput_and_memory_assumptions(p: argparse.ArgumentParser) -> None:
+    """The throughput and memory assumptions: utilisation, wall-time limit, CPU peak, memory share, GPUs per node."""
     p.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed, (0, 1] (default 0.4)")
     p.add_argument(
         "--max-wall-hours",
@@ -208,6 +219,10 @@ def _add_causal_and_assumptions(p: argparse.ArgumentParser) -> None:
         help="share of device memory (host RAM on a CPU) the weights or SAE state may take, (0, 1] (default 0.9)",
     )
     p.add_argument("--gpus-per-node", default="8", help="GPUs in one machine for multi_gpu, 1 to 1024 (default 8)")
+
+
+def _add_storage_and_training_assumptions(p: argparse.ArgumentParser) -> None:
+    """The storage and training assumptions: local storage, sparse threshold, optimizer state, passes, harvest depth."""
     p.add_argument(
         "--local-storage-limit",
         default="30TB",

@@ -391,44 +391,20 @@ def intervene(
     """
     from interp_agent.core.interventions import InterveneConfig, run_interventions
     from interp_agent.core.models import load_model
-    from interp_agent.core.preflight import check_intervene_inputs
 
     out = Path(out)
-    report_file = None if report is None else (Path(report) / "report.json" if Path(report).is_dir() else report)
-    check_intervene_inputs({"dataset": dataset, "pack": pack, "report": report_file, "sae": sae,
-                            "features": features})  # ids, files and SAE folder, before any model loads
-    criterion, prompts, pack_targets = load_criterion_set(criterion, dataset, pack)
-    calibration, held = split_prompts(criterion, prompts, held_out_fraction=held_out_fraction, salt=split_salt)
-    chosen, expected, directions = _chosen_features(report, features, top_k)
-    given_targets = list(targets or pack_targets or []) or None
-    scorer_kind, scorer_rule = resolve_scorer(scorer, criterion, given_targets)
+    plan = _plan_intervention(criterion, dataset=dataset, pack=pack, report=report, features=features, sae=sae,
+                              top_k=top_k, targets=targets, scorer=scorer, held_out_fraction=held_out_fraction,
+                              split_salt=split_salt)
     loaded = load_model(model)
-    target_list = _targets(loaded, chosen, directions, sae)
-    behaviour, scorer_report = _behaviour_scorer(
-        scorer_kind, loaded, calibration, held, targets=given_targets,
-        min_auroc=min_scorer_auroc, max_new_tokens=max_new_tokens,
-        edited_hookpoints=[t.hookpoint for t in target_list], probe_hookpoint=probe_hookpoint,
-    )
-    run = run_interventions(loaded, target_list, behaviour, calibration=calibration, held_out=held, criterion=criterion,
-                            model_name=model, expected_sign=expected, progress=progress,
+    target_list, behaviour, scorer_report = _targets_and_scorer(
+        loaded, plan, sae, min_auroc=min_scorer_auroc, max_new_tokens=max_new_tokens, probe_hookpoint=probe_hookpoint)
+    run = run_interventions(loaded, target_list, behaviour, calibration=plan.calibration, held_out=plan.held,
+                            criterion=plan.criterion, model_name=model, expected_sign=plan.expected, progress=progress,
                             config=InterveneConfig(mode=mode, strengths=tuple(strengths)))
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"interventions": write_interventions(out / "interventions.jsonl", run.records)}
-    summary = {
-        "schema_version": schema_version("intervention_summary"),
-        "model": model,
-        "criterion": criterion,
-        "provenance": run_provenance({"dataset": dataset, "report": report}),
-        "settings": {"mode": mode, "strengths": list(strengths), "held_out_fraction": held_out_fraction,
-                     "scorer": scorer_kind, "split_salt": split_salt, "n_calibration": len(calibration),
-                     "n_held_out": len(held), "scorer_requested": scorer, "scorer_rule": scorer_rule},
-        "scorer": scorer_report.to_json() | {"applied_to": _applied_to(scorer_kind, scorer_report, max_new_tokens)},
-        "warnings": scorer_warnings(scorer_report),
-        "features": run.features,
-        "method": INTERVENE_METHOD,
-        "verdict_rule": run.verdict_rule,
-    }
-    return InterveneResult(summary=summary, paths=paths | {"summary": write_json(out / "summary.json", summary)})
+    return _write_intervention(out, model, plan, run, scorer_report, inputs={"dataset": dataset, "report": report},
+                               scorer=scorer, mode=mode, strengths=strengths, held_out_fraction=held_out_fraction,
+                               split_salt=split_salt, max_new_tokens=max_new_tokens)
 
 
 INTERVENE_METHOD = (
@@ -441,6 +417,89 @@ INTERVENE_METHOD = (
     "stability: the held-out verdict at the other strengths tried, reported only; " + VERDICT_RULE_TEXT
 )
 """The ``method`` text of summary.json."""
+
+
+@dataclass(frozen=True, slots=True)
+class _InterventionPlan:
+    """What ``intervene`` settles before any model loads: prompts, features and behaviour scorer."""
+
+    criterion: str
+    """The criterion text (the pack's when none was given)."""
+    calibration: list[ScoredPrompt]
+    held: list[ScoredPrompt]
+    """The held-out prompts."""
+    chosen: list[str]
+    """Ids of the features to intervene on."""
+    expected: dict[str, int]
+    """The sign each feature of the report is expected to move the score."""
+    directions: dict[str, tuple[str, np.ndarray]]
+    """The report's saved directions: feature id -> (hookpoint, vector)."""
+    targets: list[str] | None
+    """Target tokens given (by the caller, else the pack's), or None."""
+    scorer_kind: str
+    """``target``, ``classifier`` or ``probe``."""
+    scorer_rule: str | None
+    """Which step of :data:`SCORER_RULE` chose the scorer (None when the caller named it)."""
+
+
+def _plan_intervention(
+    criterion: str | None, *, dataset: str | Path | None, pack: str | None, report: str | Path | None,
+    features: Sequence[str] | None, sae: str | Path | None, top_k: int, targets: Sequence[str] | None,
+    scorer: str, held_out_fraction: float, split_salt: str,
+) -> _InterventionPlan:
+    """Check the inputs (ids, files and SAE folder), then split the prompts, choose the features and the scorer."""
+    from interp_agent.core.preflight import check_intervene_inputs
+
+    report_file = None if report is None else (Path(report) / "report.json" if Path(report).is_dir() else report)
+    check_intervene_inputs({"dataset": dataset, "pack": pack, "report": report_file, "sae": sae,
+                            "features": features})  # ids, files and SAE folder, before any model loads
+    criterion, prompts, pack_targets = load_criterion_set(criterion, dataset, pack)
+    calibration, held = split_prompts(criterion, prompts, held_out_fraction=held_out_fraction, salt=split_salt)
+    chosen, expected, directions = _chosen_features(report, features, top_k)
+    given_targets = list(targets or pack_targets or []) or None
+    scorer_kind, scorer_rule = resolve_scorer(scorer, criterion, given_targets)
+    return _InterventionPlan(criterion, calibration, held, chosen, expected, directions, given_targets,
+                             scorer_kind, scorer_rule)
+
+
+def _targets_and_scorer(
+    loaded: Any, plan: _InterventionPlan, sae: str | Path | None, *, min_auroc: float, max_new_tokens: int,
+    probe_hookpoint: str | None,
+) -> tuple[list[Any], Any, Any]:
+    """The intervention targets of the planned features, and the behaviour scorer (with its held-out report)."""
+    target_list = _targets(loaded, plan.chosen, plan.directions, sae)
+    behaviour, scorer_report = _behaviour_scorer(
+        plan.scorer_kind, loaded, plan.calibration, plan.held, targets=plan.targets,
+        min_auroc=min_auroc, max_new_tokens=max_new_tokens,
+        edited_hookpoints=[t.hookpoint for t in target_list], probe_hookpoint=probe_hookpoint,
+    )
+    return target_list, behaviour, scorer_report
+
+
+def _write_intervention(
+    out: Path, model: str, plan: _InterventionPlan, run: Any, scorer_report: Any, *,
+    inputs: dict[str, str | Path | None], scorer: str, mode: str, strengths: Sequence[float],
+    held_out_fraction: float, split_salt: str, max_new_tokens: int,
+) -> InterveneResult:
+    """Write interventions.jsonl, then summary.json (whose provenance hashes ``inputs`` after the first write)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"interventions": write_interventions(out / "interventions.jsonl", run.records)}
+    summary = {
+        "schema_version": schema_version("intervention_summary"),
+        "model": model,
+        "criterion": plan.criterion,
+        "provenance": run_provenance(inputs),
+        "settings": {"mode": mode, "strengths": list(strengths), "held_out_fraction": held_out_fraction,
+                     "scorer": plan.scorer_kind, "split_salt": split_salt, "n_calibration": len(plan.calibration),
+                     "n_held_out": len(plan.held), "scorer_requested": scorer, "scorer_rule": plan.scorer_rule},
+        "scorer": scorer_report.to_json()
+        | {"applied_to": _applied_to(plan.scorer_kind, scorer_report, max_new_tokens)},
+        "warnings": scorer_warnings(scorer_report),
+        "features": run.features,
+        "method": INTERVENE_METHOD,
+        "verdict_rule": run.verdict_rule,
+    }
+    return InterveneResult(summary=summary, paths=paths | {"summary": write_json(out / "summary.json", summary)})
 
 
 def _chosen_features(
@@ -592,18 +651,15 @@ def _probe_hookpoint(loaded: Any, requested: str | None, edited: Sequence[str]) 
     return hook
 
 
-def _behaviour_scorer(
-    scorer: str, loaded: Any, calibration: list[ScoredPrompt], held: list[ScoredPrompt], *,
-    targets: list[str] | None, min_auroc: float, max_new_tokens: int,
-    edited_hookpoints: Sequence[str] = (), probe_hookpoint: str | None = None,
+def _fitted_scorer(
+    scorer: str, loaded: Any, calibration: list[ScoredPrompt], *, targets: list[str] | None, min_auroc: float,
+    max_new_tokens: int, edited_hookpoints: Sequence[str], probe_hookpoint: str | None,
 ) -> tuple[Any, Any]:
-    """The behaviour scorer fitted on calibration prompts, and its held-out report.
+    """The behaviour scorer fitted on calibration prompts, and the scorer that holds its validation and reports.
 
-    Each scorer is validated on calibration prompts only, on the kind of text it is applied
-    to, before any held-out prompt is scored: the target scorer on the prompts' next-token
-    mass (cross-validated when the targets are inferred), the probe by cross-validation on
-    the prompts, the classifier on the model's greedy continuations of the prompts.
-    EvidenceError when validation or the held-out AUROC is below ``min_auroc``.
+    The two differ for ``classifier`` only: the behaviour scorer applies the fitted text
+    classifier (validated here, on the continuations of the calibration prompts) to the
+    model's greedy continuations.
     """
     from interp_agent.core.criteria import TargetTokenScorer
 
@@ -621,16 +677,20 @@ def _behaviour_scorer(
         classifier.validate_on_texts(continuations, calibration, on="continuations", method=(
             f"classifier fitted on calibration prompts, applied to the model's greedy {max_new_tokens}-token "
             "continuations of those prompts, each labelled by its prompt's class"))
-        fitted: Any = classifier
-    elif scorer == "probe":
+        return behaviour, classifier
+    if scorer == "probe":
         from interp_agent.core.criteria.scorers import InputProbeScorer
 
-        fitted = behaviour = InputProbeScorer(_probe_hookpoint(loaded, probe_hookpoint, edited_hookpoints),
-                                              min_auroc=min_auroc)
+        behaviour = InputProbeScorer(_probe_hookpoint(loaded, probe_hookpoint, edited_hookpoints), min_auroc=min_auroc)
         behaviour.fit(model, tokenizer, calibration)
-    else:
-        fitted = behaviour = TargetTokenScorer(targets=targets, min_auroc=min_auroc)
-        behaviour.fit(model, tokenizer, calibration)
+        return behaviour, behaviour
+    behaviour = TargetTokenScorer(targets=targets, min_auroc=min_auroc)
+    behaviour.fit(model, tokenizer, calibration)
+    return behaviour, behaviour
+
+
+def _require_validated(scorer: str, fitted: Any, min_auroc: float) -> None:
+    """EvidenceError unless the fitted scorer's validation on calibration prompts is usable."""
     validation = fitted.validation
     if validation is None or not validation.usable:
         auroc = None if validation is None else round(validation.auroc, 3)
@@ -641,6 +701,26 @@ def _behaviour_scorer(
             "mean nothing",
             hint=fitted.validation_hint(),
         )
+
+
+def _behaviour_scorer(
+    scorer: str, loaded: Any, calibration: list[ScoredPrompt], held: list[ScoredPrompt], *,
+    targets: list[str] | None, min_auroc: float, max_new_tokens: int,
+    edited_hookpoints: Sequence[str] = (), probe_hookpoint: str | None = None,
+) -> tuple[Any, Any]:
+    """The behaviour scorer fitted on calibration prompts, and its held-out report.
+
+    Each scorer is validated on calibration prompts only, on the kind of text it is applied
+    to, before any held-out prompt is scored: the target scorer on the prompts' next-token
+    mass (cross-validated when the targets are inferred), the probe by cross-validation on
+    the prompts, the classifier on the model's greedy continuations of the prompts.
+    EvidenceError when validation or the held-out AUROC is below ``min_auroc``.
+    """
+    behaviour, fitted = _fitted_scorer(scorer, loaded, calibration, targets=targets, min_auroc=min_auroc,
+                                       max_new_tokens=max_new_tokens, edited_hookpoints=edited_hookpoints,
+                                       probe_hookpoint=probe_hookpoint)
+    _require_validated(scorer, fitted, min_auroc)
+    model, tokenizer = loaded.model, loaded.tokenizer
     if scorer == "classifier":
         held_continuations = behaviour.continuations(model, tokenizer, [p.text for p in held])
         scorer_report = fitted.evaluate(held, texts=held_continuations, on="continuations")

@@ -54,7 +54,8 @@ NEGATIVES = [
     "The Volga is the longest river in Europe.", "How many players are on a football team?",
 ]
 READ_ONLY = ("feature_card", "list_artifacts")
-MAX_CALLS = 60
+MAX_CALLS = 400
+"""Calls the agent may make, polls included (a poll waits 2 s: a slow or busy machine gets about 13 minutes)."""
 
 
 async def _call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:

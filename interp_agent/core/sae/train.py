@@ -223,13 +223,9 @@ def fit_sae(
                        provenance=run_provenance({"dataset": dataset, "records": records, **(
                            {"activations": str(activations)} if isinstance(activations, (str, Path)) else {})}))
     paths = {"cfg": out / "cfg.json", "weights": out / "sae_weights.safetensors"}
-    if src.scored and src.loaded is not None:
-        report("records", 0, 1)
-        paths["records"] = _model_records(out, src.loaded, src.prompts, src.cache.hookpoint, weights,  # type: ignore[arg-type]  # src.loaded is set for a model source
-                                          cfg["top_latents"], cfg["max_length"])
-    elif records is not None:
-        report("records", 0, 1)
-        paths["records"] = _records_from_records(out, Path(records), run.sae, src.cache, cfg["top_latents"], device)
+    records_path = _write_latent_records(out, cfg, run, src, weights, device, report, records=records)
+    if records_path is not None:
+        paths["records"] = records_path
     metrics["records"] = str(paths["records"]) if "records" in paths else (
         "not written: the prompts carry no criterion scores" if model
         else "not written: stored activations carry no prompts")
@@ -446,6 +442,25 @@ def _held_out_mean(cache: act_data.ActivationCache) -> np.ndarray:
         total += b.sum(0, dtype=np.float64)
         n += len(b)
     return (total / n).astype(np.float32)
+
+
+def _write_latent_records(
+    out: Path, cfg: dict[str, Any], run: _Run, src: _Source, weights: Any, device: torch.device, report: Progress, *,
+    records: str | Path | None,
+) -> Path | None:
+    """Write the activation records of the trained latents; their path, or None when the source has none to give.
+
+    A model source whose prompts carry criterion scores: records harvested from the model with
+    the trained SAE. A records source: latent records of the input records. Else nothing.
+    """
+    if src.scored and src.loaded is not None:
+        report("records", 0, 1)
+        return _model_records(out, src.loaded, src.prompts, src.cache.hookpoint, weights,  # type: ignore[arg-type]  # src.loaded is set for a model source
+                              cfg["top_latents"], cfg["max_length"])
+    if records is not None:
+        report("records", 0, 1)
+        return _records_from_records(out, Path(records), run.sae, src.cache, cfg["top_latents"], device)
+    return None
 
 
 def _model_records(
