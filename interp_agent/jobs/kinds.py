@@ -166,7 +166,21 @@ def inspect_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         "summary": report["summary"],
         "warnings": report["warnings"],
         "top": [compact_feature(f) for f in report["features"][:10]],
+        "directions": _directions(ctx.run_dir, report),
     }
+
+
+def _directions(run_dir: Any, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The contrast directions a live inspect saved (ids to pass to intervene), with their rank in the report."""
+    import json
+    from pathlib import Path
+
+    index = Path(run_dir) / "directions.json"
+    if not index.is_file():
+        return []
+    ranks = {f["feature_id"]: f.get("rank") for f in report["features"]}
+    saved = json.loads(index.read_text(encoding="utf-8")).get("directions", {})
+    return [{"feature_id": fid, "hookpoint": d.get("hookpoint"), "rank": ranks.get(fid)} for fid, d in saved.items()]
 
 
 # -- match ---------------------------------------------------------------------------

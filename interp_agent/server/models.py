@@ -446,6 +446,9 @@ class InspectResult(BaseModel):
     )
     warnings: list[str]
     top: list[FeatureRow] = Field(description="The first ranked features (up to 10)")
+    directions: list[dict[str, Any]] = Field(
+        default_factory=list, description="Contrast directions a live inspect saved, each {feature_id, hookpoint, "
+        "rank}: ids to pass to intervene(features=...) with report=<run_id>, whether or not they made the top rows")
     report: str = Field(description="URI of report.json")
     html: str = Field(description="URI of the readable report.html")
 

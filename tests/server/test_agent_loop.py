@@ -74,6 +74,8 @@ async def _follow(client: Client, first: tuple[str, dict[str, Any]]) -> tuple[di
         called.append(tool)
         job = out.get("job")
         if tool in ("inspect", "job_result") and job and job["kind"] == "inspect" and job["state"] == "completed":
+            if out["result"]["summary"].get("n_features_tested", 0) > 1 and called.count("inspect") == 1:
+                assert out["result"]["directions"], out["result"]  # the live run's direction ids are given
             report = json.loads((await client.read_resource(
                 f"interp-agent://runs/{job['run_id']}/report.json")).contents[0].text)
             if any(f.get("causal") for f in report["features"]):

@@ -72,6 +72,7 @@ def inspect_result(state: ServerState, record: JobRecord, result: dict[str, Any]
         summary=result.get("summary", {}),
         warnings=result.get("warnings", []),
         top=[FeatureRow(**row) for row in result.get("top", [])],
+        directions=result.get("directions", []),
         report=_uri(state, record, result.get("report")),
         html=_uri(state, record, result.get("html")),
     )
