@@ -81,6 +81,9 @@ class InterveneConfig:
     """Widening stops at this multiple of the largest |strength| given (strengths x2, x4, ... up to it)."""
     measure_stability: bool = True
     """Also measure the held-out effect at the other in-budget strengths of the chosen sign (reporting only)."""
+    stability_strengths: int = 1
+    """How many of those other strengths, the nearest to the chosen one (by ratio), are measured: each costs a
+    held-out pass for the feature and one per control."""
     seed: int = 0
     """Seed of the controls."""
 
@@ -93,6 +96,8 @@ class InterveneConfig:
             raise ValidationError("n_random_directions must be at least 1: every run has controls")
         if not 0.0 <= self.widen_below_share < 1.0:
             raise ValidationError(f"widen_below_share must be in [0, 1), got {self.widen_below_share!r}; e.g. 0.1")
+        if not isinstance(self.stability_strengths, int) or self.stability_strengths < 0:
+            raise ValidationError(f"stability_strengths must be a whole number >= 0, got {self.stability_strengths!r}")
         if not self.max_widening >= 1.0:
             raise ValidationError(f"max_widening must be at least 1 (1: never widen), got {self.max_widening!r}")
 
@@ -524,6 +529,7 @@ def _stability(
     entry = next(r for r in rows if r["strength"] == strength)
     family = [r for r in rows if np.sign(r["strength"]) == np.sign(strength) and r["within_kl_budget"]
               and r["strength"] != strength] if cfg.measure_stability else []
+    family = sorted(family, key=lambda r: abs(np.log(abs(r["strength"] / strength))))[:cfg.stability_strengths]
     by = [_strength_entry(entry, verdict, chosen=True)]
     for r in family:
         edited = ev.scores(held.texts, chosen.target.hookpoint, make_edit(chosen.target, cfg.mode, r["value"]))
