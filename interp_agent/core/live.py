@@ -634,7 +634,7 @@ def scorer_warnings(report: Any) -> list[str]:
 
 def _probe_hookpoint(loaded: Any, requested: str | None, edited: Sequence[str]) -> str:
     """The probe's hookpoint: the one asked for, else the last block's resid_post; never upstream of an edit."""
-    from interp_agent.core.criteria.scorers import default_probe_hookpoint
+    from interp_agent.core.criteria.probe import default_probe_hookpoint
 
     hook = requested or default_probe_hookpoint(loaded.model)
     point = match_hookpoint(hook)
@@ -679,7 +679,7 @@ def _fitted_scorer(
             "continuations of those prompts, each labelled by its prompt's class"))
         return behaviour, classifier
     if scorer == "probe":
-        from interp_agent.core.criteria.scorers import InputProbeScorer
+        from interp_agent.core.criteria.probe import InputProbeScorer
 
         behaviour = InputProbeScorer(_probe_hookpoint(loaded, probe_hookpoint, edited_hookpoints), min_auroc=min_auroc)
         behaviour.fit(model, tokenizer, calibration)

@@ -12,15 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from interp_agent.core.criteria.scorers import (
-    InputProbeScorer,
-    ScorerReport,
-    ScorerValidation,
-    _fit_logistic,
-    _fit_ridge_logistic,
-    cv_folds,
-    pooled_activations,
-)
+from interp_agent.core.criteria.probe import InputProbeScorer, _fit_ridge_logistic, pooled_activations
+from interp_agent.core.criteria.scorers import ScorerReport, ScorerValidation, cv_folds, fit_logistic
 from interp_agent.core.errors import EvidenceError, ValidationError
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.interventions import edit_fn
@@ -146,7 +139,7 @@ def test_ridge_logistic_in_the_span_of_the_rows_matches_the_full_fit() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(12, 40))
     y = rng.random(12) < 0.5
-    w_full, b_full = _fit_logistic(x, y, 3.0)
+    w_full, b_full = fit_logistic(x, y, 3.0)
     w_span, b_span = _fit_ridge_logistic(x, y, 3.0)
     np.testing.assert_allclose(w_span, w_full, atol=1e-6)
     assert b_span == pytest.approx(b_full, abs=1e-6)

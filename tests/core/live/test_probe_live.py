@@ -18,7 +18,7 @@ def loaded():
 
 def test_the_probe_validates_on_question_calibration_prompts_and_auto_picks_it(loaded) -> None:
     from interp_agent.core.criteria import load_pack
-    from interp_agent.core.criteria.scorers import InputProbeScorer
+    from interp_agent.core.criteria.probe import InputProbeScorer
     from interp_agent.core.live import resolve_scorer, split_prompts
 
     pack = load_pack(PACK)
