@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from interp_agent._version import __version__
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__
-    from interp_agent.api import convert, inspect, intervene, match, train_sae
+    from interp_agent.api import convert, explain, inspect, intervene, match, train_sae
     from interp_agent.core.errors import (
         EvidenceError,
         InputFileError,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__
 
 _LAZY: dict[str, str] = {
     "convert": "interp_agent.api",
+    "explain": "interp_agent.api",
     "inspect": "interp_agent.api",
     "intervene": "interp_agent.api",
     "match": "interp_agent.api",
@@ -59,6 +60,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "convert",
+    "explain",
     "inspect",
     "intervene",
     "load_report",

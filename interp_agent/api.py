@@ -12,14 +12,14 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from interp_agent.core.errors import InputFileError, ValidationError
 
 if TYPE_CHECKING:
     from interp_agent.core.inspection import InspectionResult, inspect
 
-__all__ = ["convert", "inspect", "intervene", "match", "train_sae"]
+__all__ = ["convert", "explain", "inspect", "intervene", "match", "train_sae"]
 
 
 def __getattr__(name: str) -> Any:
@@ -136,3 +136,52 @@ def train_sae(
         raise ValidationError(f"train_sae: {exc}", hint="settings are the fields of TrainSettings") from None
     return _train(out=out, model=model, dataset=dataset, pack=pack, criterion=criterion, hookpoint=hookpoint,
                   activations=activations, records=records, settings=parsed, causal_out=causal_out, progress=progress)
+
+
+def explain(
+    model: str = "smollm2-135m",
+    *,
+    out: str | Path,
+    sae: str | Path | None = None,
+    hookpoint: str | None = None,
+    features: list[str] | None = None,
+    n_features: int = 32,
+    report: str | Path | None = None,
+    top_k: int = 10,
+    corpus: str | Path = "builtin",
+    max_contexts: int | None = 2048,
+    explainer: str = "local",
+    scorers: tuple[str, ...] = ("embedding",),
+    judge: str | None = None,
+    explanations: str | Path | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> Any:
+    """Explain features in words from corpus evidence and score the explanations on held-out contexts.
+
+    Args:
+        model: the live model (the embedded ``smollm2-135m`` by default).
+        out: the run folder (``explain.json``, ``explanations.jsonl``, ``labels.parquet``,
+            ``report.html``, ``evidence/``).
+        sae: an SAE folder whose latents to explain; or ``hookpoint`` for its basis features.
+        features: feature ids to explain; default ``n_features`` live ones drawn at random.
+        report: an inspect report: explain its ``top_k`` features and write it again with them attached.
+        corpus: ``builtin`` (generated general English), a file, a folder, or ``hf:DATASET``.
+        explainer: ``local`` (offline token statistics), ``model`` (the embedded model), ``chat``, ``none``.
+        scorers: some of ``embedding``, ``detection``, ``fuzzing`` (need ``judge``), ``output``.
+        judge: ``model`` (a weak local judge) or ``chat``.
+        explanations: a file of explanations to score as well.
+        options: other ``ExplainRequest`` fields (``context_length``, ``batch_size``, ``device``, ...).
+
+    Returns:
+        An ``ExplainRun``: ``evidence``, ``explained`` (feature id -> ScoredExplanation), ``summary``, ``folder``.
+    """
+    from interp_agent.core.workflows.explain import ExplainRequest, run_explain
+
+    req = ExplainRequest(out=str(out), model=model, sae=None if sae is None else str(sae), hookpoint=hookpoint,
+                         feature_ids=tuple(features or ()), n_features=n_features,
+                         report=None if report is None else str(report), top_k=top_k, corpus=str(corpus),
+                         max_contexts=max_contexts, explainer=cast(Any, explainer), scorers=tuple(scorers),
+                         judge=judge, explanations=None if explanations is None else str(explanations), seed=seed,
+                         **options)
+    return run_explain(req)

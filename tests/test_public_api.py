@@ -12,7 +12,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(interp_agent.__all__) == sorted(
         [
             "EvidenceError", "InputFileError", "InspectionResult", "InterpAgentError", "MissingDependencyError",
-            "RankingConfig", "ValidationError", "__version__", "convert", "inspect", "intervene",
+            "RankingConfig", "ValidationError", "__version__", "convert", "explain", "inspect", "intervene",
             "load_report", "match",
             "train_sae",
         ]

@@ -397,6 +397,62 @@ def publish_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     return result | {"card": str(card_path), "card_preview": card[:PUBLISH_CARD_PREVIEW]}
 
 
+
+# -- explain ---------------------------------------------------------------------------
+
+EXPLAIN_PARAMS: tuple[str, ...] = (
+    "model", "sae", "hookpoint", "feature_ids", "n_features", "report", "top_k", "corpus", "text_field",
+    "max_contexts", "context_length", "explainer", "scorers", "judge", "explanations", "seed", "batch_size", "device",
+)
+
+
+def _explain_request(params: dict[str, Any], out: str) -> Any:
+    from interp_agent.core.workflows.explain import ExplainRequest
+
+    kwargs = {k: v for k, v in params.items() if v is not None}
+    for key in ("feature_ids", "scorers"):
+        if key in kwargs:
+            kwargs[key] = tuple(kwargs[key])
+    return ExplainRequest(out=out, **kwargs)
+
+
+def _explain_check(params: dict[str, Any]) -> None:
+    from interp_agent.core.workflows.explain import check_request
+
+    _check_keys("explain", params, EXPLAIN_PARAMS, ())
+    check_request(_explain_request(params, "."))
+
+
+EXPLAIN_PHASES: dict[str, tuple[float, float]] = {
+    "harvesting": (0.05, 0.75), "explaining": (0.75, 0.85), "scoring": (0.85, 1.0)}
+"""Share (from, to) of an explain run each phase covers."""
+
+
+@register("explain", check=_explain_check)
+def explain_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Harvest corpus evidence, explain features and score the explanations (``core.workflows.explain``).
+
+    Result: the compact summary (distribution of embedding AUROC against the nulls, one row per
+    feature) and the paths of explain.json, explanations.jsonl, labels.parquet, report.html, evidence/.
+    """
+    from interp_agent.core.workflows.explain import compact_summary, run_explain
+
+    _explain_check(params)
+    ctx.progress(0.0, f"loading {params.get('model', 'smollm2-135m')} and the corpus")
+
+    def on_progress(phase: str, done: int, total: int | None) -> None:
+        start, end = EXPLAIN_PHASES.get(phase, (0.0, 1.0))
+        ctx.progress(start + (end - start) * (done / total if total else 0.0), f"{phase} {done}/{total}")
+
+    run = run_explain(_explain_request(params, str(ctx.run_dir)), progress=on_progress)
+    ctx.progress(1.0, f"{len(run.explained)} explanations scored")
+    files = {name: str(ctx.run_dir / name) for name in
+             ("explain.json", "explanations.jsonl", "labels.parquet", "report.html", "evidence")}
+    if params.get("report"):
+        files["report.json"] = str(ctx.run_dir / "report.json")
+    return {"summary": compact_summary(run.summary), "files": files}
+
+
 # -- sleep (diagnostic) ----------------------------------------------------------------
 
 SLEEP_PARAMS: tuple[str, ...] = ("seconds", "steps", "fail", "checkpoint")

@@ -163,8 +163,17 @@ def _after_match(state: ServerState, record: JobRecord, result: dict[str, Any]) 
     return [call("list_artifacts", "matches.md and matches.json of this run", run_id=record.run_id)]
 
 
+def _after_explain(state: ServerState, record: JobRecord, result: dict[str, Any]) -> list[NextAction]:
+    rows = (result.get("summary") or {}).get("features") or []
+    if not rows:
+        return [call("list_artifacts", "explain.json says why nothing was explained", run_id=record.run_id)]
+    return [call("feature_evidence", "the first feature's top and quantile contexts with its firing tokens marked: "
+                 "read them, write your own explanation, then score it with score_explanation",
+                 run_id=record.run_id, feature_id=rows[0]["feature_id"])]
+
+
 _AFTER: dict[str, Callable[[ServerState, JobRecord, dict[str, Any]], list[NextAction]]] = {
     "inspect": _after_inspect, "intervene": _after_intervene, "train_sae": _after_train_sae,
-    "publish": _after_publish, "match": _after_match,
+    "publish": _after_publish, "match": _after_match, "explain": _after_explain,
 }
 """The next calls after a completed job, by kind."""

@@ -30,7 +30,8 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == {"profile_env", "plan_scale", "inspect", "intervene", "match", "train_sae", "job_status",
                               "job_result",
-                              "job_cancel", "job_resume", "job_list", "list_artifacts", "publish", "feature_card"}
+                              "job_cancel", "job_resume", "job_list", "list_artifacts", "publish", "feature_card",
+                              "explain", "feature_evidence", "score_explanation", "judge_explanation"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None

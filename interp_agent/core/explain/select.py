@@ -29,6 +29,7 @@ from interp_agent.core.explain.evidence import (
     FeatureKind,
     Split,
 )
+from interp_agent.core.ranking.splits import splitmix64, unit_interval
 
 HIST_BINS = 24
 """Bins of the per-context maximum-activation histogram."""
@@ -52,16 +53,13 @@ class Selection:
 
 
 def keys(seed: int, feature_index: np.ndarray, context_index: np.ndarray, salt: int) -> np.ndarray:
-    """Pseudo-random keys in [0, 1), [len(context_index), len(feature_index)], from a splitmix64 hash."""
-    mask = np.uint64(0xFFFFFFFFFFFFFFFF)
+    """Pseudo-random keys in [0, 1), [len(context_index), len(feature_index)]: SplitMix64 of (seed, salt,
+    context, feature) mixed into one word, as the ranking's split hashes are."""
     with np.errstate(over="ignore"):
-        x = (np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(salt)) & mask
-        x = x + context_index.astype(np.uint64)[:, None] * np.uint64(0xBF58476D1CE4E5B9)
-        x = x + feature_index.astype(np.uint64)[None, :] * np.uint64(0x94D049BB133111EB)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+        base = splitmix64(np.array([((seed & 0xFFFFFFFF) << 8) | (salt & 0xFF)], dtype=np.uint64))
+        x = splitmix64(base ^ context_index.astype(np.uint64))[:, None]
+        x = splitmix64(x ^ (feature_index.astype(np.uint64)[None, :] * np.uint64(0xBF58476D1CE4E5B9)))
+    return unit_interval(x)
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,14 +123,31 @@ def probe_ids(report: dict[str, Any]) -> list[str]:
     return list(seen)
 
 
+def scored_explanation(feature: dict[str, Any]) -> str | None:
+    """The text of a feature's ``explained`` entry (written by explain) when its embedding score beats the
+    random-explanation null (the paired-bootstrap interval of the margin lies above 0), else None."""
+    explained = feature.get("explained")
+    if not isinstance(explained, dict) or not isinstance(explained.get("text"), str):
+        return None
+    for score in explained.get("scores") or []:
+        ci = (score.get("margin_over_random") or {}).get("ci95") if isinstance(score, dict) else None
+        if score.get("method") == "embedding" and ci and ci[0] > 0:
+            return explained["text"].strip() or None
+    return None
+
+
 def feature_text(feature: dict[str, Any]) -> str | None:
-    """The text embedded for a feature: label and explanation, or its first examples when unlabelled."""
+    """The text embedded for a feature: a scored explanation that beats its null, label and explanation, or its
+    first examples when it has none of these."""
     parts: list[str] = []
+    scored = scored_explanation(feature)
+    if scored:
+        parts.append(scored)
     for key in ("label", "explanation"):
         value = feature.get(key)
         if isinstance(value, str) and value.strip() and value.strip() not in parts:
             parts.append(value.strip())
-    if not (isinstance(feature.get("label"), str) and feature["label"].strip()):
+    if not scored and not (isinstance(feature.get("label"), str) and feature["label"].strip()):
         examples = feature.get("examples") or _imported_examples(feature)
         for example in list(examples)[:_EXAMPLES_FOR_TEXT]:
             text = example.get("text") if isinstance(example, dict) else example

@@ -38,9 +38,9 @@ from interp_agent.core.reports.svg import (
     histogram_svg,
 )
 
-_KINDS = ("correlational", "interventional", "synthetic", "imported", "semantic")
+_KINDS = ("correlational", "interventional", "synthetic", "imported", "semantic", "held_out_text")
 
-_CSS = """
+REPORT_CSS = """
 :root{--fg:#212529;--muted:#6c757d;--line:#dee2e6;--bg:#f8f9fa;--card:#fff;--accent:#1864ab}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);
@@ -75,6 +75,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .tag-synthetic{background:#fff4e6;color:#d9480f;border-color:#ffd8a8}
 .tag-imported{background:#f1f3f5;color:#495057;border-color:#ced4da}
 .tag-semantic{background:#f3f0ff;color:#6741d9;border-color:#d0bfff}
+.tag-held_out_text{background:#e6fcf5;color:#087f5b;border-color:#96f2d7}
 .tag-other{background:#fff;color:#495057;border-color:#ced4da}
 .dir{font-weight:600}.dir-promotes{color:#2b8a3e}.dir-suppresses{color:#c92a2a}
 .yes{color:#2b8a3e;font-weight:600}.no{color:#c92a2a}
@@ -93,6 +94,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .ex-text{white-space:pre-wrap;word-break:break-word}.tok{border-radius:2px}.ex-meta{display:block;color:var(--muted);font-size:12px}
 .histogram{max-width:100%;height:auto}
 .back{font-size:12px}footer{margin-top:40px;color:var(--muted);font-size:12px}
+.explanation-panel{grid-column:1/-1}table.scores{width:auto;min-width:50%}
+.scores td.num,.scores th[scope=col]{white-space:normal;text-align:right}
+.scores .ci{display:block;color:var(--muted);font-size:11px}
 dl.method dt{font-weight:600;margin-top:8px}dl.method dd{margin:2px 0 0 0;white-space:pre-wrap}
 """
 
@@ -117,7 +121,7 @@ def feature_anchor(feature: dict, position: int) -> str:
     return f"feature-{position}-{slug}" if slug else f"feature-{position}"
 
 
-def _tag(provenance: Any) -> str:
+def provenance_tag(provenance: Any) -> str:
     """A small provenance tag coloured by its kind."""
     if not provenance:
         return ""
@@ -125,14 +129,14 @@ def _tag(provenance: Any) -> str:
     return f'<span class="tag tag-{kind}">{_e(provenance)}</span>'
 
 
-def _yes_no(value: Any) -> str:
+def yes_no(value: Any) -> str:
     """A boolean as a coloured yes/no; null as a dash."""
     if value is None:
         return DASH
     return '<span class="yes">yes</span>' if value else '<span class="no">no</span>'
 
 
-def _kv_table(rows: list[tuple[str, str]]) -> str:
+def kv_table(rows: list[tuple[str, str]]) -> str:
     """A two-column table of (already escaped) names and values."""
     body = "".join(f'<tr><th scope="row">{k}</th><td class="num">{v}</td></tr>' for k, v in rows)
     return f"<table><tbody>{body}</tbody></table>"
@@ -215,7 +219,8 @@ def _summary(report: dict) -> str:
             (f"{_e(k)} (n={_e(fmt_num(dig(v, 'n')))})", _e(fmt_num(dig(v, "mean_effect"))))
             for k, v in by_type.items()
         ]
-        out += f'<h2>Controls {_tag(controls.get("provenance"))}</h2><div class="panel">{_kv_table(rows)}</div>'
+        out += (f'<h2>Controls {provenance_tag(controls.get("provenance"))}</h2>'
+                f'<div class="panel">{kv_table(rows)}</div>')
     return out
 
 
@@ -244,7 +249,7 @@ def _importance_panel(feature: dict) -> str:
     comps = feature.get("importance_components")
     rows = [
         f"<tr><th>{_e(name)}</th><td class='num'>{_meter(dig(c, 'value'))}{_e(fmt_num(dig(c, 'value')))}</td>"
-        f"<td>{_tag(dig(c, 'provenance'))}</td></tr>"
+        f"<td>{provenance_tag(dig(c, 'provenance'))}</td></tr>"
         for name, c in (comps.items() if isinstance(comps, dict) else [])
         if isinstance(c, dict)
     ]
@@ -271,11 +276,11 @@ def _association_panel(assoc: Any, summary: Any = None) -> str:
         train, held = fmt(dig(assoc, "train", key)), fmt(dig(assoc, "held_out", key))
         rows.append(f'<tr><th>{name}</th><td class="num">{_e(train)}</td><td class="num">{_e(held)}</td></tr>')
     held = assoc.get("held_out")
-    verdict_html = (_yes_no(assoc.get("held_out_supported")) + _e(interval_clause(held)) if isinstance(held, dict)
+    verdict_html = (yes_no(assoc.get("held_out_supported")) + _e(interval_clause(held)) if isinstance(held, dict)
                     else _e(held_out_verdict(assoc, summary if isinstance(summary, dict) else None)))
     power = power_sentence(assoc)
     return (
-        f'<section class="panel"><h4>Association {_tag(assoc.get("provenance"))}</h4>'
+        f'<section class="panel"><h4>Association {provenance_tag(assoc.get("provenance"))}</h4>'
         f'<table><thead><tr><th></th><th>train</th><th>held-out</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
         f"<p>Supported on held-out prompts: {verdict_html}</p>"
         + (f'<p class="muted">{_e(power)}</p>' if power else "")
@@ -286,16 +291,16 @@ def _association_panel(assoc: Any, summary: Any = None) -> str:
 def _spec_stability_panel(feature: dict, top_k: Any = None) -> str:
     """Specificity and ranking stability."""
     spec, stab = feature.get("specificity"), feature.get("stability")
-    out = '<section class="panel"><h4>Specificity ' + _tag(dig(spec, "provenance")) + "</h4>"
+    out = '<section class="panel"><h4>Specificity ' + provenance_tag(dig(spec, "provenance")) + "</h4>"
     if isinstance(spec, dict):
-        out += _kv_table([("train", _e(fmt_num(spec.get("train")))), ("held-out", _e(fmt_num(spec.get("held_out")))),
+        out += kv_table([("train", _e(fmt_num(spec.get("train")))), ("held-out", _e(fmt_num(spec.get("held_out")))),
                           ("base rate", _e(fmt_num(spec.get("base_rate"))))])
     else:
         out += '<p class="muted">Not measured.</p>'
-    out += '<h4 style="margin-top:10px">Stability ' + _tag(dig(stab, "provenance")) + "</h4>"
+    out += '<h4 style="margin-top:10px">Stability ' + provenance_tag(dig(stab, "provenance")) + "</h4>"
     if isinstance(stab, dict):
         top = f"top {_e(fmt_num(top_k))}" if top_k is not None else "top k"
-        out += _kv_table([
+        out += kv_table([
             (f"share of resamples in the {top}, same sign", _e(fmt_num(stab.get("bootstrap_top_k_frequency")))),
             ("bootstrap r interval", _e(fmt_interval(stab.get("bootstrap_r_interval")))),
             ("resamples", _e(fmt_num(stab.get("resamples")))),
@@ -311,24 +316,24 @@ def _causal_panel(feature: dict) -> str:
     if isinstance(causal, dict):
         interventions = sub_dict(causal, "interventions")
         kinds = ", ".join(f"{_e(k)} × {_e(fmt_num(v))}" for k, v in interventions.items()) or DASH
-        body = _kv_table([
+        body = kv_table([
             ("strong causal score", _e(fmt_num(causal.get("strong_causal_score")))),
             ("mean effect", _e(fmt_num(causal.get("mean_effect")))), ("95% CI", _e(fmt_interval(causal.get("ci95")))),
             ("n", _e(fmt_num(causal.get("n")))), ("side effect", _e(fmt_num(causal.get("side_effect")))),
             ("control effect", _e(fmt_num(causal.get("control_effect")))),
             ("controls", _e(fmt_num(causal.get("n_controls")))), ("interventions", kinds),
-            ("agrees with association", _yes_no(causal.get("agrees_with_association"))),
+            ("agrees with association", yes_no(causal.get("agrees_with_association"))),
             *_verdict_rows(causal),
         ])
     else:
         body = '<p class="muted">No intervention evidence.</p>'
-    out = f'<section class="panel"><h4>Causal {_tag(dig(causal, "provenance"))}</h4>{body}'
+    out = f'<section class="panel"><h4>Causal {provenance_tag(dig(causal, "provenance"))}</h4>{body}'
     imported = feature.get("imported")
     if isinstance(imported, dict):
         effects = sub_dict(imported, "causal_effects")
         rows = [(_e(k), _e(fmt_num(v))) for k, v in effects.items()]
-        out += f'<h4 style="margin-top:10px">Imported {_tag(imported.get("provenance"))}</h4>'
-        out += _kv_table(rows) if rows else '<p class="muted">No imported effects.</p>'
+        out += f'<h4 style="margin-top:10px">Imported {provenance_tag(imported.get("provenance"))}</h4>'
+        out += kv_table(rows) if rows else '<p class="muted">No imported effects.</p>'
         texts = [t for t in (imported.get("examples") or []) if t is not None][:5]
         out += "<ul>" + "".join(f"<li>{_e(t)}</li>" for t in texts) + "</ul>" if texts else ""
     return out + "</section>"
@@ -367,8 +372,9 @@ def _card_panel(feature: dict) -> str:
         pairs = [p for p in logits.get(sign) or [] if isinstance(p, (list, tuple)) and len(p) == 2][:10]
         if pairs:
             rows.append((name, ", ".join(f"<code>{_e(t)}</code> {_e(fmt_num(v))}" for t, v in pairs)))
-    body = "".join(f'<tr><th scope="row">{k}</th><td>{v}</td></tr>' for k, v in rows)  # text wraps, unlike _kv_table
-    out = f'<section class="panel"><h4>Card {_tag(card.get("provenance"))}</h4><table><tbody>{body}</tbody></table>'
+    body = "".join(f'<tr><th scope="row">{k}</th><td>{v}</td></tr>' for k, v in rows)  # text wraps, unlike kv_table
+    out = (f'<section class="panel"><h4>Card {provenance_tag(card.get("provenance"))}</h4>'
+           f"<table><tbody>{body}</tbody></table>")
     notes = [n for n in (card.get("notes") or []) if n]
     if dig(feature, "provenance", "criterion_association"):
         notes.insert(0, dig(feature, "provenance", "criterion_association"))
@@ -431,6 +437,71 @@ def _notes(feature: dict) -> str:
     return '<div class="warnings"><h4>Notes</h4><ul>' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul></div>"
 
 
+_SCORE_ROWS = (
+    ("auroc", "AUROC"), ("null_random_explanation", "null: another feature's explanation"),
+    ("null_shuffled_labels", "null: shuffled labels"), ("margin_over_random", "margin over that null"),
+    ("balanced_accuracy", "balanced accuracy"), ("f1", "F1"),
+)
+
+
+def _metric(metric: Any) -> str:
+    """A score metric ``{"value", "ci95"}`` as its value over its 95% interval."""
+    ci = dig(metric, "ci95")
+    interval = f'<span class="ci">{_e(fmt_interval(ci))}</span>' if ci is not None else ""
+    return _e(fmt_num(dig(metric, "value"))) + interval
+
+
+def _beats_random(score: dict) -> bool | None:
+    """Whether the margin over the random-explanation null has an interval above 0; None without an interval."""
+    ci = dig(score, "margin_over_random", "ci95")
+    if not (isinstance(ci, (list, tuple)) and len(ci) == 2 and isinstance(ci[0], (int, float))):
+        return None
+    return ci[0] > 0
+
+
+def score_table(scores: list[dict]) -> str:
+    """Explanation scores side by side, one column per method: metrics with 95% intervals, nulls, judge, provenance.
+
+    Args:
+        scores: ``dataclasses.asdict`` of each ``Score`` (or its JSON form).
+    """
+    head = "".join(f'<th scope="col">{_e(s.get("method"))}</th>' for s in scores)
+    rows = [f"<tr><th scope='row'>{name}</th>" + "".join(f'<td class="num">{_metric(s.get(key))}</td>' for s in scores)
+            + "</tr>" for key, name in _SCORE_ROWS]
+    extra: list[tuple[str, list[str]]] = [
+        ("beats random (margin CI &gt; 0)", [yes_no(_beats_random(s)) for s in scores]),
+        ("held-out items +/−", [f"{_e(fmt_num(s.get('n_positive')))} / {_e(fmt_num(s.get('n_negative')))}"
+                                for s in scores]),
+        ("judge", [_e(s.get("judge")) for s in scores]),
+        ("random null from", [f"<code>{_e(s.get('null_feature'))}</code>" for s in scores]),
+        ("provenance", [provenance_tag(s.get("provenance")) for s in scores]),
+    ]
+    if any(s.get("note") for s in scores):
+        extra.append(("note", [_e(s.get("note") or None) for s in scores]))
+    rows += [f"<tr><th scope='row'>{name}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+             for name, cells in extra]
+    return (f'<div style="overflow-x:auto"><table class="scores"><thead><tr><th></th>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def explanation_panel(explanation: dict, *, with_text: bool = True) -> str:
+    """The Explanation panel of a feature card: its text, its author and every score.
+
+    Args:
+        explanation: ``{"text", "author": {"kind", "name", "note"}, "scores": [asdict(Score), ...]}``.
+        with_text: show the text (off where the card already shows it).
+    """
+    author = sub_dict(explanation, "author")
+    who = " · ".join(_e(v) for v in (author.get("kind"), author.get("name")) if v) or DASH
+    note = f" — {_e(author['note'])}" if author.get("note") else ""
+    scores = [s for s in (explanation.get("scores") or []) if isinstance(s, dict)]
+    out = '<section class="panel explanation-panel"><h4>Explanation</h4>'
+    out += f'<p class="explanation">{_e(explanation.get("text"))}</p>' if with_text else ""
+    out += f'<p class="muted">by {who}{note}</p>'
+    out += score_table(scores) if scores else '<p class="muted">Not scored.</p>'
+    return out + "</section>"
+
+
 def _feature_card(feature: dict, position: int, report: dict | None = None) -> str:
     """The card of one feature."""
     direction = feature.get("direction")
@@ -444,14 +515,16 @@ def _feature_card(feature: dict, position: int, report: dict | None = None) -> s
         f'<span class="dir{dir_cls}">{_e(direction)}</span>'
         f'<span class="imp">importance <strong>{_e(fmt_num(feature.get("importance")))}</strong></span></div>'
     )
-    if feature.get("explanation"):
-        out += f'<p class="explanation">{_e(feature["explanation"])}</p>'
+    explanation = feature.get("explanation")
+    if explanation and isinstance(explanation, str):
+        out += f'<p class="explanation">{_e(explanation)}</p>'
     out += f'<p class="muted">layer {_e(fmt_num(feature.get("layer")))} · source {_e(feature.get("source"))}</p>'
     out += _notes(feature)
     out += '<div class="panels">' + "".join((
         _importance_panel(feature), _association_panel(feature.get("association"), dig(report, "summary")),
         _spec_stability_panel(feature, dig(report, "settings", "top_k")), _causal_panel(feature),
         _card_panel(feature), _histogram_panel(feature),
+        explanation_panel(feature["explained"]) if isinstance(feature.get("explained"), dict) else "",
     )) + "</div>"
     out += "<h4 style='margin-top:14px'>Top examples</h4>" + _examples(feature)
     return out + '<p><a class="back" href="#ranked">↑ back to the table</a></p></article>'
@@ -465,7 +538,7 @@ def _method(report: dict) -> str:
     settings = sub_dict(report, "settings")
     if settings:
         rows = [(_e(k), _e(fmt_num(v))) for k, v in settings.items()]
-        out += "<h4 style='margin-top:14px'>Settings</h4>" + _kv_table(rows)
+        out += "<h4 style='margin-top:14px'>Settings</h4>" + kv_table(rows)
     inputs = [i for i in (dig(report, "provenance", "inputs") or []) if isinstance(i, dict)]
     if inputs:
         rows = "".join(
@@ -503,6 +576,6 @@ def render_html(report: dict) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<title>{_e(title)}</title><style>{REPORT_CSS}</style></head>"
         f'<body><main class="container">{body}</main><script>{_JS}</script></body></html>\n'
     )

@@ -384,6 +384,25 @@ def _example_lines(feature: dict) -> list[str]:
     return ["Top examples:", "", *_md_table(["activation", "score", "prompt", "token", "text"], rows), ""]
 
 
+def _explained_lines(explained: Any) -> list[str]:
+    """A scored explanation (explain's ``explained`` entry): its text, author and each score with its null."""
+    if not isinstance(explained, dict) or not explained.get("text"):
+        return []
+    author = sub_dict(explained, "author")
+    lines = [f"- Explanation ({md_text(author.get('kind'))}, {md_text(author.get('name'))}): "
+             f"{md_text(explained['text'])}"]
+    for score in explained.get("scores") or []:
+        if not isinstance(score, dict):
+            continue
+        auroc, null = sub_dict(score, "auroc"), sub_dict(score, "null_random_explanation")
+        lines.append(f"  - {md_text(score.get('method'))}: AUROC {fmt_num(auroc.get('value'))} "
+                     f"{fmt_interval(auroc.get('ci95'))} vs another feature's explanation {fmt_num(null.get('value'))} "
+                     f"{fmt_interval(null.get('ci95'))}, "
+                     f"on {fmt_num(score.get('n_positive'))}+{fmt_num(score.get('n_negative'))} held-out contexts "
+                     f"({md_text(score.get('provenance'))})")
+    return [*lines, ""]
+
+
 def _feature_lines(feature: dict, report: dict | None = None) -> list[str]:
     """The Markdown section of one feature."""
     lines = [
@@ -393,6 +412,7 @@ def _feature_lines(feature: dict, report: dict | None = None) -> list[str]:
     ]
     if feature.get("explanation"):
         lines += [f"> {md_text(feature['explanation'])}", ""]
+    lines += _explained_lines(feature.get("explained"))
     lines.append(
         f"- Direction: {md_text(feature.get('direction'))}; layer {fmt_num(feature.get('layer'))}; "
         f"source {md_text(feature.get('source'))}"

@@ -4,6 +4,9 @@ Counts are turned into fractions of each class, so a rare positive class still s
 its shape next to a large negative class. Rows where the feature is absent
 (activation 0) are drawn in a panel of their own with its own scale: they usually
 outnumber every other bin and would flatten the rest of the histogram.
+
+:func:`counts_histogram_svg` draws a single series of bin counts instead (the explain
+page's histogram of per-context maximum activation).
 """
 
 from __future__ import annotations
@@ -248,3 +251,53 @@ def histogram_svg(histogram: dict | None, *, width: int = 440, height: int = 190
         'text-anchor="middle">activation</text>',
         "</svg>",
     ])
+
+
+def counts_histogram_svg(edges: Any, counts: Any, *, width: int = 440, height: int = 170, title: str = "",
+                         x_label: str = "activation", colour: str = POSITIVE_COLOUR) -> str | None:
+    """An inline ``<svg>`` of one series of bin counts (no classes), or None when every bin is empty.
+
+    Args:
+        edges: ``n + 1`` bin edges (a sequence or a numpy array).
+        counts: ``n`` counts, one per bin.
+        width: width of the drawing in pixels.
+        height: height of the drawing in pixels.
+        title: accessible name of the drawing (escaped here).
+        x_label: title of the x axis (escaped here).
+        colour: fill of the bars.
+
+    Returns:
+        The ``<svg>`` element as a string (no XML declaration, no external references).
+    """
+    edges = edges.tolist() if hasattr(edges, "tolist") else list(edges)  # numpy integers are not ``int``
+    values = [_count(c) for c in (counts.tolist() if hasattr(counts, "tolist") else counts)]
+    values = values[:max(len(edges) - 1, 0)]
+    top = max(values, default=0.0)
+    if top <= 0:
+        return None
+    left, plot_w, plot_h = 44, width - 44 - _RIGHT, height - 14 - _BOTTOM
+    base, slot = 14 + plot_h, plot_w / len(values)
+    parts = [
+        f'<svg class="histogram" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{html.escape(title or "histogram")}" '
+        'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="10">',
+        f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#868e96"/>',
+        f'<line x1="{left}" y1="14" x2="{left}" y2="{base}" stroke="#ced4da"/>',
+        f'<text x="{left - 3}" y="22" fill="#495057" text-anchor="end">{top:.0f}</text>',
+        f'<text x="{left - 3}" y="{base}" fill="#495057" text-anchor="end">0</text>',
+        f'<text x="10" y="{14 + plot_h / 2:.1f}" fill="#495057" text-anchor="middle" '
+        f'transform="rotate(-90 10 {14 + plot_h / 2:.1f})">count</text>',
+    ]
+    for i, value in enumerate(values):
+        tip = f"[{_label(edges[i])}, {_label(edges[i + 1])}): {value:.0f}"
+        parts.append(_bar(left + i * slot + 0.5, slot - 1 if slot >= 4 else slot, value, top, base, plot_h,
+                          colour, tip))
+    parts += [
+        f'<text x="{left}" y="{base + 13}" fill="#495057">{_label(edges[0])}</text>',
+        f'<text x="{left + plot_w}" y="{base + 13}" fill="#495057" text-anchor="end">'
+        f"{_label(edges[len(values)])}</text>",
+        f'<text x="{left + plot_w / 2}" y="{base + 27}" fill="#495057" text-anchor="middle">'
+        f"{html.escape(x_label)}</text>",
+        "</svg>",
+    ]
+    return "".join(parts)

@@ -99,7 +99,7 @@ _READS_NETWORK = ToolAnnotations(
 """Starts a job that may read the network: Neuronpedia, pretrained SAEs by release, models by hub id."""
 
 
-def _optional_path(state: ServerState, value: str | None, field: str) -> str | None:
+def optional_path(state: ServerState, value: str | None, field: str) -> str | None:
     """An optional path argument resolved inside the workspace (None stays None)."""
     return None if value is None else str(state.path(value, field))
 
@@ -107,7 +107,7 @@ def _optional_path(state: ServerState, value: str | None, field: str) -> str | N
 def _dataset_of(state: ServerState, inp: InspectInput | InterveneInput) -> str | None:
     """The dataset path, writing caller-given examples into the workspace when there are any."""
     if inp.positives is None and inp.negatives is None:
-        return _optional_path(state, inp.dataset, "dataset")
+        return optional_path(state, inp.dataset, "dataset")
     if inp.dataset is not None or inp.pack is not None:
         raise ValidationError("give either positives/negatives, a dataset or a pack, not several")
     if not inp.criterion.strip():
@@ -138,13 +138,13 @@ def _inspect_params(state: ServerState, inp: InspectInput) -> dict[str, Any]:
         elif name == "interventions" and value is not None:
             value = [str(state.path(v, name)) for v in ([value] if isinstance(value, str) else value)]
         elif name in path_params():
-            value = _optional_path(state, value, name)
+            value = optional_path(state, value, name)
         params[name] = value
     params["backend"] = backend
     return params
 
 
-def _report_path(state: ServerState, value: str, field: str) -> str:
+def report_path(state: ServerState, value: str, field: str) -> str:
     """A report argument as a report.json path: a run_id of an earlier inspect job, a folder or a file."""
     folder = state.workspace / "runs" / value
     if value and (folder / "report.json").is_file() and "/" not in value:
@@ -191,9 +191,9 @@ def _intervene_spec(state: ServerState) -> ToolSpec:
     async def intervene_tool(inp: InterveneInput, ctx: Context) -> InterveneOutput:
         params = {
             "model": inp.model, "criterion": inp.criterion or None, "dataset": _dataset_of(state, inp),
-            "pack": inp.pack, "report": _report_path(state, inp.report, "report") if inp.report else None,
+            "pack": inp.pack, "report": report_path(state, inp.report, "report") if inp.report else None,
             "features": inp.features, "top_k": inp.top_k, "mode": inp.mode, "strengths": inp.strengths,
-            "targets": inp.targets, "scorer": inp.scorer, "sae": _optional_path(state, inp.sae, "sae"),
+            "targets": inp.targets, "scorer": inp.scorer, "sae": optional_path(state, inp.sae, "sae"),
         }
         record = await wait_for(state, state.runner.submit("intervene", params).job_id, inp.wait_seconds, ctx)
         raw = state.runner.result(record.job_id) if record.state == "completed" else None
@@ -233,7 +233,7 @@ def _match_spec(state: ServerState) -> ToolSpec:
     """The match tool: match the features of two reports one to one in a background job."""
 
     async def match_tool(inp: MatchInput, ctx: Context) -> MatchOutput:
-        params = {"left": _report_path(state, inp.left, "left"), "right": _report_path(state, inp.right, "right"),
+        params = {"left": report_path(state, inp.left, "left"), "right": report_path(state, inp.right, "right"),
                   "min_similarity": inp.min_similarity, "use_text": inp.use_text}
         record = await wait_for(state, state.runner.submit("match", params).job_id, inp.wait_seconds, ctx)
         raw = state.runner.result(record.job_id) if record.state == "completed" else None

@@ -1,0 +1,87 @@
+"""The explain workflow end to end on a tiny saved model (synthetic activations) and a random SAE folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from interp_agent.core.errors import ValidationError
+from interp_agent.core.explain.evidence import read_evidence
+from interp_agent.core.explain.explanations import iter_explanations
+from interp_agent.core.models.loading import tiny_model
+from interp_agent.core.sae.lens import SaeWeights, save_sae_lens
+from interp_agent.core.workflows.explain import ExplainRequest, check_request, run_explain
+
+WORDS = "rain snow storm bread cheese soup river music seven forty train garden".split()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explain")
+    tiny = tiny_model("llama", n_layers=2, d_model=32, seed=1)
+    tiny.model.save_pretrained(root / "model")
+    tiny.tokenizer.save_pretrained(root / "model")
+    rng = np.random.default_rng(0)
+    W = (rng.normal(size=(32, 24)) / np.sqrt(32)).astype(np.float32)
+    save_sae_lens(root / "sae", SaeWeights("blocks.1.hook_resid_post", W, np.zeros(24, np.float32), W.T.copy(),
+                                           np.zeros(32, np.float32), None, "topk", 4))
+    corpus = root / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(rng.choice(WORDS, 8)) for _ in range(400)))
+    return root
+
+
+def _request(root: Path, out: str, **kw) -> ExplainRequest:
+    return ExplainRequest(out=str(root / out), model=str(root / "model"), sae=str(root / "sae"),
+                          corpus=str(root / "corpus.txt"), max_contexts=400, context_length=16, **kw)
+
+
+def test_a_run_writes_every_artifact_and_scores_only_on_held_out_contexts(setup):
+    run = run_explain(_request(setup, "run", n_features=6))
+    folder = run.folder
+    for name in ("explain.json", "explanations.jsonl", "labels.parquet", "report.html", "evidence/manifest.json"):
+        assert (folder / name).exists(), name
+    summary = json.loads((folder / "explain.json").read_text())
+    assert summary["n_contexts"] == 400 and 0 < summary["n_held_out_contexts"] < 400
+    assert summary["corpus"]["name"] == "corpus.txt" and summary["distribution"]["embedding"]["n"] == len(run.explained)
+    evidence = read_evidence(folder / "evidence")
+    held = evidence.contexts.held_out
+    items = list(iter_explanations(folder / "explanations.jsonl"))
+    assert items and all(i.explanation.author.kind == "local_tokens" for i in items)
+    for item in items:
+        shown = set(item.explanation.shown_contexts)
+        assert shown and not any(held[c] for c in shown)
+        score = item.score("embedding")
+        assert score is not None and score.contexts and all(held[c] for c in score.contexts)
+        assert not shown & set(score.contexts)
+        assert score.null_random_explanation.value is not None and score.null_feature != item.explanation.feature_id
+    assert pq.read_table(folder / "labels.parquet").num_rows == len(items)
+    assert summary["timings"]["harvest_s"] > 0 and "seconds_per_feature" in summary
+
+
+def test_features_can_be_named_and_dead_ones_are_skipped(setup):
+    run = run_explain(_request(setup, "named", feature_ids=("SAE:L1:F0", "SAE:L1:F3")))
+    assert set(run.evidence.features) == {"SAE:L1:F0", "SAE:L1:F3"}
+    assert set(run.explained) <= {"SAE:L1:F0", "SAE:L1:F3"}
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"explainer": "poet"}, "explainer"),
+    ({"scorers": ("embedding", "vibes")}, "scorers"),
+    ({"scorers": ("detection",)}, "judge"),
+    ({"explainer": "none"}, "nothing to score"),
+])
+def test_bad_requests_name_the_argument(setup, kw, match):
+    with pytest.raises(ValidationError, match=match):
+        check_request(_request(setup, "bad", **kw))
+    with pytest.raises(ValidationError, match="sae"):
+        check_request(ExplainRequest(out="x"))
+
+
+def test_an_unknown_feature_id_is_refused_with_close_ones(setup):
+    with pytest.raises(ValidationError, match="SAE:L1:F99") as err:
+        run_explain(_request(setup, "unknown", feature_ids=("SAE:L1:F99",)))
+    assert "SAE:L1:F" in (err.value.hint or "")
