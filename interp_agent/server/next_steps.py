@@ -91,6 +91,11 @@ def _after_inspect(state: ServerState, record: JobRecord, result: dict[str, Any]
             "intervene", f"test the top {INTERVENE_TOP_K} features and the contrast direction causally, with "
             "controls, on held-out prompts", model=params["model"], report=record.run_id,
             top_k=INTERVENE_TOP_K, sae=workspace_path(state, params.get("sae")), **prompt_arguments(state, params)))
+    if _backend(params) == "hf" or (_backend(params) in LIVE_BACKENDS and params.get("sae")):
+        actions.append(call(
+            "explain", "say in words what the top features fire on, from a corpus, scored on held-out contexts; "
+            "writes the report again with the explanations attached", model=params["model"], report=record.run_id,
+            top_k=INTERVENE_TOP_K + 2, sae=workspace_path(state, params.get("sae"))))
     return actions
 
 

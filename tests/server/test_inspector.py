@@ -35,6 +35,12 @@ BAD_CALLS = [
      "invalid_argument", ["'contrast@blocks.15' is not a feature id", "direction:contrast@blocks.15.hook_resid_post"]),
     ("feature_card", {"run_id": "no-such-run"}, "invalid_argument", ["no-such-run", "report.json"]),
     ("train_sae", {"hookpoint": "blocks.2.hook_resid_post"}, "invalid_argument", ["exactly one source"]),
+    ("feature_evidence", {"run_id": "no-such-run"}, "invalid_argument", ["no-such-run", "evidence"]),
+    ("score_explanation", {"run_id": "no-such-run", "feature_id": "L3:D1", "explanation": "   "}, "invalid_argument",
+     ["explanation", "empty"]),
+    ("judge_explanation", {"task_id": "tNOPE", "answers": '{"i1": 1}'}, "invalid_argument", ["tNOPE"]),
+    ("explain", {"hookpoint": "blocks.3.hook_resid_post", "scorers": '["detection"]'}, "invalid_argument",
+     ["judge"]),
 ]
 
 # tools whose successful results carry next_actions, job views and cards: each must pass the client's check
@@ -111,3 +117,41 @@ def test_the_inspector_reports_an_unknown_tool_by_name(workspace: Path) -> None:
     proc = call(VERSIONS[0], workspace, "no_such_tool", {})
     error = json.loads(json.loads(proc.stdout)["content"][0]["text"])["error"]
     assert error["code"] == "unknown_tool" and "no_such_tool" in error["message"] and "plan_scale" in error["hint"]
+
+
+SENTENCES = [
+    "The rain fell on the old city all night.", "She paid forty dollars for the blue bicycle.",
+    "Our train leaves the station at seven in the morning.", "He planted tomatoes and beans in the garden.",
+    "The museum opens a new exhibition about ancient Egypt.", "Please send me the report before Friday.",
+    "Cats sleep for most of the day.", "The river froze early this winter.",
+    "Water boils at one hundred degrees Celsius.", "They played chess in the park until dark.",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_inspector_runs_the_explanation_tools_end_to_end(workspace: Path, version: str) -> None:
+    (workspace / "inputs" / "corpus.txt").write_text("\n".join(SENTENCES * 30))
+    proc = call(version, workspace, "explain", {"hookpoint": "blocks.3.hook_resid_post", "n_features": "2",
+                                               "corpus": "inputs/corpus.txt", "max_contexts": "128",
+                                               "context_length": "16", "wait_seconds": "45"})
+    assert proc.returncode == 0, f"{proc.stdout[-1000:]} {proc.stderr[-2000:]}"
+    out = json.loads(proc.stdout)["structuredContent"]
+    assert out["job"]["state"] == "completed", out["job"]
+    evidence_call = out["next_actions"][0]
+    assert evidence_call["tool"] == "feature_evidence"
+    proc = call(version, workspace, "feature_evidence", evidence_call["arguments"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shown = json.loads(proc.stdout)["structuredContent"]
+    score_call = shown["next_actions"][0]
+    proc = call(version, workspace, "score_explanation", {**score_call["arguments"],
+                                                         "explanation": "words about weather and trains"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scored = json.loads(proc.stdout)["structuredContent"]
+    assert scored["scores"][0]["method"] == "embedding" and scored["task"]["items"]
+    answers = {item["item_id"]: 1 for item in scored["task"]["items"]}
+    proc = call(version, workspace, "judge_explanation", {"task_id": scored["task"]["task_id"],
+                                                         "answers": json.dumps(answers)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    graded = json.loads(proc.stdout)["structuredContent"]
+    assert graded["score"]["method"] == "detection" and graded["score"]["judge"] == "agent"
