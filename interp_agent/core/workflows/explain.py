@@ -305,6 +305,27 @@ def feature_summary(feature: FeatureEvidence) -> dict[str, Any]:
             "promoted": [t for t, _ in feature.promoted[:5]]}
 
 
+MAX_CARDS = 200
+"""Feature cards report.html shows (explained features in order); explain.json has every score."""
+
+
+def report_verdicts(report_path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """Causal verdicts of a report's features, for their cards: verdict, effect, interval, controls."""
+    if report_path is None:
+        return {}
+    from interp_agent.core.graphs import load_report_file
+
+    report, _ = load_report_file(report_path)
+    out = {}
+    for f in report.get("features", []):
+        causal = f.get("causal")
+        if isinstance(causal, dict) and causal.get("verdict"):
+            out[f["feature_id"]] = {"verdict": causal["verdict"], "effect": causal.get("mean_effect"),
+                                    "ci95": causal.get("ci95"), "control_effect": causal.get("control_effect"),
+                                    "provenance": causal.get("provenance", "interventional")}
+    return out
+
+
 def write_run(folder: Path, req: ExplainRequest | None, evidence: EvidenceSet,
               explained: dict[str, ScoredExplanation], timings: dict[str, float],
               warnings: Sequence[str] = ()) -> dict[str, Any]:
@@ -338,7 +359,10 @@ def write_run(folder: Path, req: ExplainRequest | None, evidence: EvidenceSet,
                      for item in explained.values()],
     }
     write_json(folder / "explain.json", summary)
-    write_text(folder / "report.html", render_explain_html(evidence, explained))
+    shown = list(dict.fromkeys(item.explanation.feature_id for item in explained.values()))[:MAX_CARDS]
+    by_feature = {item.explanation.feature_id: item for item in explained.values()}
+    write_text(folder / "report.html", render_explain_html(
+        evidence, by_feature, feature_ids=shown, verdicts=report_verdicts(req.report if req else None)))
     return summary
 
 

@@ -125,12 +125,19 @@ def _key(item: Any) -> str:
     return f"{item.explanation.feature_id}#{item.explanation.author.kind}:{item.explanation.author.name}"
 
 
-def _save(folder: Path, explained: dict[str, Any]) -> None:
+def _save(folder: Path, explained: dict[str, Any], evidence: Any) -> None:
+    """Write the run's explanations, label table and report.html again (an agent's explanation shows on its card)."""
+    from interp_agent.core.artifacts import write_text
     from interp_agent.core.explain.explanations import write_explanations
     from interp_agent.core.explain.labels import write_label_table
+    from interp_agent.core.reports.explain_html import render_explain_html
+    from interp_agent.core.workflows.explain import MAX_CARDS
 
     write_explanations(folder / "explanations.jsonl", explained.values())
     write_label_table(folder / "labels.parquet", explained.values())
+    by_feature = {item.explanation.feature_id: item for item in explained.values()}
+    page = render_explain_html(evidence, by_feature, feature_ids=list(by_feature)[:MAX_CARDS])
+    write_text(folder / "report.html", page)
 
 
 def _feature_evidence_spec(state: ServerState) -> ToolSpec:
@@ -201,7 +208,7 @@ def _score_now(state: ServerState, inp: ScoreExplanationInput) -> ScoreExplanati
                              null_feature=null_feature),)
     item = ScoredExplanation(explanation, scores)
     explained[_key(item)] = item
-    _save(folder, explained)
+    _save(folder, explained, evidence)
     view = _task(state, inp, scorer, feature, evidence, shown) if inp.judge == "agent" else None
     emb = item.score("embedding")
     next_actions = [] if view is None else [call(
@@ -266,7 +273,7 @@ def _grade(state: ServerState, inp: JudgeExplanationInput) -> JudgeExplanationOu
     if match is not None:
         old = explained[match]
         explained[match] = ScoredExplanation(old.explanation, (*old.scores, score))
-        _save(folder, explained)
+        _save(folder, explained, _evidence(folder, None))
     path.unlink(missing_ok=True)
     return JudgeExplanationOutput(feature_id=task.feature_id, score=asdict(score), next_actions=[call(
         "feature_evidence", "the evidence of this feature and every explanation of it with its scores",
