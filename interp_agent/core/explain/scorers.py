@@ -134,7 +134,9 @@ class ExplainScorer:
                                        null_scores=sims[1] if null_text else None, contexts=prompts,
                                        null_feature=null_feature, seed=self.seed,
                                        note=f"steered at {feature.max_activation:.3g} x its write direction, "
-                                            f"{OUTPUT_NEW_TOKENS} greedy tokens on {len(prompts)} held-out openings")
+                                            f"{OUTPUT_NEW_TOKENS} greedy tokens on {len(prompts)} held-out openings; "
+                                            f"steered, e.g.: {' | '.join(repr(t[:60]) for t in steered[:2])}; "
+                                            f"unsteered: {' | '.join(repr(t[:60]) for t in plain[:2])}")
         from dataclasses import replace
 
         return replace(score, provenance="interventional")

@@ -85,3 +85,17 @@ def test_an_unknown_feature_id_is_refused_with_close_ones(setup):
     with pytest.raises(ValidationError, match="SAE:L1:F99") as err:
         run_explain(_request(setup, "unknown", feature_ids=("SAE:L1:F99",)))
     assert "SAE:L1:F" in (err.value.hint or "")
+
+
+def test_every_scorer_runs_with_a_local_judge_and_the_output_side_is_interventional(setup):
+    run = run_explain(_request(setup, "all", n_features=2, scorers=("embedding", "detection", "fuzzing", "output"),
+                               judge="model"))
+    assert run.explained
+    for item in run.explained.values():
+        methods = {s.method: s for s in item.scores}
+        assert set(methods) == {"embedding", "detection", "fuzzing", "output"}
+        assert methods["detection"].judge and "weak local judge" in methods["detection"].judge
+        assert methods["output"].provenance == "interventional" and "steered" in methods["output"].note
+        assert methods["embedding"].provenance == "held_out_text" and methods["embedding"].judge is None
+    summary = json.loads((run.folder / "explain.json").read_text())
+    assert summary["distribution"]["output"]["n"] == len(run.explained)
