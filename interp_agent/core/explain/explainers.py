@@ -43,7 +43,7 @@ MARK_OPEN, MARK_CLOSE = "«", "»"
 MARKING = ("«token»(a) marks a token where the feature fires; a is its activation divided by the feature's "
            "largest activation (1.0 = the strongest seen)")
 """What the marks in :func:`evidence_view` texts mean (the view carries it as ``marking``)."""
-TOKEN_EXPLAINER_NAME = "token-frequency v1"
+TOKEN_EXPLAINER_NAME = "token-frequency v2"
 MODEL_NOTE = "a 135M instruct model: a weak explainer"
 NEVER_FIRES = "never fires on the corpus"
 STOP_WORDS = frozenset(
@@ -216,6 +216,20 @@ def firing_token_weights(feature: FeatureEvidence, contexts: Contexts) -> dict[s
     return weights
 
 
+def token_specificity(feature: FeatureEvidence, contexts: Contexts) -> dict[str, float]:
+    """Of each normalised token's occurrences in the explain examples (firing and non-firing contexts, first
+    position left out), the fraction where the feature fires: low for words that are everywhere ("the", "a")."""
+    seen: Counter[str] = Counter()
+    fired: Counter[str] = Counter()
+    for e in explain_examples(feature, contexts, ("top", "quantile", "random")):
+        for t, token in enumerate(contexts.tokens[e.context][1:], 1):
+            key = normalise_token(token)
+            seen[key] += 1
+            if e.acts is not None and e.acts[t] > feature.active_threshold:
+                fired[key] += 1
+    return {k: fired[k] / n for k, n in seen.items() if n}
+
+
 def top_firing_tokens(weights: dict[str, float], k: int) -> tuple[list[str], int]:
     """The ``k`` heaviest word tokens (all tokens when none is a word), and how many others fired."""
     words = {t: w for t, w in weights.items() if is_word(t)} or dict(weights)
@@ -242,11 +256,13 @@ class TokenExplainer:
 
     @property
     def name(self) -> str:
-        """``token-frequency v1``."""
+        """``token-frequency v2``."""
         return TOKEN_EXPLAINER_NAME
 
     def explain(self, feature: FeatureEvidence, contexts: Contexts) -> Explanation:
-        """A phrase: the firing tokens by summed activation, then over-represented context words."""
+        """A phrase: the firing tokens by summed activation times specificity (the share of the token's
+        occurrences in explain examples where the feature fires, so "the" and "a" sink), then over-represented
+        context words."""
         active = explain_examples(feature, contexts, ("top", "quantile"))
         quiet = explain_examples(feature, contexts, "random")
         shown = tuple(sorted({e.context for e in active + quiet}))
@@ -256,10 +272,10 @@ class TokenExplainer:
                 "fires too rarely to explain: no firing contexts in the explain split")
             return Explanation(feature.feature_id, text, author, shown)
         weights = firing_token_weights(feature, contexts)
-        tokens, others = top_firing_tokens(weights, self.max_tokens)
+        specific = token_specificity(feature, contexts)
+        ranked = {t: w * specific.get(t, 1.0) for t, w in weights.items()}
+        tokens, _ = top_firing_tokens(ranked, self.max_tokens)
         text = "fires on " + ", ".join(_quoted(t) for t in tokens)
-        if others:
-            text += f" and {others} other token{'s' if others > 1 else ''}"
         words = self.context_words(feature, contexts, active, quiet, exclude=set(weights))
         if words:
             text += "; in text about " + ", ".join(words)

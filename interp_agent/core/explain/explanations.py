@@ -45,7 +45,7 @@ class Author:
     embedded instruct model prompted with the evidence), chat (an OpenAI-compatible endpoint), imported
     (Neuronpedia, Goodfire, a feature JSONL), human."""
     name: str
-    """Which one: ``mcp agent``, ``token-frequency v1``, ``smollm2-135m``, the endpoint's model id, ``neuronpedia``."""
+    """Which one: ``mcp agent``, ``token-frequency v2``, ``smollm2-135m``, the endpoint's model id, ``neuronpedia``."""
     note: str = ""
     """Anything a reader should know (``a 135M model: a weak explainer``)."""
 

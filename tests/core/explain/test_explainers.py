@@ -123,7 +123,7 @@ def test_token_explainer_names_weather_words_for_the_weather_feature(evidence):
     explanation = TokenExplainer().explain(evidence.feature("toy:weather"), evidence.contexts)
     named = {w for w in WEATHER if f'"{w}"' in explanation.text}
     assert explanation.text.startswith("fires on ") and len(named) >= 3
-    assert explanation.author.kind == "local_tokens" and explanation.author.name == "token-frequency v1"
+    assert explanation.author.kind == "local_tokens" and explanation.author.name == "token-frequency v2"
     assert explanation.feature_id == "toy:weather"
 
 
@@ -300,7 +300,7 @@ def test_model_explainer_falls_back_to_the_token_phrase_and_says_so(evidence):
     explanation = explainer.explain(evidence.feature("toy:weather"), evidence.contexts)
     token = TokenExplainer().explain(evidence.feature("toy:weather"), evidence.contexts)
     assert explanation.text == token.text and explanation.author.kind == "local_model"
-    assert "degenerate" in explanation.author.note and "token-frequency v1" in explanation.author.note
+    assert "degenerate" in explanation.author.note and "token-frequency v2" in explanation.author.note
     assert not set(explanation.shown_contexts) & held_out_ids(evidence)
 
 
