@@ -19,8 +19,8 @@ Per feature (:class:`FeatureEvidence`) it keeps the SAEDashboard/delphi layout:
   through the unembedding (the logit-lens view Neuronpedia shows).
 
 A feature *fires* at a token when its activation exceeds ``active_threshold``: 0 for SAE
-latents and MLP neurons (ReLU-like codes), and for dense signed features (residual
-dimensions, directions) the 99th percentile of its token activations on the first contexts
+latents, and for dense features (residual dimensions, MLP neurons of gated or GELU MLPs,
+directions) the 99th percentile of its token activations on the first contexts
 harvested (``harvest.CALIBRATION_CONTEXTS``), recorded per feature. The first position of
 every context is never counted: it carries massive activations in SmolLM2-like models.
 
@@ -99,7 +99,8 @@ class Example:
     max_activation: float
     """The feature's largest activation in the context (first position excluded)."""
     acts: np.ndarray | None = None
-    """float32 [context_length] per-token activations (position 0 set to 0); None for ``random``."""
+    """float32 [context_length]: the activation at each token where the feature fires, 0 elsewhere (and at
+    position 0); None for ``random``."""
     quantile: int | None = None
     """Quantile bin (0 = lowest) of a ``quantile`` example."""
 

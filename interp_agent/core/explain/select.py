@@ -135,8 +135,8 @@ def _histogram(values: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nda
 
 
 def dense_threshold(kind: FeatureKind, token_acts: np.ndarray) -> float:
-    """Firing threshold: 0 for ReLU-like codes, the DENSE_PERCENTILE of token activations for dense ones."""
-    if kind in ("sae_latent", "neuron") or not token_acts.size:
+    """Firing threshold: 0 for SAE latents, the DENSE_PERCENTILE of token activations for every dense kind."""
+    if kind == "sae_latent" or not token_acts.size:
         return 0.0
     return float(np.percentile(token_acts, DENSE_PERCENTILE))
 
@@ -162,10 +162,12 @@ def evidence_from_dense(contexts: Contexts, acts_FNT: np.ndarray, feature_ids: S
     selection = selection or Selection()
     out: dict[str, FeatureEvidence] = {}
     for f, (fid, kind) in enumerate(zip(feature_ids, kinds, strict=True)):
-        acts = np.asarray(acts_FNT[f], dtype=np.float32).copy()
-        counted = acts[:, 1:]
+        raw = np.asarray(acts_FNT[f], dtype=np.float32)
+        counted = raw[:, 1:]
         threshold = dense_threshold(kind, counted) if thresholds is None else float(thresholds[f])
-        acts[:, 0] = 0.0 if threshold == 0 else min(0.0, threshold)
+        # what a harvest keeps per token: the activation where the feature fires, 0 elsewhere and at position 0
+        acts = np.where(raw > threshold, raw, 0.0).astype(np.float32)
+        acts[:, 0] = 0.0
         ctx_max = counted.max(axis=1) if counted.size else np.zeros(len(contexts), np.float32)
         fired = counted[counted > threshold]
         totals = Totals(kind, threshold, int(fired.size), float(fired.sum()), max(float(counted.max(initial=0.0)), 0.0),

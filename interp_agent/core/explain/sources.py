@@ -26,7 +26,7 @@ from torch import nn
 from interp_agent.core.artifacts import sha256_of
 from interp_agent.core.errors import ValidationError, arg
 from interp_agent.core.explain.evidence import unknown_feature_hint
-from interp_agent.core.explain.harvest import FeatureSource
+from interp_agent.core.explain.harvest import FeatureSource, SparseEncode
 from interp_agent.core.ids import basis_feature_ids, format_sae_latent, parse_hookpoint
 from interp_agent.core.models.harvest import SaeParams, TokenText, encode_sae
 from interp_agent.core.models.hookpoints import HookPoint, model_layout, unwrap
@@ -66,7 +66,22 @@ def sae_source(sae: Any, point: HookPoint, *, feature_ids: Sequence[str] | None 
         weights = Path(path) / "sae_weights.safetensors"
         description.update(path=str(path), sha256=sha256_of(weights) if weights.is_file() else None)
     return FeatureSource(ids, "sae_latent", lambda x: encode_sae(x, params), cols,
-                         dec if cols is None else dec[cols], description)
+                         dec if cols is None else dec[cols], description, sparse=_topk_code(params),
+                         n_all=int(sae.W_enc.shape[1]))
+
+
+def _topk_code(params: SaeParams) -> SparseEncode | None:
+    """A TopK SAE's code as (values, indices) [..., k], the same values ``encode_sae`` scatters; None otherwise."""
+    if params.k is None:
+        return None
+    W, b_enc, b_dec, k = params.W_enc, params.b_enc, params.b_dec, int(params.k)
+
+    def code(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pre = (x - b_dec.to(x.dtype)) @ W.to(x.dtype) + b_enc.to(x.dtype)
+        top = torch.topk(pre, k, dim=-1)
+        return torch.relu(top.values), top.indices
+
+    return code
 
 
 def basis_source(loaded: Any, point: HookPoint, *, feature_ids: Sequence[str] | None = None) -> FeatureSource:
