@@ -158,10 +158,17 @@ def _header(evidence: EvidenceSet, title: str) -> str:
     out = f'<header><h1>{_e(title)}</h1><dl class="meta">{items}</dl></header>'
     if m.settings:
         out += f'<p class="muted">Harvest settings: {_e(_plain(m.settings))}</p>'
+    made_up = m.feature_source.get("kind") == "synthetic" or bool(m.settings.get("synthetic"))
     if corpus.get("synthetic"):
         note = f" Corpus note: {_e(corpus.get('note'))}." if corpus.get("note") else ""
-        out += (f'<div class="synthetic-banner" role="alert"><strong>{SYNTHETIC_BANNER}.</strong> The corpus is '
-                f"generated, not real text.{note} No number here describes how a model reads real text.</div>")
+        if made_up:
+            out += (f'<div class="synthetic-banner" role="alert"><strong>{SYNTHETIC_BANNER}.</strong> The corpus is '
+                    f"generated, not real text, and so are the activations.{note} No number here describes how a "
+                    "model reads real text.</div>")
+        else:
+            out += ('<div class="synthetic-banner" role="alert"><strong>GENERATED CORPUS.</strong> The text was '
+                    f"written by a language model, not by people.{note} The activations and scores are measured on "
+                    "the model over this text; they describe the features on text like it.</div>")
     return out
 
 

@@ -305,8 +305,8 @@ def feature_summary(feature: FeatureEvidence) -> dict[str, Any]:
             "promoted": [t for t, _ in feature.promoted[:5]]}
 
 
-MAX_CARDS = 200
-"""Feature cards report.html shows (explained features in order); explain.json has every score."""
+MAX_CARDS = 100
+"""Feature cards report.html shows (explained features in order, about 22 KB each); explain.json has every score."""
 
 
 def report_verdicts(report_path: str | Path | None) -> dict[str, dict[str, Any]]:
@@ -361,8 +361,11 @@ def write_run(folder: Path, req: ExplainRequest | None, evidence: EvidenceSet,
     write_json(folder / "explain.json", summary)
     shown = list(dict.fromkeys(item.explanation.feature_id for item in explained.values()))[:MAX_CARDS]
     by_feature = {item.explanation.feature_id: item for item in explained.values()}
+    title = "interp-agent explanations"
+    if len(shown) < len(by_feature):
+        title += f" (cards of the first {len(shown)} of {len(by_feature)} explained features; explain.json has all)"
     write_text(folder / "report.html", render_explain_html(
-        evidence, by_feature, feature_ids=shown, verdicts=report_verdicts(req.report if req else None)))
+        evidence, by_feature, feature_ids=shown, verdicts=report_verdicts(req.report if req else None), title=title))
     return summary
 
 
