@@ -43,8 +43,12 @@ def test_an_empty_corpus_file_is_named(capsys, tmp_path: Path) -> None:
 
 
 def test_an_unreachable_hub_dataset_says_what_to_do(monkeypatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'no-such-owner/no-such-dataset' on the Hub (offline)")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)  # what the hub client raises with no network
     with pytest.raises(ModelUnavailableError, match="no-such-owner/no-such-dataset") as err:
         load_corpus("hf:no-such-owner/no-such-dataset")
     assert "built-in corpus" in (err.value.hint or "")

@@ -55,6 +55,7 @@ RUN_COMMANDS: tuple[str, ...] = (
     "jobs",
     "inspect",
     "intervene",
+    "explain",
     "train-sae",
     "match",
     "publish",
