@@ -25,8 +25,8 @@ WORDS = "rain snow bread cheese river music seven forty train garden letter stor
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    torch.set_num_threads(1)
+def tiny(one_torch_thread):
+    """A tiny random Llama; torch runs on one thread for this module and gets its thread count back after."""
     return tiny_model("llama", n_layers=2, d_model=32, seed=3)
 
 
