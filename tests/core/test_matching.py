@@ -694,3 +694,18 @@ def test_real_encoder_matches_labels_by_meaning() -> None:
     again = match_reports(left, right)
     assert again["settings"]["text_embeddings"]["from_cache"] == 3
     assert again["matches"][0]["components"]["text"] == pytest.approx(m["components"]["text"], abs=1e-6)
+
+
+def test_the_text_component_embeds_a_scored_explanation_only_when_it_beats_its_null() -> None:
+    from interp_agent.core.matching.fingerprints import feature_text
+
+    def explained(ci_low: float) -> dict[str, Any]:
+        return {"text": "weather words: rain, snow", "author": {"kind": "agent", "name": "a"},
+                "scores": [{"method": "embedding", "margin_over_random": {"value": 0.2, "ci95": [ci_low, 0.4]}}]}
+
+    feature = {"feature_id": "L1:D1", "label": "some label", "explained": explained(0.05)}
+    assert feature_text(feature) == "weather words: rain, snow. some label"
+    feature["explained"] = explained(-0.01)  # its interval reaches 0: not trusted, the label alone is embedded
+    assert feature_text(feature) == "some label"
+    unlabelled = {"feature_id": "L1:D2", "explained": explained(0.05), "examples": [{"text": "an example"}]}
+    assert feature_text(unlabelled) == "weather words: rain, snow"  # examples stand in only without text

@@ -99,3 +99,28 @@ def test_every_scorer_runs_with_a_local_judge_and_the_output_side_is_interventio
         assert methods["embedding"].provenance == "held_out_text" and methods["embedding"].judge is None
     summary = json.loads((run.folder / "explain.json").read_text())
     assert summary["distribution"]["output"]["n"] == len(run.explained)
+
+
+def test_a_report_gets_its_top_features_explained_and_written_back(setup):
+    from interp_agent.core.inspection import inspect
+
+    prompts = setup / "prompts.jsonl"
+    rng = np.random.default_rng(1)
+    rows = [{"prompt_id": f"p{i}", "text": " ".join(rng.choice(WORDS[:6] if i % 2 else WORDS[6:], 6)),
+             "criterion_score": float(i % 2)} for i in range(60)]
+    prompts.write_text("\n".join(json.dumps(r) for r in rows))
+    inspected = inspect(str(setup / "model"), "weather or food words", backend="hf", dataset=prompts,
+                        hookpoints=["blocks.1.hook_resid_post"], out=setup / "inspect")
+    top = [f["feature_id"] for f in inspected.report["features"][:4]]
+    run = run_explain(ExplainRequest(out=str(setup / "from-report"), model=str(setup / "model"),
+                                     report=str(setup / "inspect" / "report.json"), top_k=4,
+                                     corpus=str(setup / "corpus.txt"), max_contexts=400, context_length=16))
+    assert set(run.evidence.features) <= set(top) and run.evidence.features
+    written = json.loads((setup / "from-report" / "report.json").read_text())
+    attached = [f for f in written["features"] if f.get("explained")]
+    assert attached, "the report's top feature at its hookpoint fires often enough to explain"
+    assert {f["feature_id"] for f in attached} == {i.explanation.feature_id for i in run.explained.values()}
+    for f in attached:
+        assert f["explained"]["scores"][0]["method"] == "embedding" and f["explained"]["author"]["kind"]
+    page = (setup / "from-report" / "inspect_report.html").read_text()
+    assert "explanation-panel" in page
