@@ -71,3 +71,33 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+EXPLAIN_WORDS = "rain snow storm bread cheese soup river music seven forty train garden".split()
+"""Words of the tiny explain corpus."""
+
+
+@pytest.fixture(scope="session")
+def write_explain_inputs():
+    """A function that writes synthetic explain inputs into a folder: ``model/`` (a tiny random Llama with a
+    character tokenizer), ``sae/`` (a random TopK SAE, 24 latents, k 4, at blocks.1.hook_resid_post) and
+    ``corpus.txt`` (``n_passages`` lines of random words); returns the folder."""
+
+    def write(folder: Path, n_passages: int = 400) -> Path:
+        import numpy as np
+
+        from interp_agent.core.models.loading import tiny_model
+        from interp_agent.core.sae.lens import SaeWeights, save_sae_lens
+
+        tiny = tiny_model("llama", n_layers=2, d_model=32, seed=1)
+        tiny.model.save_pretrained(folder / "model")
+        tiny.tokenizer.save_pretrained(folder / "model")
+        rng = np.random.default_rng(0)
+        W = (rng.normal(size=(32, 24)) / np.sqrt(32)).astype(np.float32)
+        save_sae_lens(folder / "sae", SaeWeights("blocks.1.hook_resid_post", W, np.zeros(24, np.float32), W.T.copy(),
+                                                 np.zeros(32, np.float32), None, "topk", 4))
+        (folder / "corpus.txt").write_text("\n".join(" ".join(rng.choice(EXPLAIN_WORDS, 8))
+                                                     for _ in range(n_passages)))
+        return folder
+
+    return write

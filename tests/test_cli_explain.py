@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from interp_agent.cli import EXIT_BAD_INPUT, main
 from interp_agent.core.errors import ModelUnavailableError
 from interp_agent.core.explain.corpus import load_corpus
-from interp_agent.core.models.loading import tiny_model
-from interp_agent.core.sae.lens import SaeWeights, save_sae_lens
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -54,18 +51,10 @@ def test_an_unreachable_hub_dataset_says_what_to_do(monkeypatch) -> None:
     assert "built-in corpus" in (err.value.hint or "")
 
 
-def test_explain_writes_labels_and_a_neuronpedia_export(capsys, tmp_path: Path) -> None:
-    tiny = tiny_model("llama", n_layers=2, d_model=32, seed=1)
-    tiny.model.save_pretrained(tmp_path / "model")
-    tiny.tokenizer.save_pretrained(tmp_path / "model")
-    rng = np.random.default_rng(0)
-    W = (rng.normal(size=(32, 24)) / np.sqrt(32)).astype(np.float32)
-    save_sae_lens(tmp_path / "sae", SaeWeights("blocks.1.hook_resid_post", W, np.zeros(24, np.float32), W.T.copy(),
-                                               np.zeros(32, np.float32), None, "topk", 4))
-    words = "rain snow bread cheese river music seven forty train garden".split()
-    (tmp_path / "c.txt").write_text("\n".join(" ".join(rng.choice(words, 8)) for _ in range(300)))
+def test_explain_writes_labels_and_a_neuronpedia_export(capsys, tmp_path: Path, write_explain_inputs) -> None:
+    write_explain_inputs(tmp_path, n_passages=300)
     code, out, _ = run(capsys, "explain", "--model", str(tmp_path / "model"), "--sae", str(tmp_path / "sae"),
-                       "--corpus", str(tmp_path / "c.txt"), "--max-contexts", "300", "--context-length", "16",
+                       "--corpus", str(tmp_path / "corpus.txt"), "--max-contexts", "300", "--context-length", "16",
                        "--n-features", "3", "--labels-out", str(tmp_path / "labels.csv"),
                        "--neuronpedia-out", str(tmp_path / "np.json"), "--neuronpedia-source", "1-res-test",
                        "--out", str(tmp_path / "run"), "--json")

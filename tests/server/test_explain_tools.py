@@ -7,29 +7,12 @@ SAE is random; what is tested is the protocol: blinded tasks, held-out scoring, 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import anyio
-import numpy as np
 import pytest
 from mcp import Client
 
-from interp_agent.core.models.loading import tiny_model
-from interp_agent.core.sae.lens import SaeWeights, save_sae_lens
-
 pytestmark = pytest.mark.anyio
-WORDS = "rain snow storm bread cheese soup river music seven forty train garden".split()
-
-
-def _inputs(workspace: Path) -> None:
-    tiny = tiny_model("llama", n_layers=2, d_model=32, seed=1)
-    tiny.model.save_pretrained(workspace / "model")
-    tiny.tokenizer.save_pretrained(workspace / "model")
-    rng = np.random.default_rng(0)
-    W = (rng.normal(size=(32, 24)) / np.sqrt(32)).astype(np.float32)
-    save_sae_lens(workspace / "sae", SaeWeights("blocks.1.hook_resid_post", W, np.zeros(24, np.float32), W.T.copy(),
-                                                np.zeros(32, np.float32), None, "topk", 4))
-    (workspace / "corpus.txt").write_text("\n".join(" ".join(rng.choice(WORDS, 8)) for _ in range(400)))
 
 
 async def _finished(client: Client, out: dict) -> dict:
@@ -48,8 +31,9 @@ def _error(result) -> dict:
     return json.loads(result.content[0].text)["error"]
 
 
-async def test_the_agent_explains_scores_and_judges_through_the_tools(server, workspace) -> None:
-    _inputs(workspace)
+async def test_the_agent_explains_scores_and_judges_through_the_tools(server, workspace,
+                                                                      write_explain_inputs) -> None:
+    write_explain_inputs(workspace)
     async with Client(server) as client:
         r = await client.call_tool("explain", {"model": "model", "sae": "sae", "corpus": "corpus.txt",
                                                "max_contexts": 400, "context_length": 16, "n_features": 4,

@@ -12,26 +12,15 @@ import pytest
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.explain.evidence import read_evidence
 from interp_agent.core.explain.explanations import iter_explanations
-from interp_agent.core.models.loading import tiny_model
-from interp_agent.core.sae.lens import SaeWeights, save_sae_lens
 from interp_agent.core.workflows.explain import ExplainRequest, check_request, run_explain
 
 WORDS = "rain snow storm bread cheese soup river music seven forty train garden".split()
+"""The corpus words of ``write_explain_inputs`` (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("explain")
-    tiny = tiny_model("llama", n_layers=2, d_model=32, seed=1)
-    tiny.model.save_pretrained(root / "model")
-    tiny.tokenizer.save_pretrained(root / "model")
-    rng = np.random.default_rng(0)
-    W = (rng.normal(size=(32, 24)) / np.sqrt(32)).astype(np.float32)
-    save_sae_lens(root / "sae", SaeWeights("blocks.1.hook_resid_post", W, np.zeros(24, np.float32), W.T.copy(),
-                                           np.zeros(32, np.float32), None, "topk", 4))
-    corpus = root / "corpus.txt"
-    corpus.write_text("\n".join(" ".join(rng.choice(WORDS, 8)) for _ in range(400)))
-    return root
+def setup(tmp_path_factory, write_explain_inputs):
+    return write_explain_inputs(tmp_path_factory.mktemp("explain"))
 
 
 def _request(root: Path, out: str, **kw) -> ExplainRequest:
