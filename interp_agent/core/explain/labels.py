@@ -357,7 +357,8 @@ def write_neuronpedia_explanations(path: str | Path, items: Iterable[ScoredExpla
 
 def read_explanations_file(path: str | Path) -> list[Explanation]:
     """Explanations from a file of any form explain reads: its own ``explanations.jsonl`` (scores dropped: they
-    are measured again), a feature JSONL with labels, or a Neuronpedia / SAEDashboard JSON export.
+    are measured again), a feature JSONL with labels, a Neuronpedia / SAEDashboard JSON export, or a Goodfire
+    SDK export (``Feature.json()`` / ``FeatureGroup.json()``).
 
     Raises:
         InputFileError: the file is missing or is none of these (file and line named where known).
@@ -377,4 +378,10 @@ def read_explanations_file(path: str | Path) -> list[Explanation]:
         return [item.explanation for item in iter_explanations(p)]
     if p.suffix.lower() in (".jsonl", ".ndjson"):
         return from_feature_jsonl(p)
-    return explanations_from_neuronpedia(p)
+    try:
+        return explanations_from_neuronpedia(p)
+    except (InputFileError, ValidationError) as neuronpedia_error:
+        try:
+            return from_goodfire(p)
+        except (InputFileError, ValidationError):
+            raise neuronpedia_error from None

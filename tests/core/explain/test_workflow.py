@@ -113,3 +113,19 @@ def test_a_report_gets_its_top_features_explained_and_written_back(setup):
         assert f["explained"]["scores"][0]["method"] == "embedding" and f["explained"]["author"]["kind"]
     page = (setup / "from-report" / "inspect_report.html").read_text()
     assert "explanation-panel" in page
+
+
+def test_imported_explanations_are_scored_on_held_out_contexts_like_any_other(setup):
+    labels = setup / "features.jsonl"
+    labels.write_text("\n".join(json.dumps({"feature_id": f"SAE:L1:F{i}", "model": "tiny", "layer": 1,
+                                            "label": "weather words such as rain and snow"}) for i in range(24)))
+    run = run_explain(_request(setup, "imported", explainer="none", explanations=str(labels)))
+    assert run.explained
+    held = run.evidence.contexts.held_out
+    for item in run.explained.values():
+        assert item.explanation.author.kind == "imported" and item.explanation.author.name == "features.jsonl"
+        score = item.score("embedding")
+        assert score is not None and all(held[c] for c in score.contexts)
+    summary = json.loads((run.folder / "explain.json").read_text())
+    not_scored = [w for w in summary["warnings"] if "not scored" in w]
+    assert len(run.explained) + len(not_scored) == 24  # every import is scored, or the warning says why not
