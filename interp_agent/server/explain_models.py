@@ -6,12 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from interp_agent.server.models import NEXT_ACTIONS, JobView, NextAction, _Input, _JobStart
+from interp_agent.server.models import NEXT_ACTIONS, JobStartInput, JobView, NextAction, ToolInput
 
 _METRIC = "{value, ci95: [low, high]} (bootstrap 95% interval)"
 
 
-class ExplainInput(_JobStart):
+class ExplainInput(JobStartInput):
     model: str = Field("smollm2-135m", min_length=1, description="smollm2-135m (embedded), a local folder or a hub id")
     sae: str | None = Field(None, description="SAE folder (workspace path, e.g. runs/<run_id> of a train_sae job) "
                             "whose latents to explain")
@@ -58,7 +58,7 @@ class ExplainOutput(BaseModel):
     next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
-class FeatureEvidenceInput(_Input):
+class FeatureEvidenceInput(ToolInput):
     run_id: str = Field(min_length=1, max_length=64, description="run_id of a completed explain job")
     feature_id: str | None = Field(None, max_length=200, description="A harvested feature, e.g. 'SAE:L15:F123'; "
                                    "default: the first explained one")
@@ -75,7 +75,7 @@ class FeatureEvidenceOutput(BaseModel):
     next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
-class ScoreExplanationInput(_Input):
+class ScoreExplanationInput(ToolInput):
     run_id: str = Field(min_length=1, max_length=64, description="run_id of a completed explain job")
     feature_id: str = Field(min_length=1, max_length=200, description="The feature the explanation is of")
     explanation: str = Field(min_length=1, max_length=400, description="What the feature fires on, in a phrase or a "
@@ -108,7 +108,7 @@ class ScoreExplanationOutput(BaseModel):
     next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
-class JudgeExplanationInput(_Input):
+class JudgeExplanationInput(ToolInput):
     task_id: str = Field(min_length=1, max_length=64, description="task_id from score_explanation")
     answers: dict[str, float] = Field(description="item_id -> 1 (the explanation fits the text), 0 (it does not), "
                                       "or a probability in [0, 1]; one per item")

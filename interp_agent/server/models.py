@@ -18,7 +18,9 @@ from interp_agent.core.ranking.heldout import POWER, POWER_ALPHA, RECOMMENDED_PR
 JobState = Literal["working", "input_required", "completed", "failed", "cancelled"]
 
 
-class _Input(BaseModel):
+class ToolInput(BaseModel):
+    """Base of every tool's arguments: unknown arguments are refused (a typo is an error, not ignored)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -42,7 +44,7 @@ class ToolErrorInfo(BaseModel):
 
 
 # -- profile_env / plan_scale -----------------------------------------------------------------
-class ProfileEnvInput(_Input):
+class ProfileEnvInput(ToolInput):
     save_to: str | None = Field(
         None,
         description="Optional path (inside the workspace) to save the profile JSON, to plan for this "
@@ -64,7 +66,7 @@ class ProfileEnvOutput(BaseModel):
     next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
-class PlanScaleInput(_Input):
+class PlanScaleInput(ToolInput):
     model_params: int | str = Field(description="Model parameters, human size: '135M', '70B', '1T'")
     tokens: int | str = Field(description="Tokens to harvest, human size: '10M', '1B'")
     d_model: int | str = Field(description="Residual width, a number or a human size: 576, '16384', '16k'")
@@ -155,11 +157,11 @@ class JobView(BaseModel):
     attempts: int = Field(1, ge=1, description="Runs of the job so far: 1, plus one per job_resume")
 
 
-class JobIdInput(_Input):
+class JobIdInput(ToolInput):
     job_id: str = Field(min_length=8, max_length=64, description="A job_id returned by inspect, match, …")
 
 
-class JobListInput(_Input):
+class JobListInput(ToolInput):
     limit: int = Field(20, ge=1, le=200, description="Most recent jobs to list")
     state: JobState | None = Field(None, description="Only jobs in this state")
 
@@ -183,7 +185,9 @@ class JobListOutput(BaseModel):
 
 
 # -- inspect / match -------------------------------------------------------------------------------
-class _JobStart(_Input):
+class JobStartInput(ToolInput):
+    """Base of the arguments of a tool that starts a background job."""
+
     wait_seconds: float = Field(
         0.0, ge=0, le=50,
         description="Seconds to wait for the job before returning its handle; a job that finishes "
@@ -191,7 +195,7 @@ class _JobStart(_Input):
     )
 
 
-class _Prompts(_JobStart):
+class _Prompts(JobStartInput):
     """Where a live model's prompts come from, besides a dataset file."""
 
     pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
@@ -333,7 +337,7 @@ class InterveneOutput(BaseModel):
     next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
-class TrainSaeInput(_JobStart):
+class TrainSaeInput(JobStartInput):
     model: str | None = Field(None,
                               description="Source 1: a live model ('smollm2-135m' embedded, a local folder or hub id), "
                               "harvested at hookpoint over dataset or pack")
@@ -453,7 +457,7 @@ class InspectResult(BaseModel):
     html: str = Field(description="URI of the readable report.html")
 
 
-class MatchInput(_JobStart):
+class MatchInput(JobStartInput):
     left: str = Field(description="A run_id of an earlier inspect job, or a report.json path (workspace path)")
     right: str = Field(description="A run_id of an earlier inspect job, or a report.json path (workspace path)")
     min_similarity: float = Field(0.3, ge=-1, le=1, description="Smallest combined similarity kept as a match")
@@ -487,7 +491,7 @@ class MatchOutput(BaseModel):
 
 
 # -- publish ---------------------------------------------------------------------------------------
-class PublishInput(_JobStart):
+class PublishInput(JobStartInput):
     path: str = Field(min_length=1, description="What to publish: a run_id (its folder runs/<run_id>) or a folder path "
                       "inside the workspace or a read root, e.g. the folder of a train_sae or inspect run")
     repo_id: str = Field(
@@ -536,7 +540,7 @@ class PublishOutput(BaseModel):
 
 
 # -- feature cards ---------------------------------------------------------------------------
-class FeatureCardInput(_Input):
+class FeatureCardInput(ToolInput):
     run_id: str = Field(min_length=1, max_length=64, description="run_id of a completed inspect job")
     feature_id: str | None = Field(
         None, max_length=200, description="A feature id of its report, e.g. 'L15:D42' or "
@@ -555,7 +559,7 @@ class FeatureCardOutput(BaseModel):
 
 
 # -- artifacts -------------------------------------------------------------------------------------
-class ListArtifactsInput(_Input):
+class ListArtifactsInput(ToolInput):
     run_id: str | None = Field(None, max_length=64, description="Only this run; all runs when omitted")
     limit: int = Field(100, ge=1, le=1000, description="Most artifacts to list")
 
