@@ -16,15 +16,15 @@ atomic) with schema ``interp-agent.explanation.v1``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from interp_agent.core.artifacts import atomic_open, clean_json, schema_version
+from interp_agent.core.artifacts import clean_json, schema_version
 from interp_agent.core.errors import InputFileError, ValidationError, arg
+from interp_agent.core.formats.jsonl import iter_json_objects, write_jsonl
 
 EXPLANATION_SCHEMA = schema_version("explanation")
 MAX_EXPLANATION_CHARS = 400
@@ -177,27 +177,10 @@ def write_explanations(path: str | Path, items: Iterable[ScoredExplanation]) -> 
     """Write ``explanations.jsonl`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path) as f:
-        for item in items:
-            f.write(json.dumps(to_json(item), ensure_ascii=False) + "\n")
-    return path
+    return write_jsonl(path, (to_json(item) for item in items))
 
 
 def iter_explanations(path: str | Path) -> Iterator[ScoredExplanation]:
     """Read ``explanations.jsonl``; InputFileError names the file and line of a bad one."""
-    path = Path(path)
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    with handle:
-        for number, text in enumerate(handle, 1):
-            if not text.strip():
-                continue
-            try:
-                raw = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputFileError(path, f"not valid JSON: {exc.msg}", line=number) from exc
-            if not isinstance(raw, dict):
-                raise InputFileError(path, "each line must be a JSON object", line=number)
-            yield from_json(raw, path=path, line=number)
+    for number, raw in iter_json_objects(path):
+        yield from_json(raw, path=path, line=number)

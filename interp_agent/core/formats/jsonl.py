@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from interp_agent.core.errors import InputFileError
 
 
 def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line of a JSONL file.
+    """Yield ``(line_number, object)`` for each non-blank line of a JSONL file (gzipped when it ends in ``.gz``).
 
     NaN and Infinity are rejected (they are not JSON); a line that is not a JSON object
     stops with an error naming the file and line.
@@ -22,7 +23,8 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     p = Path(path)
     if not p.is_file():
         raise InputFileError(p, "file not found", hint="check the path; it must be a JSONL file")
-    with open(p, "rb") as fh:
+    opener: Any = gzip.open if p.name.lower().endswith(".gz") else open
+    with opener(p, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
