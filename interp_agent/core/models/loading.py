@@ -35,6 +35,7 @@ from torch import nn
 from interp_agent.core.cache import cache_root
 from interp_agent.core.errors import ModelUnavailableError, ValidationError
 from interp_agent.core.models.hookpoints import Family, model_layout
+from interp_agent.core.models.passes import count_passes
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -153,6 +154,7 @@ def wrap_model(model: nn.Module, tokenizer: Any, *, name: str, source: Source = 
     layout = model_layout(model)
     model.eval()
     model.requires_grad_(False)
+    count_passes(model)  # investigate's budget counts every forward pass (core.models.passes)
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
