@@ -10,7 +10,9 @@ from typing import NoReturn
 from interp_agent._version import __version__
 from interp_agent.cli.analysis import add_analysis_parsers
 from interp_agent.cli.bridges import add_bridge_parsers
+from interp_agent.cli.calibrate import add_calibrate_parsers
 from interp_agent.cli.explain import add_explain_parsers
+from interp_agent.cli.investigate import add_investigation_parsers
 from interp_agent.cli.matching import add_matching_parsers
 from interp_agent.cli.ops import add_ops_parsers
 from interp_agent.cli.service import add_service_parsers
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_service_parsers(sub)
     add_analysis_parsers(sub)
     add_explain_parsers(sub)
+    add_investigation_parsers(sub)
+    add_calibrate_parsers(sub)
     add_training_parsers(sub)
     add_matching_parsers(sub)
     add_bridge_parsers(sub)

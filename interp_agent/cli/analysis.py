@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from interp_agent.cli.investigate import add_dossier_option, file_into, open_dossier
 from interp_agent.cli.options import Subparsers, add_json_flag, add_live_model, add_out_folder, add_prompt_source
 from interp_agent.cli.output import TerminalProgress, compact_inspection, emit, inspection_text, path_strings
 from interp_agent.core.errors import ValidationError
@@ -17,13 +18,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     config = ranking_config(**{name: getattr(args, name) for name in CLI_RANKING_FIELDS})
     request = InspectRequest(**{name: getattr(args, name) for name in param_names() if name != "config"}, config=config)
+    store = open_dossier(args)
     progress = TerminalProgress()
     try:
         result = inspect_request(request, out=args.out, progress=progress)
     finally:
         progress.close()
     compact = compact_inspection(result.report, result.paths)
-    emit(args, compact, inspection_text(compact))
+    filed = file_into(store, "inspect", args.out)
+    emit(args, compact | ({"dossier": filed} if filed else {}), inspection_text(compact))
     return 0
 
 
@@ -58,6 +61,7 @@ def cmd_intervene(args: argparse.Namespace) -> int:
     from interp_agent.core.live import intervene
 
     strengths = _strengths(args.strengths)
+    store = open_dossier(args)
     progress = TerminalProgress()
     try:
         result = intervene(
@@ -79,7 +83,9 @@ def cmd_intervene(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     text = _intervention_text(result.summary, result.paths)
-    emit(args, {"summary": result.summary, "paths": path_strings(result.paths)}, text)
+    filed = file_into(store, "intervene", args.out)
+    emit(args, {"summary": result.summary, "paths": path_strings(result.paths)} | ({"dossier": filed} if filed else {}),
+         text)
     return 0
 
 
@@ -90,6 +96,7 @@ def _add_inspect(sub: Subparsers) -> None:
     for flag, options in cli_options():
         p.add_argument(flag, **options)
     add_out_folder(p)
+    add_dossier_option(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_inspect)
 
@@ -133,6 +140,7 @@ def _add_intervene(sub: Subparsers) -> None:
         help="target next tokens of the behaviour score (default: the pack's, else inferred on calibration)",
     )
     add_out_folder(p)
+    add_dossier_option(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_intervene)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from interp_agent.cli.investigate import add_dossier_option, file_into, open_dossier
 from interp_agent.cli.options import Subparsers, add_json_flag, add_out_folder
 from interp_agent.cli.output import TerminalProgress, emit
 
@@ -45,6 +46,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         scorers=tuple(s.strip() for s in args.scorers.split(",") if s.strip()), judge=args.judge,
         explanations=args.explanations, seed=args.seed, batch_size=args.batch_size, device=args.device,
         report=args.report, top_k=args.top_k)
+    store = open_dossier(args)
     progress = TerminalProgress()
     try:
         run = run_explain(req, progress=progress)
@@ -60,7 +62,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
         write_label_table(args.labels_out, run.explained.values())
     compact = compact_summary(run.summary)
-    emit(args, compact, explain_text(compact, args.out))
+    filed = file_into(store, "explain", args.out)
+    emit(args, compact | ({"dossier": filed} if filed else {}), explain_text(compact, args.out))
     return 0
 
 
@@ -102,6 +105,7 @@ def _add_explain(sub: Subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="contexts per forward pass (default 32)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_out_folder(p)
+    add_dossier_option(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_explain)
 

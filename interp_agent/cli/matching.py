@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from interp_agent.cli.investigate import add_dossier_option, file_into, open_dossier
 from interp_agent.cli.options import Subparsers, add_json_flag
 from interp_agent.cli.output import emit
 
@@ -14,12 +15,14 @@ def cmd_match(args: argparse.Namespace) -> int:
     from interp_agent.core.matching import matches_paths
 
     json_path, md_path = matches_paths(args.out)  # checks --out before the work starts
+    store = open_dossier(args)
     result = match(args.left, args.right, out=json_path, min_similarity=args.min_similarity, use_text=not args.no_text)
     lines = [
         f"{m['left_feature_id']} ↔ {m['right_feature_id']}  similarity {m['similarity']:.3f}" for m in result["matches"]
     ]
     lines += [f"note: {n}" for n in result.get("notes", [])]
     lines.append(f"wrote {json_path} and {md_path}")
+    filed = file_into(store, "match", json_path)
     emit(
         args,
         {
@@ -27,7 +30,7 @@ def cmd_match(args: argparse.Namespace) -> int:
             "notes": result.get("notes", []),
             "matches": result["matches"][:20],
             "paths": {"json": str(json_path), "md": str(md_path)},
-        },
+        } | ({"dossier": filed} if filed else {}),
         "\n".join(lines),
     )
     return 0
@@ -50,5 +53,6 @@ def add_matching_parsers(sub: Subparsers) -> None:
     )
     p.add_argument("--min-similarity", type=float, default=0.3, help="smallest combined similarity kept (default 0.3)")
     p.add_argument("--no-text", action="store_true", help="skip label embeddings (no sentence encoder)")
+    add_dossier_option(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_match)

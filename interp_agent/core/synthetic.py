@@ -12,12 +12,25 @@ A planted set has a criterion score per prompt (binary) and these feature famili
 - ``rare``: fire strongly on a handful of criterion-positive prompts only;
 - ``confounded``: track a confounder (think: prompt length) that co-occurs with the criterion;
 - ``noise``: sparse random firing.
+
+Absent rows: records are sparse (a feature that does not fire is left out of the row,
+which the ranking reads as activation 0). ``PlantedConfig.absent_rate`` also makes each
+true feature miss a share of the prompts it should fire on, and
+``PlantedConfig.explicit_zero_rate`` writes the true features' zeros out explicitly on a
+share of rows, so omitted and written zeros mix in one file.
+
+Interventions: ``planted_interventions`` gives every true feature the same ablation effect
+(the toy backend's default); ``planted_effects`` and ``planted_effect_interventions`` plant
+known, distinct effects (and zero-effect decoys) for checking the estimated effects
+against the planted ones (``interp_agent.core.calibrate``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,12 +64,20 @@ class PlantedConfig:
     """Length of the synthetic decoder signatures."""
     seed: int = 0
     """Seed of everything shared across models (scores, prompt-level latents)."""
+    absent_rate: float = 0.0
+    """Share of the prompts a true feature should fire on where it is absent instead (left out of the row)."""
+    explicit_zero_rate: float = 0.0
+    """Share of rows that list the true features absent from them with an explicit activation 0.0."""
 
     def __post_init__(self) -> None:
         if self.n_prompts < 10:
             raise ValidationError(f"n_prompts must be at least 10, got {self.n_prompts}")
         if not 0.05 <= self.positive_rate <= 0.95:
             raise ValidationError(f"positive_rate must be in [0.05, 0.95], got {self.positive_rate}")
+        if not 0.0 <= self.absent_rate < 1.0:
+            raise ValidationError(f"absent_rate must be in [0, 1), got {self.absent_rate}; 0.2 is a hard world")
+        if not 0.0 <= self.explicit_zero_rate <= 1.0:
+            raise ValidationError(f"explicit_zero_rate must be in [0, 1], got {self.explicit_zero_rate}")
 
 
 @dataclass(slots=True)
@@ -69,6 +90,8 @@ class PlantedSet:
     """Feature ids per family (true, always_on, rare, confounded, noise)."""
     concept_of: dict[str, int] = field(default_factory=dict)
     """For true features: which planted concept (shared across models) they express."""
+    promotes: dict[str, bool] = field(default_factory=dict)
+    """For true features: whether the feature promotes the criterion (False: it suppresses it)."""
 
 
 def _model_seed(model: str, seed: int) -> int:
@@ -108,6 +131,7 @@ class _FeatureTable:
         self.families: dict[str, list[str]] = {k: [] for k in ("true", "always_on", "rare", "confounded", "noise")}
         self.meta: dict[str, FeatureMeta] = {}
         self.concept_of: dict[str, int] = {}
+        self.promotes: dict[str, bool] = {}
 
     def add(self, family: str, values: np.ndarray, label: str) -> str:
         """Add the next feature's column (drawing its decoder signature); returns its id."""
@@ -139,9 +163,10 @@ def planted_records(
     table = _FeatureTable(rng, total, decoder_dim)
     _plant_true(table, cfg, prompts, criterion)
     _plant_distractors(table, cfg, prompts)
-    records = _planted_rows(table.columns, prompts.y, model)
+    explicit = _explicit_zero_rows(cfg, model)
+    records = _planted_rows(table.columns, prompts.y, model, explicit, table.families["true"])
     return PlantedSet(records=records, feature_metadata=table.meta, families=table.families,
-                      concept_of=table.concept_of)
+                      concept_of=table.concept_of, promotes=table.promotes)
 
 
 def _plant_true(table: _FeatureTable, cfg: PlantedConfig, prompts: _SharedPrompts, criterion: str) -> None:
@@ -151,8 +176,11 @@ def _plant_true(table: _FeatureTable, cfg: PlantedConfig, prompts: _SharedPrompt
         promotes = j < cfg.n_true - 1 or cfg.n_true == 1
         target = y if promotes else 1.0 - y
         values = np.maximum(0.0, cfg.signal * target * prompts.latent[:, j] * 2.0 + table.rng.normal(0, 0.25, n))
+        if cfg.absent_rate > 0:  # drawn only when asked for, so worlds without absences keep their numbers
+            values = np.where((target > 0) & (table.rng.random(n) < cfg.absent_rate), 0.0, values)
         fid = table.add("true", values, f"{'marks' if promotes else 'absence of'} {criterion} (concept {j})")
         table.concept_of[fid] = j
+        table.promotes[fid] = promotes
 
 
 def _plant_distractors(table: _FeatureTable, cfg: PlantedConfig, prompts: _SharedPrompts) -> None:
@@ -174,13 +202,29 @@ def _plant_distractors(table: _FeatureTable, cfg: PlantedConfig, prompts: _Share
         table.add("noise", np.where(fires, rng.exponential(1.0, n), 0.0), f"sparse noise distractor {j}")
 
 
-def _planted_rows(columns: dict[str, np.ndarray], y: np.ndarray, model: str) -> list[ActivationRecord]:
-    """One synthetic record per prompt, holding its nonzero activations (rounded to 6 decimals)."""
+def _explicit_zero_rows(cfg: PlantedConfig, model: str) -> np.ndarray:
+    """Which rows write their absent true features as explicit zeros (own generator: other draws stay put)."""
+    if cfg.explicit_zero_rate == 0:
+        return np.zeros(cfg.n_prompts, dtype=bool)
+    rng = np.random.default_rng([_model_seed(model, cfg.seed), 1])
+    return rng.random(cfg.n_prompts) < cfg.explicit_zero_rate
+
+
+def _planted_rows(
+    columns: dict[str, np.ndarray], y: np.ndarray, model: str, explicit: np.ndarray, true_ids: Sequence[str]
+) -> list[ActivationRecord]:
+    """One synthetic record per prompt, holding its nonzero activations (rounded to 6 decimals).
+
+    Rows marked in ``explicit`` also list the true features they lack, with activation 0.0.
+    """
     ids = list(columns)
+    true_columns = np.array([ids.index(f) for f in true_ids], dtype=np.int64)
     matrix = np.column_stack([columns[f] for f in ids])  # [prompts, features]
     records = []
     for i in range(len(y)):
         nz = np.nonzero(np.round(matrix[i], 6))[0]
+        if explicit[i]:
+            nz = np.concatenate([nz, np.setdiff1d(true_columns, nz)])
         records.append(
             ActivationRecord(
                 prompt_id=f"synthetic-{i}",
@@ -233,4 +277,79 @@ def planted_interventions(
                     metadata={"synthetic": True, "control_type": "random_feature"},
                 )
             )
+    return rows
+
+
+MAX_PLANTED_EFFECT = 0.45
+"""Largest |effect| ``planted_effect_interventions`` keeps unclipped: its baselines lie in [0.45, 0.55]."""
+
+
+def planted_effects(
+    planted: PlantedSet, *, effect_range: tuple[float, float] = (0.1, 0.4), n_null: int = 4, seed: int = 0
+) -> dict[str, float]:
+    """Known signed ablation effects: distinct sizes for the true features, 0 for some confounder-tied decoys.
+
+    The true features' sizes are evenly spaced over ``effect_range`` and dealt out in a
+    random order (so size says nothing about a feature's place in the file), signed
+    negative for the suppressing one; the first ``n_null`` confounder-tied decoys get 0:
+    they track the criterion in the records but do nothing when ablated.
+
+    Raises:
+        ValidationError: an empty effect range or one past ``MAX_PLANTED_EFFECT``, or more null decoys than planted.
+    """
+    low, high = effect_range
+    if not 0.0 < low < high <= MAX_PLANTED_EFFECT:
+        raise ValidationError(f"effect_range must satisfy 0 < low < high <= {MAX_PLANTED_EFFECT} (scores stay in "
+                              f"0..1), got {effect_range}; (0.1, 0.4) works")
+    decoys = planted.families["confounded"]
+    if not 0 <= n_null <= len(decoys):
+        raise ValidationError(f"n_null must be in [0, {len(decoys)}] (the confounder-tied decoys), got {n_null}")
+    true_ids = planted.families["true"]
+    sizes = np.linspace(low, high, len(true_ids)) if len(true_ids) > 1 else np.array([high])
+    sizes = np.random.default_rng(seed).permutation(sizes)
+    effects = {fid: float(size if planted.promotes[fid] else -size) for fid, size in zip(true_ids, sizes, strict=True)}
+    return effects | {fid: 0.0 for fid in decoys[:n_null]}
+
+
+def planted_effect_interventions(
+    planted: PlantedSet, criterion: str, effects: Mapping[str, float], *, prompt_ids: Sequence[str],
+    prompts_per_feature: int = 8, noise_sd: float = 0.05, n_controls: int = 4, split: str | None = None,
+    seed: int = 0,
+) -> list[InterventionRecord]:
+    """Synthetic ablation rows with the given signed effects (positive: the feature promotes), plus controls.
+
+    Each feature in ``effects`` is ablated on ``prompts_per_feature`` prompts drawn from
+    ``prompt_ids``; a row's score moves by the feature's effect plus N(0, ``noise_sd``)
+    measurement noise (baselines in [0.45, 0.55], so effects up to ``MAX_PLANTED_EFFECT``
+    stay inside the 0..1 score; noise beyond it is clipped). ``n_controls`` sparse-noise
+    features, never in ``effects``, get ``random_feature`` control rows with noise only.
+    Rows carry ``metadata.split`` when ``split`` is given; no row says what was planted.
+
+    Raises:
+        ValidationError: fewer prompts than ``prompts_per_feature``, a negative noise, or too few noise features.
+    """
+    if len(prompt_ids) < max(prompts_per_feature, 2) or prompts_per_feature < 2:
+        raise ValidationError(f"prompts_per_feature must be in [2, {len(prompt_ids)}] (the prompts given), "
+                              f"got {prompts_per_feature}")
+    if noise_sd < 0:
+        raise ValidationError(f"noise_sd must be >= 0, got {noise_sd}")
+    pool = [f for f in planted.families["noise"] if f not in effects]
+    if not 0 <= n_controls <= len(pool):
+        raise ValidationError(f"n_controls must be in [0, {len(pool)}] (noise features not intervened on), "
+                              f"got {n_controls}")
+    rng = np.random.default_rng(seed)
+    model = planted.records[0].model
+    base_meta: dict[str, Any] = {"synthetic": True, **({"split": split} if split else {})}
+    plan = [(fid, effect, base_meta) for fid, effect in effects.items()]
+    plan += [(fid, 0.0, base_meta | {"control_type": "random_feature"}) for fid in pool[:n_controls]]
+    rows: list[InterventionRecord] = []
+    for fid, effect, meta in plan:
+        for pid in rng.choice(np.asarray(prompt_ids), size=prompts_per_feature, replace=False):
+            base = float(rng.uniform(0.45, 0.55))
+            after = base - effect + float(rng.normal(0.0, noise_sd))  # ablating a promoting feature lowers the score
+            rows.append(InterventionRecord(
+                feature_id=fid, intervention="ablate", baseline_score=base,
+                intervention_score=float(np.clip(after, 0.0, 1.0)), model=model, criterion=criterion,
+                prompt_id=str(pid), side_effect_score=float(abs(rng.normal(0.01, 0.005))), metadata=dict(meta),
+            ))
     return rows
