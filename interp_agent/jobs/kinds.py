@@ -16,6 +16,7 @@ reads ``ctx.attempt`` (1 for the first run) to tell a resume from a first start.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import time
 from collections.abc import Callable
@@ -44,7 +45,7 @@ __all__ = ["JOB_KINDS", "PARAM_CHECKS", "RESUMABLE_KINDS", "JobContext", "JobFun
 
 
 def register(
-    kind: str, *, check: ParamCheck | None = None, resumable: bool = False
+    kind: str, *, check: ParamCheck | None = None, resumable: bool = False, files_evidence: str | None = None
 ) -> Callable[[JobFunction], JobFunction]:
     """Decorator: register ``fn(params, ctx) -> dict`` as the job kind ``kind``.
 
@@ -55,19 +56,58 @@ def register(
         resumable: the function checkpoints into ``ctx.run_dir`` and, run again in the
             same folder, continues from the latest checkpoint; failed or cancelled jobs
             of the kind may then be resumed.
+        files_evidence: the kind of run (``core.dossier.file_run``: inspect, intervene, explain,
+            match) the job writes; the job then takes an optional ``dossier`` param (a dossier
+            file) and, once it has finished, files what it measured there (see :func:`filing`).
     """
 
     def decorate(fn: JobFunction) -> JobFunction:
-        JOB_KINDS[kind] = fn
-        if check is not None:
-            PARAM_CHECKS[kind] = check
+        job, job_check = (fn, check) if files_evidence is None else filing(files_evidence, fn, check)
+        JOB_KINDS[kind] = job
+        if job_check is not None:
+            PARAM_CHECKS[kind] = job_check
         if resumable:
             RESUMABLE_KINDS.add(kind)
         else:
             RESUMABLE_KINDS.discard(kind)
-        return fn
+        return job
 
     return decorate
+
+
+def filing(run_kind: str, fn: JobFunction, check: ParamCheck | None) -> tuple[JobFunction, ParamCheck]:
+    """``fn`` and ``check`` taking an optional ``dossier`` param: checked at submission, filed into at the end.
+
+    The dossier is opened (created if new) before the job runs, so a bad dossier file fails the
+    call at once; filing happens under the dossier's lock, so jobs finishing together never
+    lose each other's evidence.
+    """
+
+    def checked(params: dict[str, Any]) -> None:
+        rest = {k: v for k, v in params.items() if k != "dossier"}
+        if check is not None:
+            check(rest)
+        if params.get("dossier") is not None:
+            from interp_agent.core.dossier import DossierStore
+
+            DossierStore.check_path(Path(params["dossier"]))
+
+    @functools.wraps(fn)
+    def job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        rest = {k: v for k, v in params.items() if k != "dossier"}
+        started = time.monotonic()
+        result = fn(rest, ctx)
+        if params.get("dossier") is not None:
+            from interp_agent.core.dossier import DossierStore, file_run
+
+            store = DossierStore.open(Path(params["dossier"]))
+            filed = file_run(store, run_kind, ctx.run_dir, run_id=ctx.run_dir.name,
+                             elapsed_s=time.monotonic() - started)
+            result["dossier"] = {"path": str(store.path), **filed.to_dict()}
+            ctx.log(f"filed into dossier {store.path}: {filed.to_dict()}")
+        return result
+
+    return job, checked
 
 
 def load_kind(kind: str, module: str | None) -> JobFunction:
@@ -137,7 +177,7 @@ def compact_feature(row: dict[str, Any]) -> dict[str, Any]:
     return compact(row)
 
 
-@register("inspect", check=_inspect_check)
+@register("inspect", check=_inspect_check, files_evidence="inspect")
 def inspect_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Rank features against a criterion (``interp_agent.core.inspection.inspect``) into the run folder.
 
@@ -192,7 +232,7 @@ def _match_check(params: dict[str, Any]) -> None:
     _check_keys("match", params, MATCH_PARAMS, ("left", "right"))
 
 
-@register("match", check=_match_check)
+@register("match", check=_match_check, files_evidence="match")
 def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Match the features of two reports (``interp_agent.api.match``) into the run folder.
 
@@ -244,7 +284,7 @@ def _intervene_check(params: dict[str, Any]) -> None:
     check_intervene_inputs(params)
 
 
-@register("intervene", check=_intervene_check)
+@register("intervene", check=_intervene_check, files_evidence="intervene")
 def intervene_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Intervene on features of a live model with controls (``interp_agent.core.live.intervene``).
 
@@ -428,7 +468,7 @@ EXPLAIN_PHASES: dict[str, tuple[float, float]] = {
 """Share (from, to) of an explain run each phase covers."""
 
 
-@register("explain", check=_explain_check)
+@register("explain", check=_explain_check, files_evidence="explain")
 def explain_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Harvest corpus evidence, explain features and score the explanations (``core.workflows.explain``).
 
@@ -451,6 +491,60 @@ def explain_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     if params.get("report"):
         files["report.json"] = str(ctx.run_dir / "report.json")
     return {"summary": compact_summary(run.summary), "files": files}
+
+
+# -- investigate -----------------------------------------------------------------------
+
+INVESTIGATE_PARAMS: tuple[str, ...] = (
+    "model", "criterion", "pack", "dataset", "hookpoints", "top_k", "n_explain", "n_intervene", "mode", "strengths",
+    "scorer", "targets", "corpus", "max_contexts", "max_forward_passes", "max_seconds", "dossier",
+)
+
+
+def _investigate_request(params: dict[str, Any], out: str, run_id: str | None = None) -> Any:
+    from interp_agent.core.workflows.investigate import Budget, InvestigateRequest
+
+    _check_keys("investigate", params, INVESTIGATE_PARAMS, ("model",))
+    kwargs = {k: v for k, v in params.items() if v is not None and k not in ("max_forward_passes", "max_seconds")}
+    for key in ("hookpoints", "targets"):
+        if key in kwargs:
+            kwargs[key] = tuple(kwargs[key])
+    if "strengths" in kwargs:
+        kwargs["strengths"] = tuple(float(x) for x in kwargs["strengths"])
+    budget = Budget(max_forward_passes=params.get("max_forward_passes"), max_seconds=params.get("max_seconds"))
+    return InvestigateRequest(out=out, budget=budget, run_id=run_id, **kwargs)
+
+
+def _investigate_check(params: dict[str, Any]) -> None:
+    from interp_agent.core.workflows.investigate import check_investigate_request
+
+    check_investigate_request(_investigate_request(params, "."))
+    if params.get("dossier") is not None:
+        from interp_agent.core.dossier import DossierStore
+
+        DossierStore.check_path(Path(params["dossier"]))
+
+
+@register("investigate", check=_investigate_check)
+def investigate_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """A whole investigation in one job (``core.workflows.investigate.run_investigation``): inspect, explain,
+    intervene with controls, rank again, each step filed into the dossier, within the budget.
+
+    Result: the steps (status, forward passes, seconds, reason), the verdicts, the dossier's claims with
+    their grades, the plan of what evidence is still missing, and the paths.
+    """
+    from interp_agent.core.workflows.investigate import run_investigation
+
+    request = _investigate_request(params, str(ctx.run_dir), run_id=ctx.run_dir.name)
+    ctx.progress(0.0, f"investigate {request.model} against {request.criterion or request.pack!r}")
+
+    def on_progress(phase: str, done: int, total: int | None) -> None:
+        ctx.progress(done / total if total else 0.0, phase)
+
+    run = run_investigation(request, progress=on_progress)
+    done = sum(s.status == "completed" for s in run.steps)
+    ctx.progress(1.0, f"{done}/{len(run.steps)} steps completed; {len(run.summary['claims'])} claims in the dossier")
+    return run.summary | {"paths": {k: str(v) for k, v in run.paths.items()}}
 
 
 # -- sleep (diagnostic) ----------------------------------------------------------------

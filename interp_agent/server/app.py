@@ -20,14 +20,17 @@ from interp_agent.server.errors import error_result, from_exception, validation_
 from interp_agent.server.prompts import register_prompts
 from interp_agent.server.registry import ToolSpec, add_tool
 from interp_agent.server.state import ServerState
-from interp_agent.server.tools import analysis, artifacts, cards, env, explain, hub, jobs, sae
+from interp_agent.server.tools import analysis, artifacts, cards, dossiers, env, explain, hub, jobs, sae
 
 log = logging.getLogger("interp_agent.server")
 
 INSTRUCTIONS = """\
 interp-agent ranks a model's internal features against a natural-language criterion, with held-out
 and causal evidence, trains sparse autoencoders when none fits, and matches features across models.
-Start with profile_env (and plan_scale for big runs), then inspect; train_sae when no SAE fits.
+Start with profile_env (and plan_scale for big runs); investigate runs a whole investigation in one
+call (inspect, explain, intervene with controls, rank again) into a dossier, or run inspect, explain
+and intervene by hand with dossier=NAME; plan_evidence says what each claim still lacks and which
+calls supply it. train_sae when no SAE fits.
 Long work runs as background jobs: a call returns a job handle at once (or the result, if it
 finishes within wait_seconds); poll job_status, then job_result. Every result's next_actions are
 tool calls with their arguments filled in: follow them (inspect -> feature_card, intervene ->
@@ -61,7 +64,7 @@ class InterpAgentServer(MCPServer):
 def tool_specs(state: ServerState) -> list[ToolSpec]:
     """Every tool the server serves; adding a tool means adding its module's specs here."""
     return [*env.specs(state), *analysis.specs(state), *sae.specs(state), *hub.specs(state), *jobs.specs(state),
-            *artifacts.specs(state), *cards.specs(state), *explain.specs(state)]
+            *artifacts.specs(state), *cards.specs(state), *explain.specs(state), *dossiers.specs(state)]
 
 
 def build_server(
@@ -101,6 +104,7 @@ def build_server(
     for spec in tool_specs(state):
         add_tool(server, spec)
     artifacts.register_resources(server, state)
+    dossiers.register_resources(server, state)
     register_prompts(server)
     return server
 

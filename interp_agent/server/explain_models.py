@@ -6,12 +6,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from interp_agent.server.models import NEXT_ACTIONS, JobStartInput, JobView, NextAction, ToolInput
+from interp_agent.server.models import (
+    DOSSIER_NAME_PATTERN,
+    NEXT_ACTIONS,
+    EvidenceJobInput,
+    JobView,
+    NextAction,
+    ToolInput,
+)
 
 _METRIC = "{value, ci95: [low, high]} (bootstrap 95% interval)"
+_FILE_INTO = ("Name of a dossier to file the explanation's scores into (a 'means' claim at the explained rung); "
+              "see the dossier tool")
+_FILED = "What was filed into the dossier (claims added or updated, their grades), when one was named"
 
 
-class ExplainInput(JobStartInput):
+class ExplainInput(EvidenceJobInput):
     model: str = Field("smollm2-135m", min_length=1, description="smollm2-135m (embedded), a local folder or a hub id")
     sae: str | None = Field(None, description="SAE folder (workspace path, e.g. runs/<run_id> of a train_sae job) "
                             "whose latents to explain")
@@ -86,6 +96,7 @@ class ScoreExplanationInput(ToolInput):
         "embedded model judges now (weak); none: embedding score only")
     n_per_class: int = Field(10, ge=3, le=50, description="Held-out activating and non-firing items in the "
                              "detection task")
+    dossier: str | None = Field(None, pattern=DOSSIER_NAME_PATTERN, description=_FILE_INTO)
 
 
 class JudgeTaskView(BaseModel):
@@ -105,6 +116,7 @@ class ScoreExplanationOutput(BaseModel):
     beats_random: bool | None = Field(description="Embedding AUROC above the random-explanation null with a "
                                       "paired-bootstrap interval above 0")
     task: JudgeTaskView | None = Field(None, description="The detection task to judge (judge='agent')")
+    dossier: dict[str, Any] | None = Field(None, description=_FILED)
     next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
@@ -114,10 +126,12 @@ class JudgeExplanationInput(ToolInput):
                                       "or a probability in [0, 1]; one per item")
     null_answers: dict[str, float] | None = Field(None, description="The same items judged against the task's "
                                                   "null_explanation")
+    dossier: str | None = Field(None, pattern=DOSSIER_NAME_PATTERN, description=_FILE_INTO)
 
 
 class JudgeExplanationOutput(BaseModel):
     feature_id: str
     score: dict[str, Any] = Field(description=f"The detection score: auroc, balanced_accuracy, f1 ({_METRIC}), "
                                   "nulls, judge 'agent', provenance held_out_text")
+    dossier: dict[str, Any] | None = Field(None, description=_FILED)
     next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)

@@ -195,7 +195,22 @@ class JobStartInput(ToolInput):
     )
 
 
-class _Prompts(JobStartInput):
+DOSSIER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
+"""Dossier names: a file name (letters, digits, dot, dash, underscore), so a name cannot leave dossiers/."""
+
+
+class EvidenceJobInput(JobStartInput):
+    """Base of the arguments of a job that measures evidence: it can file what it measured into a dossier."""
+
+    dossier: str | None = Field(
+        None, pattern=DOSSIER_NAME_PATTERN,
+        description="Name of a dossier (an investigation's record of claims and their evidence, in "
+        "dossiers/NAME.json of the workspace; created if new) to file what this job measured into once it "
+        "finishes. Read it with the dossier tool; plan_evidence says what each claim still lacks",
+    )
+
+
+class PromptsInput(EvidenceJobInput):
     """Where a live model's prompts come from, besides a dataset file."""
 
     pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
@@ -215,7 +230,7 @@ class _Prompts(JobStartInput):
     )
 
 
-class InspectInput(_Prompts):
+class InspectInput(PromptsInput):
     model: str = Field(
         min_length=1,
         description="Model: 'smollm2-135m' (embedded, for backend 'hf'), a local folder or hub id (hf), or the name "
@@ -281,7 +296,7 @@ class InspectInput(_Prompts):
     )
 
 
-class InterveneInput(_Prompts):
+class InterveneInput(PromptsInput):
     model: str = Field(min_length=1, description="'smollm2-135m' (embedded), a local folder or a hub id")
     criterion: str = Field("", max_length=2000, description="The criterion (a pack brings its own)")
     dataset: str | None = Field(None, description="Scored prompts JSONL (workspace path); the same set the report used")
@@ -457,7 +472,7 @@ class InspectResult(BaseModel):
     html: str = Field(description="URI of the readable report.html")
 
 
-class MatchInput(JobStartInput):
+class MatchInput(EvidenceJobInput):
     left: str = Field(description="A run_id of an earlier inspect job, or a report.json path (workspace path)")
     right: str = Field(description="A run_id of an earlier inspect job, or a report.json path (workspace path)")
     min_similarity: float = Field(0.3, ge=-1, le=1, description="Smallest combined similarity kept as a match")

@@ -56,7 +56,8 @@ def for_job(state: ServerState, record: JobRecord, *, polled: bool = False) -> l
         if polled:
             return [call("job_result", "the job's result", job_id=job_id)]
         after = _AFTER.get(record.kind)
-        return after(state, record, state.runner.result(job_id) or {}) if after else []
+        actions = after(state, record, state.runner.result(job_id) or {}) if after else []
+        return actions + _dossier_actions(record)
     actions = []
     if record.kind in RESUMABLE_KINDS:
         actions.append(call("job_resume", "continue the job from its newest checkpoint", job_id=job_id))
@@ -177,8 +178,30 @@ def _after_explain(state: ServerState, record: JobRecord, result: dict[str, Any]
                  run_id=record.run_id, feature_id=rows[0]["feature_id"])]
 
 
+def _dossier_actions(record: JobRecord) -> list[NextAction]:
+    """After a job that filed into a dossier: what its claims still lack."""
+    path = record.params.get("dossier")
+    if not path:
+        return []
+    return [call("plan_evidence", "what each claim of the dossier still lacks, and the calls that supply it",
+                 dossier=Path(path).stem)]
+
+
+def _after_investigate(state: ServerState, record: JobRecord, result: dict[str, Any]) -> list[NextAction]:
+    """The dossier's plan: its first steps are the next calls (they file into the same dossier)."""
+    steps = ((result.get("plan") or {}).get("steps") or [])[:2]
+    return [NextAction(tool=s["tool"], arguments=relative_arguments(state, s["arguments"]),
+                       why=s.get("why") or "raises a claim's grade") for s in steps]
+
+
+def relative_arguments(state: ServerState, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments whose absolute paths are made workspace paths (what the tools take)."""
+    return {k: (workspace_path(state, v) if isinstance(v, str) and Path(v).is_absolute() else v)
+            for k, v in arguments.items()}
+
+
 _AFTER: dict[str, Callable[[ServerState, JobRecord, dict[str, Any]], list[NextAction]]] = {
     "inspect": _after_inspect, "intervene": _after_intervene, "train_sae": _after_train_sae,
-    "publish": _after_publish, "match": _after_match, "explain": _after_explain,
+    "publish": _after_publish, "match": _after_match, "explain": _after_explain, "investigate": _after_investigate,
 }
 """The next calls after a completed job, by kind."""

@@ -12,6 +12,10 @@ from interp_agent.server.models import JobView, ToolErrorInfo
 from interp_agent.server.paths import resolve_path
 
 RUN_URI = "interp-agent://runs/{run_id}/{file}"
+DOSSIER_URI = "interp-agent://dossiers/{name}"
+"""A dossier as JSON; ``{name}.md`` and ``{name}.html`` read its Markdown and HTML renderings."""
+DOSSIERS_DIR = "dossiers"
+"""Folder of the workspace that holds the dossiers, one NAME.json each."""
 _RUN_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -37,6 +41,15 @@ class ServerState:
         if not run_id or not set(run_id) <= _RUN_ID_CHARS:
             raise ValidationError(f"run_id {run_id!r} is not a run id", hint="use a run_id returned by a job")
         return self.workspace / "runs" / run_id
+
+    def dossier_file(self, name: str | None) -> str | None:
+        """The file of dossier ``name`` (``dossiers/NAME.json`` of the workspace), as a job param; None stays None."""
+        if name is None:
+            return None
+        if not name or "/" in name or name.startswith(".") or not set(name) <= _RUN_ID_CHARS | {"."}:
+            raise ValidationError(f"dossier {name!r} is not a dossier name",
+                                  hint="use letters, digits, '.', '-' and '_', e.g. 'french-l15'")
+        return str(self.workspace / DOSSIERS_DIR / f"{name}.json")
 
     def run_uris(self, run_id: str) -> list[str]:
         """URIs of every file and folder of a run (a folder's resource is a listing)."""

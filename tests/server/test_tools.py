@@ -31,7 +31,8 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
         assert set(tools) == {"profile_env", "plan_scale", "inspect", "intervene", "match", "train_sae", "job_status",
                               "job_result",
                               "job_cancel", "job_resume", "job_list", "list_artifacts", "publish", "feature_card",
-                              "explain", "feature_evidence", "score_explanation", "judge_explanation"}
+                              "explain", "feature_evidence", "score_explanation", "judge_explanation",
+                              "investigate", "dossier", "plan_evidence"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None

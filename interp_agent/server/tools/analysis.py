@@ -104,7 +104,7 @@ def optional_path(state: ServerState, value: str | None, field: str) -> str | No
     return None if value is None else str(state.path(value, field))
 
 
-def _dataset_of(state: ServerState, inp: InspectInput | InterveneInput) -> str | None:
+def dataset_of(state: ServerState, inp: Any) -> str | None:
     """The dataset path, writing caller-given examples into the workspace when there are any."""
     if inp.positives is None and inp.negatives is None:
         return optional_path(state, inp.dataset, "dataset")
@@ -130,7 +130,7 @@ def _inspect_params(state: ServerState, inp: InspectInput) -> dict[str, Any]:
             continue
         value = getattr(inp, name)
         if name == "dataset":
-            value = _dataset_of(state, inp)
+            value = dataset_of(state, inp)
         elif name == "neuronpedia":  # refs and URLs pass as they are; anything else is a file in the workspace
             if not value:
                 continue
@@ -141,6 +141,7 @@ def _inspect_params(state: ServerState, inp: InspectInput) -> dict[str, Any]:
             value = optional_path(state, value, name)
         params[name] = value
     params["backend"] = backend
+    params["dossier"] = state.dossier_file(inp.dossier)
     return params
 
 
@@ -190,10 +191,11 @@ def _intervene_spec(state: ServerState) -> ToolSpec:
 
     async def intervene_tool(inp: InterveneInput, ctx: Context) -> InterveneOutput:
         params = {
-            "model": inp.model, "criterion": inp.criterion or None, "dataset": _dataset_of(state, inp),
+            "model": inp.model, "criterion": inp.criterion or None, "dataset": dataset_of(state, inp),
             "pack": inp.pack, "report": report_path(state, inp.report, "report") if inp.report else None,
             "features": inp.features, "top_k": inp.top_k, "mode": inp.mode, "strengths": inp.strengths,
             "targets": inp.targets, "scorer": inp.scorer, "sae": optional_path(state, inp.sae, "sae"),
+            "dossier": state.dossier_file(inp.dossier),
         }
         record = await wait_for(state, state.runner.submit("intervene", params).job_id, inp.wait_seconds, ctx)
         raw = state.runner.result(record.job_id) if record.state == "completed" else None
@@ -234,7 +236,8 @@ def _match_spec(state: ServerState) -> ToolSpec:
 
     async def match_tool(inp: MatchInput, ctx: Context) -> MatchOutput:
         params = {"left": report_path(state, inp.left, "left"), "right": report_path(state, inp.right, "right"),
-                  "min_similarity": inp.min_similarity, "use_text": inp.use_text}
+                  "min_similarity": inp.min_similarity, "use_text": inp.use_text,
+                  "dossier": state.dossier_file(inp.dossier)}
         record = await wait_for(state, state.runner.submit("match", params).job_id, inp.wait_seconds, ctx)
         raw = state.runner.result(record.job_id) if record.state == "completed" else None
         return MatchOutput(

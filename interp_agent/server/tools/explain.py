@@ -64,7 +64,7 @@ def _explain_params(state: ServerState, inp: ExplainInput) -> dict[str, Any]:
         "report": report_path(state, inp.report, "report") if inp.report else None, "top_k": inp.top_k,
         "corpus": corpus, "text_field": inp.text_field, "max_contexts": inp.max_contexts,
         "context_length": inp.context_length, "explainer": inp.explainer, "scorers": list(inp.scorers),
-        "judge": inp.judge, "seed": inp.seed,
+        "judge": inp.judge, "seed": inp.seed, "dossier": state.dossier_file(inp.dossier),
     }
 
 
@@ -216,7 +216,17 @@ def _score_now(state: ServerState, inp: ScoreExplanationInput) -> ScoreExplanati
         "null_answers for the null explanation)", task_id=view.task_id)]
     return ScoreExplanationOutput(feature_id=inp.feature_id, scores=[asdict(s) for s in scores],
                                   beats_random=None if emb is None else emb.beats_random, task=view,
-                                  next_actions=next_actions)
+                                  dossier=file_scores(state, inp.dossier, folder), next_actions=next_actions)
+
+
+def file_scores(state: ServerState, dossier: str | None, folder: Path) -> dict[str, Any] | None:
+    """File the run's explanations and their scores (explanations.jsonl) into ``dossier``; None without one."""
+    if dossier is None:
+        return None
+    from interp_agent.core.dossier import DossierStore, file_run
+
+    store = DossierStore.open(Path(str(state.dossier_file(dossier))))
+    return file_run(store, "explain", folder / "explanations.jsonl", run_id=folder.name).to_dict()
 
 
 def _task(state: ServerState, inp: ScoreExplanationInput, scorer: Any, feature: Any, evidence: Any,
@@ -275,7 +285,8 @@ def _grade(state: ServerState, inp: JudgeExplanationInput) -> JudgeExplanationOu
         explained[match] = ScoredExplanation(old.explanation, (*old.scores, score))
         _save(folder, explained, _evidence(folder, None))
     path.unlink(missing_ok=True)
-    return JudgeExplanationOutput(feature_id=task.feature_id, score=asdict(score), next_actions=[call(
+    return JudgeExplanationOutput(feature_id=task.feature_id, score=asdict(score),
+                                  dossier=file_scores(state, inp.dossier, folder), next_actions=[call(
         "feature_evidence", "the evidence of this feature and every explanation of it with its scores",
         run_id=saved["run_id"], feature_id=task.feature_id)])
 
