@@ -41,15 +41,24 @@ BAD_CALLS = [
     ("judge_explanation", {"task_id": "tNOPE", "answers": '{"i1": 1}'}, "invalid_argument", ["tNOPE"]),
     ("explain", {"hookpoint": "blocks.3.hook_resid_post", "scorers": '["detection"]'}, "invalid_argument",
      ["judge"]),
+    ("investigate", {"pack": "measurement_unit", "max_forward_passes": "0"}, "invalid_argument", ["budget of zero"]),
+    ("investigate", {"model": "smollm2-135m"}, "invalid_argument", ["needs prompts"]),
+    ("dossier", {"name": "no-such-dossier"}, "invalid_argument", ["no-such-dossier"]),
+    ("plan_evidence", {}, "invalid_argument", ["one of them"]),
+    ("inspect", {"model": "toy/m", "criterion": "c", "backend": "toy", "dossier": "../up"}, "invalid_argument",
+     ["dossier"]),
 ]
 
 # tools whose successful results carry next_actions, job views and cards: each must pass the client's check
 # of structuredContent against its outputSchema
 GOOD_CALLS = [
     ("profile_env", {}),
-    ("inspect", {"model": "toy/m", "criterion": "c", "backend": "toy", "wait_seconds": "40"}),
+    ("inspect", {"model": "toy/m", "criterion": "c", "backend": "toy", "dossier": "toy-study", "wait_seconds": "40"}),
     ("job_list", {}),
     ("list_artifacts", {}),
+    ("dossier", {"name": "toy-study"}),
+    ("dossier", {}),
+    ("plan_evidence", {"dossier": "toy-study"}),
 ]
 
 
@@ -103,6 +112,8 @@ def test_the_inspector_accepts_every_result_shape_with_next_actions(workspace: P
         proc = call(version, workspace, tool, arguments)
         assert proc.returncode == 0, f"{tool}: {proc.stdout[-1000:]} {proc.stderr[-2000:]}"
         results[tool] = json.loads(proc.stdout)["structuredContent"]
+    assert results["dossier"]["dossiers"][0]["name"] == "toy-study"  # the listing (the last dossier call)
+    assert results["plan_evidence"]["missing"]  # a toy report: no live call can raise it, and it says so
     assert results["inspect"]["job"]["state"] == "completed", results["inspect"]["job"]
     run_id = results["inspect"]["job"]["run_id"]
     card = call(version, workspace, "feature_card", {"run_id": run_id})
@@ -155,3 +166,15 @@ def test_the_inspector_runs_the_explanation_tools_end_to_end(workspace: Path, ve
     assert proc.returncode == 0, proc.stderr[-2000:]
     graded = json.loads(proc.stdout)["structuredContent"]
     assert graded["score"]["method"] == "detection" and graded["score"]["judge"] == "agent"
+
+
+def test_the_inspector_accepts_a_started_investigation_and_its_cancel(workspace: Path) -> None:
+    proc = call(VERSIONS[-1], workspace, "investigate", {"pack": "measurement_unit", "n_explain": "0",
+                                                         "dossier": "units", "wait_seconds": "0"})
+    assert proc.returncode == 0, f"{proc.stdout[-1000:]} {proc.stderr[-2000:]}"
+    started = json.loads(proc.stdout)["structuredContent"]
+    assert started["job"]["kind"] == "investigate" and started["result"] is None
+    assert [a["tool"] for a in started["next_actions"]] == ["job_status", "job_cancel"]
+    cancelled = call(VERSIONS[-1], workspace, "job_cancel", {"job_id": started["job"]["job_id"]})
+    assert cancelled.returncode == 0, cancelled.stderr[-2000:]
+    assert json.loads(cancelled.stdout)["structuredContent"]["job"]["state"] == "cancelled"
