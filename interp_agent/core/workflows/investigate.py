@@ -13,6 +13,7 @@ investigation stopped by its budget still leaves its evidence. The budget (forwa
 seconds or both; ``core.models.passes``) is shared by the steps in that order: a step that
 finds it spent is skipped, one that spends it mid-way stops at its next batch; both are
 recorded with the reason, and the plan of what evidence is still missing says what to run next.
+The last step runs no model pass, so it always runs when an earlier step left evidence to rank.
 
 :func:`investigate` (inspect, intervene, rank again, without budget or dossier) is the
 smaller workflow the demo and train-then-test use.
@@ -106,6 +107,12 @@ class Budget:
 
     def to_dict(self) -> dict[str, Any]:
         return {"max_forward_passes": self.max_forward_passes, "max_seconds": self.max_seconds}
+
+    def describe(self) -> str:
+        """``400 forward passes``, ``600 s``, both joined, or ``no limit``."""
+        parts = ([f"{self.max_forward_passes:,} forward passes"] if self.max_forward_passes is not None else []) + (
+            [f"{self.max_seconds:g} s"] if self.max_seconds is not None else [])
+        return " and ".join(parts) or "no limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +209,9 @@ class _Spend:
     def spent_out(self) -> str | None:
         passes, seconds = self.left()
         if passes is not None and passes <= 0:
-            return f"the budget of {self.budget.max_forward_passes:,} forward passes was spent by earlier steps"
+            return f"the budget ({self.budget.describe()}) was spent by earlier steps"
         if seconds is not None and seconds <= 0:
-            return f"the budget of {self.budget.max_seconds:g} s was spent by earlier steps"
+            return f"the budget ({self.budget.describe()}) was spent by earlier steps"
         return None
 
 
@@ -247,7 +254,8 @@ class _Context:
     def run_step(self, name: str) -> StepRecord:
         folder = self.out / STEP_FOLDERS[name]
         record = StepRecord(name, folder=str(folder))
-        reason = _needs(self, name) or self.spend.spent_out()
+        # the ranking runs no model pass (it reads the first step's records), so a spent budget never skips it
+        reason = _needs(self, name) or (None if name == "rank" else self.spend.spent_out())
         if reason is not None:
             record.status, record.reason = "skipped", reason
             return record
@@ -258,9 +266,11 @@ class _Context:
             with budget(passes, seconds):
                 record.filed = _STEP_FUNCTIONS[name](self, folder)
             record.status = "completed"
-        except BudgetExhausted as exc:
+        except BudgetExhausted:
+            left = f"{passes:,} forward passes" if passes is not None else f"{seconds:.0f} s"
             record.status = "stopped"
-            record.reason = f"{exc.message} during this step; what it had finished and filed is kept, the rest not run"
+            record.reason = (f"the budget ({self.req.budget.describe()}) was spent during this step, which had {left} "
+                             "of it left; what the step had finished and filed is kept, the rest was not run")
         record.forward_passes, record.seconds = forward_passes() - p0, time.monotonic() - t0
         return record
 
