@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from interp_agent._version import __version__
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__
-    from interp_agent.api import convert, explain, inspect, intervene, match, train_sae
+    from interp_agent.api import calibrate, convert, explain, inspect, intervene, investigate, match, train_sae
     from interp_agent.core.errors import (
         EvidenceError,
         InputFileError,
@@ -33,10 +33,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__
     from interp_agent.core.ranking import RankingConfig
 
 _LAZY: dict[str, str] = {
+    "calibrate": "interp_agent.api",
     "convert": "interp_agent.api",
     "explain": "interp_agent.api",
     "inspect": "interp_agent.api",
     "intervene": "interp_agent.api",
+    "investigate": "interp_agent.api",
     "match": "interp_agent.api",
     "train_sae": "interp_agent.api",
     "EvidenceError": "interp_agent.core.errors",
@@ -59,10 +61,12 @@ __all__ = [
     "RankingConfig",
     "ValidationError",
     "__version__",
+    "calibrate",
     "convert",
     "explain",
     "inspect",
     "intervene",
+    "investigate",
     "load_report",
     "match",
     "train_sae",

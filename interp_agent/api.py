@@ -1,5 +1,5 @@
-"""The Python API: ``inspect``, ``intervene``, ``train_sae``, ``match`` and ``convert``, thin wrappers over
-``interp_agent.core``.
+"""The Python API: ``inspect``, ``intervene``, ``explain``, ``investigate``, ``calibrate``, ``train_sae``,
+``match`` and ``convert``, thin wrappers over ``interp_agent.core``.
 
 Each function imports the core modules it wraps when called, not when this module is
 imported: the CLI imports this module for ``match`` and ``convert``, which need neither
@@ -19,7 +19,7 @@ from interp_agent.core.errors import InputFileError, ValidationError
 if TYPE_CHECKING:
     from interp_agent.core.inspection import InspectionResult, inspect
 
-__all__ = ["convert", "explain", "inspect", "intervene", "match", "train_sae"]
+__all__ = ["calibrate", "convert", "explain", "inspect", "intervene", "investigate", "match", "train_sae"]
 
 
 def __getattr__(name: str) -> Any:
@@ -185,3 +185,57 @@ def explain(
                          judge=judge, explanations=None if explanations is None else str(explanations), seed=seed,
                          **options)
     return run_explain(req)
+
+
+def investigate(
+    model: str = "smollm2-135m",
+    criterion: str | None = None,
+    *,
+    out: str | Path,
+    pack: str | None = None,
+    dataset: str | Path | None = None,
+    max_forward_passes: int | None = None,
+    max_seconds: float | None = None,
+    dossier: str | Path | None = None,
+    **options: Any,
+) -> Any:
+    """A whole investigation: inspect, explain the top features, intervene with controls, rank again, each
+    step filed into a dossier (``out/dossier.json`` unless ``dossier`` names a file), within a budget.
+
+    Args:
+        model: the live model (the embedded ``smollm2-135m`` by default, a local folder, a hub id).
+        criterion: the criterion (a ``pack`` brings its own; required with ``dataset``).
+        max_forward_passes, max_seconds: the budget all steps share (None: no limit).
+        options: other ``InvestigateRequest`` fields (``hookpoints``, ``n_explain``, ``n_intervene``, ``mode``,
+            ``scorer``, ``targets``, ``corpus``, ``max_contexts``, ``top_k``).
+
+    Returns:
+        An ``InvestigationRun``: ``steps`` (status, passes, seconds, reason), ``summary`` (investigation.json),
+        ``paths`` (investigation, dossier, report).
+    """
+    from interp_agent.core.workflows.investigate import Budget, InvestigateRequest, run_investigation
+
+    for key in ("hookpoints", "targets", "strengths"):
+        if options.get(key) is not None:
+            options[key] = tuple(options[key])
+    req = InvestigateRequest(out=str(out), model=model, criterion=criterion, pack=pack,
+                             dataset=None if dataset is None else str(dataset),
+                             budget=Budget(max_forward_passes=max_forward_passes, max_seconds=max_seconds),
+                             dossier=None if dossier is None else str(dossier), **options)
+    return run_investigation(req)
+
+
+def calibrate(out: str | Path | None = None, *, seeds: int = 3, **options: Any) -> Any:
+    """Does the pipeline find what is planted? Rank planted worlds (records form) over ``seeds`` seeds and
+    report precision/recall at k, decoy shares and the rank correlation of causal effects against thresholds.
+
+    Args:
+        out: folder for calibration.json and calibration.md (None: nothing written).
+        options: other ``CalibrationConfig`` fields (``levels``, ``ks``, ``n_prompts``, ...).
+
+    Returns:
+        A ``CalibrationResult``: ``passed``, ``failed``, ``checks``, ``levels``, ``paths``.
+    """
+    from interp_agent.core.calibrate import CalibrationConfig, run_calibration
+
+    return run_calibration(CalibrationConfig(seeds=tuple(range(seeds)), **options), out=out)

@@ -12,8 +12,8 @@ def test_public_names_are_pinned() -> None:
     assert sorted(interp_agent.__all__) == sorted(
         [
             "EvidenceError", "InputFileError", "InspectionResult", "InterpAgentError", "MissingDependencyError",
-            "RankingConfig", "ValidationError", "__version__", "convert", "explain", "inspect", "intervene",
-            "load_report", "match",
+            "RankingConfig", "ValidationError", "__version__", "calibrate", "convert", "explain", "inspect",
+            "intervene", "investigate", "load_report", "match",
             "train_sae",
         ]
     )
