@@ -15,6 +15,7 @@ from interp_agent.cli.explain import add_explain_parsers
 from interp_agent.cli.investigate import add_investigation_parsers
 from interp_agent.cli.matching import add_matching_parsers
 from interp_agent.cli.ops import add_ops_parsers
+from interp_agent.cli.organism import add_organism_parsers
 from interp_agent.cli.service import add_service_parsers
 from interp_agent.cli.training import add_training_parsers
 from interp_agent.core.errors import InterpAgentError, render_args
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain_parsers(sub)
     add_investigation_parsers(sub)
     add_calibrate_parsers(sub)
+    add_organism_parsers(sub)
     add_training_parsers(sub)
     add_matching_parsers(sub)
     add_bridge_parsers(sub)
