@@ -361,11 +361,20 @@ def _prompt_ids(tokenizer: Any, text: str, max_tokens: int) -> list[int]:
     return ids[-max_tokens:]
 
 
-def _iter_next_token_probs(
-    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int, max_tokens: int
+def _iter_next_token_logits(
+    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int, max_tokens: int, *, n_groups: int = 1,
+    head_at_last: bool = False,
 ) -> Iterator[torch.Tensor]:
-    """Yield float32 next-token distributions [B, V] after each text, batch by batch."""
+    """Yield float32 next-token logits [n_groups * B, V] after each text of a batch, batch by batch.
+
+    Each batch of ``batch_size`` texts is repeated ``n_groups`` times, group-major (one group
+    per edit of ``models.hooks.edit_groups``; 1: the batch as is). ``head_at_last`` applies
+    the LM head at the last real token only (``models.hooks.logits_at``): the same logits,
+    without the head's matmul over every position.
+    """
     import torch
+
+    from interp_agent.core.models.hooks import logits_at
 
     if batch_size < 1 or max_tokens < 1:
         raise ValidationError(f"batch_size and max_tokens must be >= 1, got {batch_size} and {max_tokens}")
@@ -385,13 +394,26 @@ def _iter_next_token_probs(
                 for i, s in enumerate(seqs):
                     ids_BT[i, : len(s)] = torch.tensor(s, dtype=torch.long)
                     mask_BT[i, : len(s)] = 1
-                logits_BTV = model(input_ids=ids_BT.to(device), attention_mask=mask_BT.to(device)).logits
-                last_BV = logits_BTV[
-                    torch.arange(len(seqs), device=logits_BTV.device), (lengths_B - 1).to(logits_BTV.device)
-                ]
-                yield torch.softmax(last_BV.float(), dim=-1).cpu()
+                ids_BT, mask_BT = ids_BT.repeat(n_groups, 1).to(device), mask_BT.repeat(n_groups, 1).to(device)
+                last_B = (lengths_B - 1).repeat(n_groups).to(device)
+                if head_at_last:
+                    last_BV = logits_at(model, ids_BT, mask_BT, last_B)
+                else:
+                    logits_BTV = model(input_ids=ids_BT, attention_mask=mask_BT).logits
+                    last_BV = logits_BTV[torch.arange(len(last_B), device=logits_BTV.device), last_B]
+                yield last_BV.float()
     finally:
         model.train(was_training)
+
+
+def _iter_next_token_probs(
+    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int, max_tokens: int
+) -> Iterator[torch.Tensor]:
+    """Yield float32 next-token distributions [B, V] after each text, batch by batch."""
+    import torch
+
+    for logits_BV in _iter_next_token_logits(model, tokenizer, texts, batch_size, max_tokens):
+        yield torch.softmax(logits_BV, dim=-1).cpu()
 
 
 def next_token_probabilities(
@@ -584,6 +606,41 @@ class TargetTokenScorer(CalibratedScorer):
         """
         self._check_serving()
         return self._mass(model, tokenizer, texts)
+
+    def score_groups(
+        self, model: Any, tokenizer: Any, texts: Sequence[str], n_groups: int, *, logprobs: bool = False
+    ) -> tuple[np.ndarray, torch.Tensor | None]:
+        """Scores [n_groups, len(texts)] with every batch of ``texts`` run once per group in one forward pass.
+
+        Each batch (``batch_size`` texts, as :meth:`score` takes them) is repeated
+        ``n_groups`` times, group-major, for ``models.hooks.edit_groups`` to edit group by
+        group. With ``logprobs``, also the log-probabilities of the same next-token
+        distributions [n_groups, len(texts), vocab]; None when a text's context here is not
+        its plain tokenisation (an appended EOS dropped, a long text cut to ``max_tokens``),
+        as that would be another distribution than the side-effect KL reads.
+
+        Raises:
+            EvidenceError: the scorer was not evaluated, or is near chance on held-out prompts.
+        """
+        import torch
+
+        self._check_serving()
+        assert self.target_ids is not None
+        if not texts:
+            return np.zeros((n_groups, 0)), None
+        idx = torch.tensor(self.target_ids, dtype=torch.long)
+        same = logprobs and all(
+            _prompt_ids(tokenizer, t, self.max_tokens) == list(tokenizer(t)["input_ids"]) for t in texts)
+        mass, lps = [], []
+        for logits_BV in _iter_next_token_logits(model, tokenizer, list(texts), self.batch_size, self.max_tokens,
+                                                 n_groups=n_groups, head_at_last=True):
+            n = logits_BV.shape[0] // n_groups
+            probs_BV = torch.softmax(logits_BV, dim=-1).cpu()
+            mass.append(probs_BV[:, idx].sum(dim=1).numpy().reshape(n_groups, n))
+            if same:
+                lps.append(torch.log_softmax(logits_BV, dim=-1).cpu().view(n_groups, n, -1))
+        scores = np.clip(np.concatenate(mass, axis=1), 0.0, 1.0).astype(np.float64)
+        return scores, torch.cat(lps, dim=1) if same else None
 
 
 # --------------------------------------------------------------------------- text classifier

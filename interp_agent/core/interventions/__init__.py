@@ -1,7 +1,8 @@
 """Interventions: ablate, mean-ablate, clamp, steer or patch features, with controls and held-out effects."""
 
 from interp_agent.core.interventions.edits import MODES, RECORD_NAME, edit_fn
-from interp_agent.core.interventions.run import InterveneConfig, InterventionRun, next_token_logprobs, run_interventions
+from interp_agent.core.interventions.evaluate import next_token_logprobs
+from interp_agent.core.interventions.run import InterveneConfig, InterventionRun, run_interventions
 from interp_agent.core.interventions.targets import Target, parse_target
 
 __all__ = [

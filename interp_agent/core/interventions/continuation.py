@@ -3,6 +3,9 @@
 For criteria about what the model writes (French, code, sentiment), the behaviour score of
 a prompt is the classifier's probability on the model's own continuation of it, generated
 greedily under whatever edit is active.
+
+:meth:`ContinuationScorer.score_groups` scores several edits with one generate per prompt
+chunk: the chunk repeated once per edit, for ``models.hooks.edit_groups``.
 """
 
 from __future__ import annotations
@@ -29,23 +32,46 @@ class ContinuationScorer:
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
 
-    def continuations(self, model: Any, tokenizer: Any, texts: Sequence[str]) -> list[str]:
-        """Greedy continuations of ``texts`` (the new text only)."""
-        out: list[str] = []
+    def _generate(self, model: Any, tokenizer: Any, texts: Sequence[str], n_groups: int) -> list[list[str]]:
+        """Greedy continuations per group, [n_groups][len(texts)]: each chunk generated once for all groups."""
+        out: list[list[str]] = [[] for _ in range(n_groups)]
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"  # generation appends on the right
         try:
             with torch.no_grad():
                 for start in range(0, len(texts), self.batch_size):
                     enc = tokenizer(list(texts[start : start + self.batch_size]), return_tensors="pt", padding=True)
-                    enc = {k: v.to(model.device) for k, v in enc.items()}
+                    n = enc["input_ids"].shape[0]
+                    enc = {k: v.to(model.device).repeat(n_groups, 1) for k, v in enc.items()}
                     ids = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
                                          pad_token_id=tokenizer.pad_token_id)
-                    out.extend(tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+                    new = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                    for g in range(n_groups):
+                        out[g].extend(new[g * n:(g + 1) * n])
         finally:
             tokenizer.padding_side = side
         return out
 
+    def continuations(self, model: Any, tokenizer: Any, texts: Sequence[str]) -> list[str]:
+        """Greedy continuations of ``texts`` (the new text only)."""
+        return self._generate(model, tokenizer, texts, 1)[0]
+
     def score(self, model: Any, tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
         """The classifier's probability on each prompt's continuation."""
         return np.asarray(self.classifier.score(self.continuations(model, tokenizer, texts)), dtype=float)
+
+    def score_groups(
+        self, model: Any, tokenizer: Any, texts: Sequence[str], n_groups: int, *, logprobs: bool = False
+    ) -> tuple[np.ndarray, None]:
+        """Scores [n_groups, len(texts)], every chunk of ``texts`` generated once per group in one batch.
+
+        Each chunk (``batch_size`` prompts, as :meth:`score` takes them) is repeated
+        ``n_groups`` times, group-major, for ``edit_groups`` to edit group by group. Never
+        log-probabilities (``logprobs`` is ignored): the first generated step is not the
+        distribution the side-effect KL reads, because generation pads on the left and an
+        edit leaves the first column alone, which is a pad for all but the longest prompt,
+        so there the prompt's first token is edited too.
+        """
+        groups = self._generate(model, tokenizer, texts, n_groups)
+        flat = np.asarray(self.classifier.score([c for g in groups for c in g]), dtype=float)
+        return flat.reshape(n_groups, len(texts)), None

@@ -27,13 +27,18 @@ For each target feature:
    effect (with its controls) at every other strength tried in the chosen one's sign family
    that stayed within the KL budget, and the share of them that earn the same verdict. A
    confidence line per feature quotes the effect, interval, control ratio and stability.
+
+With ``batch_edits`` (the default) the edits of one step (the strengths of one side of the
+grid; an edit with its controls) share batched passes, each on its own copy of the prompts
+(``interventions.evaluate``); the choice, its order and every number are those of one edit
+per pass (``batch_edits=False``), to floating point.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,19 +48,13 @@ from interp_agent.core.formats.interventions import InterventionRecord, effect_s
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.interventions.controls import Control, control_value, make_controls
 from interp_agent.core.interventions.edits import MODES, RECORD_NAME, edit_fn, sae_edit_fn
+from interp_agent.core.interventions.evaluate import Evaluator, Scorer
 from interp_agent.core.interventions.targets import Target
 from interp_agent.core.models.harvest import harvest
-from interp_agent.core.models.hooks import edit
 from interp_agent.core.progress import Progress
 from interp_agent.core.ranking.verdict import VERDICT_RULE, Judgement, confidence_line, judge
 
 Verdict = str  # causal | weak | no_effect | contradicts
-
-
-class Scorer(Protocol):
-    """A behaviour scorer: higher means the criterion holds more."""
-
-    def score(self, model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +72,11 @@ class InterveneConfig:
     """Random-feature controls (matched activation spread) per target."""
     batch_size: int = 16
     """Prompts per forward pass."""
+    batch_edits: bool = True
+    """Run the edits of one step (the strengths of a grid, an edit and its controls) in shared batched passes,
+    each edit on its own copy of the prompts; False: one edit per pass (the same numbers, slower)."""
+    max_batch_rows: int = 64
+    """Most rows (prompts x edits) in one batched forward pass or generate: bounds memory."""
     kl_budget: float = 0.5
     """Largest mean KL (nats) on the other calibration class a chosen strength may cause."""
     widen_below_share: float = 0.1
@@ -98,6 +102,8 @@ class InterveneConfig:
             raise ValidationError(f"widen_below_share must be in [0, 1), got {self.widen_below_share!r}; e.g. 0.1")
         if not isinstance(self.stability_strengths, int) or self.stability_strengths < 0:
             raise ValidationError(f"stability_strengths must be a whole number >= 0, got {self.stability_strengths!r}")
+        if not isinstance(self.max_batch_rows, int) or self.max_batch_rows < 1:
+            raise ValidationError(f"max_batch_rows must be a whole number >= 1, got {self.max_batch_rows!r}; e.g. 64")
         if not self.max_widening >= 1.0:
             raise ValidationError(f"max_widening must be at least 1 (1: never widen), got {self.max_widening!r}")
 
@@ -110,55 +116,6 @@ class InterventionRun:
     features: list[dict[str, Any]] = field(default_factory=list)
     verdict_rule: dict[str, Any] = field(default_factory=lambda: dict(VERDICT_RULE))
     """The verdict rule with its numbers (also in every feature's summary)."""
-
-
-def next_token_logprobs(loaded: Any, texts: Sequence[str], batch_size: int) -> torch.Tensor:
-    """Log-probabilities of the next token after each text, [n, vocab] (right padding, last real token)."""
-    tok, model = loaded.tokenizer, loaded.model
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            enc = tok(list(texts[start : start + batch_size]), return_tensors="pt", padding=True)
-            enc = {k: v.to(model.device) for k, v in enc.items()}
-            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-            last = enc["attention_mask"].sum(1) - 1
-            out.append(torch.log_softmax(logits[torch.arange(len(last)), last].float(), -1).cpu())
-    return torch.cat(out)
-
-
-def _kl(base_NV: torch.Tensor, edited_NV: torch.Tensor) -> np.ndarray:
-    """KL(base || edited) per prompt, in nats."""
-    return (base_NV.exp() * (base_NV - edited_NV)).sum(-1).clamp_min(0).numpy()
-
-
-class _Evaluator:
-    """Scores prompt sets with and without an edit, caching the unedited baselines."""
-
-    def __init__(self, loaded: Any, scorer: Scorer, batch_size: int) -> None:
-        self.loaded, self.scorer, self.batch_size = loaded, scorer, batch_size
-        self._cache: dict[tuple[str, ...], Any] = {}
-
-    def scores(self, texts: list[str], hook: str | None = None, fn: Callable | None = None) -> np.ndarray:
-        if fn is None:
-            key = ("score", *texts)
-            if key not in self._cache:
-                self._cache[key] = np.asarray(
-                    self.scorer.score(self.loaded.model, self.loaded.tokenizer, texts), dtype=float
-                )
-            return self._cache[key]
-        assert hook is not None, "an edit needs the hookpoint it applies at"
-        with edit(self.loaded.model, hook, fn):
-            return np.asarray(self.scorer.score(self.loaded.model, self.loaded.tokenizer, texts), dtype=float)
-
-    def logprobs(self, texts: list[str], hook: str | None = None, fn: Callable | None = None) -> torch.Tensor:
-        if fn is None:
-            key = ("logprobs", *texts)
-            if key not in self._cache:
-                self._cache[key] = next_token_logprobs(self.loaded, texts, self.batch_size)
-            return self._cache[key]
-        assert hook is not None, "an edit needs the hookpoint it applies at"
-        with edit(self.loaded.model, hook, fn):
-            return next_token_logprobs(self.loaded, texts, self.batch_size)
 
 
 def _split(prompts: Sequence[ScoredPrompt]) -> tuple[list[ScoredPrompt], list[ScoredPrompt]]:
@@ -261,7 +218,7 @@ def run_interventions(
     cfg = config or InterveneConfig()
     splits = _Splits.of(calibration, held_out)
     rng = np.random.default_rng(cfg.seed)
-    ev = _Evaluator(loaded, scorer, cfg.batch_size)
+    ev = Evaluator(loaded, scorer, cfg.batch_size, batched=cfg.batch_edits, max_rows=cfg.max_batch_rows)
     run = InterventionRun()
     labels = _Labels(criterion, model_name)
     stats = _calibration_acts(loaded, targets, [p.text for p in calibration], cfg.batch_size)
@@ -290,7 +247,7 @@ def _calibration_acts(
 
 
 def _choose_edit(
-    ev: _Evaluator, cfg: InterveneConfig, target: Target, acts: np.ndarray, sign: int, splits: _Splits
+    ev: Evaluator, cfg: InterveneConfig, target: Target, acts: np.ndarray, sign: int, splits: _Splits
 ) -> _Edit:
     """The target's projection statistics on calibration tokens and the edit value chosen from them."""
     proj = target.sae.activation(acts) if target.sae is not None else acts @ target.direction
@@ -301,7 +258,7 @@ def _choose_edit(
 
 
 def _intervene(
-    ev: _Evaluator, rng: np.random.Generator, cfg: InterveneConfig, chosen: _Edit, splits: _Splits, labels: _Labels
+    ev: Evaluator, rng: np.random.Generator, cfg: InterveneConfig, chosen: _Edit, splits: _Splits, labels: _Labels
 ) -> tuple[list[InterventionRecord], dict[str, Any]]:
     """Measure the chosen edit and its controls on held-out prompts: the records and the feature's summary."""
     target = chosen.target
@@ -310,12 +267,12 @@ def _intervene(
     # the other class shows the side effects
     target_set, other_set = (splits.ho_neg, splits.ho_pos) if toward else (splits.ho_pos, splits.ho_neg)
     texts = [p.text for p in target_set]
-    held = _HeldOut(prompts=target_set, texts=texts, base=ev.scores(texts),
-                    measured_on="held_out_negatives" if toward else "held_out_positives")
-    effect = _measure_edit(ev, cfg, chosen, held, [p.text for p in other_set])
     controls = make_controls(rng, target, chosen.acts, chosen.std, n_random_directions=cfg.n_random_directions,
                              n_matched_features=cfg.n_matched_features)
-    control_records, control_effects = _run_controls(ev, cfg, chosen, controls, held, labels)
+    effect, control_runs = _measure_edit(ev, cfg, chosen, controls, texts, [p.text for p in other_set])
+    held = _HeldOut(prompts=target_set, texts=texts, base=ev.scores(texts),  # cached by the measurement
+                    measured_on="held_out_negatives" if toward else "held_out_positives")
+    control_records, control_effects = _control_records(cfg, chosen, control_runs, held, labels)
     signed = effect_sign(effect.name) * (effect.edited - held.base)  # > 0: the feature promotes the criterion
     verdict = judge(signed, [e for v in control_effects.values() for e in v], chosen.sign)
     # reporting only: measured after the strength and the verdict are fixed, never fed back into either
@@ -341,40 +298,46 @@ def _intervene(
     return records + control_records, summary
 
 
+_ControlRun = tuple[Control, float, str, np.ndarray]
+"""A control's edit at a value: the control, its own value, its record name and its held-out scores."""
+
+
 def _measure_edit(
-    ev: _Evaluator, cfg: InterveneConfig, chosen: _Edit, held: _HeldOut, other_texts: list[str]
-) -> _Effect:
-    """Score the held-out prompts under the edit, and its KL and score change on the other class."""
-    hook = chosen.target.hookpoint
-    base_other, base_lp_other = ev.scores(other_texts), ev.logprobs(other_texts)
+    ev: Evaluator, cfg: InterveneConfig, chosen: _Edit, controls: list[Control], texts: list[str],
+    other_texts: list[str],
+) -> tuple[_Effect, list[_ControlRun]]:
+    """Score the held-out ``texts`` under the edit and its controls, and the edit's KL and score change on the
+    other class."""
+    edited, control_runs = _held_out_at(ev, cfg, chosen, controls, texts, chosen.value)
     fn = make_edit(chosen.target, cfg.mode, chosen.value)
-    name = record_name(cfg.mode, chosen.value)
-    edited = ev.scores(held.texts, hook, fn)
-    kl = _kl(base_lp_other, ev.logprobs(other_texts, hook, fn))
-    other_change = float(np.mean(ev.scores(other_texts, hook, fn) - base_other))
-    return _Effect(name=name, edited=edited, kl=kl, other_change=other_change)
+    ((other_scores, kl),) = ev.edited_scores_kl(other_texts, chosen.target.hookpoint, [fn])
+    other_change = float(np.mean(other_scores - ev.scores(other_texts)))
+    effect = _Effect(name=record_name(cfg.mode, chosen.value), edited=edited, kl=kl, other_change=other_change)
+    return effect, control_runs
 
 
-def _control_effects_at(
-    ev: _Evaluator, cfg: InterveneConfig, chosen: _Edit, controls: list[Control], held: _HeldOut, value: float
-) -> list[tuple[Control, float, str, np.ndarray]]:
-    """Each control's edit at the target's ``value``: the control, its value, its record name and held-out scores."""
-    out = []
+def _held_out_at(
+    ev: Evaluator, cfg: InterveneConfig, chosen: _Edit, controls: list[Control], texts: list[str], value: float
+) -> tuple[np.ndarray, list[_ControlRun]]:
+    """Scores of ``texts`` under the target's edit at ``value`` and each control's matching edit (one batch)."""
+    fns = [make_edit(chosen.target, cfg.mode, value)]
+    named = []
     for ctl in controls:
         cvalue = control_value(cfg.mode, ctl, value, chosen.target, chosen.mean, chosen.std)
-        cfn = edit_fn(cfg.mode, torch.tensor(ctl.vector, dtype=torch.float32), cvalue)
-        out.append((ctl, cvalue, record_name(cfg.mode, cvalue), ev.scores(held.texts, chosen.target.hookpoint, cfn)))
-    return out
+        fns.append(edit_fn(cfg.mode, torch.tensor(ctl.vector, dtype=torch.float32), cvalue))
+        named.append((ctl, cvalue, record_name(cfg.mode, cvalue)))
+    edited, *cscores = ev.edited_scores(texts, chosen.target.hookpoint, fns)
+    return edited, [(ctl, cvalue, cname, sc) for (ctl, cvalue, cname), sc in zip(named, cscores, strict=True)]
 
 
-def _run_controls(
-    ev: _Evaluator, cfg: InterveneConfig, chosen: _Edit, controls: list[Control], held: _HeldOut, labels: _Labels
+def _control_records(
+    cfg: InterveneConfig, chosen: _Edit, control_runs: list[_ControlRun], held: _HeldOut, labels: _Labels
 ) -> tuple[list[InterventionRecord], dict[str, list[float]]]:
-    """Run the same edit along each generated control: its records, and the mean signed effects per control type."""
+    """The records of the same edit along each generated control, and the mean signed effects per control type."""
     target = chosen.target
     records: list[InterventionRecord] = []
     control_effects: dict[str, list[float]] = {}
-    for ctl, cvalue, cname, cscores in _control_effects_at(ev, cfg, chosen, controls, held, chosen.value):
+    for ctl, cvalue, cname, cscores in control_runs:
         for p, b, e in zip(held.prompts, held.base, cscores, strict=True):
             records.append(InterventionRecord(
                 feature_id=ctl.feature_id, intervention=cname, baseline_score=float(b),
@@ -410,7 +373,7 @@ def _strength_value(mode: str, strength: float, mean: float, std: float, sign: i
 
 
 def _choose_value(
-    ev: _Evaluator, cfg: InterveneConfig, target: Target, mean: float, std: float, sign: int,
+    ev: Evaluator, cfg: InterveneConfig, target: Target, mean: float, std: float, sign: int,
     cal_pos: list[ScoredPrompt], cal_neg: list[ScoredPrompt],
 ) -> tuple[float, dict[str, Any]]:
     """The edit's value, chosen on calibration prompts only (the grid widened when the budget is barely used)."""
@@ -427,21 +390,12 @@ def _choose_value(
         best = int(np.argmax(values * sign))
         return float(values[best]), {"chosen": None, "source_prompt": cal_pos[best].prompt_id}
 
-    def trial(strength: float) -> dict[str, Any]:
-        value = _strength_value(cfg.mode, strength, mean, std, sign)
-        toward = pushes_toward(cfg.mode, value, mean, sign)
-        on, other = ([p.text for p in cal_neg], [p.text for p in cal_pos]) if toward else (
-            [p.text for p in cal_pos], [p.text for p in cal_neg])
-        fn = make_edit(target, cfg.mode, value)
-        change = ev.scores(on, target.hookpoint, fn) - ev.scores(on)
-        signed = float(np.mean(effect_sign(record_name(cfg.mode, value)) * change))
-        kl = float(_kl(ev.logprobs(other), ev.logprobs(other, target.hookpoint, fn)).mean())
-        return {"strength": strength, "value": value, "calibration_signed_effect": signed, "calibration_kl": kl,
-                "within_kl_budget": kl <= cfg.kl_budget, "widened": False}
+    def trials(strengths: list[float]) -> list[dict[str, Any]]:
+        return _trials(ev, cfg, target, mean, std, sign, cal_pos, cal_neg, strengths)
 
-    rows = [trial(s) for s in cfg.strengths]
+    rows = trials(list(cfg.strengths))
     best = _pick(rows, sign)
-    widening = _widen(cfg, rows, best, trial)
+    widening = _widen(cfg, rows, best, trials)
     if widening is not None:
         best = _pick(rows, sign)
     return best["value"], {
@@ -454,6 +408,36 @@ def _choose_value(
     }
 
 
+def _trials(
+    ev: Evaluator, cfg: InterveneConfig, target: Target, mean: float, std: float, sign: int,
+    cal_pos: list[ScoredPrompt], cal_neg: list[ScoredPrompt], strengths: list[float],
+) -> list[dict[str, Any]]:
+    """One calibration row per strength: its signed effect where it is measured, and its KL on the other class.
+
+    A removal is measured on the positives (KL on the negatives), a push toward the criterion
+    on the negatives (KL on the positives); the strengths of one side share batched passes.
+    """
+    values = [_strength_value(cfg.mode, s, mean, std, sign) for s in strengths]
+    toward = [pushes_toward(cfg.mode, v, mean, sign) for v in values]
+    pos, neg = [p.text for p in cal_pos], [p.text for p in cal_neg]
+    effect: dict[int, float] = {}
+    kl: dict[int, float] = {}
+    for side in (False, True):
+        idx = [i for i, t in enumerate(toward) if t == side]
+        if not idx:
+            continue
+        on, other = (neg, pos) if side else (pos, neg)
+        fns = [make_edit(target, cfg.mode, values[i]) for i in idx]
+        edited_scores = ev.edited_scores(on, target.hookpoint, fns)
+        base = ev.scores(on)  # cached, or filled by the pass above
+        for i, edited in zip(idx, edited_scores, strict=True):
+            effect[i] = float(np.mean(effect_sign(record_name(cfg.mode, values[i])) * (edited - base)))
+        for i, kls in zip(idx, ev.edited_kl(other, target.hookpoint, fns), strict=True):
+            kl[i] = float(kls.mean())
+    return [{"strength": s, "value": values[i], "calibration_signed_effect": effect[i], "calibration_kl": kl[i],
+             "within_kl_budget": kl[i] <= cfg.kl_budget, "widened": False} for i, s in enumerate(strengths)]
+
+
 def _pick(rows: list[dict[str, Any]], sign: int) -> dict[str, Any]:
     """The row with the largest effect in the expected direction within the KL budget (else the least KL)."""
     allowed = [r for r in rows if r["within_kl_budget"]] or [min(rows, key=lambda r: r["calibration_kl"])]
@@ -461,7 +445,8 @@ def _pick(rows: list[dict[str, Any]], sign: int) -> dict[str, Any]:
 
 
 def _widen(
-    cfg: InterveneConfig, rows: list[dict[str, Any]], best: dict[str, Any], trial: Callable[[float], dict[str, Any]]
+    cfg: InterveneConfig, rows: list[dict[str, Any]], best: dict[str, Any],
+    trials: Callable[[list[float]], list[dict[str, Any]]],
 ) -> dict[str, Any] | None:
     """Widen the grid in the chosen strength's sign while the chosen one uses too little of the KL budget.
 
@@ -482,7 +467,7 @@ def _widen(
     while factor <= cfg.max_widening:
         strength = family * top * factor
         if strength not in tried:
-            row = trial(strength) | {"widened": True}
+            row = trials([strength])[0] | {"widened": True}
             rows.append(row)
             factors.append(factor)
             if not row["within_kl_budget"]:
@@ -517,7 +502,7 @@ STABILITY_NOTE = (
 
 
 def _stability(
-    ev: _Evaluator, cfg: InterveneConfig, chosen: _Edit, controls: list[Control], held: _HeldOut, verdict: Judgement
+    ev: Evaluator, cfg: InterveneConfig, chosen: _Edit, controls: list[Control], held: _HeldOut, verdict: Judgement
 ) -> dict[str, Any]:
     """How the verdict holds across the strengths tried: per-strength held-out effects and the share that agree."""
     rows = chosen.sweep.get("sweep")
@@ -532,10 +517,9 @@ def _stability(
     family = sorted(family, key=lambda r: abs(np.log(abs(r["strength"] / strength))))[:cfg.stability_strengths]
     by = [_strength_entry(entry, verdict, chosen=True)]
     for r in family:
-        edited = ev.scores(held.texts, chosen.target.hookpoint, make_edit(chosen.target, cfg.mode, r["value"]))
+        edited, control_runs = _held_out_at(ev, cfg, chosen, controls, held.texts, r["value"])
         signed = effect_sign(record_name(cfg.mode, r["value"])) * (edited - held.base)
-        cons = [float(np.mean(effect_sign(cname) * (cscores - held.base)))
-                for _, _, cname, cscores in _control_effects_at(ev, cfg, chosen, controls, held, r["value"])]
+        cons = [float(np.mean(effect_sign(cname) * (cscores - held.base))) for _, _, cname, cscores in control_runs]
         by.append(_strength_entry(r, judge(signed, cons, chosen.sign), chosen=False))
     by.sort(key=lambda b: abs(b["strength"]))
     same = sum(b["verdict"] == verdict.verdict for b in by)

@@ -2,6 +2,10 @@
 
 - ``capture(model, hookpoints)`` collects each forward's activation per hookpoint.
 - ``edit(model, hookpoint, fn)`` replaces the activation by ``fn(acts_BTD)``.
+- ``edit_groups(model, hookpoint, fns)`` edits a batch laid out as ``len(fns)`` equal groups
+  of rows, group ``g`` by ``fns[g]``: several edits share one forward pass (or one generate).
+- ``logits_at(model, ids_BT, mask_BT, positions_B)`` runs the model but applies the LM head
+  at one position per row only.
 - ``stop_after(model, hookpoints)`` raises ``StopForward`` once the last of them is
   computed, so later blocks (and the LM head) never run; the caller catches it.
 
@@ -25,7 +29,7 @@ from torch.utils.hooks import RemovableHandle
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.models.hookpoints import HookPoint, model_layout, resolve_hookpoint, unwrap
 
-__all__ = ["StopForward", "capture", "edit", "register", "stop_after"]
+__all__ = ["StopForward", "capture", "edit", "edit_groups", "logits_at", "register", "stop_after"]
 
 
 class StopForward(Exception):
@@ -119,6 +123,161 @@ def edit(model: Any, hookpoint: str, fn: Callable[[torch.Tensor], torch.Tensor])
         yield
     finally:
         handle.remove()
+
+
+GroupEdit = Callable[[torch.Tensor], torch.Tensor] | None
+"""The edit of one group of rows; None leaves the group as it is (an unedited reference in the same pass)."""
+
+
+def _group_fn(fns: list[GroupEdit]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One edit of a batch of ``len(fns)`` equal groups of rows (group-major): group ``g`` gets ``fns[g]``.
+
+    Each group sees only its own rows, with the batch's sequence length, so an edit that
+    treats full sequences and cached generation steps differently does so per group too.
+    """
+    if not fns:
+        raise ValidationError("edit_groups needs at least one edit")
+
+    def fn(acts_BTD: torch.Tensor) -> torch.Tensor:
+        rows, rem = divmod(acts_BTD.shape[0], len(fns))
+        if rem:
+            raise ValidationError(f"a batch of {acts_BTD.shape[0]} rows cannot hold {len(fns)} equal groups",
+                                  hint="repeat the prompt chunk once per edit")
+        parts = [acts_BTD[g * rows:(g + 1) * rows] for g in range(len(fns))]
+        return torch.cat([part if f is None else f(part) for part, f in zip(parts, fns, strict=True)])
+
+    return fn
+
+
+@contextmanager
+def edit_groups(model: Any, hookpoint: str, fns: list[GroupEdit], *, share_upstream: bool = True) -> Iterator[None]:
+    """Edit a batch of ``len(fns)`` equal groups of rows at ``hookpoint``, group ``g`` by ``fns[g]`` (None: unedited).
+
+    Lay the batch out as one prompt chunk repeated once per edit (group-major), so every
+    group is padded as the chunk alone would be. Every forward pass is edited, including
+    generation steps of one token with the KV cache (the batch keeps its rows).
+
+    ``share_upstream``: the blocks before the edited one see the same rows in every group
+    of a pass over whole prompts (a forward, a generate's prefill), so there each runs on
+    the first group only and its output (and KV-cache entry) is copied to the others: the
+    same numbers, without computing them once per edit. Hooks of their own on those blocks
+    see one group in such passes. One-token generation steps run every row (the groups'
+    generated tokens differ).
+
+    Raises:
+        ValidationError: the hookpoint does not resolve, ``fns`` is empty, or a batch's rows
+            do not split into ``len(fns)`` equal groups.
+    """
+    point = resolve_hookpoint(model, hookpoint)
+    handles: list[RemovableHandle] = []
+    try:
+        if share_upstream and len(fns) > 1:
+            for i, block in enumerate(model_layout(unwrap(model)).blocks[: point.layer]):
+                handles.extend(_share_block(block, i, len(fns)))
+        with edit(model, hookpoint, _group_fn(fns)):
+            yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class _KVRecorder:
+    """Stands in for the KV cache while a shared block runs on the first group; keeps what it was given."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, Any, tuple[Any, ...], dict[str, Any]]] = []
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: Any, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls.append((key_states, value_states, layer_idx, args, kwargs))
+        return key_states, value_states
+
+    def replay(self, n_groups: int) -> None:
+        """Store every update in the real cache, its rows copied to each group."""
+        for k, v, layer_idx, args, kwargs in self.calls:
+            tile = (n_groups,) + (1,) * (k.dim() - 1)
+            self.real.update(k.repeat(tile), v.repeat(tile), layer_idx, *args, **kwargs)
+
+
+def _is_cache(value: Any) -> bool:
+    return not isinstance(value, torch.Tensor) and callable(getattr(value, "update", None)) and hasattr(
+        value, "get_seq_length")
+
+
+def _share_block(block: nn.Module, index: int, n_groups: int) -> list[RemovableHandle]:
+    """Hooks that run ``block`` (the ``index``-th) on the first of ``n_groups`` identical groups, copied to all.
+
+    Only in a pass over whole prompts: more than one position, every group's input the
+    same, and no cached positions yet (a generate's prefill, a forward).
+    """
+    state: dict[str, Any] = {}
+
+    def rows(value: Any, batch: int, n: int) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value[:n] if value.dim() >= 2 and value.shape[0] == batch else value
+        if type(value) in (tuple, list):  # e.g. the rotary (cos, sin)
+            return type(value)(rows(v, batch, n) for v in value)
+        if _is_cache(value):
+            state["recorder"] = _KVRecorder(value)
+            return state["recorder"]
+        return value
+
+    def whole_prompts(hidden: Any, values: list[Any]) -> bool:
+        if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3 or hidden.shape[1] < 2:
+            return False
+        n, rem = divmod(hidden.shape[0], n_groups)
+        if rem or not n or any(_is_cache(v) and v.get_seq_length(index) > 0 for v in values):
+            return False
+        groups = hidden.reshape(n_groups, n, *hidden.shape[1:])
+        return all(torch.equal(groups[0], g) for g in groups[1:])
+
+    def pre(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        state.clear()
+        hidden = args[0] if args else kwargs.get("hidden_states")
+        if not whole_prompts(hidden, [*args, *kwargs.values()]):
+            return None
+        assert isinstance(hidden, torch.Tensor)
+        batch, n = hidden.shape[0], hidden.shape[0] // n_groups
+        state["n"] = n
+        return rows(args, batch, n), {k: rows(v, batch, n) for k, v in kwargs.items()}
+
+    def post(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if "n" not in state:
+            return None
+        recorder = state.get("recorder")
+        if recorder is not None:
+            recorder.replay(n_groups)
+        first = _first(output)
+        tiled = first.repeat((n_groups,) + (1,) * (first.dim() - 1))
+        if isinstance(output, (tuple, list)):  # a block that hands its cache back gets the real one
+            rest = [recorder.real if recorder is not None and o is recorder else o for o in output[1:]]
+            return type(output)([tiled, *rest])
+        return tiled
+
+    return [block.register_forward_pre_hook(pre, with_kwargs=True), block.register_forward_hook(post)]
+
+
+def logits_at(model: Any, ids_BT: torch.Tensor, mask_BT: torch.Tensor, positions_B: torch.Tensor) -> torch.Tensor:
+    """Logits ``[B, vocab]`` at one position per row, the LM head applied at those positions only.
+
+    The same numbers as reading ``model(...).logits`` there, without the head's matmul over
+    every position (a fifth of a small model's forward). A pre-hook on the output
+    embeddings gathers the rows' hidden states before the head.
+    """
+    head = model.get_output_embeddings()
+
+    def gather(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        hidden_BTD = args[0]
+        rows = torch.arange(hidden_BTD.shape[0], device=hidden_BTD.device)
+        return (hidden_BTD[rows, positions_B.to(hidden_BTD.device)].unsqueeze(1), *args[1:])
+
+    handle = head.register_forward_pre_hook(gather)
+    try:
+        logits_B1V = model(input_ids=ids_BT, attention_mask=mask_BT).logits
+    finally:
+        handle.remove()
+    return logits_B1V[:, 0]
 
 
 def _raise_stop(*_: Any, **__: Any) -> None:
