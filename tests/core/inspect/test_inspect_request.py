@@ -96,7 +96,7 @@ def test_the_cli_flags_are_the_request_fields_with_their_defaults_and_choices() 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     actions = {a.dest: a for a in sub.choices["inspect"]._actions if a.dest != "help"}
-    expected = {n for n in param_names() if n != "config"} | set(CLI_RANKING_FIELDS) | {"out", "json"}
+    expected = {n for n in param_names() if n != "config"} | set(CLI_RANKING_FIELDS) | {"out", "json", "dossier"}
     assert set(actions) == expected
     for f in dataclasses.fields(InspectRequest):
         if f.name in actions and f.default is not dataclasses.MISSING:
@@ -106,7 +106,7 @@ def test_the_cli_flags_are_the_request_fields_with_their_defaults_and_choices() 
     assert actions["top_k"].default == RankingConfig().top_k and actions["candidates"].type is int
 
 
-TOOL_ONLY = {"wait_seconds", "positives", "negatives"}
+TOOL_ONLY = {"wait_seconds", "positives", "negatives", "dossier"}
 """InspectInput fields that are about the call, not the request."""
 
 
