@@ -85,7 +85,7 @@ def investigation_text(summary: dict[str, Any]) -> str:
 
 def cmd_dossier(args: argparse.Namespace) -> int:
     """``dossier``: print a dossier (text, Markdown, HTML or JSON), or list the dossiers of a folder."""
-    from interp_agent.core.dossier import DossierStore, render_html, render_markdown
+    from interp_agent.core.dossier import DossierStore, grade_claim, graded_dict, render_html, render_markdown
 
     path = dossier_file(args.name)
     dossier = DossierStore(path).read()
@@ -94,9 +94,9 @@ def cmd_dossier(args: argparse.Namespace) -> int:
     elif args.format == "html":
         print(render_html(dossier))
     else:
-        body = dossier.to_dict()
+        body = graded_dict(dossier)
         text = "\n".join([f"dossier {path}: {dossier.criterion!r}, {len(dossier.claims)} claims"] + [
-            f"  {c.kind:<12} {c.feature_id:<44} {c.grade.rung or 'ungraded':<14} {c.grade.reason}"
+            f"  {c.kind:<12} {c.feature_id:<44} {grade_claim(c).rung or 'ungraded':<14} {grade_claim(c).reason}"
             for c in dossier.claims])
         emit(args, body, text)
     return 0

@@ -17,7 +17,7 @@ Importing this package loads no numpy, torch or MCP.
 from __future__ import annotations
 
 from interp_agent.core.dossier.calls import Call, Cost
-from interp_agent.core.dossier.codec import dossier_from_dict, dossier_to_dict
+from interp_agent.core.dossier.codec import dossier_from_dict, dossier_to_dict, graded_dict
 from interp_agent.core.dossier.filing import FilingResult, apply_findings, file_run
 from interp_agent.core.dossier.findings import Finding, RunFindings, read_run
 from interp_agent.core.dossier.grading import Grade, RungStatus, grade_claim
@@ -55,6 +55,6 @@ __all__ = [
     "Call", "Claim", "ClaimKind", "ClaimPlan", "Cost", "Dossier", "DossierFieldError", "DossierStore",
     "Evidence", "EvidencePlan", "FilingResult", "Finding", "Grade", "MissingRun", "PlanStep", "Provenance",
     "Rung", "RunFindings", "RunKind", "RunRecord", "RunRef", "RungStatus", "Stance", "Unmet",
-    "apply_findings", "check_name", "dossier_from_dict", "dossier_to_dict", "file_run", "grade_claim",
+    "apply_findings", "check_name", "dossier_from_dict", "dossier_to_dict", "file_run", "grade_claim", "graded_dict",
     "plan_evidence", "plan_from_report", "read_run", "render_html", "render_markdown", "summary_dict",
 ]

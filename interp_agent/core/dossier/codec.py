@@ -65,6 +65,17 @@ def dossier_to_dict(dossier: Dossier) -> dict[str, Any]:
             "runs": [run_record_to_dict(r) for r in dossier.runs]}
 
 
+def graded_dict(dossier: Dossier) -> dict[str, Any]:
+    """:func:`dossier_to_dict` with each claim's computed ``grade`` (``{rung, reason, rungs, lowered_from}``)
+    beside its evidence; :func:`dossier_from_dict` reads it back, ignoring the grades (they are recomputed)."""
+    from interp_agent.core.dossier.grading import grade_claim
+
+    out = dossier_to_dict(dossier)
+    for raw, claim in zip(out["claims"], dossier.claims, strict=True):
+        raw["grade"] = grade_claim(claim).to_dict()
+    return out
+
+
 INLINE_WIDTH = 100
 """Lists of scalars up to this many characters go on one line (an interval, a list of hookpoints)."""
 

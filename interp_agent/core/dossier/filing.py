@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_agent.core.dossier.findings import DEFAULT_TOP, RunFindings, read_run
+from interp_agent.core.dossier.grading import grade_claim
 from interp_agent.core.dossier.model import Claim, Dossier, RunKind, RunRef, now_utc
 from interp_agent.core.dossier.store import DossierStore
 from interp_agent.core.errors import ValidationError
@@ -91,7 +92,7 @@ def apply_findings(dossier: Dossier, found: RunFindings, *, allow_criterion_mism
                   claims=tuple(claims.values()), runs=runs)
     touched = dict.fromkeys(f.claim.id for f in found.findings)
     result = FilingResult(dossier.name, found.record.kind, found.record.run, tuple(added), tuple(updated), n_new,
-                          n_old, {cid: claims[cid].grade.rung for cid in touched}, found.warnings)
+                          n_old, {cid: grade_claim(claims[cid]).rung for cid in touched}, found.warnings)
     return new, result
 
 

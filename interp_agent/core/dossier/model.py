@@ -18,12 +18,9 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from interp_agent.core.errors import ValidationError
-
-if TYPE_CHECKING:
-    from interp_agent.core.dossier.grading import Grade
 
 SCHEMA_VERSION = "interp-agent.dossier.v1"
 
@@ -343,14 +340,6 @@ class Claim:
                 new.append(ev)
         return (replace(self, evidence=self.evidence + tuple(new)) if new else self), len(new)
 
-    @property
-    def grade(self) -> Grade:
-        """Where the claim stands on the ladder, and why (computed from the evidence on every access:
-        :func:`~interp_agent.core.dossier.grading.grade_claim`)."""
-        from interp_agent.core.dossier.grading import grade_claim
-
-        return grade_claim(self)
-
     def about(self, model: str, feature_id: str) -> bool:
         """True when the claim is about ``feature_id`` of ``model`` (either side of a correspondence)."""
         return (self.model, self.feature_id) == (model, feature_id) or \
@@ -442,18 +431,6 @@ class Dossier:
     def claims_about(self, model: str, feature_id: str) -> tuple[Claim, ...]:
         """Every claim about ``feature_id`` of ``model``, correspondences included."""
         return tuple(c for c in self.claims if c.about(model, feature_id))
-
-    def to_dict(self, *, grades: bool = True) -> dict[str, Any]:
-        """The dossier as JSON: its file's object and, with ``grades``, each claim's computed ``grade``
-        (``{rung, reason, rungs, lowered_from}``) beside its evidence; ``dossier_from_dict`` reads it back,
-        ignoring the grades (they are recomputed)."""
-        from interp_agent.core.dossier.codec import dossier_to_dict
-
-        out = dossier_to_dict(self)
-        if grades:
-            for raw, claim in zip(out["claims"], self.claims, strict=True):
-                raw["grade"] = claim.grade.to_dict()
-        return out
 
     def add(self, claim: Claim, evidence: Iterable[Evidence] = ()) -> Dossier:
         """This dossier with ``claim`` (merged by id into the one it holds, if any) and ``evidence`` on it."""

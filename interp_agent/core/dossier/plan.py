@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_agent.core.dossier import calls as C
+from interp_agent.core.dossier.grading import grade_claim
 from interp_agent.core.dossier.model import KIND_RUNGS, RUNGS, Claim, Dossier, Evidence, Rung, RunRecord, RunRef
 
 FEATURE_LADDER: tuple[Rung, ...] = ("correlational", "held_out", "causal", "explained", "transferred")
@@ -186,11 +187,11 @@ def _pack_of(criterion: str | None) -> tuple[str | None, int]:
 
 
 def _reached(dossier: Dossier, claim: Claim, model: str, feature_id: str, rung: Rung) -> bool:
-    if claim.grade.rungs[rung] == "reached":
+    if grade_claim(claim).rungs[rung] == "reached":
         return True
     if claim.kind == "means" and rung == "explained":
         return False  # a score of another explanation says nothing about this one
-    return any(c.grade.rungs[rung] == "reached" for c in dossier.claims_about(model, feature_id))
+    return any(grade_claim(c).rungs[rung] == "reached" for c in dossier.claims_about(model, feature_id))
 
 
 def _primary(dossier: Dossier) -> dict[tuple[str, str], str]:
@@ -461,7 +462,7 @@ def _claim_plans(dossier: Dossier, lacks: dict[str, list[Rung]], planned: tuple[
                  blocks: tuple[Unmet, ...]) -> tuple[ClaimPlan, ...]:
     out = []
     for claim in dossier.claims:
-        grade = claim.grade
+        grade = grade_claim(claim)
         calls = tuple(i for i, p in enumerate(planned) if claim.id in p.claim_ids)
         out.append(ClaimPlan(claim.id, claim.kind, claim.model, claim.feature_id, claim.text, grade.rung,
                              grade.reason, tuple(lacks.get(claim.id, ())), calls,

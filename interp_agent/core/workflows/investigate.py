@@ -385,7 +385,7 @@ _STEP_FUNCTIONS: dict[str, Callable[[_Context, Path], dict[str, Any]]] = {
 
 def _finish(ctx: _Context, steps: list[StepRecord]) -> InvestigationRun:
     """Write investigation.json: the steps, what they spent, the verdicts, the dossier's grades and its plan."""
-    from interp_agent.core.dossier import plan_evidence
+    from interp_agent.core.dossier import grade_claim, plan_evidence
 
     dossier = ctx.store.read()
     plan = plan_evidence(dossier)
@@ -398,8 +398,8 @@ def _finish(ctx: _Context, steps: list[StepRecord]) -> InvestigationRun:
         "spent": {"forward_passes": sum(s.forward_passes for s in steps),
                   "seconds": round(sum(s.seconds for s in steps), 3)},
         "verdicts": verdicts, "dossier": str(ctx.store.path),
-        "claims": [{"id": c.id, "kind": c.kind, "feature_id": c.feature_id, "grade": c.grade.rung,
-                    "reason": c.grade.reason} for c in dossier.claims],
+        "claims": [{"id": c.id, "kind": c.kind, "feature_id": c.feature_id, "grade": grade_claim(c).rung,
+                    "reason": grade_claim(c).reason} for c in dossier.claims],
         "plan": plan.to_dict(),
         "final_report": None if ctx.final is None else str(ctx.final),
     }

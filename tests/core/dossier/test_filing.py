@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from interp_agent.core.dossier import DossierStore, file_run
+from interp_agent.core.dossier import DossierStore, file_run, grade_claim
 from interp_agent.core.errors import InputFileError, ValidationError
 
 
@@ -28,7 +28,7 @@ def test_an_inspect_report_files_a_tracks_claim_per_top_feature_with_its_rungs(w
     assert list(claims) == top and len(result.claims_added) == 12
     first = claims[top[0]]
     assert {ev.rung for ev in first.evidence} == {"correlational", "held_out", "causal"}
-    assert first.grade.rung == "causal"
+    assert grade_claim(first).rung == "causal"
     assert all(ev.provenance == "synthetic" for c in claims.values() for ev in c.evidence)
     held = next(ev for ev in first.evidence if ev.rung == "held_out")
     feature = report["features"][0]["association"]["held_out"]
@@ -50,8 +50,8 @@ def test_a_held_out_interval_that_includes_chance_contradicts(workspace: Path):
         claim = _by_feature(store, "tracks")[fid]
         held = next(ev for ev in claim.evidence if ev.rung == "held_out")
         assert held.stance == "contradicts" and "include chance" in held.note
-        assert claim.grade.rung != "held_out"
-        assert "held_out contradicted" in claim.grade.reason
+        assert grade_claim(claim).rung != "held_out"
+        assert "held_out contradicted" in grade_claim(claim).reason
 
 
 def test_filing_a_run_twice_adds_nothing(workspace: Path):
@@ -72,9 +72,9 @@ def test_an_intervene_summary_files_causes_claims_by_verdict(workspace: Path):
     assert (ev.rung, ev.stance, ev.weak, ev.provenance) == ("causal", "supports", False, "interventional")
     assert ev.numbers["effect_ci95"] == pytest.approx([0.172026, 0.354904], rel=1e-5)
     assert ev.numbers["control_max_abs"] > 0 and ev.numbers["verdict"] == "causal"
-    assert contrast.grade.rung == "causal"
+    assert grade_claim(contrast).rung == "causal"
     weak = claims["L20:D17"]
-    assert weak.evidence[0].weak and weak.grade.rung is None and "weak" in weak.grade.reason
+    assert weak.evidence[0].weak and grade_claim(weak).rung is None and "weak" in grade_claim(weak).reason
     assert result.grades[contrast.id] == "causal"
     record = store.read().runs[0]
     assert record.seconds == 61.5 and record.forward_passes and record.forward_passes > 0
@@ -92,7 +92,7 @@ def test_a_no_effect_or_contradicting_verdict_contradicts_and_is_kept(workspace:
     file_run(store, "intervene", path.parent)
     claim = _by_feature(store, "causes")[summary["features"][0]["feature_id"]]
     assert [ev.stance for ev in claim.evidence] == ["supports", "contradicts"]
-    grade = claim.grade
+    grade = grade_claim(claim)
     assert grade.rung is None and grade.lowered_from == "causal" and grade.rungs["causal"] == "contradicted"
 
 
@@ -113,7 +113,7 @@ def test_explanations_beating_their_null_reach_explained_and_the_others_contradi
         if not score.beats_random:
             assert ev.stance == "contradicts"
         elif score.auroc.ci95 is not None and score.auroc.ci95[0] > 0.5:
-            assert ev.counts and claims[fid].grade.rung == "explained"
+            assert ev.counts and grade_claim(claims[fid]).rung == "explained"
         else:
             assert ev.weak
     assert any(not i.score("embedding").beats_random for i in items.values())  # type: ignore[union-attr]
@@ -137,8 +137,8 @@ def test_an_explanation_scored_above_chance_and_its_null_reaches_explained(works
     store = _store(workspace)
     file_run(store, "explain", folder, run_id="ex2")
     claim = _by_feature(store, "means")[items[0].explanation.feature_id]
-    assert claim.grade.rung == "explained" and claim.evidence[0].tool == "explain"
-    assert "margin +0.300 [+0.150, +0.450]" in claim.grade.reason
+    assert grade_claim(claim).rung == "explained" and claim.evidence[0].tool == "explain"
+    assert "margin +0.300 [+0.150, +0.450]" in grade_claim(claim).reason
 
 
 def test_a_match_files_correspondences_across_models(workspace: Path):
@@ -163,10 +163,10 @@ def test_imported_cards_file_at_the_imported_rung_with_their_label_as_a_hypothes
     file_run(store, "inspect", workspace / "runs" / "feat1")
     tracks = _by_feature(store, "tracks")["L18:F104921"]
     (ev,) = tracks.evidence
-    assert (ev.rung, ev.provenance) == ("imported", "imported") and tracks.grade.rung == "imported"
+    assert (ev.rung, ev.provenance) == ("imported", "imported") and grade_claim(tracks).rung == "imported"
     assert ev.numbers["imported_criterion_effect"] == 0.78
     means = _by_feature(store, "means")["L18:F104921"]
-    assert means.explanation == "constructed benchmark or test scenario" and means.grade.rung == "imported"
+    assert means.explanation == "constructed benchmark or test scenario" and grade_claim(means).rung == "imported"
 
 
 def test_a_run_of_another_criterion_is_refused_unless_allowed(workspace: Path, criterion: str):

@@ -57,6 +57,6 @@ def test_weak_support_is_shown_but_never_reaches_its_rung():
 
 
 def test_a_claim_without_evidence_says_so():
-    grade = Claim.new("means", "m", "L1:D2", explanation="units").grade
+    grade = grade_claim(Claim.new("means", "m", "L1:D2", explanation="units"))
     assert grade.rung is None and grade.reason == "no evidence filed yet"
     assert grade.to_dict()["rungs"]["explained"] == "missing"

@@ -16,6 +16,8 @@ from interp_agent.core.dossier import (
     RunRef,
     dossier_from_dict,
     dossier_to_dict,
+    grade_claim,
+    graded_dict,
 )
 from interp_agent.core.dossier.model import claim_id
 from interp_agent.core.errors import ValidationError
@@ -144,7 +146,7 @@ def test_importing_the_dossier_package_loads_no_mcp_numpy_or_torch():
 def test_to_dict_carries_each_claims_grade_and_reads_back_without_it():
     claim = Claim.new("tracks", "m", "L1:D2", criterion="c")
     dossier = Dossier.empty("units", criterion="c").add(claim, [_evidence()])
-    body = dossier.to_dict()
-    assert body["claims"][0]["grade"]["rung"] == "held_out" == dossier.claims[0].grade.rung
+    body = graded_dict(dossier)
+    assert body["claims"][0]["grade"]["rung"] == "held_out" == grade_claim(dossier.claims[0]).rung
     assert dossier_from_dict(body) == dossier
-    assert "grade" not in dossier.to_dict(grades=False)["claims"][0]
+    assert "grade" not in dossier_to_dict(dossier)["claims"][0]

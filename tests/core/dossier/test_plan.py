@@ -14,6 +14,7 @@ from interp_agent.core.dossier import (
     EvidencePlan,
     RunRef,
     file_run,
+    grade_claim,
     plan_evidence,
     plan_from_report,
 )
@@ -142,7 +143,7 @@ def test_a_contradicted_explanation_gets_feature_evidence_to_write_a_better_one(
     store = DossierStore.in_workspace(workspace, "words")
     file_run(store, "explain", workspace / "runs" / "ex1", run_id="ex1")
     plan = plan_evidence(store.read())
-    contradicted = [c for c in store.read().claims if c.grade.rungs["explained"] == "contradicted"]
+    contradicted = [c for c in store.read().claims if grade_claim(c).rungs["explained"] == "contradicted"]
     assert contradicted
     calls = {p.call.arguments["feature_id"]: p for p in _calls(plan, "feature_evidence")}
     for claim in contradicted:
