@@ -120,3 +120,22 @@ async def test_a_claim_whose_run_was_deleted_is_kept_and_flagged(server, workspa
         after = (await client.call_tool("dossier", {"name": "gone", "claims": 1000})).structured_content["dossier"]
         assert after["n_claims"] == before["n_claims"]
         assert after["missing_runs"] and all(m["reason"] == "run folder not found" for m in after["missing_runs"])
+
+
+async def test_following_the_plan_raises_the_grades(server, workspace: Path) -> None:
+    """Two toy models in one dossier: the plan's match call, sent as it is, lifts claims to the transferred rung."""
+    async with Client(server) as client:
+        for model in ("toy/model-a", "toy/model-b"):
+            assert (await _toy_inspect(client, model, "two-toys"))["job"]["state"] == "completed"
+        before = (await client.call_tool("dossier", {"name": "two-toys", "claims": 1000})).structured_content
+        assert not any(c["grade"] == "transferred" for c in before["dossier"]["claims"])
+        plan = (await client.call_tool("plan_evidence", {"dossier": "two-toys"})).structured_content
+        step = next(s for s in plan["steps"] if s["tool"] == "match")
+        assert step["arguments"]["dossier"] == "two-toys" and "transferred" in step["supplies"]
+        done = await client.call_tool("match", step["arguments"] | {"wait_seconds": 40})
+        assert not done.is_error and done.structured_content["job"]["state"] == "completed", done
+        after = (await client.call_tool("dossier", {"name": "two-toys", "claims": 1000})).structured_content
+        raised = [c for c in after["dossier"]["claims"] if c["grade"] == "transferred"]
+        assert raised and after["dossier"]["n_claims"] > before["dossier"]["n_claims"]
+        again = (await client.call_tool("plan_evidence", {"dossier": "two-toys"})).structured_content
+        assert not any(s["tool"] == "match" for s in again["steps"])  # the rung is there: not planned again
