@@ -25,11 +25,9 @@ from interp_agent.core.criteria.scorers import (
     MIN_AUROC,
     ScorerReport,
     TargetTokenScorer,
-    TextClassifierScorer,
     auroc,
     choose_threshold,
     fit_target_scorer,
-    fit_text_scorer,
     next_token_probabilities,
 )
 from interp_agent.core.criteria.sets import (
@@ -40,6 +38,7 @@ from interp_agent.core.criteria.sets import (
     from_pack,
     split,
 )
+from interp_agent.core.criteria.text_scorer import TextClassifierScorer, fit_text_scorer
 
 __all__ = [
     "MIN_AUROC",
