@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from interp_agent.core.artifacts import replace_dir
 from interp_agent.core.cache import cache_root
 from interp_agent.core.errors import ModelUnavailableError, ValidationError
 from interp_agent.core.models.hookpoints import Family, model_layout
@@ -397,22 +398,11 @@ def build_embedded_cache(folder: Path | None = None) -> Path:
                 indent=2,
             )
         )
-        _replace_dir(tmp, folder)
+        replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` to ``target``, replacing a stale ``target`` (renamed aside, then removed)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old.{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _version(dist: str) -> str | None:

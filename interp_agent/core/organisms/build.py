@@ -10,7 +10,6 @@ checked to reproduce the edited model's next-token distribution, then renamed in
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from interp_agent.core.artifacts import run_provenance, schema_version, write_json
+from interp_agent.core.artifacts import replace_dir, run_provenance, schema_version, write_json
 from interp_agent.core.errors import InputFileError, ValidationError
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.models.loading import Device
@@ -218,7 +217,7 @@ def _save(out: Path, loaded: Any, plant: PlantedNeuron, manifest: dict[str, Any]
         save_file({"key": plant.key.astype(np.float32), "value": plant.value.astype(np.float32)}, str(tmp / EDIT_FILE))
         write_json(tmp / MANIFEST, manifest)
         _check_reload(tmp, manifest, expected_lp)
-        _replace(tmp, out)
+        replace_dir(tmp, out)  # an earlier organism is moved aside, then removed
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -236,17 +235,6 @@ def _check_reload(folder: Path, manifest: dict[str, Any], expected_lp: torch.Ten
     got = next_token_logprobs(reloaded, [texts[i] for i in pick])
     if not torch.allclose(got, expected_lp[pick].cpu(), atol=1e-3, rtol=1e-3):
         raise RuntimeError(f"the organism saved in {folder} does not reproduce the edited model's outputs")
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``, moving an earlier organism aside first and removing it after."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old.{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
