@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from interp_agent.core.models.hooks import left_padded
+
 
 class ContinuationScorer:
     """Scores prompts by classifying the model's greedy continuations with a fitted text classifier."""
@@ -26,7 +28,8 @@ class ContinuationScorer:
         Args:
             classifier: anything with ``score(texts) -> probabilities``.
             max_new_tokens: length of each greedy continuation.
-            batch_size: prompts generated together (left-padded).
+            batch_size: prompts generated together (left-padded; edits leave each row's pads and
+                first real token alone, as they leave the first position of a right-padded batch).
         """
         self.classifier = classifier
         self.max_new_tokens = max_new_tokens
@@ -43,8 +46,9 @@ class ContinuationScorer:
                     enc = tokenizer(list(texts[start : start + self.batch_size]), return_tensors="pt", padding=True)
                     n = enc["input_ids"].shape[0]
                     enc = {k: v.to(model.device).repeat(n_groups, 1) for k, v in enc.items()}
-                    ids = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                         pad_token_id=tokenizer.pad_token_id)
+                    with left_padded(enc["attention_mask"]):
+                        ids = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                             pad_token_id=tokenizer.pad_token_id)
                     new = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                     for g in range(n_groups):
                         out[g].extend(new[g * n:(g + 1) * n])
@@ -67,10 +71,8 @@ class ContinuationScorer:
 
         Each chunk (``batch_size`` prompts, as :meth:`score` takes them) is repeated
         ``n_groups`` times, group-major, for ``edit_groups`` to edit group by group. Never
-        log-probabilities (``logprobs`` is ignored): the first generated step is not the
-        distribution the side-effect KL reads, because generation pads on the left and an
-        edit leaves the first column alone, which is a pad for all but the longest prompt,
-        so there the prompt's first token is edited too.
+        log-probabilities (``logprobs`` is ignored): the side-effect KL reads the
+        right-padded forward pass of the logit scorers, not generation.
         """
         groups = self._generate(model, tokenizer, texts, n_groups)
         flat = np.asarray(self.classifier.score([c for g in groups for c in g]), dtype=float)

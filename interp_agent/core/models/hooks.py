@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -97,12 +98,42 @@ def capture(model: Any, hookpoints: list[str]) -> Iterator[dict[str, list[torch.
             handle.remove()
 
 
+_FIRST_REAL: ContextVar[torch.Tensor | None] = ContextVar("first_real_column", default=None)
+"""Per batch row, the column of its first real token, while a left-padded batch runs (see :func:`left_padded`)."""
+
+
+@contextmanager
+def left_padded(attention_mask_BT: torch.Tensor) -> Iterator[None]:
+    """While a left-padded batch runs (a batched ``generate``), edits leave each row's pads and first real token alone.
+
+    Edits never touch a sequence's first position (it carries the model's massive
+    activations); in a left-padded batch that position is a pad for all but the longest
+    prompt, so without this the first real token of every shorter prompt would be edited.
+    """
+    token = _FIRST_REAL.set(attention_mask_BT.to(torch.long).argmax(dim=1))
+    try:
+        yield
+    finally:
+        _FIRST_REAL.reset(token)
+
+
+def _keep_leading(acts_BTD: torch.Tensor, new_BTD: torch.Tensor) -> torch.Tensor:
+    """``new_BTD`` with each row's columns up to its first real token restored, inside :func:`left_padded`."""
+    first_B = _FIRST_REAL.get()
+    if first_B is None or acts_BTD.shape[1] == 1 or first_B.shape[0] != acts_BTD.shape[0]:
+        return new_BTD  # not left-padded, or a cached one-token step (no leading column in it)
+    cols_T = torch.arange(acts_BTD.shape[1], device=acts_BTD.device)
+    keep_BT1 = (cols_T[None, :] <= first_B.to(acts_BTD.device)[:, None]).unsqueeze(-1)
+    return torch.where(keep_BT1, acts_BTD, new_BTD)
+
+
 @contextmanager
 def edit(model: Any, hookpoint: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
     """Replace the activation at ``hookpoint`` by ``fn(acts_BTD)`` on every forward pass.
 
     ``fn`` must return a tensor of the same shape; it is cast back to the activation's
     dtype. Works for output and input (pre-hook) hookpoints, Tensor or tuple outputs.
+    Inside :func:`left_padded`, each row's pads and first real token are left as they were.
 
     Raises:
         ValidationError: the hookpoint does not resolve, or ``fn`` returns the wrong shape.
@@ -116,6 +147,7 @@ def edit(model: Any, hookpoint: str, fn: Callable[[torch.Tensor], torch.Tensor])
             raise ValidationError(
                 f"edit at {point.name}: fn returned {got}, expected a tensor of shape {tuple(acts_BTD.shape)}"
             )
+        new = _keep_leading(acts_BTD, new)
         return new if new.dtype == acts_BTD.dtype else new.to(acts_BTD.dtype)
 
     handle = register(point, apply)
