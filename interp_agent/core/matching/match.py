@@ -415,14 +415,7 @@ def render_markdown(result: dict[str, Any]) -> str:
                f"right features; mean similarity {_cell(summary['mean_similarity'])}; "
                f"{summary['n_mutual_nearest']} mutual nearest; {summary['n_sign_agree']} with agreeing signs."),
               "", "Components used: " + (", ".join(result["components_used"]) or "none"), ""]
-    head = ["Left feature", "Left label", "Right feature", "Right label", "Similarity",
-            *COMPONENTS, "Mutual nearest", "Signed effects agree"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for m in result["matches"]:
-        row = [m["left_feature_id"], m["left_label"], m["right_feature_id"], m["right_label"],
-               m["similarity"], *(m["components"].get(c) for c in COMPONENTS), m["mutual_nearest"],
-               m["signed_effects_agree"]]
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    lines += _match_table(result)
     lines.append("")
     for side in ("left", "right"):
         unmatched = result[f"unmatched_{side}"]
@@ -430,6 +423,25 @@ def render_markdown(result: dict[str, Any]) -> str:
     if result["notes"]:
         lines += ["", "## Notes", "", *(f"- {n}" for n in result["notes"])]
     return "\n".join(lines) + "\n"
+
+
+def _match_table(result: dict[str, Any]) -> list[str]:
+    """The table of matches: per component for fingerprint matches; correlations and the null for activation ones."""
+    if result.get("method") == "activations":
+        null = result.get("null") or {}
+        head = ["Left feature", "Right feature", "Correlation (assignment half)", "Held-out correlation",
+                f"Above null ({_cell(null.get('threshold', result['summary'].get('null_threshold')))})",
+                "Mutual nearest"]
+        rows = [[m["left_feature_id"], m["right_feature_id"], m["similarity"], m.get("held_out_similarity"),
+                 m.get("above_null"), m["mutual_nearest"]] for m in result["matches"]]
+    else:
+        head = ["Left feature", "Left label", "Right feature", "Right label", "Similarity",
+                *COMPONENTS, "Mutual nearest", "Signed effects agree"]
+        rows = [[m["left_feature_id"], m["left_label"], m["right_feature_id"], m["right_label"],
+                 m["similarity"], *(m["components"].get(c) for c in COMPONENTS), m["mutual_nearest"],
+                 m["signed_effects_agree"]] for m in result["matches"]]
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)]
 
 
 def matches_paths(out: str | Path) -> tuple[Path, Path]:
