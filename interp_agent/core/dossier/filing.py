@@ -103,10 +103,10 @@ def file_run(store_or_path: DossierStore | str | Path, kind: str, run_dir: str |
 
     Args:
         store_or_path: the dossier: a store, or its file (``WORKSPACE/dossiers/NAME.json``).
-        kind: ``inspect``, ``intervene``, ``explain`` or ``match`` (``RUN_KINDS``; a string, as job and tool
-            code carries it, checked here).
+        kind: ``inspect``, ``intervene``, ``explain``, ``match`` or ``validate_matches`` (``RUN_KINDS``; a
+            string, as job and tool code carries it, checked here).
         run_dir: the run's folder (or the file it wrote: ``report.json``, ``summary.json``, ``explain.json``,
-            a matches JSON of any name).
+            a matches JSON of any name, ``validation.json``).
         run_id: the job's run id, when the run was a job; cited beside the folder.
         top: inspect only: how many of the report's top features to file (default 10).
         elapsed_s: the run's wall-clock seconds, when the caller timed it: what the plan's cost estimates

@@ -1,4 +1,5 @@
-"""What a run measured, as claims and evidence: one reader per kind of run (inspect, intervene, explain, match).
+"""What a run measured, as claims and evidence: one reader per kind of run (inspect, intervene, explain, match,
+validate_matches).
 
 Each reader takes the run's own files, exactly as the step wrote them, and returns
 :class:`RunFindings`: the claims the run bears on, one evidence item each, and a
@@ -19,7 +20,12 @@ that decide each stance are in ``docs/dossier.md``; in short:
   contradicts when the margin's interval reaches 0; without a null (no other explanation to draw
   one from), contradicts when the AUROC interval includes 0.5, else weak;
 - match (``matches.json``): a "corresponds" claim per match: supports (weak when the two
-  features' signed effects on the criterion disagree, or both reports are of one model).
+  features' signed effects on the criterion disagree, or both reports are of one model);
+- validate_matches (``validation.json``): interventional evidence on the same "corresponds"
+  claim, at the same rung (transferred): grade equivalent or same_direction supports (weak when
+  both sides are one model, as for match), similar supports weakly (an intervention showed no
+  causal effect on a side, so it could not test the correspondence), opposite contradicts (both
+  features causal, pushing the criterion opposite ways), which lowers the claim.
 
 A synthetic report or match keeps ``synthetic`` provenance on everything it gives.
 """
@@ -49,6 +55,7 @@ DEFAULT_TOP = 10
 RUN_FILES: dict[str, tuple[str, ...]] = {
     "inspect": ("report.json",), "intervene": ("summary.json",),
     "explain": ("explanations.jsonl", "explain.json"), "match": ("matches.json",),
+    "validate_matches": ("validation.json",),
 }
 """The file(s) each kind of run is read from, first found first."""
 
@@ -458,6 +465,61 @@ def _match(run: _Run, result: dict[str, Any]) -> RunFindings:
     return RunFindings(record, None, tuple(findings), tuple(str(n) for n in result.get("notes") or ())[:3])
 
 
+# -- validate_matches --------------------------------------------------------------------------
+
+_VALIDATION_STANCE: dict[str, Stance] = {"equivalent": "supports", "same_direction": "supports",
+                                         "similar": "supports", "opposite": "contradicts"}
+
+
+def _validated_pair(row: dict[str, Any], left: str, right: str) -> _Got:
+    lside, rside = obj(row.get("left")), obj(row.get("right"))
+    grade = row.get("grade")
+    numbers = {"grade": grade, "left_effect": lside.get("effect"), "left_effect_ci95": lside.get("ci95"),
+               "left_verdict": lside.get("verdict"), "right_effect": rside.get("effect"),
+               "right_effect_ci95": rside.get("ci95"), "right_verdict": rside.get("verdict"),
+               "sign_agree": row.get("sign_agree"), "ratio": row.get("ratio"), "ratio_ci95": row.get("ratio_ci95"),
+               "n_shared_prompts": row.get("n_shared_prompts"), "measured_on": lside.get("measured_on")}
+    line = (f"validated against {row.get('right_feature_id')} in {right} by intervention: grade {grade}; effects "
+            f"left {fmt(lside.get('effect'), '+.3f')} {interval(lside.get('ci95'), '+.3f')} "
+            f"({lside.get('verdict')}), right {fmt(rside.get('effect'), '+.3f')} "
+            f"{interval(rside.get('ci95'), '+.3f')} ({rside.get('verdict')}); ratio {fmt(row.get('ratio'))} "
+            f"{interval(row.get('ratio_ci95'))} on {row.get('n_shared_prompts')} shared held-out prompts")
+    notes = ([f"similar only: {row.get('grade_reason')}"] if grade == "similar" else []) + \
+        (["both sides are one model: not a transfer across models"] if left == right else [])
+    stance = _VALIDATION_STANCE[str(grade)]
+    return _Got(stance, stance == "supports" and bool(notes), line, numbers, "; ".join(notes))
+
+
+def _validation(run: _Run, result: dict[str, Any]) -> RunFindings:
+    path = run.path
+    prov = _need(result, "provenance", path, dict)
+    left, right = _need(prov, "left_model", path, str, "provenance."), _need(prov, "right_model", path, str,
+                                                                             "provenance.")
+    criterion = _need(result, "criterion", path, str)
+    provenance: Provenance = "synthetic" if prov.get("synthetic") else "interventional"
+    findings: list[Finding] = []
+    for i, row in enumerate(_need(result, "pairs", path, list)):
+        lf = _need(row, "left_feature_id", path, str, f"pairs[{i}].")
+        rf = _need(row, "right_feature_id", path, str, f"pairs[{i}].")
+        if row.get("grade") not in _VALIDATION_STANCE:
+            raise InputFileError(path, f"unknown grade {row.get('grade')!r}; expected one of "
+                                 f"{list(_VALIDATION_STANCE)}", field=f"pairs[{i}].grade")
+        claim = Claim.new("corresponds", left, lf, other_model=right, other_feature_id=rf)
+        findings.append(_finding(claim, "transferred", _validated_pair(row, left, right), run, provenance,
+                                 "validate_matches"))
+    settings = obj(result.get("settings"))
+    n_cal, n_held = int(settings.get("n_calibration") or 0), int(settings.get("n_held_out") or 0)
+    n_strengths = len(settings.get("strengths") or ()) or 3
+    scorer = obj(result.get("scorer")).get("kind")
+    numbers = {"mode": settings.get("mode"), "n_pairs": len(findings), "n_calibration": n_cal,
+               "n_held_out": n_held, "scorer": scorer, **{k: v for k, v in obj(result.get("summary")).items()
+                                                           if isinstance(v, int)}}
+    passes = 2 * costs.intervene_passes(len(findings), n_cal, n_held, n_strengths, scorer=scorer)
+    models = (left,) if left == right else (left, right)
+    record = RunRecord(run.ref, "validate_matches", models, run.filed_at, None, run.elapsed_s, passes, numbers)
+    return RunFindings(record, criterion, tuple(findings))
+
+
 # -- entry point -------------------------------------------------------------------------------
 
 
@@ -510,4 +572,6 @@ def read_run(kind: str, run_dir: str | Path, *, folder_as: Callable[[Path], str]
         return _inspect(run, raw, top)
     if kind == "intervene":
         return _intervene(run, raw)
+    if kind == "validate_matches":
+        return _validation(run, raw)
     return _match(run, raw)

@@ -42,7 +42,7 @@ KIND_RUNGS: dict[ClaimKind, tuple[Rung, ...]] = {
 }
 """The rungs a claim of each kind can hold evidence at: "F tracks C" is measured by inspect (its
 causal block included), "F causes C" by intervene, "F means X" by explain (or stated by an imported
-label), "F corresponds to G" by match."""
+label), "F corresponds to G" by match (and validate_matches, with interventional evidence)."""
 
 CRITERION_KINDS: tuple[ClaimKind, ...] = ("tracks", "causes")
 """Kinds whose statement names the criterion; "means" and "corresponds" are about the model(s) alone."""
@@ -54,11 +54,13 @@ Provenance = Literal["correlational", "interventional", "synthetic", "imported"]
 PROVENANCES: tuple[Provenance, ...] = ("correlational", "interventional", "synthetic", "imported")
 """Where the numbers of a piece of evidence come from (``core.artifacts.Provenance``, less ``semantic``)."""
 
-RunKind = Literal["inspect", "intervene", "explain", "match"]
-RUN_KINDS: tuple[RunKind, ...] = ("inspect", "intervene", "explain", "match")
+RunKind = Literal["inspect", "intervene", "explain", "match", "validate_matches"]
+RUN_KINDS: tuple[RunKind, ...] = ("inspect", "intervene", "explain", "match", "validate_matches")
 
-Tool = Literal["inspect", "intervene", "explain", "match", "score_explanation", "judge_explanation"]
-TOOLS: tuple[Tool, ...] = ("inspect", "intervene", "explain", "match", "score_explanation", "judge_explanation")
+Tool = Literal["inspect", "intervene", "explain", "match", "score_explanation", "judge_explanation",
+               "validate_matches"]
+TOOLS: tuple[Tool, ...] = ("inspect", "intervene", "explain", "match", "score_explanation", "judge_explanation",
+                           "validate_matches")
 
 Scalar = str | int | float | bool | None
 
