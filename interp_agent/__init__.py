@@ -20,7 +20,21 @@ from typing import TYPE_CHECKING, Any
 from interp_agent._version import __version__
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__
-    from interp_agent.api import calibrate, convert, explain, inspect, intervene, investigate, match, train_sae
+    from interp_agent.api import (
+        calibrate,
+        convert,
+        diff_models,
+        explain,
+        finetune,
+        inspect,
+        intervene,
+        investigate,
+        match,
+        match_activations,
+        train_crosscoder,
+        train_sae,
+        validate_matches,
+    )
     from interp_agent.core.errors import (
         EvidenceError,
         InputFileError,
@@ -41,6 +55,11 @@ _LAZY: dict[str, str] = {
     "investigate": "interp_agent.api",
     "match": "interp_agent.api",
     "train_sae": "interp_agent.api",
+    "match_activations": "interp_agent.api",
+    "validate_matches": "interp_agent.api",
+    "finetune": "interp_agent.api",
+    "diff_models": "interp_agent.api",
+    "train_crosscoder": "interp_agent.api",
     "EvidenceError": "interp_agent.core.errors",
     "InputFileError": "interp_agent.core.errors",
     "InterpAgentError": "interp_agent.core.errors",
@@ -63,13 +82,18 @@ __all__ = [
     "__version__",
     "calibrate",
     "convert",
+    "diff_models",
     "explain",
+    "finetune",
     "inspect",
     "intervene",
     "investigate",
     "load_report",
     "match",
+    "match_activations",
+    "train_crosscoder",
     "train_sae",
+    "validate_matches",
 ]
 
 

@@ -1,5 +1,6 @@
 """The Python API: ``inspect``, ``intervene``, ``explain``, ``investigate``, ``calibrate``, ``train_sae``,
-``match`` and ``convert``, thin wrappers over ``interp_agent.core``.
+``match`` and ``convert``, and the cross-model ``match_activations``, ``validate_matches``, ``finetune``,
+``diff_models`` and ``train_crosscoder``: thin wrappers over ``interp_agent.core``.
 
 Each function imports the core modules it wraps when called, not when this module is
 imported: the CLI imports this module for ``match`` and ``convert``, which need neither
@@ -19,7 +20,8 @@ from interp_agent.core.errors import InputFileError, ValidationError
 if TYPE_CHECKING:
     from interp_agent.core.inspection import InspectionResult, inspect
 
-__all__ = ["calibrate", "convert", "explain", "inspect", "intervene", "investigate", "match", "train_sae"]
+__all__ = ["calibrate", "convert", "diff_models", "explain", "finetune", "inspect", "intervene", "investigate", "match",
+           "match_activations", "train_crosscoder", "train_sae", "validate_matches"]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,6 +31,15 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module("interp_agent.core.inspection"), name)
     globals()[name] = value
     return value
+
+
+def _report_file(value: Any) -> Path | None:
+    """The report.json a match side was read from, when it was given as a path or a result with paths."""
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        return path / "report.json" if path.is_dir() else path
+    paths = getattr(value, "paths", None)
+    return Path(paths["json"]) if isinstance(paths, dict) and paths.get("json") else None
 
 
 def _as_report(value: str | Path | dict[str, Any] | InspectionResult) -> dict[str, Any]:
@@ -72,6 +83,12 @@ def match(
     result = match_reports(
         _as_report(left), _as_report(right), min_similarity=min_similarity, weights=weights, use_text=use_text
     )
+    inputs = {side: _report_file(value) for side, value in (("left", left), ("right", right))}
+    given: dict[str, str | Path | None] = {side: path for side, path in inputs.items() if path is not None}
+    if given:  # where each side's report lives: validate_matches reads its directions from there
+        from interp_agent.core.artifacts import run_provenance
+
+        result["provenance"]["inputs"] = run_provenance(given)["inputs"]
     if out is not None:
         write_matches(result, out)
     return result
@@ -239,3 +256,96 @@ def calibrate(out: str | Path | None = None, *, seeds: int = 3, **options: Any) 
     from interp_agent.core.calibrate import CalibrationConfig, run_calibration
 
     return run_calibration(CalibrationConfig(seeds=tuple(range(seeds)), **options), out=out)
+
+
+def match_activations(left: dict[str, Any], right: dict[str, Any], *, out: str | Path | None = None,
+                      probes: str = "builtin", **options: Any) -> dict[str, Any]:
+    """Match the features of two sides by their activations on one probe set.
+
+    Args:
+        left, right: sides, e.g. ``{"model": "smollm2-135m", "hookpoint": "blocks.15.hook_resid_post",
+            "features": "sae", "sae": "sae/"}`` (keys: model, hookpoint, features (dims, neurons, sae,
+            direction), sae, directions, feature_ids, label); ``finetune:default`` names the built-in fine-tune.
+        out: where to write the matches JSON (and the markdown beside it), as for :func:`match`.
+        probes: ``builtin`` (the general English corpus), a pack name or a scored-prompts / corpus file.
+        options: ``match_sides`` options: ``pooling`` (token, mean, max), ``max_length``, ``max_prompts``,
+            ``null_permutations``, ``seed``, ``min_correlation``.
+
+    Returns:
+        The ``interp-agent.matches.v1`` document, with ``method: activations``.
+    """
+    from interp_agent.core.diffing.named import resolve_model_name
+    from interp_agent.core.matching import write_matches
+    from interp_agent.core.matching.act_sides import side_from_dict
+    from interp_agent.core.matching.activations import match_sides
+
+    sides = [dict(s) | {"model": resolve_model_name(str(s.get("model") or "smollm2-135m"))} for s in (left, right)]
+    doc = match_sides(side_from_dict(sides[0], "left"), side_from_dict(sides[1], "right"), probes, **options)
+    if out is not None:
+        write_matches(doc, out)
+    return doc
+
+
+def validate_matches(matches: str | Path | dict[str, Any], *, out: str | Path, **options: Any) -> dict[str, Any]:
+    """Validate matched pairs with the same intervention on each side; see ``core.matching.validate``.
+
+    Args:
+        matches: a matches JSON (fingerprint or activation matches), its folder, or the dict.
+        out: folder for validation.json, validation.md and each side's intervention records.
+        options: ``left_model``, ``right_model``, ``left_report``, ``right_report``, ``left_sae``, ``right_sae``,
+            the prompts (``criterion``, ``dataset``, ``pack``), ``mode`` (steer, ablate), ``top``, ``strengths``,
+            ``scorer``, ``targets``, ``patch_across``.
+
+    Returns:
+        The validation document: ``pairs`` (grade per pair with its numbers), ``summary`` (pairs per grade).
+    """
+    from interp_agent.core.diffing.named import resolve_model_name
+    from interp_agent.core.matching.validate import validate_matches as run
+
+    for side in ("left_model", "right_model"):
+        if options.get(side):
+            options[side] = resolve_model_name(options[side])
+    return run(matches, out=out, **options)
+
+
+def finetune(out: str | Path | None = None, **spec: Any) -> Path:
+    """The built-in CPU fine-tune of SmolLM2-135M (negative reviews), built once and reused; its folder.
+
+    Args:
+        out: where to build it; None: the fine-tune cache (``finetune:default`` names it elsewhere).
+        spec: ``FinetuneSpec`` fields (``steps``, ``lr``, ``layers``, ``seed``, ...).
+    """
+    from interp_agent.core.diffing.finetune import ensure_finetuned
+
+    return ensure_finetuned(spec or None, folder=out)
+
+
+def diff_models(base: str, tuned: str, *, hookpoints: list[str], out: str | Path | None = None,
+                **options: Any) -> dict[str, Any]:
+    """Diff a fine-tuned model against its base: features that appear, vanish or change, with held-out evidence.
+
+    Args:
+        base, tuned: model names or folders sharing one tokenizer (``finetune:default``: the built-in fine-tune).
+        hookpoints: where to compare, e.g. ``["blocks.18.mlp.hook_post"]``.
+        out: folder for diff.json and diff.md (None: nothing written).
+        options: ``features`` (neurons, dims), ``probes``, ``n_probes``, ``pack`` / ``criterion`` + ``dataset``.
+    """
+    from interp_agent.core.diffing.diff import diff_models as run
+    from interp_agent.core.diffing.named import resolve_model_name
+
+    return run(resolve_model_name(base), resolve_model_name(tuned), hookpoints=hookpoints, out=out, **options)
+
+
+def train_crosscoder(*, out: str | Path, models: list[str], hookpoints: list[str], **options: Any) -> dict[str, Any]:
+    """Train a BatchTopK crosscoder on paired activations, check its latents' exclusivity, and rank them.
+
+    Args:
+        out: the crosscoder folder (dictionary_learning layout: ae.pt, config.json; metrics and exclusivity).
+        models: two or more models at one hookpoint, or one model at several hookpoints.
+        hookpoints: the hookpoint(s).
+        options: ``corpus``, ``pack`` (rank the latents), ``latent_dim``, ``k``, ``steps``, ``seed``, ...
+    """
+    from interp_agent.core.crosscoder import train_crosscoder as run
+    from interp_agent.core.diffing.named import resolve_model_name
+
+    return run(out=out, models=[resolve_model_name(m) for m in models], hookpoints=hookpoints, **options)

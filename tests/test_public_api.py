@@ -12,9 +12,9 @@ def test_public_names_are_pinned() -> None:
     assert sorted(interp_agent.__all__) == sorted(
         [
             "EvidenceError", "InputFileError", "InspectionResult", "InterpAgentError", "MissingDependencyError",
-            "RankingConfig", "ValidationError", "__version__", "calibrate", "convert", "explain", "inspect",
-            "intervene", "investigate", "load_report", "match",
-            "train_sae",
+            "RankingConfig", "ValidationError", "__version__", "calibrate", "convert", "diff_models", "explain",
+            "finetune", "inspect", "intervene", "investigate", "load_report", "match", "match_activations",
+            "train_crosscoder", "train_sae", "validate_matches",
         ]
     )
     for name in interp_agent.__all__:

@@ -11,6 +11,8 @@ from interp_agent._version import __version__
 from interp_agent.cli.analysis import add_analysis_parsers
 from interp_agent.cli.bridges import add_bridge_parsers
 from interp_agent.cli.calibrate import add_calibrate_parsers
+from interp_agent.cli.crosscoder import add_crosscoder_parsers
+from interp_agent.cli.diffing import add_diffing_parsers
 from interp_agent.cli.explain import add_explain_parsers
 from interp_agent.cli.investigate import add_investigation_parsers
 from interp_agent.cli.matching import add_matching_parsers
@@ -18,6 +20,7 @@ from interp_agent.cli.ops import add_ops_parsers
 from interp_agent.cli.organism import add_organism_parsers
 from interp_agent.cli.service import add_service_parsers
 from interp_agent.cli.training import add_training_parsers
+from interp_agent.cli.validate import add_validate_parsers
 from interp_agent.core.errors import InterpAgentError, render_args
 
 __all__ = ["EXIT_BAD_INPUT", "build_parser", "main"]
@@ -45,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_organism_parsers(sub)
     add_training_parsers(sub)
     add_matching_parsers(sub)
+    add_validate_parsers(sub)
+    add_diffing_parsers(sub)
+    add_crosscoder_parsers(sub)
     add_bridge_parsers(sub)
     add_ops_parsers(sub)
     for command in sub.choices.values():

@@ -17,6 +17,7 @@ the thin ``interp_agent.api``), never the server, the CLI or ``mcp``.
     kinds    JOB_KINDS registry (RESUMABLE_KINDS: kinds that checkpoint) and the built-in kinds
 """
 
+from interp_agent.jobs import crossmodel as _crossmodel  # noqa: F401  (registers the cross-model kinds)
 from interp_agent.jobs.context import JobContext
 from interp_agent.jobs.executor import Executor, LocalProcessExecutor, WorkerHandle
 from interp_agent.jobs.kinds import JOB_KINDS, RESUMABLE_KINDS, register

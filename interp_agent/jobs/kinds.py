@@ -123,7 +123,7 @@ def load_kind(kind: str, module: str | None) -> JobFunction:
     return JOB_KINDS[kind]
 
 
-def _check_keys(kind: str, params: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
+def check_keys(kind: str, params: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ValidationError(f"{kind} job: unknown parameter(s) {unknown}; allowed: {', '.join(allowed)}")
@@ -149,7 +149,7 @@ _UNKNOWN_TOTAL_SCALE = 50_000
 
 def _inspect_request(params: dict[str, Any]) -> InspectRequest:
     """The request of an inspect job; every check is the request's own."""
-    _check_keys("inspect", params, INSPECT_PARAMS, ("model",) if params.get("pack") else ("model", "criterion"))
+    check_keys("inspect", params, INSPECT_PARAMS, ("model",) if params.get("pack") else ("model", "criterion"))
     try:
         return InspectRequest.from_params(params)
     except ValidationError as exc:
@@ -225,19 +225,55 @@ def _directions(run_dir: Any, report: dict[str, Any]) -> list[dict[str, Any]]:
 
 # -- match ---------------------------------------------------------------------------
 
-MATCH_PARAMS: tuple[str, ...] = ("left", "right", "min_similarity", "use_text")
+MATCH_PARAMS: tuple[str, ...] = ("left", "right", "min_similarity", "use_text", "method", "left_side", "right_side",
+                                 "probes", "pooling", "max_prompts")
+_ACTIVATION_PARAMS = ("left_side", "right_side", "probes", "pooling", "max_prompts")
 
 
 def _match_check(params: dict[str, Any]) -> None:
-    _check_keys("match", params, MATCH_PARAMS, ("left", "right"))
+    if params.get("method", "fingerprint") == "fingerprint":
+        check_keys("match", params, tuple(k for k in MATCH_PARAMS if k not in _ACTIVATION_PARAMS), ("left", "right"))
+        return
+    if params["method"] != "activations":
+        raise ValidationError(f"match job: method {params['method']!r}", hint="use 'fingerprint' or 'activations'")
+    check_keys("match", params, tuple(k for k in MATCH_PARAMS if k not in ("left", "right", "use_text")),
+               ("left_side", "right_side"))
+    from interp_agent.core.matching.act_sides import side_from_dict
+
+    side_from_dict(params["left_side"], "left")
+    side_from_dict(params["right_side"], "right")
+
+
+def _activation_match(params: dict[str, Any], out: Path, ctx: JobContext) -> dict[str, Any]:
+    """``core.matching.activations.match_sides`` on the two sides, written as matches.json and .md."""
+    from interp_agent.core.diffing.named import resolve_model_name
+    from interp_agent.core.matching import write_matches
+    from interp_agent.core.matching.act_sides import side_from_dict
+    from interp_agent.core.matching.activations import match_sides
+
+    def on_progress(phase: str, done: int, total: int | None) -> None:
+        ctx.progress(min(0.99, done / total) if total else 0.0, phase)
+
+    sides = [dict(params[k]) for k in ("left_side", "right_side")]
+    for side in sides:
+        side["model"] = resolve_model_name(side.get("model") or "smollm2-135m", progress=on_progress)
+    doc = match_sides(side_from_dict(sides[0], "left"), side_from_dict(sides[1], "right"),
+                      params.get("probes") or "builtin", pooling=params.get("pooling") or "token",
+                      max_prompts=int(params.get("max_prompts") or 200),
+                      min_correlation=float(params.get("min_similarity", 0.0)), progress=on_progress)
+    write_matches(doc, out)
+    return doc
 
 
 @register("match", check=_match_check, files_evidence="match")
 def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Match the features of two reports (``interp_agent.api.match``) into the run folder.
 
-    Params: left, right (report.json paths or report folders), min_similarity (default
-    0.3), use_text (default true; needs the ``embed`` extra). Result: ``matches_json``,
+    Params, method ``fingerprint`` (default): left, right (report.json paths or report
+    folders), min_similarity (default 0.3), use_text (default true; needs the ``embed``
+    extra). Method ``activations`` (``core.matching.activations.match_sides``): left_side,
+    right_side (side dicts: model, hookpoint, features, sae, feature_ids), probes, pooling,
+    max_prompts, min_similarity (the smallest correlation kept). Result: ``matches_json``,
     ``matches_md`` (paths), ``synthetic``, the ``summary``, the ``notes`` (dropped
     components) and ``matches``: the first 10 matches.
     """
@@ -245,12 +281,16 @@ def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     from interp_agent.core.matching import matches_paths
 
     _match_check(params)
-    ctx.progress(0.0, f"matching {params['left']} with {params['right']}")
     out, md = matches_paths(ctx.run_dir / "matches.json")
-    doc = match(
-        params["left"], params["right"], out=out,
-        min_similarity=float(params.get("min_similarity", 0.3)), use_text=bool(params.get("use_text", True)),
-    )
+    if params.get("method") == "activations":
+        ctx.progress(0.0, "harvesting both sides on the probes")
+        doc = _activation_match(params, out, ctx)
+    else:
+        ctx.progress(0.0, f"matching {params['left']} with {params['right']}")
+        doc = match(
+            params["left"], params["right"], out=out,
+            min_similarity=float(params.get("min_similarity", 0.3)), use_text=bool(params.get("use_text", True)),
+        )
     ctx.progress(1.0, f"{doc['summary']['n_matches']} matches written")
     return {
         "matches_json": str(out),
@@ -271,7 +311,7 @@ INTERVENE_PARAMS: tuple[str, ...] = (
 
 
 def _intervene_check(params: dict[str, Any]) -> None:
-    _check_keys("intervene", params, INTERVENE_PARAMS, ("model",))
+    check_keys("intervene", params, INTERVENE_PARAMS, ("model",))
     if not params.get("dataset") and not params.get("pack"):
         raise ValidationError(f"intervene needs prompts: {arg('dataset')} (scored prompts JSONL), {arg('pack')}, "
                               f"or {arg('positives')} and {arg('negatives')}",
@@ -338,7 +378,7 @@ _TRAIN_SOURCE = ("model", "activations", "records")
 def _train_sae_check(params: dict[str, Any]) -> None:
     from interp_agent.core.sae.train import TrainSettings
 
-    _check_keys("train_sae", params, TRAIN_SAE_PARAMS, ())
+    check_keys("train_sae", params, TRAIN_SAE_PARAMS, ())
     given = [key for key in _TRAIN_SOURCE if params.get(key)]
     if len(given) != 1:
         raise ValidationError(
@@ -404,7 +444,7 @@ PUBLISH_CARD_PREVIEW = 1500
 def _publish_check(params: dict[str, Any]) -> None:
     from interp_agent.core.bridges.hf_hub import check_repo
 
-    _check_keys("publish", params, PUBLISH_PARAMS, ("path", "repo_id"))
+    check_keys("publish", params, PUBLISH_PARAMS, ("path", "repo_id"))
     check_repo(params["repo_id"], params.get("repo_type", "model"))
     for key in ("dry_run", "private"):
         if not isinstance(params.get(key, True), bool):
@@ -459,7 +499,7 @@ def _explain_request(params: dict[str, Any], out: str) -> Any:
 def _explain_check(params: dict[str, Any]) -> None:
     from interp_agent.core.workflows.explain import check_request
 
-    _check_keys("explain", params, EXPLAIN_PARAMS, ())
+    check_keys("explain", params, EXPLAIN_PARAMS, ())
     check_request(_explain_request(params, "."))
 
 
@@ -504,7 +544,7 @@ INVESTIGATE_PARAMS: tuple[str, ...] = (
 def _investigate_request(params: dict[str, Any], out: str, run_id: str | None = None) -> Any:
     from interp_agent.core.workflows.investigate import Budget, InvestigateRequest
 
-    _check_keys("investigate", params, INVESTIGATE_PARAMS, ("model",))
+    check_keys("investigate", params, INVESTIGATE_PARAMS, ("model",))
     kwargs = {k: v for k, v in params.items() if v is not None and k not in ("max_forward_passes", "max_seconds")}
     for key in ("hookpoints", "targets"):
         if key in kwargs:
@@ -556,7 +596,7 @@ SLEEP_CHECKPOINT = "sleep.checkpoint"
 
 
 def _sleep_check(params: dict[str, Any]) -> None:
-    _check_keys("sleep", params, SLEEP_PARAMS, ())
+    check_keys("sleep", params, SLEEP_PARAMS, ())
     seconds, steps = params.get("seconds", 1.0), params.get("steps", 10)
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= 86_400:
         raise ValidationError(f"sleep job: seconds must be a number in [0, 86400], got {seconds!r}")

@@ -20,7 +20,7 @@ from interp_agent.server.errors import error_result, from_exception, validation_
 from interp_agent.server.prompts import register_prompts
 from interp_agent.server.registry import ToolSpec, add_tool
 from interp_agent.server.state import ServerState
-from interp_agent.server.tools import analysis, artifacts, cards, dossiers, env, explain, hub, jobs, sae
+from interp_agent.server.tools import analysis, artifacts, cards, crossmodel, dossiers, env, explain, hub, jobs, sae
 
 log = logging.getLogger("interp_agent.server")
 
@@ -64,7 +64,8 @@ class InterpAgentServer(MCPServer):
 def tool_specs(state: ServerState) -> list[ToolSpec]:
     """Every tool the server serves; adding a tool means adding its module's specs here."""
     return [*env.specs(state), *analysis.specs(state), *sae.specs(state), *hub.specs(state), *jobs.specs(state),
-            *artifacts.specs(state), *cards.specs(state), *explain.specs(state), *dossiers.specs(state)]
+            *artifacts.specs(state), *cards.specs(state), *explain.specs(state), *dossiers.specs(state),
+            *crossmodel.specs(state)]
 
 
 def build_server(

@@ -472,11 +472,46 @@ class InspectResult(BaseModel):
     html: str = Field(description="URI of the readable report.html")
 
 
+MODEL_ARG = "'smollm2-135m' (embedded), a local model folder (workspace path, e.g. a fine-tune) or a hub id"
+
+
+class SideSpec(ToolInput):
+    """One side of an activation match: a model, a hookpoint and the features read there."""
+
+    model: str = Field("smollm2-135m", min_length=1, description=MODEL_ARG)
+    hookpoint: str = Field(min_length=1, description="TransformerLens hookpoint, e.g. 'blocks.15.hook_resid_post' "
+                           "(neurons: 'blocks.15.mlp.hook_post')")
+    features: Literal["dims", "neurons", "sae"] = Field(
+        "dims", description="dims (residual dimensions), neurons (MLP neurons, at mlp.hook_post) or sae (the latents "
+        "of the SAE folder given as sae)")
+    sae: str | None = Field(None, description="SAE Lens or sparsify folder (workspace path), with features='sae'")
+    feature_ids: list[str] | None = Field(None, max_length=20_000, description="Keep only these features (ids as "
+                                          "this side names them, e.g. 'L15:D3', 'SAE:L15:F12'); default all")
+    label: str = Field("", max_length=200, description="How the result names this side (default model@hookpoint)")
+
+
+
 class MatchInput(EvidenceJobInput):
-    left: str = Field(description="A run_id of an earlier inspect job, or a report.json path (workspace path)")
-    right: str = Field(description="A run_id of an earlier inspect job, or a report.json path (workspace path)")
-    min_similarity: float = Field(0.3, ge=-1, le=1, description="Smallest combined similarity kept as a match")
-    use_text: bool = Field(True, description="Compare labels with the all-MiniLM-L6-v2 sentence encoder")
+    method: Literal["fingerprint", "activations"] = Field(
+        "fingerprint", description="fingerprint: compare two inspection reports (left, right) on their saved "
+        "evidence; activations: harvest two sides (left_side, right_side: model, hookpoint, features) on one probe "
+        "set and match by activation correlation, with a shuffled-probe null and held-out correlations")
+    left: str | None = Field(None, description="fingerprint: a run_id of an earlier inspect job, or a report.json "
+                             "path (workspace path)")
+    right: str | None = Field(None, description="fingerprint: a run_id of an earlier inspect job, or a report.json "
+                              "path (workspace path)")
+    left_side: SideSpec | None = Field(None, description="activations: the left side")
+    right_side: SideSpec | None = Field(None, description="activations: the right side")
+    probes: str = Field("builtin", description="activations: the probe prompts both sides read: 'builtin' (general "
+                        "English corpus), a pack name (its prompts) or a scored-prompts JSONL / corpus file "
+                        "(workspace path)")
+    pooling: Literal["token", "mean", "max"] = Field(
+        "token", description="activations: correlate over tokens (both models must tokenize alike) or per prompt "
+        "(mean/max: works across tokenizers)")
+    max_prompts: int = Field(200, ge=10, le=20_000, description="activations: probe prompts used (a seeded sample)")
+    min_similarity: float = Field(0.3, ge=-1, le=1, description="Smallest similarity (fingerprint: combined; "
+                                  "activations: correlation) kept as a match")
+    use_text: bool = Field(True, description="fingerprint: compare labels with the all-MiniLM-L6-v2 sentence encoder")
 
 
 class MatchResult(BaseModel):

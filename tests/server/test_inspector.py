@@ -47,6 +47,13 @@ BAD_CALLS = [
     ("plan_evidence", {}, "invalid_argument", ["one of them"]),
     ("inspect", {"model": "toy/m", "criterion": "c", "backend": "toy", "dossier": "../up"}, "invalid_argument",
      ["dossier"]),
+    ("match", {"method": "activations", "left_side": '{"hookpoint": "blocks.3.hook_resid_post"}',
+               "right_side": '{"hookpoint": "blocks.3.resid"}'}, "invalid_argument", ["right side", "blocks.3.resid"]),
+    ("match", {"left_side": '{"hookpoint": "blocks.3.hook_resid_post"}'}, "invalid_argument", ["fingerprint"]),
+    ("validate_matches", {"matches": "no-such-run", "pack": "question"}, "invalid_argument", ["no-such-run"]),
+    ("diff_models", {"tuned": "finetune:default", "hookpoints": '["blocks.3.hook_resid_post"]',
+                     "dataset": "inputs/activation_records.jsonl"}, "invalid_argument", ["needs its criterion"]),
+    ("train_crosscoder", {"hookpoints": '["blocks.3.hook_resid_post"]'}, "invalid_argument", ["two or more sources"]),
 ]
 
 # tools whose successful results carry next_actions, job views and cards: each must pass the client's check

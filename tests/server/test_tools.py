@@ -32,7 +32,8 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
                               "job_result",
                               "job_cancel", "job_resume", "job_list", "list_artifacts", "publish", "feature_card",
                               "explain", "feature_evidence", "score_explanation", "judge_explanation",
-                              "investigate", "dossier", "plan_evidence"}
+                              "investigate", "dossier", "plan_evidence", "validate_matches", "diff_models",
+                              "train_crosscoder"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None

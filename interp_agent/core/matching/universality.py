@@ -119,15 +119,22 @@ class UniversalitySettings:
 
 def default_pairs(model: str = "smollm2-135m", layer: int = 15, other_layer: int | None = 20,
                   tuned_model: str | None = None, *, seed: int = 0) -> list[PairSpec]:
-    """Rows (a) seeds, (b) layers (when ``other_layer`` is given), (c) finetune (when ``tuned_model`` is given)."""
+    """Rows (a) seeds, (b) layers (when ``other_layer`` is given), (c) finetune (when ``tuned_model`` is given).
+
+    Every row pairs SAEs of different seeds (``seed`` on the left, ``seed + 1`` on the right), so the seeds row
+    is the baseline the others are read against: a pair of the same seed shares its initialisation, which on
+    near-identical activations (a light fine-tune) keeps the two decoders alike for that reason alone.
+    """
     if other_layer is not None and other_layer == layer:
         raise ValidationError(f"other_layer = layer = {layer}", hint="give a different layer for the layers row")
     base = SaeKey(model, layer, seed)
     pairs = [PairSpec(f"seeds: L{layer} seed {seed} vs seed {seed + 1}", "seeds", base, SaeKey(model, layer, seed + 1))]
     if other_layer is not None:
-        pairs.append(PairSpec(f"layers: L{layer} vs L{other_layer}", "layers", base, SaeKey(model, other_layer, seed)))
+        pairs.append(PairSpec(f"layers: L{layer} vs L{other_layer} (seed {seed + 1})", "layers", base,
+                              SaeKey(model, other_layer, seed + 1)))
     if tuned_model is not None:
-        pairs.append(PairSpec(f"finetune: base vs tuned, L{layer}", "finetune", base, SaeKey(tuned_model, layer, seed)))
+        pairs.append(PairSpec(f"finetune: base vs tuned, L{layer} (seed {seed + 1})", "finetune", base,
+                              SaeKey(tuned_model, layer, seed + 1)))
     return pairs
 
 

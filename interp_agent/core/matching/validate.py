@@ -169,7 +169,11 @@ def _side(name: str, model: str | None, report: Path | None, sae: str | Path | N
     from interp_agent.core.live import load_directions
     from interp_agent.core.preflight import check_sae_folder
 
-    model = model or (matches.get("provenance") or {}).get(f"{name}_model")
+    prov = matches.get("provenance") or {}
+    model = model or prov.get(f"{name}_model")
+    side_spec = prov.get(name)
+    if sae is None and isinstance(side_spec, dict):
+        sae = side_spec.get("sae")  # an activation match names each side's SAE
     if not isinstance(model, str) or not model:
         raise ValidationError(f"no {name} model: the matches' provenance names none",
                               hint=f"pass {arg(name + '_model')}")
@@ -505,6 +509,19 @@ def validate_matches(
     result = _result(plan, settings, runs, scorer_info, patch, dataset)
     _write(out, result, runs, {s: _side_summary(plan, result, runs[s], s) for s in ("left", "right")})
     return result
+
+
+def check_validation(matches: str | Path | dict[str, Any], *, mode: str = "steer", top: int = 5,
+                     strengths: Sequence[float] = DEFAULT_STRENGTHS, scorer: str = "auto", max_widening: float = 64.0,
+                     held_out_fraction: float = HELD_OUT_FRACTION, split_salt: str = SPLIT_SALT,
+                     **inputs: Any) -> None:
+    """Every check :func:`validate_matches` makes before a model loads (settings, matches, reports, features,
+    SAEs, prompts), for a job to fail at submission; ``inputs`` are its other keyword arguments."""
+    _check_settings(mode, top, strengths, scorer, max_widening)
+    keys = ("left_model", "right_model", "left_report", "right_report", "left_sae", "right_sae", "criterion",
+            "dataset", "pack", "targets")
+    _plan(matches, top=top, held_out_fraction=held_out_fraction, split_salt=split_salt,
+          **{k: inputs.get(k) for k in keys})
 
 
 def _result(plan: _Plan, settings: dict[str, Any], runs: dict[str, Any], scorer_info: dict[str, Any],

@@ -13,6 +13,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
 from interp_agent.core.criteria import from_examples
+from interp_agent.core.criteria.packs import list_packs
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.formats.prompts import write_scored_prompts
 from interp_agent.core.inspect.request import infer_backend, params_read_by, path_params
@@ -29,6 +30,7 @@ from interp_agent.server.models import (
     MatchInput,
     MatchOutput,
     MatchResult,
+    SideSpec,
 )
 from interp_agent.server.next_steps import for_job
 from interp_agent.server.registry import ToolSpec
@@ -231,13 +233,42 @@ def _intervene_spec(state: ServerState) -> ToolSpec:
     )
 
 
+def _side_params(state: ServerState, side: SideSpec | None, field: str) -> dict[str, Any] | None:
+    """A side of an activation match as the job takes it: its SAE folder resolved inside the workspace."""
+    if side is None:
+        return None
+    return side.model_dump(exclude_none=True) | ({"sae": optional_path(state, side.sae, f"{field}.sae")}
+                                                 if side.sae else {})
+
+
+def _match_params(state: ServerState, inp: MatchInput) -> dict[str, Any]:
+    """The match job's params; fingerprint takes two reports, activations two sides."""
+    if inp.method == "fingerprint":
+        if inp.left is None or inp.right is None or inp.left_side or inp.right_side:
+            raise ValidationError("method='fingerprint' matches two reports: give left and right (inspect run_ids or "
+                                  "report.json paths), not left_side/right_side",
+                                  hint="or method='activations' with left_side and right_side")
+        return {"left": report_path(state, inp.left, "left"), "right": report_path(state, inp.right, "right"),
+                "min_similarity": inp.min_similarity, "use_text": inp.use_text,
+                "dossier": state.dossier_file(inp.dossier)}
+    if inp.left_side is None or inp.right_side is None or inp.left or inp.right:
+        raise ValidationError("method='activations' matches two sides: give left_side and right_side (model, "
+                              "hookpoint, features), not left/right reports",
+                              hint="e.g. left_side={'hookpoint': 'blocks.10.hook_resid_post'}, "
+                                   "right_side={'hookpoint': 'blocks.15.hook_resid_post'}")
+    probes = inp.probes if inp.probes == "builtin" or inp.probes in list_packs() else str(state.path(inp.probes,
+                                                                                                   "probes"))
+    return {"method": "activations", "left_side": _side_params(state, inp.left_side, "left_side"),
+            "right_side": _side_params(state, inp.right_side, "right_side"), "probes": probes,
+            "pooling": inp.pooling, "max_prompts": inp.max_prompts, "min_similarity": inp.min_similarity,
+            "dossier": state.dossier_file(inp.dossier)}
+
+
 def _match_spec(state: ServerState) -> ToolSpec:
     """The match tool: match the features of two reports one to one in a background job."""
 
     async def match_tool(inp: MatchInput, ctx: Context) -> MatchOutput:
-        params = {"left": report_path(state, inp.left, "left"), "right": report_path(state, inp.right, "right"),
-                  "min_similarity": inp.min_similarity, "use_text": inp.use_text,
-                  "dossier": state.dossier_file(inp.dossier)}
+        params = _match_params(state, inp)
         record = await wait_for(state, state.runner.submit("match", params).job_id, inp.wait_seconds, ctx)
         raw = state.runner.result(record.job_id) if record.state == "completed" else None
         return MatchOutput(
@@ -248,12 +279,14 @@ def _match_spec(state: ServerState) -> ToolSpec:
 
     return ToolSpec(
         "match",
-        "Match the features of two inspection reports one to one (activation on shared probe prompts, decoder "
-        "direction, label text via all-MiniLM-L6-v2, causal effects; Hungarian assignment). left/right are "
-        "run_ids of earlier inspect jobs or report.json paths. Causal effects are compared on named measures "
-        "(effect on the criterion, side effect), measured or imported alike. Starts a background job (a few "
-        "seconds; the sentence encoder loads only when both reports have label text not yet in the embedding "
-        "cache). Next: read matches.md; validate matches with interventions.",
+        "Match features one to one (Hungarian assignment), by one of two methods. fingerprint (default): two "
+        "inspection reports (left/right: run_ids of earlier inspect jobs or report.json paths) compared on their "
+        "saved evidence (activation on shared probe prompts, decoder direction, label text via all-MiniLM-L6-v2, "
+        "causal effects on named measures); a few seconds. activations: two sides (left_side/right_side: a model, "
+        "a hookpoint and its dims, neurons or SAE latents; two models, two layers, two SAEs of one layer) harvested "
+        "on one probe set and matched by activation correlation, with mutual nearest neighbours, a null from "
+        "re-paired probe prompts (above_null) and each pair's correlation on held-out probes; a minute or two on a "
+        "CPU. Starts a background job. Next: read matches.md; validate_matches tests the pairs with interventions.",
         MatchInput, MatchOutput, match_tool, _STARTS_JOB, "Match features across models",
     )
 
