@@ -31,6 +31,7 @@ def _text(result: dict[str, Any]) -> str:
 def cmd_train_crosscoder(args: argparse.Namespace) -> int:
     """``train-crosscoder``: train, save, check exclusivity, optionally rank; print the summary."""
     from interp_agent.core.crosscoder.run import train_crosscoder
+    from interp_agent.core.diffing.named import resolve_model_name
 
     if args.models and args.model:
         from interp_agent.core.errors import ValidationError
@@ -38,7 +39,8 @@ def cmd_train_crosscoder(args: argparse.Namespace) -> int:
         raise ValidationError("give --models (several models, one --hookpoint) or --model (one model, --hookpoints)")
     hookpoints = list(args.hookpoints or []) + ([args.hookpoint] if args.hookpoint else [])
     result = train_crosscoder(
-        out=args.out, models=args.models or ([args.model] if args.model else None), hookpoints=hookpoints,
+        out=args.out, models=[resolve_model_name(m) for m in args.models or ([args.model] if args.model else [])]
+        or None, hookpoints=hookpoints,
         activations=args.activations, corpus=args.corpus, pack=args.pack, dataset=args.dataset,
         criterion=args.criterion, latent_dim=args.latent_dim, k=args.k, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, seed=args.seed, max_length=args.max_length, max_texts=args.max_texts,

@@ -70,7 +70,10 @@ def cmd_diff_models(args: argparse.Namespace) -> int:
 
     progress = TerminalProgress()
     try:
-        result = diff_models(args.base, args.tuned, hookpoints=args.hookpoint, features=args.features,
+        from interp_agent.core.diffing.named import resolve_model_name
+
+        base, tuned = resolve_model_name(args.base), resolve_model_name(args.tuned)
+        result = diff_models(base, tuned, hookpoints=args.hookpoint, features=args.features,
                              probes=args.probes, n_probes=args.n_probes, pack=args.pack, dataset=args.dataset,
                              criterion=args.criterion, max_length=args.max_length, config={"top_k": args.top_k},
                              out=args.out, device=args.device, progress=progress)
@@ -96,7 +99,8 @@ def add_diffing_parsers(sub: Subparsers) -> None:
                                            "fine-tune, chosen on half the probes and shown on the other half; "
                                            "writes diff.json and diff.md")
     d.add_argument("--base", default="smollm2-135m", help="base model (default smollm2-135m)")
-    d.add_argument("--tuned", required=True, help="the tuned model: a folder (e.g. from `finetune`) or a hub id")
+    d.add_argument("--tuned", required=True, help="the tuned model: a folder (e.g. from `finetune`), a hub id, "
+                   "or finetune:default (the built-in fine-tune, built once)")
     d.add_argument("--hookpoint", action="append", required=True,
                    help="hookpoint to diff (repeatable), e.g. blocks.20.mlp.hook_post")
     d.add_argument("--features", choices=["neurons", "dims"], default="neurons",

@@ -40,7 +40,10 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 def _side(args: argparse.Namespace, which: str) -> dict[str, object]:
     """The side spec of ``--{which}-…`` options, as ``side_from_dict`` reads it."""
+    from interp_agent.core.diffing.named import resolve_model_name
+
     spec: dict[str, object] = {key: getattr(args, f"{which}_{key}") for key in ("model", "hookpoint", "features")}
+    spec["model"] = resolve_model_name(str(spec["model"]))
     sae = getattr(args, f"{which}_sae")
     if sae is not None:
         spec["sae"] = sae
@@ -94,8 +97,11 @@ def cmd_universality(args: argparse.Namespace) -> int:
     settings = UniversalitySettings(train_tokens=args.tokens, probe_prompts=args.probe_prompts,
                                     max_length=args.max_length, expansion=args.expansion, k=args.k, steps=args.steps,
                                     null_permutations=args.null_permutations, seed=args.seed)
+    from interp_agent.core.diffing.named import resolve_model_name
+
+    tuned = None if args.tuned_model is None else resolve_model_name(args.tuned_model)
     pairs = default_pairs(args.model, args.layer, None if args.other_layer < 0 else args.other_layer,
-                          args.tuned_model, seed=args.seed)
+                          tuned, seed=args.seed)
     progress = TerminalProgress()
     try:
         result = universality(pairs, settings, progress=progress)
@@ -109,7 +115,8 @@ def cmd_universality(args: argparse.Namespace) -> int:
 
 
 def _add_side_options(p: argparse.ArgumentParser, which: str) -> None:
-    p.add_argument(f"--{which}-model", required=True, help="smollm2-135m (embedded), a model folder or a hub id")
+    p.add_argument(f"--{which}-model", required=True, help="smollm2-135m (embedded), a model folder, a hub id or "
+                   "finetune:default (the built-in fine-tune)")
     p.add_argument(f"--{which}-hookpoint", required=True, help="e.g. blocks.15.hook_resid_post")
     p.add_argument(f"--{which}-features", choices=["dims", "neurons", "sae"], default="dims",
                    help=f"dims (default), neurons (needs blocks.L.mlp.hook_post) or sae (implied by --{which}-sae)")
@@ -149,7 +156,8 @@ def _add_universality_parser(sub: Subparsers) -> None:
     p.add_argument("--model", default="smollm2-135m", help="base model (default: the embedded smollm2-135m)")
     p.add_argument("--layer", type=int, default=15, help="layer of the seeds row (default 15)")
     p.add_argument("--other-layer", type=int, default=20, help="second layer of the layers row (default 20; -1 skips)")
-    p.add_argument("--tuned-model", help="fine-tuned copy of the model (folder): adds the finetune row")
+    p.add_argument("--tuned-model", help="fine-tuned copy of the model (a folder, or finetune:default): adds the "
+                   "finetune row")
     p.add_argument("--tokens", type=int, default=16_000, help="training token rows per model and layer (default 16000)")
     p.add_argument("--probe-prompts", type=int, default=64, help="held-out probe passages (default 64)")
     p.add_argument("--max-length", type=int, default=64, help="tokens per passage (default 64)")

@@ -18,13 +18,15 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def cmd_validate_matches(args: argparse.Namespace) -> int:
     """``validate-matches``: validate fingerprint matches with interventions on both sides."""
+    from interp_agent.core.diffing.named import resolve_model_name
     from interp_agent.core.matching.validate import validate_matches
 
     store = open_dossier(args)
     progress = TerminalProgress()
     try:
         result = validate_matches(
-            args.matches, out=args.out, left_model=args.left_model, right_model=args.right_model,
+            args.matches, out=args.out, left_model=args.left_model and resolve_model_name(args.left_model),
+            right_model=args.right_model and resolve_model_name(args.right_model),
             left_report=args.left_report, right_report=args.right_report, left_sae=args.left_sae,
             right_sae=args.right_sae, criterion=args.criterion, dataset=args.dataset, pack=args.pack, mode=args.mode,
             top=args.top, strengths=args.strengths, targets=args.target, scorer=args.scorer,

@@ -43,9 +43,9 @@ def test_the_three_rows_are_measured_on_held_out_probes_and_written(models, tmp_
         assert r["provenance"] == "synthetic"
     assert rows["seeds"]["literature_shared_fraction"] == [0.30, 0.53]
     assert rows["layers"]["literature_shared_fraction"] is None
-    # four SAEs for three rows: the seeds and layers rows share base@L0/seed0
-    assert sorted(f["sae"] for f in result["saes"]) == ["base@L0/seed0", "base@L0/seed1", "base@L1/seed0",
-                                                        "tuned@L0/seed0"]
+    # four SAEs for three rows, every row seed 0 against seed 1: all rows share base@L0/seed0 on the left
+    assert sorted(f["sae"] for f in result["saes"]) == ["base@L0/seed0", "base@L0/seed1", "base@L1/seed1",
+                                                        "tuned@L0/seed1"]
     assert all(np.isfinite(f["probe_fvu"]) for f in result["saes"])
     json_path, md_path = write_universality(result, tmp_path / "u")
     assert json.loads(json_path.read_text())["schema_version"] == "interp-agent.universality.v1"
