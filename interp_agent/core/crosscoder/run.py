@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -175,17 +175,23 @@ def train_crosscoder(
     held = held_out_metrics(model, paired.acts[held_mask], paired.names)
     report("exclusivity", 0, 1)
     table = exclusivity_table(model, paired.acts[held_mask], paired.names, excl, feature_ids=latent_ids(latent_dim))
-    target = Path(out)
+    summary = _write_atomically(Path(out), lambda tmp, target: _write_run(
+        tmp, target, model, fit, held, table, paired, sources, scored, training, corpus_info,
+        int(train_mask.sum()), max_length, report))
+    report("done", 1, 1)
+    return summary
+
+
+def _write_atomically(target: Path, write: Callable[[Path, Path], dict[str, Any]]) -> dict[str, Any]:
+    """``write(tmp, target)`` into a fresh folder beside ``target``, then that folder renamed onto ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=f".tmp{os.getpid()}", dir=target.parent))
     try:
-        summary = _write_run(tmp, target, model, fit, held, table, paired, sources, scored, training, corpus_info,
-                             int(train_mask.sum()), max_length, report)
+        summary = write(tmp, target)
         replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    report("done", 1, 1)
     return summary
 
 

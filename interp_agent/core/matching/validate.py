@@ -431,30 +431,15 @@ _PATCH_NOTE = ("the right model steered along the left feature's direction mappe
 
 
 def validate_matches(
-    matches: str | Path | dict[str, Any],
-    *,
-    out: str | Path,
-    left_model: str | None = None,
-    right_model: str | None = None,
-    left_report: str | Path | None = None,
-    right_report: str | Path | None = None,
-    left_sae: str | Path | None = None,
-    right_sae: str | Path | None = None,
-    criterion: str | None = None,
-    dataset: str | Path | None = None,
-    pack: str | None = None,
-    mode: str = "steer",
-    top: int = 5,
-    strengths: Sequence[float] = DEFAULT_STRENGTHS,
-    targets: Sequence[str] | None = None,
-    scorer: str = "auto",
-    patch_across: bool = True,
-    max_widening: float = 64.0,
-    held_out_fraction: float = HELD_OUT_FRACTION,
-    split_salt: str = SPLIT_SALT,
-    min_scorer_auroc: float = 0.6,
-    max_new_tokens: int = 12,
-    progress: Progress | None = None,
+    matches: str | Path | dict[str, Any], *, out: str | Path,
+    left_model: str | None = None, right_model: str | None = None,
+    left_report: str | Path | None = None, right_report: str | Path | None = None,
+    left_sae: str | Path | None = None, right_sae: str | Path | None = None,
+    criterion: str | None = None, dataset: str | Path | None = None, pack: str | None = None,
+    mode: str = "steer", top: int = 5, strengths: Sequence[float] = DEFAULT_STRENGTHS,
+    targets: Sequence[str] | None = None, scorer: str = "auto", patch_across: bool = True,
+    max_widening: float = 64.0, held_out_fraction: float = HELD_OUT_FRACTION, split_salt: str = SPLIT_SALT,
+    min_scorer_auroc: float = 0.6, max_new_tokens: int = 12, progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Validate the ``top`` matched pairs with the same intervention on each side; write the results into ``out``.
 
@@ -497,18 +482,25 @@ def validate_matches(
                  split_salt=split_salt)
     runner = _Runner(mode, tuple(float(s) for s in strengths), scorer, min_scorer_auroc, max_new_tokens,
                      patch_across and mode == "steer", max_widening, progress)
-    settings = {"mode": mode, "strengths": list(runner.strengths), "max_widening": max_widening, "top": top,
-                "pack": pack, "dataset": None if dataset is None else str(dataset),
-                "held_out_fraction": held_out_fraction, "split_salt": split_salt,
-                "n_calibration": len(plan.calibration), "n_held_out": len(plan.held),
-                "left_sae": None if left_sae is None else str(left_sae),
-                "right_sae": None if right_sae is None else str(right_sae), "n_bootstrap": cmp.N_BOOTSTRAP}
+    settings = _settings(plan, runner, top=top, pack=pack, dataset=dataset, held_out_fraction=held_out_fraction,
+                         split_salt=split_salt)
     runs, scorer_info, patch = _run_sides(plan, runner)
     if patch_across and mode != "steer":
         patch["note"] = "not applied: patch-across steers along a mapped direction (mode steer only)"
     result = _result(plan, settings, runs, scorer_info, patch, dataset)
     _write(out, result, runs, {s: _side_summary(plan, result, runs[s], s) for s in ("left", "right")})
     return result
+
+
+def _settings(plan: _Plan, runner: _Runner, *, top: int, pack: str | None, dataset: str | Path | None,
+              held_out_fraction: float, split_salt: str) -> dict[str, Any]:
+    """The ``settings`` block of validation.json."""
+    return {"mode": runner.mode, "strengths": list(runner.strengths), "max_widening": runner.max_widening,
+            "top": top, "pack": pack, "dataset": None if dataset is None else str(dataset),
+            "held_out_fraction": held_out_fraction, "split_salt": split_salt,
+            "n_calibration": len(plan.calibration), "n_held_out": len(plan.held),
+            "left_sae": None if plan.left.sae is None else str(plan.left.sae),
+            "right_sae": None if plan.right.sae is None else str(plan.right.sae), "n_bootstrap": cmp.N_BOOTSTRAP}
 
 
 def check_validation(matches: str | Path | dict[str, Any], *, mode: str = "steer", top: int = 5,
