@@ -53,7 +53,8 @@ def _validate_check(params: dict[str, Any]) -> None:
 def validate_matches_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Validate matched pairs with the same intervention on both sides (``core.matching.validate``).
 
-    Result: the summary (pairs per grade), the pairs, the scorer, and the paths of validation.json and .md.
+    Result: the summary (pairs per grade), the pairs, the scorer, and the paths of validation.json and .md
+    (in the run folder's ``validation/``, with each side's intervention records under ``left/`` and ``right/``).
     """
     from interp_agent.core.matching.validate import validate_matches
 
@@ -65,11 +66,11 @@ def validate_matches_job(params: dict[str, Any], ctx: JobContext) -> dict[str, A
             kwargs[side] = _models([kwargs[side]], ctx)[0]
     if "strengths" in kwargs:
         kwargs["strengths"] = tuple(float(x) for x in kwargs["strengths"])
-    doc = validate_matches(params["matches"], out=ctx.run_dir, progress=_fraction_progress(ctx), **kwargs)
+    out = ctx.run_dir / "validation"  # written whole and renamed into place, beside job.log
+    doc = validate_matches(params["matches"], out=out, progress=_fraction_progress(ctx), **kwargs)
     ctx.progress(1.0, f"{len(doc['pairs'])} pairs validated")
     return {"summary": doc["summary"], "pairs": doc["pairs"][:20], "scorer": doc["scorer"],
-            "validation_json": str(ctx.run_dir / "validation.json"),
-            "validation_md": str(ctx.run_dir / "validation.md")}
+            "validation_json": str(out / "validation.json"), "validation_md": str(out / "validation.md")}
 
 
 # -- diff_models -----------------------------------------------------------------------

@@ -94,7 +94,10 @@ async def test_activation_matches_validate_with_interventions_and_file_into_a_do
         pair = result["pairs"][0]
         assert pair["grade"] in {"similar", "same_direction", "equivalent", "opposite"}
         assert pair["left"]["ci95"] is not None and pair["right"]["ci95"] is not None
-        assert sum(result["summary"]["grades"].values()) == 1 if "grades" in result["summary"] else True
+        assert result["summary"]["n_pairs"] == 1 and result["summary"][pair["grade"]] == 1
+        assert result["validation_json"].endswith("validation/validation.json")
+        doc = json.loads(Path(result["validation_json"]).read_text())
+        assert doc["pairs"][0]["grade"] == pair["grade"]
         read = await client.call_tool("dossier", {"name": "layers"})
         claims = read.structured_content["dossier"]["claims"]
         assert any(c["kind"] == "corresponds" for c in claims), claims

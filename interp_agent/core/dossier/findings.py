@@ -55,7 +55,7 @@ DEFAULT_TOP = 10
 RUN_FILES: dict[str, tuple[str, ...]] = {
     "inspect": ("report.json",), "intervene": ("summary.json",),
     "explain": ("explanations.jsonl", "explain.json"), "match": ("matches.json",),
-    "validate_matches": ("validation.json",),
+    "validate_matches": ("validation/validation.json", "validation.json"),  # a job's run folder; the CLI's out
 }
 """The file(s) each kind of run is read from, first found first."""
 

@@ -68,8 +68,8 @@ def _validate_spec(state: ServerState) -> ToolSpec:
         raw = _result_or_none(state, record)
         result = None if raw is None else ValidateMatchesResult(
             summary=raw["summary"], pairs=raw["pairs"], scorer=raw["scorer"],
-            validation_json=state.uri(record.run_id, "validation.json"),
-            validation_md=state.uri(record.run_id, "validation.md"))
+            validation_json=state.uri(record.run_id, "validation/validation.json"),
+            validation_md=state.uri(record.run_id, "validation/validation.md"))
         return ValidateMatchesOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
                                      next_actions=for_job(state, record))
 
