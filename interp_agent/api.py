@@ -274,10 +274,10 @@ def match_activations(left: dict[str, Any], right: dict[str, Any], *, out: str |
     Returns:
         The ``interp-agent.matches.v1`` document, with ``method: activations``.
     """
+    from interp_agent.core.crossmodel.activations import match_sides
+    from interp_agent.core.crossmodel.sides import side_from_dict
     from interp_agent.core.diffing.named import resolve_model_name
     from interp_agent.core.matching import write_matches
-    from interp_agent.core.matching.act_sides import side_from_dict
-    from interp_agent.core.matching.activations import match_sides
 
     sides = [dict(s) | {"model": resolve_model_name(str(s.get("model") or "smollm2-135m"))} for s in (left, right)]
     doc = match_sides(side_from_dict(sides[0], "left"), side_from_dict(sides[1], "right"), probes, **options)
@@ -287,7 +287,7 @@ def match_activations(left: dict[str, Any], right: dict[str, Any], *, out: str |
 
 
 def validate_matches(matches: str | Path | dict[str, Any], *, out: str | Path, **options: Any) -> dict[str, Any]:
-    """Validate matched pairs with the same intervention on each side; see ``core.matching.validate``.
+    """Validate matched pairs with the same intervention on each side; see ``core.crossmodel.validate``.
 
     Args:
         matches: a matches JSON (fingerprint or activation matches), its folder, or the dict.
@@ -299,8 +299,8 @@ def validate_matches(matches: str | Path | dict[str, Any], *, out: str | Path, *
     Returns:
         The validation document: ``pairs`` (grade per pair with its numbers), ``summary`` (pairs per grade).
     """
+    from interp_agent.core.crossmodel.validate import validate_matches as run
     from interp_agent.core.diffing.named import resolve_model_name
-    from interp_agent.core.matching.validate import validate_matches as run
 
     for side in ("left_model", "right_model"):
         if options.get(side):

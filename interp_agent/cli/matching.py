@@ -57,9 +57,9 @@ def _side(args: argparse.Namespace, which: str) -> dict[str, object]:
 
 def cmd_match_activations(args: argparse.Namespace) -> int:
     """``match-activations``: match two sides' features on their activations over shared probes."""
+    from interp_agent.core.crossmodel.activations import match_sides
+    from interp_agent.core.crossmodel.sides import side_from_dict
     from interp_agent.core.matching import matches_paths, write_matches
-    from interp_agent.core.matching.act_sides import side_from_dict
-    from interp_agent.core.matching.activations import match_sides
 
     json_path, md_path = matches_paths(args.out)  # checks --out before the work starts
     left, right = side_from_dict(_side(args, "left"), "left"), side_from_dict(_side(args, "right"), "right")
@@ -86,7 +86,7 @@ def cmd_match_activations(args: argparse.Namespace) -> int:
 
 def cmd_universality(args: argparse.Namespace) -> int:
     """``universality``: train small SAEs and measure how many latents match above the null."""
-    from interp_agent.core.matching.universality import (
+    from interp_agent.core.crossmodel.universality import (
         UniversalitySettings,
         default_pairs,
         render_table,

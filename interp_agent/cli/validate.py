@@ -18,8 +18,8 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def cmd_validate_matches(args: argparse.Namespace) -> int:
     """``validate-matches``: validate fingerprint matches with interventions on both sides."""
+    from interp_agent.core.crossmodel.validate import validate_matches
     from interp_agent.core.diffing.named import resolve_model_name
-    from interp_agent.core.matching.validate import validate_matches
 
     store = open_dossier(args)
     progress = TerminalProgress()

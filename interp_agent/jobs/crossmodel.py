@@ -1,7 +1,7 @@
 """The cross-model job kinds: ``validate_matches``, ``diff_models`` and ``train_crosscoder``.
 
 Each reads JSON parameters, writes its artifacts into ``ctx.run_dir`` and returns a compact
-result; the work is in ``core.matching.validate``, ``core.diffing`` and ``core.crosscoder``.
+result; the work is in ``core.crossmodel.validate``, ``core.diffing`` and ``core.crosscoder``.
 A model named :data:`FINETUNE_DEFAULT` is the built-in fine-tune of SmolLM2-135M, built once
 (a few minutes on a CPU) and reused.
 """
@@ -43,7 +43,7 @@ def _validate_check(params: dict[str, Any]) -> None:
     if not params.get("dataset") and not params.get("pack"):
         raise ValidationError("validate_matches needs prompts: dataset (scored prompts JSONL), pack, or positives "
                               "and negatives", hint="give the prompts the matched features were ranked on")
-    from interp_agent.core.matching.validate import check_validation
+    from interp_agent.core.crossmodel.validate import check_validation
 
     kwargs = {k: v for k, v in params.items() if v is not None and k not in ("matches", "patch_across")}
     check_validation(params["matches"], **kwargs)  # bad matches, reports, features or prompts fail the call
@@ -51,12 +51,12 @@ def _validate_check(params: dict[str, Any]) -> None:
 
 @register("validate_matches", check=_validate_check, files_evidence="validate_matches")
 def validate_matches_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Validate matched pairs with the same intervention on both sides (``core.matching.validate``).
+    """Validate matched pairs with the same intervention on both sides (``core.crossmodel.validate``).
 
     Result: the summary (pairs per grade), the pairs, the scorer, and the paths of validation.json and .md
     (in the run folder's ``validation/``, with each side's intervention records under ``left/`` and ``right/``).
     """
-    from interp_agent.core.matching.validate import validate_matches
+    from interp_agent.core.crossmodel.validate import validate_matches
 
     _validate_check(params)
     ctx.progress(0.0, f"validating matches of {params['matches']}")

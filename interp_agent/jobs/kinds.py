@@ -238,18 +238,18 @@ def _match_check(params: dict[str, Any]) -> None:
         raise ValidationError(f"match job: method {params['method']!r}", hint="use 'fingerprint' or 'activations'")
     check_keys("match", params, tuple(k for k in MATCH_PARAMS if k not in ("left", "right", "use_text")),
                ("left_side", "right_side"))
-    from interp_agent.core.matching.act_sides import side_from_dict
+    from interp_agent.core.crossmodel.sides import side_from_dict
 
     side_from_dict(params["left_side"], "left")
     side_from_dict(params["right_side"], "right")
 
 
 def _activation_match(params: dict[str, Any], out: Path, ctx: JobContext) -> dict[str, Any]:
-    """``core.matching.activations.match_sides`` on the two sides, written as matches.json and .md."""
+    """``core.crossmodel.activations.match_sides`` on the two sides, written as matches.json and .md."""
+    from interp_agent.core.crossmodel.activations import match_sides
+    from interp_agent.core.crossmodel.sides import side_from_dict
     from interp_agent.core.diffing.named import resolve_model_name
     from interp_agent.core.matching import write_matches
-    from interp_agent.core.matching.act_sides import side_from_dict
-    from interp_agent.core.matching.activations import match_sides
 
     def on_progress(phase: str, done: int, total: int | None) -> None:
         ctx.progress(min(0.99, done / total) if total else 0.0, phase)
@@ -271,7 +271,7 @@ def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
     Params, method ``fingerprint`` (default): left, right (report.json paths or report
     folders), min_similarity (default 0.3), use_text (default true; needs the ``embed``
-    extra). Method ``activations`` (``core.matching.activations.match_sides``): left_side,
+    extra). Method ``activations`` (``core.crossmodel.activations.match_sides``): left_side,
     right_side (side dicts: model, hookpoint, features, sae, feature_ids), probes, pooling,
     max_prompts, min_similarity (the smallest correlation kept). Result: ``matches_json``,
     ``matches_md`` (paths), ``synthetic``, the ``summary``, the ``notes`` (dropped

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from interp_agent.cli import main
-from interp_agent.core.errors import ValidationError
-from interp_agent.core.matching import write_matches
-from interp_agent.core.matching.act_harvest import Probes, harvest_sides, load_probes
-from interp_agent.core.matching.act_sides import FeatureActivations, Side, side_from_dict
-from interp_agent.core.matching.activations import (
+from interp_agent.core.crossmodel.activations import (
     correlation_matrix,
     derangement_rows,
     match_activations,
     match_sides,
 )
+from interp_agent.core.crossmodel.harvest import Probes, harvest_sides, load_probes
+from interp_agent.core.crossmodel.sides import FeatureActivations, Side, side_from_dict
+from interp_agent.core.errors import ValidationError
+from interp_agent.core.matching import write_matches
 from interp_agent.core.models.loading import tiny_model
 
 N_PROMPTS, N_TOKENS = 60, 20
@@ -221,7 +221,7 @@ def test_match_activations_command_writes_matches(monkeypatch, tmp_path, capsys,
 
 
 def test_a_massive_activation_row_is_dropped_by_norm_alone():
-    from interp_agent.core.matching.act_sides import massive_rows
+    from interp_agent.core.crossmodel.sides import massive_rows
 
     acts = np.random.default_rng(0).standard_normal((200, 16))
     acts[17] *= 500.0

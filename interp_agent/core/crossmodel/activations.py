@@ -1,7 +1,7 @@
 """Match features on measured activations over a shared probe set, with a null from shuffled probes.
 
 Both sides (two models, two layers, two SAEs of one layer, an SAE latent against a
-direction, …; see ``act_sides``) are run on the same probe prompts, giving activation
+direction, …; see ``sides``) are run on the same probe prompts, giving activation
 matrices over the same rows. Then:
 
 1. **Split.** The probe prompts are split in two by a seeded permutation: the *assignment*
@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from interp_agent.core.artifacts import run_provenance, schema_version
+from interp_agent.core.crossmodel.harvest import Probes, harvest_sides, load_probes
+from interp_agent.core.crossmodel.sides import FeatureActivations, RowPooling, Side
 from interp_agent.core.errors import ValidationError
-from interp_agent.core.matching.act_harvest import Probes, harvest_sides, load_probes
-from interp_agent.core.matching.act_sides import FeatureActivations, RowPooling, Side
 from interp_agent.core.matching.fingerprints import COMPONENTS
 from interp_agent.core.progress import Progress
 

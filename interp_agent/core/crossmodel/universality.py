@@ -38,10 +38,10 @@ from typing import Any, Literal
 import numpy as np
 
 from interp_agent.core.artifacts import run_provenance, schema_version, write_json, write_text
+from interp_agent.core.crossmodel.activations import match_activations
+from interp_agent.core.crossmodel.sides import FeatureActivations, massive_rows, sae_features, take_rows
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.ids import format_hookpoint
-from interp_agent.core.matching.act_sides import FeatureActivations, massive_rows, sae_features, take_rows
-from interp_agent.core.matching.activations import match_activations
 from interp_agent.core.progress import Progress
 
 UNIVERSALITY_SCHEMA = schema_version("universality")
@@ -330,7 +330,7 @@ def universality(
         "notes": [f"probes: {settings.probe_prompts} passages of the built-in corpus (generated text) disjoint from "
                   f"the {len(train)} training passages; each match assigns on half the probe prompts and reports "
                   "the other half; token rows with a massive activation (norm > 10x the median; see "
-                  "act_sides.massive_rows) are left out of training and probes",
+                  "crossmodel.sides.massive_rows) are left out of training and probes",
                   "fraction_above_null: assigned pairs whose held-out correlation beats the 99% quantile of the "
                   "best-match null, over the left SAE's live latents",
                   "fraction_decoder_cosine_above_0_7 is the literature-style view; the literature range is for much "

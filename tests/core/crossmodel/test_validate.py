@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from interp_agent.core.artifacts import schema_version
+from interp_agent.core.crossmodel.compare import SideEffect, compare, grade_counts, paired_bootstrap
+from interp_agent.core.crossmodel.validate import validate_matches
 from interp_agent.core.errors import InputFileError, ValidationError
-from interp_agent.core.matching.validate import validate_matches
-from interp_agent.core.matching.validate_compare import SideEffect, compare, grade_counts, paired_bootstrap
 
 CAUSAL = {"interval_excludes_zero": True, "beats_controls": True, "meets_min_effect": True}
 NOT_CAUSAL = {"interval_excludes_zero": False, "beats_controls": False, "meets_min_effect": False}
@@ -157,7 +157,7 @@ def test_a_matches_file_that_is_not_one_names_the_file_and_field(tmp_path: Path)
 
 
 def test_a_probe_across_two_models_is_refused() -> None:
-    from interp_agent.core.matching.validate import resolve_scorer
+    from interp_agent.core.crossmodel.validate import resolve_scorer
 
     with pytest.raises(ValidationError, match="each probe would read its own model"):
         resolve_scorer("probe", same_model=False, same_tokens=True, targets=None)
@@ -318,7 +318,7 @@ def test_the_validate_matches_command_passes_its_options_through(monkeypatch: py
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    import interp_agent.core.matching.validate as validate
+    import interp_agent.core.crossmodel.validate as validate
     from interp_agent.cli.validate import add_validate_parsers
 
     seen: dict[str, Any] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from interp_agent.core.matching.validate_compare import GRADES
+from interp_agent.core.crossmodel.compare import GRADES
 
 
 def _num(value: Any, spec: str = "+.3f") -> str:

@@ -16,9 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from interp_agent.core.errors import ValidationError
-from interp_agent.core.ids import match_hookpoint
-from interp_agent.core.matching.act_sides import (
+from interp_agent.core.crossmodel.sides import (
     ROW_POOLINGS,
     FeatureActivations,
     RowPooling,
@@ -29,6 +27,8 @@ from interp_agent.core.matching.act_sides import (
     side_activations,
     take_rows,
 )
+from interp_agent.core.errors import ValidationError
+from interp_agent.core.ids import match_hookpoint
 from interp_agent.core.progress import Progress
 
 

@@ -16,8 +16,8 @@ that writes ``left_feature_id`` / ``right_feature_id`` / ``similarity``):
    positives.
 3. One behaviour scorer that means the same on both models (:data:`SCORER_RULE`).
 4. Per pair: sign agreement, effect ratio right/left and difference with paired bootstrap
-   intervals, controls on both sides, and a grade (``validate_compare``).
-5. Patch-across where it applies (``validate_patch``): the right model steered along the left
+   intervals, controls on both sides, and a grade (``compare``).
+5. Patch-across where it applies (``patch``): the right model steered along the left
    feature's direction mapped into its space, compared with its own matched feature.
 
 Writes ``validation.json``, ``validation.md`` and each side's ``interventions.jsonl`` and
@@ -38,11 +38,11 @@ from typing import Any
 import numpy as np
 
 from interp_agent.core.artifacts import replace_dir, run_provenance, schema_version, write_json, write_text
+from interp_agent.core.crossmodel import compare as cmp
 from interp_agent.core.errors import InputFileError, ValidationError, arg
 from interp_agent.core.formats.interventions import effect_sign, write_interventions
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.ids import match_feature_id
-from interp_agent.core.matching import validate_compare as cmp
 from interp_agent.core.matching.match import MATCHES_SCHEMA, load_report
 from interp_agent.core.progress import Progress
 from interp_agent.core.ranking.config import HELD_OUT_FRACTION, SPLIT_SALT
@@ -318,7 +318,7 @@ def _write(out: Path, result: dict[str, Any], runs: dict[str, Any], side_summari
     """Write every file into a temporary folder beside ``out``, then rename it onto ``out``."""
     import shutil
 
-    from interp_agent.core.matching.validate_render import render_markdown
+    from interp_agent.core.crossmodel.render import render_markdown
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -381,9 +381,9 @@ def _fit_scorers(kind: str, loaded: dict[str, Any], plan: _Plan, edited: list[st
 
 def _run_sides(plan: _Plan, r: _Runner) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Load the models, resolve targets, fit the scorer, run every intervention; (runs, scorer info, patch info)."""
+    from interp_agent.core.crossmodel.patch import patch_targets, same_tokens
     from interp_agent.core.interventions import InterveneConfig, run_interventions
     from interp_agent.core.live import _targets
-    from interp_agent.core.matching.validate_patch import patch_targets, same_tokens
     from interp_agent.core.models import load_model
 
     left_loaded = load_model(plan.left.model)

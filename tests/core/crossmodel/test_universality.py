@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from interp_agent.cli import main
-from interp_agent.core.errors import ValidationError
-from interp_agent.core.matching.universality import (
+from interp_agent.core.crossmodel.universality import (
     UniversalitySettings,
     default_pairs,
     render_table,
     universality,
     write_universality,
 )
+from interp_agent.core.errors import ValidationError
 from interp_agent.core.models.loading import tiny_model
 
 SMALL = UniversalitySettings(train_tokens=1500, probe_prompts=16, max_length=24, expansion=2, k=4, steps=150,
