@@ -2,7 +2,7 @@
 
 Each reads JSON parameters, writes its artifacts into ``ctx.run_dir`` and returns a compact
 result; the work is in ``core.crossmodel.validate``, ``core.diffing`` and ``core.crosscoder``.
-A model named :data:`FINETUNE_DEFAULT` is the built-in fine-tune of SmolLM2-135M, built once
+A model named ``finetune:default`` (``core.diffing.named``) is the built-in fine-tune of SmolLM2-135M, built once
 (a few minutes on a CPU) and reused.
 """
 
@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from interp_agent.core.diffing.named import FINETUNE_DEFAULT, resolve_model_name
 from interp_agent.core.errors import ValidationError
 from interp_agent.jobs.context import JobContext
 from interp_agent.jobs.kinds import check_keys, register
-
-__all__ = ["FINETUNE_DEFAULT"]
 
 
 def _fraction_progress(ctx: JobContext) -> Any:
@@ -26,7 +23,9 @@ def _fraction_progress(ctx: JobContext) -> Any:
 
 
 def _models(names: list[str], ctx: JobContext) -> list[str]:
-    """Model names with :data:`FINETUNE_DEFAULT` replaced by the built-in fine-tune's folder (built if missing)."""
+    """Model names with ``finetune:default`` replaced by the built-in fine-tune's folder (built if missing)."""
+    from interp_agent.core.diffing.named import resolve_model_name  # the package pulls in torch: not at import
+
     return [resolve_model_name(n, progress=_fraction_progress(ctx)) for n in names]
 
 
