@@ -4,8 +4,6 @@ whose decoder norm says "B only" while source A still carries its direction (Com
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -19,15 +17,6 @@ from interp_agent.core.crosscoder import (
     fit_crosscoder,
     latent_scaling_betas,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 D = 24
 

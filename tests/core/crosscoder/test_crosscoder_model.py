@@ -5,7 +5,6 @@ layout and loading it back. Activations here are synthetic (random planted dicti
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,6 @@ from interp_agent.core.crosscoder import (
 )
 from interp_agent.core.crosscoder.io import STATE_KEYS
 from interp_agent.core.errors import InputFileError, ValidationError
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Small matmuls on a shared CPU run far faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def planted_pairs(n: int = 6000, d: int = 16, seed: int = 0) -> np.ndarray:

@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from interp_agent.cli.crosscoder import add_crosscoder_parsers
 from interp_agent.core.crosscoder import load_crosscoder, train_crosscoder
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.models.loading import tiny_model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _save_tiny(folder: Path, *, seed: int, d_model: int = 32) -> str:
