@@ -73,6 +73,29 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def write_letter_prompts():
+    """A function that writes ``n`` positives (letters a-f, x-z, ending in one of x-z) and ``n`` negatives (a-f,
+    k-m, ending in one of k-m) as scored prompts JSONL to ``path`` and returns it: the class shows in the text and
+    in its last character (criterion: "the text uses the letters x, y and z")."""
+
+    def write(path: Path, n: int = 36) -> Path:
+        import json
+
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        rows = []
+        for label, letters in ((1, "abcdefxyz"), (0, "abcdefklm")):
+            for i in range(n):
+                text = "".join(rng.choice(list(letters), size=int(rng.integers(12, 20)))) + letters[6 + i % 3]
+                rows.append({"prompt_id": f"{label}-{i}", "text": text, "criterion_score": label})
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    return write
+
+
 EXPLAIN_WORDS = "rain snow storm bread cheese soup river music seven forty train garden".split()
 """Words of the tiny explain corpus."""
 

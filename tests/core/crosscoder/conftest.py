@@ -1,16 +1,11 @@
-"""Crosscoder tests run torch on one thread: their small matmuls run far faster so on a shared CPU."""
+"""Crosscoder tests run torch on one thread (the shared ``one_torch_thread``): their small matmuls run far faster
+so on a shared CPU."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread) -> None:
+    """Every crosscoder test module on one torch thread."""

@@ -226,21 +226,9 @@ def test_a_similar_validation_is_weak_support_that_neither_raises_nor_lowers(tmp
 # -- end to end on a tiny random model (synthetic activations) ------------------------------------
 
 
-def _letters(path: Path, n: int = 36) -> Path:
-    """Scored prompts whose class shows in the text: positives of letters a-f and x-z, negatives a-f and k-m."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for label, letters in ((1, "abcdefxyz"), (0, "abcdefklm")):
-        for i in range(n):
-            text = "".join(rng.choice(list(letters), size=int(rng.integers(12, 20)))) + letters[6 + i % 3]
-            rows.append({"prompt_id": f"{label}-{i}", "text": text, "criterion_score": label})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_tiny_model_validation_measures_both_sides_on_the_same_held_out_prompts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_letter_prompts
 ) -> None:
     import interp_agent.core.models as models
     from interp_agent.core.models import tiny_model
@@ -252,7 +240,7 @@ def test_a_tiny_model_validation_measures_both_sides_on_the_same_held_out_prompt
     out = tmp_path / "v"
     result = validate_matches(_matches([("L0:D3", "L1:D5")]), out=out, left_report=left, right_report=right,
                               criterion="the text uses the letters x, y and z",
-                              dataset=_letters(tmp_path / "p.jsonl", n=24), top=1, strengths=(1.0,))
+                              dataset=write_letter_prompts(tmp_path / "p.jsonl", n=24), top=1, strengths=(1.0,))
     assert result["scorer"]["kind"] == "probe" and result["scorer"]["why"].startswith("auto (2)")
     (row,) = result["pairs"]
     assert row["left"]["measured_on"] == row["right"]["measured_on"] == "held_out_negatives"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from interp_agent.core.errors import EvidenceError, ValidationError
@@ -30,19 +29,6 @@ def tiny_loaded(tiny, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(models, "load_model", lambda name, *a, **k: tiny)
     return tiny
-
-
-def _dataset(path: Path, n: int = 36) -> Path:
-    """``n`` positives (letters a-f, x-z, ending in one of x-z) and ``n`` negatives (a-f, k-m, ending in one of
-    k-m), as scored prompts JSONL: the class shows in the text and in its last character."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for label, letters in ((1, "abcdefxyz"), (0, "abcdefklm")):
-        for i in range(n):
-            text = "".join(rng.choice(list(letters), size=int(rng.integers(12, 20)))) + letters[6 + i % 3]
-            rows.append({"prompt_id": f"{label}-{i}", "text": text, "criterion_score": label})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def test_auto_picks_target_with_targets_target_for_next_token_criteria_and_else_the_probe() -> None:
@@ -66,8 +52,10 @@ def test_the_probe_never_reads_upstream_of_an_edit(tiny) -> None:
         _probe_hookpoint(tiny, "blocks.0.hook_resid_post", ["blocks.1.hook_resid_post"])
 
 
-def test_intervene_scores_an_input_criterion_with_a_cross_validated_probe(tiny_loaded, tmp_path: Path) -> None:
-    result = intervene("tiny", "the text uses the letters x, y and z", dataset=_dataset(tmp_path / "p.jsonl"),
+def test_intervene_scores_an_input_criterion_with_a_cross_validated_probe(tiny_loaded, tmp_path: Path,
+                                                                         write_letter_prompts) -> None:
+    result = intervene("tiny", "the text uses the letters x, y and z",
+                       dataset=write_letter_prompts(tmp_path / "p.jsonl"),
                        features=["L0:D3"], strengths=(1.0,), out=tmp_path / "iv")
     summary = json.loads(Path(result.paths["summary"]).read_text())
     settings, scorer = summary["settings"], summary["scorer"]
@@ -83,8 +71,9 @@ def test_intervene_scores_an_input_criterion_with_a_cross_validated_probe(tiny_l
     assert summary["features"][0]["feature_id"] == "L0:D3"
 
 
-def test_intervene_flags_inferred_target_tokens_as_stand_ins(tiny_loaded, tmp_path: Path) -> None:
-    result = intervene("tiny", "the text uses the letters x, y and z", dataset=_dataset(tmp_path / "p.jsonl"),
+def test_intervene_flags_inferred_target_tokens_as_stand_ins(tiny_loaded, tmp_path: Path, write_letter_prompts) -> None:
+    result = intervene("tiny", "the text uses the letters x, y and z",
+                       dataset=write_letter_prompts(tmp_path / "p.jsonl"),
                        features=["L0:D3"], strengths=(1.0,), scorer="target", out=tmp_path / "iv")
     summary = result.summary
     scorer = summary["scorer"]
