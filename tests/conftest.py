@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,3 +129,60 @@ def write_explain_inputs():
         return folder
 
     return write
+
+
+def loopback_only_network() -> bool:
+    """True inside a network namespace whose only interface is the loopback (``make test-ray``)."""
+    try:  # if_nameindex asks the kernel about this process's namespace (/sys/class/net may not)
+        return [name for _, name in socket.if_nameindex()] == ["lo"]
+    except OSError:
+        return False
+
+
+RAY_SKIP_REASON = (
+    "Ray tests start a local Ray cluster and run only in a loopback-only network namespace: "
+    "run `make test-ray` (unshare -n, as root), which `make test` calls"
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Outside a loopback-only namespace the ``ray`` tests are skipped (make test runs them in one)."""
+    if loopback_only_network():
+        return
+    skip = pytest.mark.skip(reason=RAY_SKIP_REASON)
+    for item in items:
+        if "ray" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Address (host:port) of a local Ray cluster started with ``ray start --head`` on 127.0.0.1.
+
+    It declares 4 logical CPUs (the machine has 2 cores: jobs mostly sleep or wait in tests) and no
+    dashboard; it is stopped at the end of the session. The test process is not connected to it:
+    code under test connects with ``ray.init(address=...)`` as a user's would.
+    """
+    if not loopback_only_network():
+        pytest.skip(RAY_SKIP_REASON)
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'interp-agent[scale]'")
+    ray_bin = Path(sys.executable).with_name("ray")
+    temp = tmp_path_factory.mktemp("ray")
+    # no token auth: the cluster listens on the loopback of a namespace nothing else can reach
+    os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    env = dict(os.environ)
+    port = _free_port()
+    cmd = [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=4",
+           "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
+           f"--object-store-memory={256 * 1024 * 1024}", f"--temp-dir={temp}"]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
