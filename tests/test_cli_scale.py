@@ -159,3 +159,27 @@ def test_run_with_a_malformed_config_exits_2_with_one_line_naming_file_and_line(
     config.write_text('{"steps": [\n  {"command": "inspect"\n]}\n')
     code, _, err = run(capsys, "run", str(config))
     assert code == 2 and err.count("\n") == 1 and "broken.json:3" in err
+
+
+def test_plan_scale_with_a_calibration_file_prints_the_predicted_time_and_launch_commands(
+    capsys, tmp_path: Path
+) -> None:
+    from interp_agent.core.scale.throughput import THROUGHPUT_SCHEMA
+
+    cal = {  # hand-written numbers (synthetic): this test is about the CLI, not the measurement
+        "schema_version": THROUGHPUT_SCHEMA, "provenance": "synthetic (test)", "device": "cpu", "torch_threads": 1,
+        "model": {"name": "smollm2-135m", "params": 135_000_000, "d_model": 576, "n_layers": 30},
+        "harvest": {"tokens_per_s": 900.0, "depth_fraction": 1.0},
+        "sae_training": {"tokens_per_s": 9000.0, "d_in": 576, "d_sae": 4608, "k": 32},
+    }
+    (tmp_path / "cal.json").write_text(json.dumps(cal))
+    code, out, _ = run(capsys, "plan-scale", "--model-params", "135M", "--tokens", "9M", "--d-model", "576",
+                       "--selected-layers", "1", "--d-sae", "4608", "--calibration", str(tmp_path / "cal.json"),
+                       "--workers", "2", "--ranks", "2")
+    assert code == 0
+    assert "measured on this machine: harvest 1.39 h on 2 worker(s)" in out
+    assert "launch harvest: ray job submit" in out and "--workers 2" in out
+    assert "launch training: torchrun --nnodes 1 --nproc-per-node 2 --standalone" in out
+    code, _, err = run(capsys, "plan-scale", "--model-params", "135M", "--tokens", "9M", "--d-model", "576",
+                       "--selected-layers", "1", "--d-sae", "4608", "--calibration", str(tmp_path / "missing.json"))
+    assert code == 2 and "missing.json" in err and "--calibrate" in err

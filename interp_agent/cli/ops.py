@@ -78,13 +78,27 @@ def cmd_plan_scale(args: argparse.Namespace) -> int:
         sae_training_passes=args.sae_training_passes,
         harvest_depth_fraction=args.harvest_depth_fraction,
     )
-    plan = plan_scale(inp, env)
+    calibration = _calibration(args)
+    plan = plan_scale(inp, env, calibration=calibration, workers=args.workers, ranks=args.ranks,
+                      efficiency=args.scaling_efficiency)
     text = render_plan(plan)
+    if args.calibration_out and calibration is not None:
+        write_json(args.calibration_out, calibration)
+        text += f"\nwrote the calibration to {args.calibration_out}"
     if args.out:
         write_json(args.out, plan)
         text += f"\nwrote {args.out}"
     emit(args, plan, text)
     return 0
+
+
+def _calibration(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The calibration of ``plan-scale``: measured now (--calibrate), read from a file, or none."""
+    from interp_agent.core.scale.throughput import calibrate, load_calibration
+
+    if args.calibrate:
+        return calibrate(device=args.calibrate_device)
+    return load_calibration(args.calibration) if args.calibration else None
 
 
 def _manifest_text(manifest: dict[str, Any], config: str) -> str:
@@ -263,6 +277,17 @@ def _add_plan_scale(sub: Subparsers) -> None:
     env = p.add_mutually_exclusive_group()
     env.add_argument("--from-env", action="store_true", help="profile this machine and plan for it")
     env.add_argument("--env-profile", help="plan for the machine of a profile-env --out file")
+    cal = p.add_mutually_exclusive_group()
+    cal.add_argument("--calibrate", action="store_true",
+                     help="time a short harvest and SAE training on this machine (about 30 s on a CPU) and predict "
+                     "the run's wall-clock time and its ray/torchrun launch commands from them")
+    cal.add_argument("--calibration", help="predict from a calibration written earlier by --calibration-out")
+    p.add_argument("--calibration-out", help="with --calibrate: also write the calibration to this JSON file")
+    p.add_argument("--calibrate-device", default="cpu", help="device the calibration runs on (default cpu)")
+    p.add_argument("--workers", type=int, default=1, help="harvest workers (Ray) the prediction assumes (default 1)")
+    p.add_argument("--ranks", type=int, default=1, help="SAE-training ranks (torchrun) it assumes (default 1)")
+    p.add_argument("--scaling-efficiency", type=float,
+                   help="measured scaling efficiency at that many workers/ranks (tools/bench/scale.py); default 1")
     p.add_argument("--out", help="also write the plan to this JSON file")
     add_json_flag(p)
     p.set_defaults(func=cmd_plan_scale)

@@ -122,6 +122,21 @@ class PlanScaleInput(ToolInput):
     )
     from_env: bool = Field(False, description="Profile this machine and plan against it (disk, RAM, GPUs or none)")
     env_profile: str | None = Field(None, description="A saved profile_env JSON (inside the workspace) to plan against")
+    calibration: str | None = Field(
+        None, description="A calibration JSON (inside the workspace) from `interp-agent plan-scale --calibrate "
+        "--calibration-out FILE`: the plan then predicts wall-clock seconds from measured tokens/s (plan.measured) "
+        "and gives the ray / torchrun launch commands"
+    )
+    calibrate: bool = Field(
+        False, description="Measure the calibration now: a short harvest of the embedded model and a short SAE "
+        "training on this machine's CPU (about 30 s); ignored when calibration is given"
+    )
+    workers: int = Field(1, ge=1, le=100000, description="Harvest workers (Ray) the measured prediction assumes")
+    ranks: int = Field(1, ge=1, le=100000, description="SAE-training ranks (torchrun) the measured prediction assumes")
+    scaling_efficiency: float | None = Field(
+        None, gt=0, le=1, description="Measured scaling efficiency at that many workers/ranks (tools/bench/scale.py); "
+        "default 1 (ideal), which plan.measured.basis says"
+    )
 
 
 class PlanScaleOutput(BaseModel):

@@ -25,6 +25,8 @@ VERSIONS = ["0.15.0", "2.12.0"]
 # (tool name, arguments, our error code, words the message must contain)
 BAD_CALLS = [
     ("plan_scale", {"model_params": "x", "tokens": "1B", "d_model": "8"}, "invalid_argument", ["'x'", "size"]),
+    ("plan_scale", {"model_params": "7B", "tokens": "1B", "d_model": "8", "calibration": "no-cal.json"},
+     "invalid_argument", ["calibration", "no-cal.json", "does not exist"]),
     ("inspect", {"model": "m", "criterion": "c", "records": "/etc/passwd"}, "path_outside_workspace",
      ["records", "/etc/passwd"]),
     ("inspect", {"model": "m", "criterion": "c", "records": "inputs/activation_records.jsonl", "wait_seconds": "51"},

@@ -60,6 +60,29 @@ async def test_plan_scale_answers_with_a_route_and_its_formulas(server) -> None:
         assert err["code"] == "invalid_argument" and "lots" in err["message"]
 
 
+async def test_plan_scale_with_a_calibration_file_predicts_seconds_and_launch_commands(server, workspace: Path) -> None:
+    from interp_agent.core.scale.throughput import THROUGHPUT_SCHEMA
+
+    cal = {  # hand-written numbers (synthetic): the tool's plumbing, not the measurement, is under test
+        "schema_version": THROUGHPUT_SCHEMA, "provenance": "synthetic (test)", "device": "cpu", "torch_threads": 1,
+        "model": {"name": "smollm2-135m", "params": 135_000_000, "d_model": 576, "n_layers": 30},
+        "harvest": {"tokens_per_s": 1000.0, "depth_fraction": 1.0},
+        "sae_training": {"tokens_per_s": 10_000.0, "d_in": 576, "d_sae": 4608, "k": 32},
+    }
+    (workspace / "cal.json").write_text(json.dumps(cal))
+    async with Client(server) as client:
+        r = await client.call_tool("plan_scale", {"model_params": "135M", "tokens": "10M", "d_model": "576",
+                                                  "latent_dim": "4608", "calibration": "cal.json", "workers": 2})
+        assert not r.is_error
+        measured = r.structured_content["plan"]["measured"]
+        assert measured["harvest"]["seconds"] == 5000.0 and measured["harvest"]["workers"] == 2
+        assert r.structured_content["headline"]["measured_total_seconds"] == measured["total_seconds"]
+        assert measured["commands"]["sae_training"].startswith("torchrun ")
+        err = error_of(await client.call_tool("plan_scale", {"model_params": "135M", "tokens": "10M", "d_model": "576",
+                                                             "calibration": "/etc/passwd"}))
+        assert err["code"] == "path_outside_workspace"
+
+
 async def test_profile_env_reports_credentials_as_booleans_only(server, workspace: Path, monkeypatch) -> None:
     monkeypatch.setenv("HF_TOKEN", "hf_secretvalue_123456")
     async with Client(server) as client:

@@ -868,7 +868,15 @@ def _engines(route: Route) -> dict[str, str]:
     }
 
 
-def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[str, Any]:
+def plan_scale(
+    inp: ScalePlanInput,
+    env: dict[str, Any] | None = None,
+    *,
+    calibration: dict[str, Any] | None = None,
+    workers: int = 1,
+    ranks: int = 1,
+    efficiency: float | None = None,
+) -> dict[str, Any]:
     """Size a harvest → SAE training → causal validation job and pick a route.
 
     Args:
@@ -876,6 +884,12 @@ def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[s
         env: an ``interp-agent.env_profile.v1`` object (from ``profile_env`` or
             ``load_profile``); fills in the accelerator, their count, the host RAM and the
             free disk, and says whether the machine has a CUDA device at all.
+        calibration: an ``interp-agent.throughput.v1`` object (``throughput.calibrate``): the plan
+            then also holds ``measured``, the predicted wall-clock seconds of the harvest and the SAE
+            training from measured tokens/s, and the ray / torchrun commands that launch them.
+        workers: harvest workers the prediction assumes (with ``calibration``).
+        ranks: SAE-training ranks the prediction assumes (with ``calibration``).
+        efficiency: measured scaling efficiency at that many workers/ranks; None assumes 1.
 
     Returns:
         The ``interp-agent.scale_plan.v1`` object: storage, shards, SAE memory, compute,
@@ -913,7 +927,14 @@ def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[s
         "engines": _engines(route),
         "risks": risks,
         "notes": _notes(s, accelerator_route),
-    }
+    } | ({} if calibration is None else {"measured": _measured(inp, calibration, workers, ranks, efficiency)})
+
+
+def _measured(inp: ScalePlanInput, calibration: dict[str, Any], workers: int, ranks: int,
+              efficiency: float | None) -> dict[str, Any]:
+    from interp_agent.core.scale.throughput import predict  # pure arithmetic too; kept apart from the FLOP plan
+
+    return predict(inp, calibration, workers=workers, ranks=ranks, efficiency=efficiency)
 
 
 def render_plan(plan: dict[str, Any]) -> str:
@@ -940,4 +961,13 @@ def render_plan(plan: dict[str, Any]) -> str:
         f"route: {plan['route']} — {'; '.join(plan['route_reasons'])}",
     ]
     lines += [f"risk {r['code']}: {r['message']}" for r in plan["risks"]]
+    if "measured" in plan:
+        m = plan["measured"]
+        lines += [
+            f"measured on this machine: harvest {m['harvest']['seconds'] / 3600:,.2f} h on {m['harvest']['workers']} "
+            f"worker(s), SAE training {m['sae_training']['seconds'] / 3600:,.2f} h on {m['sae_training']['ranks']} "
+            f"rank(s); {m['shards']['count']} harvest shard(s) of {format_count(m['shards']['tokens_each'])} tokens",
+            f"launch harvest: {m['commands']['harvest']}",
+            f"launch training: {m['commands']['sae_training']}",
+        ]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
 from interp_agent.core.scale import ScalePlanInput, load_profile, plan_scale, profile_env, save_profile
+from interp_agent.core.scale.throughput import calibrate, load_calibration
 from interp_agent.server.models import PlanScaleInput, PlanScaleOutput, ProfileEnvInput, ProfileEnvOutput
 from interp_agent.server.next_steps import call
 from interp_agent.server.registry import ToolSpec
@@ -65,7 +66,7 @@ def _headline(result: dict[str, Any]) -> dict[str, Any]:
         "total_gpu_hours": compute["total_gpu_hours"],
         "wall_hours_on_available": compute["wall_hours_on_available"],
         "weights_fit_one_accelerator": result["weights"]["fits_one_accelerator"],
-    }
+    } | ({"measured_total_seconds": result["measured"]["total_seconds"]} if "measured" in result else {})
 
 
 def _plan_spec(state: ServerState) -> ToolSpec:
@@ -89,7 +90,13 @@ def _plan_spec(state: ServerState) -> ToolSpec:
             optimizer_bytes_per_param=inp.optimizer_bytes_per_param, sae_training_passes=inp.sae_training_passes,
             harvest_depth_fraction=inp.harvest_depth_fraction,
         )
-        result = plan_scale(sizes, env)
+        calibration = None
+        if inp.calibration is not None:
+            calibration = load_calibration(state.path(inp.calibration, "calibration"))
+        elif inp.calibrate:
+            calibration = await anyio.to_thread.run_sync(calibrate)
+        result = plan_scale(sizes, env, calibration=calibration, workers=inp.workers, ranks=inp.ranks,
+                            efficiency=inp.scaling_efficiency)
         return PlanScaleOutput(
             route=result["route"], headline=_headline(result), risk_flags=result["risks"], notes=result["notes"],
             plan=result,
@@ -106,7 +113,9 @@ def _plan_spec(state: ServerState) -> ToolSpec:
         "count, risk flags, and the route (local_cpu on a machine without a CUDA device, single_gpu, multi_gpu, or "
         "a cluster on Ray / torchrun). Every assumption (causal prompts/features/interventions, MFU, CPU TFLOP/s, "
         "optimizer bytes, training passes, ...) is an argument; notes give the formulas and the values used. "
-        "Instant and read-only; from_env profiles this machine first. Next: follow the route.",
+        "Instant and read-only; from_env profiles this machine first. With a calibration (or calibrate=true, "
+        "about 30 s) it also predicts wall-clock seconds from measured tokens/s and gives the ray job submit / "
+        "torchrun commands with shard counts (plan.measured). Next: follow the route.",
         PlanScaleInput, PlanScaleOutput, plan,
         ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
         "Plan a large run",
