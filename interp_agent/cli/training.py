@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,8 @@ def _settings(args: argparse.Namespace) -> TrainSettings:
         held_out_fraction=args.held_out_fraction,
         checkpoint_every=args.checkpoint_every,
         keep_activations=args.keep_activations,
+        distributed=args.distributed,
+        shard_latents=args.shard_latents,
     )
 
 
@@ -105,7 +109,13 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
     from interp_agent.core.workflows.trained_latents import TrainProgress, train_sae
 
     settings = _settings(args)
-    show = _stderr_line()
+    if args.distributed and args.causal_out:
+        from interp_agent.core.errors import ValidationError
+
+        raise ValidationError("--causal-out does not run under --distributed",
+                              hint="train with --distributed, then test the latents in one process")
+    main_rank = not args.distributed or os.environ.get("RANK", "0") == "0"
+    show = _stderr_line() if main_rank else _silent
     progress = TrainProgress(show, model=args.model)
     try:
         result = train_sae(
@@ -122,13 +132,18 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
             progress=progress,
             on_point=progress.point,
         )
-        held = result.metrics["held_out"]
+        held = result.metrics.get("held_out") or {"fvu": math.nan, "l0": math.nan}
         show(1.0, f"FVU {held['fvu']:.3f}, L0 {held['l0']:.1f} on held-out rows")
     finally:
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and main_rank:
             print(file=sys.stderr)
-    emit(args, _result_payload(result), _result_text(result))
+    if main_rank:  # the other ranks of a torchrun job print nothing but errors
+        emit(args, _result_payload(result), _result_text(result))
     return 0
+
+
+def _silent(fraction: float, message: str) -> None:
+    """The progress line of a rank other than 0: nothing."""
 
 
 def _add_sources(p: argparse.ArgumentParser) -> None:
@@ -192,6 +207,18 @@ def _add_run_settings(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (a rerun on --out resumes)")
     p.add_argument("--keep-activations", action="store_true", help="keep the activation cache in --out/activations")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one rank of a torchrun job (gloo on CPU, NCCL on CUDA): data parallel, each rank a slice of every "
+        "batch; launch with `torchrun --nproc-per-node N -m interp_agent train-sae --distributed ...`",
+    )
+    p.add_argument(
+        "--shard-latents",
+        action="store_true",
+        help="with --distributed: split the latents (d_sae) over the ranks instead of the batch, for SAEs too wide "
+        "for one device (topk, batchtopk)",
+    )
 
 
 def add_training_parsers(sub: Subparsers) -> None:

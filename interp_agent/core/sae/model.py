@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -72,6 +72,26 @@ class SaeShape:
         """``k`` of a topk or batchtopk SAE, which ``__post_init__`` guarantees is set."""
         assert self.k is not None, f"{self.architecture} has no k"
         return self.k
+
+
+class BatchCollective(Protocol):
+    """BatchTopK's batch-wide selection when a batch's pre-activations are split over processes.
+
+    ``core.sae.distributed`` implements it over ``torch.distributed``: under data parallelism
+    each process holds a slice of the batch's rows (``rows_factor`` = world size); with the
+    latents sharded, a slice of its columns (``rows_factor`` = 1).
+    """
+
+    rows_factor: int
+    """Rows of the whole batch per local row."""
+
+    def kth_largest(self, flat: torch.Tensor, k: int) -> torch.Tensor:
+        """The ``k``-th largest value among every process's ``flat`` (a scalar)."""
+        ...
+
+    def global_min(self, value: torch.Tensor) -> torch.Tensor:
+        """The smallest of every process's scalar ``value``."""
+        ...
 
 
 @dataclass(slots=True)
@@ -208,6 +228,8 @@ class SparseAutoencoder(nn.Module):
         self.register_buffer("threshold_updates", torch.zeros((), dtype=torch.long))
         self.matmul_dtype: torch.dtype | None = None
         """When set (e.g. bfloat16 on a GPU), the encoder matmul runs in it; the rest stays float32."""
+        self.batch_collective: BatchCollective | None = None
+        """Set by ``core.sae.distributed`` when BatchTopK's batch is split over processes."""
 
     # -- pieces ----------------------------------------------------------------------
 
@@ -228,7 +250,12 @@ class SparseAutoencoder(nn.Module):
             rows = torch.arange(n, device=pre.device).repeat_interleave(k)
             return rows, cols.reshape(-1)
         flat = pre.relu().reshape(-1)
-        idx = flat.topk(min(k * n, flat.numel()), sorted=False).indices.sort().values
+        coll = self.batch_collective
+        if coll is not None:  # the k·batch largest over every process's part of the batch (ties aside)
+            threshold = coll.kth_largest(flat, k * n * coll.rows_factor)
+            idx = ((flat > 0) & (flat >= threshold)).nonzero().squeeze(1)
+        else:
+            idx = flat.topk(min(k * n, flat.numel()), sorted=False).indices.sort().values
         return idx // pre.shape[1], idx % pre.shape[1]
 
     def _code(self, x: torch.Tensor, pre: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> Code:
@@ -283,10 +310,13 @@ class SparseAutoencoder(nn.Module):
     @torch.no_grad()
     def _update_batch_threshold(self, values: torch.Tensor) -> None:
         positive = values[values > 0]
-        if positive.numel() == 0:
+        low = positive.min() if positive.numel() else values.new_tensor(math.inf)
+        if self.batch_collective is not None:
+            low = self.batch_collective.global_min(low)
+        if not math.isfinite(float(low)):
             return
         n = int(self.threshold_updates) + 1
-        self.batch_threshold += (positive.min() - self.batch_threshold) / n
+        self.batch_threshold += (low - self.batch_threshold) / n
         self.threshold_updates += 1
 
     @torch.no_grad()

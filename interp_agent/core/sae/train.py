@@ -26,7 +26,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from interp_agent.core.progress import Progress
 from interp_agent.core.sae import data as act_data
 from interp_agent.core.sae.model import ARCHITECTURES, SPARSE_ARCHITECTURES, SaeShape
 from interp_agent.core.sae.trainer import CHECKPOINT_DIR, Optimisation, StepReport, Trainer, default_lr
+
+if TYPE_CHECKING:
+    from interp_agent.core.sae.distributed import DistContext
 
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a laptop CPU: a narrow SAE over a criterion pack's tokens
@@ -84,6 +87,12 @@ class TrainSettings:
     top_latents: int = 32
     """Latents kept per row in the written activation records."""
     keep_activations: bool = False
+    distributed: bool = False
+    """Run as one rank of a torchrun job (``core.sae.distributed``): data parallel unless ``shard_latents``."""
+    shard_latents: bool = False
+    """With ``distributed``: split the latents over the ranks (topk, batchtopk) instead of the batch."""
+    distributed_timeout_s: float = 1800.0
+    """How long a collective (or the wait for rank 0 to build the activation cache) waits for a peer."""
 
     def resolved(self) -> dict[str, Any]:
         if self.preset not in PRESETS:
@@ -175,6 +184,9 @@ def check_request(
         )
     if cfg["dtype"] not in ("auto", "float32", "bfloat16"):
         raise ValidationError(f"dtype must be auto, float32 or bfloat16, got {cfg['dtype']!r}")
+    if cfg["shard_latents"] and not cfg["distributed"]:
+        raise ValidationError(f"{arg('shard_latents')} splits the latents over torchrun ranks and needs "
+                              f"{arg('distributed')}", hint=f"add {arg('distributed')} and launch with torchrun")
     return cfg
 
 
@@ -204,24 +216,58 @@ def fit_sae(
         InputFileError: an unreadable input file (named, with the line where it applies).
     """
     cfg = check_request(settings, model, activations, records)
-    out = Path(out)
+    ctx = _join(cfg)
+    try:
+        return _train_and_write(cfg, Path(out), ctx, progress, on_point, model=model, dataset=dataset, pack=pack,
+                                hookpoint=hookpoint, activations=activations, records=records)
+    finally:
+        if ctx is not None:
+            from interp_agent.core.sae.distributed import shutdown
+
+            shutdown()
+
+
+def _join(cfg: dict[str, Any]) -> DistContext | None:
+    """This rank's context under ``distributed`` (the process group joined), else None."""
+    if not cfg["distributed"]:
+        return None
+    from interp_agent.core.sae.distributed import init_distributed
+
+    return init_distributed(cfg["device"], mode="latent" if cfg["shard_latents"] else "data",
+                            timeout_s=cfg["distributed_timeout_s"])
+
+
+def _train_and_write(
+    cfg: dict[str, Any], out: Path, ctx: DistContext | None, progress: Progress | None,
+    on_point: StepReport | None, *, model: str | None, dataset: Any, pack: str | None, hookpoint: str | None,
+    activations: Any, records: Any,
+) -> TrainResult:
+    """``fit_sae`` after the checks: every rank trains, rank 0 (or the one process) writes the artifacts."""
     out.mkdir(parents=True, exist_ok=True)
-    report: Progress = progress or _no_progress
-    device = _device(cfg["device"])
-    src = _source(cfg, out, device, report, model=model, dataset=dataset, pack=pack, hookpoint=hookpoint,
-                  activations=activations, records=records)
-    run = _fit(cfg, src.cache, out, device, report, on_point)
+    main = ctx is None or ctx.is_main
+    report: Progress = (progress or _no_progress) if main else _no_progress
+    device = ctx.device if ctx is not None else _device(cfg["device"])
+    src = _shared_source(cfg, out, device, report, ctx, model=model, dataset=dataset, pack=pack,
+                         hookpoint=hookpoint, activations=activations, records=records)
+    run = _fit(cfg, src.cache, out, device, report, on_point, ctx)
+    if not main:
+        assert ctx is not None
+        return TrainResult(metrics={"distributed": {**ctx.describe(), "rank": ctx.rank}}, paths={})
     held_metrics, splice = _evaluate(run, src, cfg, device, report)
     from interp_agent.core.sae.lens import save_sae_lens
 
     hook = src.cache.hookpoint or "blocks.0.hook_resid_post"
     weights = run.sae.to_weights(hook)
+    dist_facts = ctx.describe() if ctx is not None else None
     trained = {"trained_architecture": run.shape.architecture, "trainer": "interp-agent",
-               "hookpoint_known": src.cache.hookpoint is not None}
+               "hookpoint_known": src.cache.hookpoint is not None,
+               **({"distributed": dist_facts} if dist_facts else {})}
     save_sae_lens(out, weights, model_name=model or src.cache.source.get("model"), extra_metadata=trained)
+    provenance = run_provenance({"dataset": dataset, "records": records, **(
+        {"activations": str(activations)} if isinstance(activations, (str, Path)) else {})})
     metrics = _metrics(cfg, run, src, weights.architecture, device, held_metrics, splice, model=model,
-                       provenance=run_provenance({"dataset": dataset, "records": records, **(
-                           {"activations": str(activations)} if isinstance(activations, (str, Path)) else {})}))
+                       provenance=provenance | ({"distributed": dist_facts} if dist_facts else {}))
+    metrics["distributed"] = dist_facts
     paths = {"cfg": out / "cfg.json", "weights": out / "sae_weights.safetensors"}
     records_path = _write_latent_records(out, cfg, run, src, weights, device, report, records=records)
     if records_path is not None:
@@ -249,6 +295,25 @@ class _Source:
     prompts: list[ScoredPrompt]
     scored: bool
     loaded: Any
+
+
+def _shared_source(
+    cfg: dict[str, Any], out: Path, device: torch.device, report: Progress, ctx: DistContext | None, **kw: Any
+) -> _Source:
+    """The run's source; under torchrun rank 0 builds the cache (or finds it) while the others wait, then open it."""
+    if ctx is None:
+        return _source(cfg, out, device, report, **kw)
+    import torch.distributed as dist
+
+    src = _source(cfg, out, device, report, **kw) if ctx.is_main else None
+    dist.barrier()
+    if src is not None:
+        return src
+    cache = act_data.open_cache(out / ACTIVATION_CACHE)
+    if cache is None:
+        raise ValidationError(f"rank {ctx.rank} found no finished activation cache in {out / ACTIVATION_CACHE}",
+                              hint="every rank must see the same --out folder (a shared file system)")
+    return _Source(cache, [], False, None)
 
 
 def _source(
@@ -338,15 +403,24 @@ def _shape_and_optimisation(
 
 def _fit(
     cfg: dict[str, Any], cache: act_data.ActivationCache, out: Path, device: torch.device, report: Progress,
-    on_point: StepReport | None,
+    on_point: StepReport | None, ctx: DistContext | None = None,
 ) -> _Run:
-    """Train (resuming from the newest checkpoint in ``out`` when there is one)."""
+    """Train (resuming from the newest checkpoint in ``out`` when there is one); every rank under ``ctx``.
+
+    ``_Run.sae`` is the whole SAE, gathered on rank 0 when the latents are sharded (None elsewhere).
+    """
     import time
 
     shape, opt = _shape_and_optimisation(cfg, cache, device)
     steps = opt.steps
     torch.manual_seed(cfg["seed"])
-    trainer = Trainer(shape, opt, device=device)
+    parallel = None
+    if ctx is not None:
+        from interp_agent.core.sae.distributed import check_divisible, make_parallel
+
+        check_divisible(opt.batch_size, shape.d_sae, ctx)
+        parallel = make_parallel(ctx)
+    trainer = Trainer(shape, opt, device=device, parallel=parallel)
     ckpt_dir = out / CHECKPOINT_DIR
     history = trainer.load_latest(ckpt_dir) if ckpt_dir.is_dir() else None
     resumed_from = trainer.step if history is not None else None
@@ -368,7 +442,11 @@ def _fit(
         cache.train_batches(opt.batch_size, seed=cfg["seed"], start_step=trainer.step), checkpoint_dir=ckpt_dir,
         report=on_step,
     )
-    return _Run(trainer.sae.eval(), shape, opt, history, resumed_from, start_step, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    sae = parallel.full_sae(trainer.sae) if parallel is not None else trainer.sae
+    if sae is not None:
+        sae = sae.to(device).eval()
+    return _Run(sae, shape, opt, history, resumed_from, start_step, seconds)
 
 
 def _evaluate(
