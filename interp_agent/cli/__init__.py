@@ -14,6 +14,7 @@ from interp_agent.cli.calibrate import add_calibrate_parsers
 from interp_agent.cli.crosscoder import add_crosscoder_parsers
 from interp_agent.cli.diffing import add_diffing_parsers
 from interp_agent.cli.explain import add_explain_parsers
+from interp_agent.cli.harvest import add_harvest_parser
 from interp_agent.cli.investigate import add_investigation_parsers
 from interp_agent.cli.matching import add_matching_parsers
 from interp_agent.cli.ops import add_ops_parsers
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_calibrate_parsers(sub)
     add_organism_parsers(sub)
     add_training_parsers(sub)
+    add_harvest_parser(sub)
     add_matching_parsers(sub)
     add_validate_parsers(sub)
     add_diffing_parsers(sub)

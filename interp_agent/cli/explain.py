@@ -82,8 +82,9 @@ def _add_explain(sub: Subparsers) -> None:
     p.add_argument("--report", help="report.json of an inspect run: explain its top features and write the report "
                                     "again with the explanations attached")
     p.add_argument("--top-k", type=int, default=10, help="top features of --report to explain (default 10)")
-    p.add_argument("--corpus", default="builtin", help="builtin (generated general English, default), a .txt/"
-                                                       ".jsonl/.parquet file, a folder of them, or hf:DATASET[:SPLIT]")
+    p.add_argument("--corpus", default="builtin",
+                   help="builtin (generated general English, default), a .txt/.jsonl/.parquet file, a folder of them, "
+                   "hf:DATASET[:SPLIT], or a corpus harvest folder (interp-agent harvest --corpus)")
     p.add_argument("--text-field", default="text", help="text field of JSONL/Parquet corpora (default text)")
     p.add_argument("--max-contexts", type=int, default=2048, help="contexts harvested (default 2048)")
     p.add_argument("--context-length", type=int, default=64, help="tokens per context (default 64)")

@@ -154,7 +154,8 @@ def _add_sources(p: argparse.ArgumentParser) -> None:
         help="a live model (smollm2-135m embedded, a local folder or hub id), with --dataset or --pack and --hookpoint",
     )
     src.add_argument(
-        "--activations", nargs="+", metavar="FILE", help="stored activations: .safetensors, .npy or .parquet"
+        "--activations", nargs="+", metavar="FILE",
+        help="stored activations: .safetensors, .npy or .parquet, or a harvest folder (interp-agent harvest)"
     )
     src.add_argument("--records", help="activation records JSONL (each feature id is an input dimension)")
     p.add_argument(

@@ -204,10 +204,15 @@ def tokenize_corpus(tokenizer: Any, corpus: Corpus, *, context_length: int = 64,
                              f"{context_length}", hint="give more text, or a shorter context_length")
     ids_NT = np.asarray(stream[: n * context_length], dtype=np.int32).reshape(n, context_length)
     passage = np.asarray(owner[: n * context_length: context_length], dtype=np.int32)
-    held_out = keys(seed, np.zeros(1, dtype=np.int64), np.arange(n), salt=7)[:, 0] < held_out_fraction
+    held_out = held_out_contexts(n, held_out_fraction, seed)
     decode = TokenText(tokenizer)
     tokens = [[decode(int(t)) for t in row] for row in ids_NT]
     return Contexts(ids_NT, tokens, held_out, passage)
+
+
+def held_out_contexts(n: int, held_out_fraction: float, seed: int) -> np.ndarray:
+    """bool [n]: which of ``n`` contexts are held out, by a hash of (seed, context index)."""
+    return keys(seed, np.zeros(1, dtype=np.int64), np.arange(n), salt=7)[:, 0] < held_out_fraction
 
 
 def _token_stream(tokenizer: Any, corpus: Corpus, length: int, max_contexts: int | None) -> tuple[list[int], list[int]]:

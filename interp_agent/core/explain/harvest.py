@@ -41,6 +41,8 @@ CALIBRATION_CONTEXTS = 128
 """Contexts whose token activations set dense features' firing thresholds."""
 SparseEncode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """[..., width] -> (values [..., k], feature indices [..., k]) of a TopK code, ReLU'd."""
+StoredReader = Callable[[np.ndarray], torch.Tensor]
+"""Context indices [B] -> their stored hookpoint activations [B, T, width] (a sharded harvest, ``core.shards``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +160,12 @@ def _start(n_feat: int, threshold: torch.Tensor, contexts: Contexts, device: tor
 class _Harvester:
     """Runs the batches: a TopK source straight into sparse entries, a dense one after calibration."""
 
-    def __init__(self, loaded: Any, contexts: Contexts, point: HookPoint, source: FeatureSource) -> None:
+    def __init__(self, loaded: Any, contexts: Contexts, point: HookPoint, source: FeatureSource,
+                 stored: StoredReader | None = None) -> None:
         self.contexts, self.source = contexts, source
         self.device = next(loaded.model.parameters()).device
         self.read = hook_reader(loaded.model, [point])
+        self.stored = stored
         self.point = point
         self.state: _Pass | None = None
         self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -184,7 +188,10 @@ class _Harvester:
         input_BT = torch.as_tensor(self.contexts.token_ids[rows], dtype=torch.long, device=self.device)
         ctx = torch.as_tensor(rows, dtype=torch.long, device=self.device)
         with torch.no_grad():
-            acts = self.read(input_BT, torch.ones_like(input_BT))[self.point.name].float()
+            if self.stored is not None:
+                acts = self.stored(rows).to(self.device).float()
+            else:
+                acts = self.read(input_BT, torch.ones_like(input_BT))[self.point.name].float()
             if self.source.sparse is not None:
                 assert self.state is not None
                 values, index = self.source.sparse(acts)
@@ -214,13 +221,18 @@ class _Harvester:
 
 def harvest_evidence(loaded: Any, contexts: Contexts, point: HookPoint, source: FeatureSource, *,
                      selection: Selection | None = None, batch_size: int = 32, seed: int = 0,
-                     progress: Progress | None = None) -> tuple[dict[str, FeatureEvidence], dict[str, float]]:
-    """Every feature's evidence from one pass over ``contexts``; also the pass's timings (seconds)."""
+                     progress: Progress | None = None,
+                     stored: StoredReader | None = None) -> tuple[dict[str, FeatureEvidence], dict[str, float]]:
+    """Every feature's evidence from one pass over ``contexts``; also the pass's timings (seconds).
+
+    With ``stored``, the hookpoint's activations are read from a sharded harvest instead of the model
+    (position 0 of a context is never counted, so a reader may leave it zero).
+    """
     selection = selection or Selection()
     if batch_size < 1:
         raise ValidationError(f"batch_size must be positive, got {batch_size}")
     batches = split_batches(contexts, batch_size)
-    harvester = _Harvester(loaded, contexts, point, source)
+    harvester = _Harvester(loaded, contexts, point, source, stored)
     started = time.perf_counter()
     for done, (rows, _) in enumerate(batches, 1):
         harvester.batch(rows, done == len(batches))

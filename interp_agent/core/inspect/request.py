@@ -56,7 +56,7 @@ class InspectRequest:
     saelens; prompts (dataset or pack): hf; records: records; only features: features).
     """
     records: str | Path | None = field(default=None, metadata={"path": True})
-    """Activation records: JSONL file or Parquet dataset folder."""
+    """Activation records: JSONL file, Parquet dataset folder, or a harvest folder (``interp-agent harvest``)."""
     features: str | Path | None = field(default=None, metadata={"path": True})
     """Feature JSONL (labels, examples, signatures); required by the features backend."""
     interventions: tuple[str | Path, ...] | None = field(

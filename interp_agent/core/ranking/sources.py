@@ -1,4 +1,7 @@
-"""Records sources for ranking: JSONL files and Parquet datasets, streamed as numeric chunks.
+"""Records sources for ranking: JSONL files, Parquet datasets and sharded harvests, streamed as numeric chunks.
+
+A sharded harvest (``core.shards``: a folder with ``manifest.json``) is read as one dataset: its
+shards' records datasets in shard order, every shard file verified first.
 
 Both yield :class:`Chunk` objects with the same layout, so the statistics code has one
 vectorised path. Feature ids are mapped to integer indices in order of first sight.
@@ -76,7 +79,8 @@ class RecordsSource:
         self.path = Path(path)
         self.chunk_rows = chunk_rows
         self.keep_rows = 8 * chunk_rows if keep_rows is None else keep_rows
-        self.parquet = _is_parquet_dataset(self.path)
+        self.parts = _harvest_parts(self.path) or ([self.path] if _is_parquet_dataset(self.path) else [])
+        self.parquet = bool(self.parts)
         self.feature_ids: list[str] = []
         self.feature_metadata: dict[str, FeatureMeta] = {}
         self._index: dict[str, int] = {}
@@ -85,8 +89,14 @@ class RecordsSource:
         if self.parquet:
             from interp_agent.core.formats.parquet import read_feature_table
 
-            self.feature_ids, self.feature_metadata = read_feature_table(self.path)
+            self.feature_ids, self.feature_metadata = read_feature_table(self.parts[0])
             self._index = {fid: i for i, fid in enumerate(self.feature_ids)}
+            for part in self.parts[1:]:  # a harvest's shards name the same features in the same order
+                if read_feature_table(part)[0] != self.feature_ids:
+                    from interp_agent.core.errors import InputFileError
+
+                    raise InputFileError(part, "this shard's features differ from the first shard's",
+                                         hint="re-run the harvest into a new folder")
 
     @property
     def n_features(self) -> int:
@@ -101,7 +111,8 @@ class RecordsSource:
         copy in a temporary folder.
         """
         if self.parquet:
-            yield from self._parquet_chunks(self.path, with_text, features)
+            for part in self.parts:
+                yield from self._parquet_chunks(part, with_text, features)
         elif self._kept is not None:
             yield _restrict(self._kept, with_text, features, self.n_features)
         elif self._spill is not None:
@@ -308,6 +319,17 @@ class _SpillWriter:
                 writer.close()
             except Exception:  # noqa: BLE001 - best effort while unwinding another error
                 pass
+
+
+def _harvest_parts(path: Path) -> list[Path]:
+    """The records datasets of a sharded harvest's shards (verified, in shard order), or [] for another path."""
+    # checked before importing core.shards (which imports torch): a plain records file never needs it
+    name = "manifest.json"  # core.shards.manifest.MANIFEST
+    if not ((path.is_dir() and (path / name).is_file()) or (path.is_file() and path.name == name)):
+        return []
+    from interp_agent.core.shards.reading import record_folders
+
+    return record_folders(path)
 
 
 def _is_parquet_dataset(path: Path) -> bool:

@@ -1,7 +1,8 @@
 """Training activations for an SAE: streamed from a source into a shard cache, then batched.
 
 Sources: a model harvested at a hookpoint over a prompt set, stored activations
-(safetensors, ``.npy`` or Parquet), or activation-record JSONL (each feature a dimension).
+(safetensors, ``.npy`` or Parquet), a sharded harvest (``core.shards``: its manifest folder),
+or activation-record JSONL (each feature a dimension).
 Every source is read in chunks and written as float32 safetensors shards of
 ``shard_rows`` rows under ``<folder>/train`` and ``<folder>/held_out``; nothing holds the
 whole set in memory except ``--max-records``, which keeps a deterministic reservoir sample
@@ -419,12 +420,21 @@ def from_activations(
     shard_rows: int = SHARD_ROWS,
     progress: Progress | None = None,
 ) -> ActivationCache:
-    """Cache stored activation tensors (safetensors, .npy, Parquet; several files are concatenated)."""
+    """Cache stored activation tensors (safetensors, .npy, Parquet; several files are concatenated), or a
+    sharded harvest (its folder or ``manifest.json``: see ``from_manifest``)."""
+    from interp_agent.core.shards import is_manifest
+
     folder = Path(folder)
     paths = [Path(p) for p in paths]
     for p in paths:
         if not p.exists():
             raise InputFileError(p, "file not found")
+    if any(is_manifest(p) for p in paths):
+        if len(paths) != 1:
+            raise ValidationError(f"a harvest folder is read alone; got {len(paths)} activation paths",
+                                  hint="give one harvest folder (its shards are read as one dataset)")
+        return from_manifest(paths[0], folder, hookpoint=hookpoint, held_out_fraction=held_out_fraction, salt=salt,
+                             max_records=max_records, seed=seed, shard_rows=shard_rows, progress=progress)
     source = {
         "kind": "activations", "paths": [str(p) for p in paths],
         "sha256": [sha256_of(p) if p.is_file() else None for p in paths], "hookpoint": hookpoint,
@@ -457,6 +467,54 @@ def from_activations(
                 progress("read", row, None)
     assert sink is not None and width0 is not None
     return _finish(folder, sink, width0, shard_rows=shard_rows, hookpoint=hookpoint, source=source)
+
+
+def from_manifest(
+    path: str | Path,
+    folder: str | Path,
+    *,
+    hookpoint: str | None = None,
+    held_out_fraction: float = 0.1,
+    salt: str = SPLIT_SALT,
+    max_records: int | None = None,
+    seed: int = 0,
+    shard_rows: int = SHARD_ROWS,
+    progress: Progress | None = None,
+) -> ActivationCache:
+    """Cache a sharded harvest (``core.shards``): every shard's token activations, verified, in shard order.
+
+    The held-out split is by prompt, the ranking's salted hash of the prompt ids stored in the shards
+    (contexts: ``context-{i}``), as in ``from_model``: a prompt's tokens never straddle the split.
+
+    Raises:
+        InputFileError: a shard missing or corrupt (named; re-run the harvest on its folder).
+        ValidationError: ``hookpoint`` differs from the harvest's.
+    """
+    from interp_agent.core.shards import iter_shard_activations, manifest_path, open_manifest
+
+    manifest = open_manifest(path)
+    if hookpoint is not None and hookpoint != manifest.hookpoint:
+        raise ValidationError(f"hookpoint {hookpoint!r} differs from the harvest's {manifest.hookpoint!r}",
+                              hint="drop the hookpoint, or give the harvest of that hookpoint")
+    mpath = manifest_path(path)
+    assert mpath is not None
+    source = {
+        "kind": "harvest", "path": str(manifest.folder), "manifest_sha256": sha256_of(mpath),
+        "model": manifest.model, "hookpoint": manifest.hookpoint, "held_out_fraction": held_out_fraction,
+        "salt": salt, "max_records": max_records, "seed": seed, "positions": "all but the first",
+    }
+    if (cache := reuse(Path(folder), source)) is not None:
+        return cache
+    folder = Path(folder)
+    _fresh(folder)
+    sink = _SplitSink(folder, manifest.d_in, shard_rows=shard_rows, max_records=max_records,
+                      held_out_fraction=held_out_fraction, seed=seed)
+    for done, tensors in enumerate(iter_shard_activations(manifest), 1):
+        held = assign_splits(salted(tensors["prompt_fnv"], salt), held_out_fraction) == HELD_OUT
+        sink.add(tensors["activations"], held)
+        if progress:
+            progress("read", done, len(manifest.shards))
+    return _finish(folder, sink, manifest.d_in, shard_rows=shard_rows, hookpoint=manifest.hookpoint, source=source)
 
 
 def from_records(

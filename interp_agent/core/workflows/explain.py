@@ -165,15 +165,26 @@ def _load(req: ExplainRequest) -> tuple[Any, Any, FeatureSource]:
 def _harvest(req: ExplainRequest, loaded: Any, point: Any, source: FeatureSource, timings: dict[str, float],
              progress: Progress | None) -> EvidenceSet:
     from interp_agent.core.explain.sources import logit_effects
+    from interp_agent.core.shards import is_manifest, stored_contexts
 
     t0 = time.perf_counter()
-    corpus = load_corpus(req.corpus, text_field=req.text_field)
-    contexts = tokenize_corpus(loaded.tokenizer, corpus, context_length=req.context_length,
-                               max_contexts=req.max_contexts, held_out_fraction=req.held_out_fraction, seed=req.seed)
+    stored = None
+    if is_manifest(req.corpus):  # a corpus harvest: its stored activations stand in for the model's pass
+        contexts, corpus_info, stored = stored_contexts(
+            req.corpus, model=loaded.name, hookpoint=point.name, tokenizer=loaded.tokenizer,
+            context_length=req.context_length, max_contexts=req.max_contexts,
+            held_out_fraction=req.held_out_fraction, seed=req.seed)
+    else:
+        corpus = load_corpus(req.corpus, text_field=req.text_field)
+        corpus_info = corpus.describe()
+        contexts = tokenize_corpus(loaded.tokenizer, corpus, context_length=req.context_length,
+                                   max_contexts=req.max_contexts, held_out_fraction=req.held_out_fraction,
+                                   seed=req.seed)
     timings["tokenize_s"] = time.perf_counter() - t0
     selection = Selection()
     features, harvest_t = harvest_evidence(loaded, contexts, point, source, selection=selection,
-                                           batch_size=req.batch_size, seed=req.seed, progress=progress)
+                                           batch_size=req.batch_size, seed=req.seed, progress=progress,
+                                           stored=stored)
     timings.update(harvest_t)
     t0 = time.perf_counter()
     if source.output_directions is not None:
@@ -181,7 +192,7 @@ def _harvest(req: ExplainRequest, loaded: Any, point: Any, source: FeatureSource
             features[fid] = replace(features[fid], promoted=up, suppressed=down)
     timings["logits_s"] = time.perf_counter() - t0
     manifest = EvidenceManifest(
-        model=loaded.name, hookpoint=point.name, feature_source=source.description, corpus=corpus.describe(),
+        model=loaded.name, hookpoint=point.name, feature_source=source.description, corpus=corpus_info,
         context_length=contexts.length, n_contexts=len(contexts), held_out_fraction=req.held_out_fraction,
         seed=req.seed, n_tokens=len(contexts) * (contexts.length - 1),
         settings={"n_top": selection.n_top, "n_bins": selection.n_bins, "per_bin": selection.per_bin,
