@@ -179,6 +179,11 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"127.0.0.1:{port}"
     finally:
+        import ray
+
+        if ray.is_initialized():  # a driver still connected when the raylet goes is ended by Ray
+            ray.shutdown()
+        # `ray stop` ends every Ray process this user runs; make test-ray runs one cluster at a time
         subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 

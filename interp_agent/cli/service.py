@@ -23,19 +23,45 @@ def _add_workspace(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--workspace", help=f"{what} {_WORKSPACE_DEFAULT}")
 
 
+def _add_executor(p: argparse.ArgumentParser, what: str, *, starts_ray: bool) -> None:
+    """``--executor`` and ``--ray-address``; ``starts_ray``: with no cluster found, a new local one is started."""
+    local_fallback = ", else a new local one" if starts_ray else ""
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help=f"{what}: local (a process per job, default) or ray (a Ray actor per job with its kind's CPUs, GPUs "
+        "and memory; needs the scale extra)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="Ray cluster to use with --executor ray (default: $RAY_ADDRESS, else the cluster `ray start` left "
+        f"on this machine{local_fallback})",
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """``serve``: the MCP tools over stdio."""
     from interp_agent.server import serve
 
-    serve(_workspace(args.workspace), read_roots=tuple(args.read_root), max_concurrent_jobs=args.max_jobs)
+    serve(
+        _workspace(args.workspace), read_roots=tuple(args.read_root), max_concurrent_jobs=args.max_jobs,
+        executor=args.executor, ray_address=args.ray_address,
+    )
     return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     """``jobs``: list, follow, fetch, cancel or resume the background jobs of a workspace."""
-    from interp_agent.jobs import JobRunner
+    from interp_agent.jobs import JobRunner, make_executor
+    from interp_agent.jobs.runner import job_db_path
 
-    runner = JobRunner(_workspace(args.workspace))
+    workspace = _workspace(args.workspace)
+    # never a fresh local Ray instance here: its empty cluster would make every Ray job look dead
+    executor = make_executor(args.executor, job_db_path(workspace), workspace.expanduser().resolve(),
+                             ray_address=args.ray_address, ray_start_local=False)
+    runner = JobRunner(workspace, executor=executor)
     if args.action == "list":
         jobs = [j.model_dump(mode="json") for j in runner.list(limit=args.limit)]
         lines = [f"{j['job_id']}  {j['kind']:<8} {j['state']:<10} {j['progress']:>4.0%}  {j['message']}" for j in jobs]
@@ -75,6 +101,7 @@ def add_service_parsers(sub: Subparsers) -> None:
         help="an extra folder whose files tools may read (repeatable)",
     )
     p.add_argument("--max-jobs", type=int, default=2, help="background jobs running at once (default 2)")
+    _add_executor(p, "where background jobs run", starts_ray=True)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("jobs", help="list, follow, fetch, cancel or resume background jobs of a workspace")
@@ -87,5 +114,6 @@ def add_service_parsers(sub: Subparsers) -> None:
     p.add_argument("job_id", nargs="?", help="job id (not for list)")
     _add_workspace(p, "the server's workspace")
     p.add_argument("--limit", type=int, default=20, help="jobs to list (default 20)")
+    _add_executor(p, "the executor the server uses (to check, stop and start its jobs)", starts_ray=False)
     add_json_flag(p)
     p.set_defaults(func=cmd_jobs)

@@ -12,7 +12,7 @@ from typing import Any
 
 from interp_agent.core.errors import ValidationError
 from interp_agent.jobs.context import JobContext
-from interp_agent.jobs.kinds import check_keys, register
+from interp_agent.jobs.kinds import TRAINING_JOB, TWO_MODEL_JOB, check_keys, register
 
 
 def _fraction_progress(ctx: JobContext) -> Any:
@@ -48,7 +48,8 @@ def _validate_check(params: dict[str, Any]) -> None:
     check_validation(params["matches"], **kwargs)  # bad matches, reports, features or prompts fail the call
 
 
-@register("validate_matches", check=_validate_check, files_evidence="validate_matches")
+@register("validate_matches", check=_validate_check, files_evidence="validate_matches",
+          resources=TWO_MODEL_JOB)
 def validate_matches_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Validate matched pairs with the same intervention on both sides (``core.crossmodel.validate``).
 
@@ -84,7 +85,7 @@ def _diff_check(params: dict[str, Any]) -> None:
         raise ValidationError("diff_models: a dataset needs its criterion", hint="give criterion, or a pack instead")
 
 
-@register("diff_models", check=_diff_check)
+@register("diff_models", check=_diff_check, resources=TWO_MODEL_JOB)
 def diff_models_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Diff a fine-tuned model against its base (``core.diffing.diff_models``) into the run folder."""
     from interp_agent.core.diffing.diff import diff_models, summarise
@@ -117,7 +118,7 @@ def _crosscoder_check(params: dict[str, Any]) -> None:
                                    "hookpoints=['blocks.15.hook_resid_post']")
 
 
-@register("train_crosscoder", check=_crosscoder_check)
+@register("train_crosscoder", check=_crosscoder_check, resources=TRAINING_JOB)
 def train_crosscoder_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Train a BatchTopK crosscoder (``core.crosscoder.train_crosscoder``) into the run folder."""
     from interp_agent.core.crosscoder import train_crosscoder

@@ -4,7 +4,8 @@ The runner never touches processes itself; it asks an executor to start, check a
 the worker of a job. ``LocalProcessExecutor`` runs each job in its own process
 (``python -m interp_agent.jobs.worker``) in a new session, so a cancel can signal the
 worker and everything it spawned. A distributed engine (e.g. Ray) fits in as another
-class with the same three methods; callers of the runner do not change.
+class with the same three methods: ``RayExecutor`` (``jobs.ray_executor``) runs each job in a
+detached Ray actor. ``make_executor`` builds either by name; callers of the runner do not change.
 """
 
 from __future__ import annotations
@@ -18,12 +19,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
+
+from interp_agent.core.errors import ValidationError
 
 STOP_GRACE_S = 3.0
 """Seconds a worker gets between SIGTERM and SIGKILL."""
 
 _MAX_REMEMBERED_EXITS = 1024
+
+ExecutorName = Literal["local", "ray"]
+EXECUTOR_NAMES: tuple[str, ...] = ("local", "ray")
+"""The executors ``make_executor`` builds: local processes, or Ray actors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +43,16 @@ class WorkerHandle:
     """Process id the executor returned from ``start`` (None for executors without local processes)."""
     pid_start: int | None
     """Start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22); tells a reused pid apart."""
+    attempt: int = 1
+    """Which attempt of the job the worker runs (1, plus one per resume)."""
 
 
 class Executor(Protocol):
-    """Starts, checks and stops the worker of a job."""
+    """Starts, checks and stops the worker of a job.
+
+    An executor may also have a ``name`` attribute ('local', 'ray'; default 'local'): the runner
+    stores it with each job it launches and leaves jobs launched by another executor alone.
+    """
 
     def start(self, job_id: str) -> int | None:
         """Start the worker of ``job_id``; returns its pid when it is a local process."""
@@ -112,6 +125,8 @@ class LocalProcessExecutor:
     The worker starts in a new session (its own process group), with the workspace as its
     working directory, and its stdout/stderr appended to ``<run_dir>/job.log``.
     """
+
+    name = "local"
 
     def __init__(self, db_path: str | Path, workspace: str | Path, *, stop_grace_s: float = STOP_GRACE_S) -> None:
         """Executor for the jobs in ``db_path``; workers run in ``workspace``.
@@ -210,3 +225,38 @@ class LocalProcessExecutor:
                 self._exits[job_id] = (proc.pid, proc.returncode)
         for job_id in list(self._exits)[: max(0, len(self._exits) - _MAX_REMEMBERED_EXITS)]:
             del self._exits[job_id]
+
+
+def make_executor(
+    kind: ExecutorName | str,
+    db_path: str | Path,
+    workspace: str | Path,
+    *,
+    ray_address: str | None = None,
+    ray_start_local: bool = True,
+) -> Executor:
+    """The executor called ``kind``: 'local' (a process per job) or 'ray' (a Ray actor per job).
+
+    Args:
+        kind: 'local' or 'ray'.
+        db_path: the job database.
+        workspace: the workspace folder.
+        ray_address: HOST:PORT of the Ray cluster ('ray' only); default: RAY_ADDRESS, the cluster
+            ``ray start`` left on this machine, else a new local Ray instance.
+        ray_start_local: False: fail instead of starting a new local Ray instance when no
+            cluster is found (for runners that check jobs a server started).
+
+    Raises:
+        ValidationError: an unknown kind, ``ray_address`` with 'local', or (for 'ray') ray not
+            installed or the cluster unreachable.
+    """
+    if kind == "local":
+        if ray_address:
+            raise ValidationError(f"a Ray address ({ray_address}) was given with the local executor",
+                                  hint="add --executor ray, or drop --ray-address")
+        return LocalProcessExecutor(db_path, workspace)
+    if kind == "ray":
+        from interp_agent.jobs.ray_executor import RayExecutor  # imports ray only now
+
+        return RayExecutor(db_path, workspace, address=ray_address, start_local=ray_start_local)
+    raise ValidationError(f"unknown executor {kind!r}", hint=f"use one of: {', '.join(EXECUTOR_NAMES)}")

@@ -12,6 +12,10 @@ A kind that checkpoints into ``ctx.run_dir`` and, started again in the same run 
 continues from its latest checkpoint registers with ``resumable=True``; a failed or
 cancelled job of such a kind can then be resumed (``JobRunner.resume``). The job function
 reads ``ctx.attempt`` (1 for the first run) to tell a resume from a first start.
+
+Each kind declares what one of its jobs needs (``Resources``: CPUs, GPUs, memory); an executor
+that schedules onto a cluster (``RayExecutor``) reserves that much per job. A job whose params
+ask for ``device: "cuda"`` (the kinds that take a ``device`` param) needs one GPU more.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import functools
 import importlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +46,48 @@ PARAM_CHECKS: dict[str, ParamCheck] = {}
 RESUMABLE_KINDS: set[str] = set()
 """Names of the kinds that continue from their run folder's latest checkpoint when started again."""
 
-__all__ = ["JOB_KINDS", "PARAM_CHECKS", "RESUMABLE_KINDS", "JobContext", "JobFunction", "load_kind", "register"]
+GIB = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What one job of a kind needs on the node that runs it (reserved by cluster executors such as Ray)."""
+
+    cpus: float = 1.0
+    """Logical CPUs."""
+    gpus: float = 0.0
+    """GPUs (a job whose params say ``device: "cuda"`` gets at least 1)."""
+    memory_bytes: int = 0
+    """Memory to reserve, in bytes (0: reserve none)."""
+
+    def __post_init__(self) -> None:
+        if not (self.cpus >= 0 and self.gpus >= 0 and self.memory_bytes >= 0):
+            raise ValueError(f"resources must not be negative: {self}")
+
+
+MODEL_JOB = Resources(cpus=1.0, memory_bytes=2 * GIB)
+"""Needs of a job that loads one small model (SmolLM2-135M scale) and runs it: inspect, intervene, explain."""
+TWO_MODEL_JOB = Resources(cpus=1.0, memory_bytes=3 * GIB)
+"""Needs of a job that holds two models or a whole investigation: diff_models, validate_matches, investigate."""
+TRAINING_JOB = Resources(cpus=2.0, memory_bytes=4 * GIB)
+"""Needs of a training job (train_sae, train_crosscoder): activations in memory, two data-loading CPUs."""
+
+KIND_RESOURCES: dict[str, Resources] = {}
+"""Job kind name -> what one of its jobs needs (``register(..., resources=...)``)."""
+
+__all__ = [
+    "JOB_KINDS", "KIND_RESOURCES", "PARAM_CHECKS", "RESUMABLE_KINDS", "JobContext", "JobFunction", "Resources",
+    "job_resources", "load_kind", "register",
+]
 
 
 def register(
-    kind: str, *, check: ParamCheck | None = None, resumable: bool = False, files_evidence: str | None = None
+    kind: str,
+    *,
+    check: ParamCheck | None = None,
+    resumable: bool = False,
+    files_evidence: str | None = None,
+    resources: Resources | None = None,
 ) -> Callable[[JobFunction], JobFunction]:
     """Decorator: register ``fn(params, ctx) -> dict`` as the job kind ``kind``.
 
@@ -59,11 +101,14 @@ def register(
         files_evidence: the kind of run (``core.dossier.file_run``: inspect, intervene, explain,
             match) the job writes; the job then takes an optional ``dossier`` param (a dossier
             file) and, once it has finished, files what it measured there (see :func:`filing`).
+        resources: what one job of the kind needs (default ``Resources()``: 1 CPU, no GPU, no
+            memory reserved); cluster executors reserve it per job.
     """
 
     def decorate(fn: JobFunction) -> JobFunction:
         job, job_check = (fn, check) if files_evidence is None else filing(files_evidence, fn, check)
         JOB_KINDS[kind] = job
+        KIND_RESOURCES[kind] = resources or Resources()
         if job_check is not None:
             PARAM_CHECKS[kind] = job_check
         if resumable:
@@ -123,6 +168,18 @@ def load_kind(kind: str, module: str | None) -> JobFunction:
     return JOB_KINDS[kind]
 
 
+def job_resources(kind: str, params: dict[str, Any]) -> Resources:
+    """What a job of ``kind`` with ``params`` needs: the kind's ``Resources``, one GPU at least when it asks for
+    ``device: "cuda"`` (or ``"cuda:N"``), and no GPU when it asks for ``device: "cpu"``."""
+    needs = KIND_RESOURCES.get(kind, Resources())
+    device = params.get("device")
+    if isinstance(device, str) and device.startswith("cuda"):
+        return replace(needs, gpus=max(needs.gpus, 1.0))
+    if device == "cpu":
+        return replace(needs, gpus=0.0)
+    return needs
+
+
 def check_keys(kind: str, params: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -177,7 +234,7 @@ def compact_feature(row: dict[str, Any]) -> dict[str, Any]:
     return compact(row)
 
 
-@register("inspect", check=_inspect_check, files_evidence="inspect")
+@register("inspect", check=_inspect_check, files_evidence="inspect", resources=MODEL_JOB)
 def inspect_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Rank features against a criterion (``interp_agent.core.inspection.inspect``) into the run folder.
 
@@ -265,7 +322,7 @@ def _activation_match(params: dict[str, Any], out: Path, ctx: JobContext) -> dic
     return doc
 
 
-@register("match", check=_match_check, files_evidence="match")
+@register("match", check=_match_check, files_evidence="match", resources=MODEL_JOB)
 def match_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Match the features of two reports (``interp_agent.api.match``) into the run folder.
 
@@ -324,7 +381,7 @@ def _intervene_check(params: dict[str, Any]) -> None:
     check_intervene_inputs(params)
 
 
-@register("intervene", check=_intervene_check, files_evidence="intervene")
+@register("intervene", check=_intervene_check, files_evidence="intervene", resources=MODEL_JOB)
 def intervene_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Intervene on features of a live model with controls (``interp_agent.core.live.intervene``).
 
@@ -395,7 +452,7 @@ def _train_sae_check(params: dict[str, Any]) -> None:
         raise ValidationError(f"train_sae job: bad settings: {exc}") from None
 
 
-@register("train_sae", check=_train_sae_check, resumable=True)
+@register("train_sae", check=_train_sae_check, resumable=True, resources=TRAINING_JOB)
 def train_sae_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Train an SAE into the run folder (``interp_agent.core.workflows.trained_latents.train_sae``).
 
@@ -451,7 +508,7 @@ def _publish_check(params: dict[str, Any]) -> None:
             raise ValidationError(f"publish job: {key} must be true or false, got {params[key]!r}")
 
 
-@register("publish", check=_publish_check)
+@register("publish", check=_publish_check, resources=Resources(cpus=0.5, memory_bytes=GIB // 2))
 def publish_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Publish a run folder to the Hub (``interp_agent.core.bridges.hf_hub.publish``); a dry run by default.
 
@@ -508,7 +565,7 @@ EXPLAIN_PHASES: dict[str, tuple[float, float]] = {
 """Share (from, to) of an explain run each phase covers."""
 
 
-@register("explain", check=_explain_check, files_evidence="explain")
+@register("explain", check=_explain_check, files_evidence="explain", resources=MODEL_JOB)
 def explain_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Harvest corpus evidence, explain features and score the explanations (``core.workflows.explain``).
 
@@ -565,7 +622,7 @@ def _investigate_check(params: dict[str, Any]) -> None:
         DossierStore.check_path(Path(params["dossier"]))
 
 
-@register("investigate", check=_investigate_check)
+@register("investigate", check=_investigate_check, resources=TWO_MODEL_JOB)
 def investigate_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """A whole investigation in one job (``core.workflows.investigate.run_investigation``): inspect, explain,
     intervene with controls, rank again, each step filed into the dossier, within the budget.
@@ -617,7 +674,7 @@ def _sleep_steps_done(path: Path, steps: int) -> int:
     return min(int(text), steps)
 
 
-@register("sleep", check=_sleep_check, resumable=True)
+@register("sleep", check=_sleep_check, resumable=True, resources=Resources(cpus=0.25))
 def sleep_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Diagnostic kind: sleep ``seconds`` in ``steps`` equal steps, reporting progress; raise if ``fail``.
 

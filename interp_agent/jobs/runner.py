@@ -5,7 +5,8 @@ Layout of a workspace::
     <workspace>/.interp-agent/jobs.sqlite   job table (SQLite, WAL), shared by every process
     <workspace>/runs/<run_id>/               a job's artifacts and its job.log (run_id = job_id)
 
-Each job runs in its own worker process (see ``executor``). The runner holds no state
+Each job runs in its own worker process (see ``executor``): a local process, or a Ray
+actor (``executor="ray"``, see ``ray_executor``). The runner holds no state
 that matters beyond the database: a new runner on the same workspace, in any process,
 sees every earlier job and its result. ``tick`` moves things along: it marks jobs whose
 worker died as failed and starts queued jobs while fewer than ``max_concurrent`` run.
@@ -33,11 +34,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from interp_agent.core.errors import DEFAULT_HINTS, ValidationError
 from interp_agent.core.secrets import redact
-from interp_agent.jobs.executor import Executor, ExitReporter, LocalProcessExecutor, WorkerHandle, process_start_time
+from interp_agent.jobs.executor import Executor, ExitReporter, WorkerHandle, make_executor, process_start_time
 from interp_agent.jobs.kinds import JOB_KINDS, PARAM_CHECKS, RESUMABLE_KINDS, load_kind
 from interp_agent.jobs.records import JOB_STATES, RESUMABLE_STATES, JobNotFoundError, JobRecord, JobState
 from interp_agent.jobs.store import JobStore, to_json_text
@@ -58,6 +59,10 @@ DB_NAME = "jobs.sqlite"
 RUNS_DIR = "runs"
 LOG_NAME = "job.log"
 
+SELF_STOPPING_EXECUTORS: frozenset[str] = frozenset({"ray"})
+"""Executors whose workers watch the job table and stop themselves once their job is cancelled, so a
+runner using another executor may cancel their jobs."""
+
 _NOT_RESUMABLE_HINTS = {
     "working": "it has not ended: wait for it to finish, or cancel it and then resume it",
     "completed": "its result is final; submit a new job to run it again",
@@ -73,7 +78,8 @@ class JobRunner:
         *,
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
-        executor: Executor | None = None,
+        executor: Executor | Literal["local", "ray"] | None = None,
+        ray_address: str | None = None,
     ) -> None:
         """Open the job table of ``workspace`` (created when missing) and purge expired jobs.
 
@@ -82,10 +88,13 @@ class JobRunner:
             max_concurrent: jobs running at once across every process using the workspace;
                 the rest wait, queued, in submission order.
             ttl_seconds: how long a finished job and its run folder are kept.
-            executor: where workers run; default ``LocalProcessExecutor``.
+            executor: where workers run: an ``Executor``, or 'local' (default: ``LocalProcessExecutor``)
+                or 'ray' (``RayExecutor``: each job in a Ray actor).
+            ray_address: HOST:PORT of the Ray cluster, with ``executor='ray'``.
 
         Raises:
-            ValidationError: max_concurrent below 1 or ttl_seconds not positive.
+            ValidationError: max_concurrent below 1, ttl_seconds not positive, an unknown executor
+                name, or (Ray) ray not installed or the cluster unreachable.
         """
         if not isinstance(max_concurrent, int) or max_concurrent < 1:
             raise ValidationError(f"max_concurrent must be an integer of at least 1, got {max_concurrent!r}")
@@ -95,13 +104,17 @@ class JobRunner:
         """The workspace folder."""
         self.runs_dir = self.workspace / RUNS_DIR
         """Folder of the run folders."""
-        self.db_path = self.workspace / STATE_DIR / DB_NAME
+        self.db_path = job_db_path(self.workspace)
         """The job database."""
         self.max_concurrent = max_concurrent
         self.ttl_seconds = float(ttl_seconds)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self._store = JobStore(self.db_path)
-        self.executor: Executor = executor or LocalProcessExecutor(self.db_path, self.workspace)
+        if executor is None or isinstance(executor, str):
+            executor = make_executor(executor or "local", self.db_path, self.workspace, ray_address=ray_address)
+        self.executor: Executor = executor
+        self.executor_name: str = getattr(executor, "name", None) or "local"
+        """Name stored with each job this runner launches ('local', 'ray')."""
         self._tick_lock = threading.Lock()
         self._next_purge = time.monotonic() + PURGE_INTERVAL_S
         self.purge_expired()
@@ -136,7 +149,7 @@ class JobRunner:
             params=json.loads(params_json),
         )
         self._store.insert(record, kind_module=JOB_KINDS[kind].__module__)
-        _append_log(run_dir, f"runner: job {job_id} of kind {kind!r} submitted")
+        append_log(run_dir, f"runner: job {job_id} of kind {kind!r} submitted")
         self.tick()
         return self._require(job_id)
 
@@ -162,26 +175,33 @@ class JobRunner:
         """Cancel a job; a finished job is left as it is.
 
         A queued job never starts. A running job's worker is stopped (SIGTERM to its
-        process group, SIGKILL after a short grace) before this returns.
+        process group, SIGKILL after a short grace; a Ray actor stops its job itself, and is
+        ray.kill-ed after the grace) before this returns. A Ray job cancelled from a runner
+        using another executor still stops: its actor watches the job table.
 
         Raises:
             JobNotFoundError: no such job.
+            ValidationError: the job's worker was launched by another executor, which cannot be
+                reached from this runner (a local process, cancelled from a Ray runner).
         """
         record = self._require(job_id)
         if record.terminal:
             return record
+        self._check_can_stop(job_id)
         if record.started_at is None and self._store.finish(
             job_id, "cancelled", message="cancelled before it started", queued_only=True
         ):
-            _append_log(Path(record.run_dir), "runner: cancelled while queued; never started")
+            append_log(Path(record.run_dir), "runner: cancelled while queued; never started")
             return self._require(job_id)
         if self._store.finish(job_id, "cancelled", message="cancelled"):
             # read after the state change: from now on no launcher can record a worker unseen
             row = self._store.row(job_id)
-            _append_log(Path(record.run_dir), "runner: cancel requested; stopping the worker")
-            if row is not None and row["launched"]:
+            append_log(Path(record.run_dir), "runner: cancel requested; stopping the worker")
+            if row is not None and row["launched"] and self._owns(row):
                 self.executor.stop(_handle(row))
-            _append_log(Path(record.run_dir), "runner: job cancelled")
+            elif row is not None and row["launched"]:
+                append_log(Path(record.run_dir), f"runner: the {row['executor']} worker stops itself")
+            append_log(Path(record.run_dir), "runner: job cancelled")
         self.tick()
         return self._require(job_id)
 
@@ -203,7 +223,7 @@ class JobRunner:
         if not self._store.requeue(job_id, from_states=RESUMABLE_STATES, message="queued (resume)"):
             self._check_resumable(self._require(job_id))  # another process resumed it first: say so
         attempts = self._require(job_id).attempts
-        _append_log(Path(record.run_dir), f"runner: job resumed, attempt {attempts}")
+        append_log(Path(record.run_dir), f"runner: job resumed, attempt {attempts}")
         self.tick()
         return self._require(job_id)
 
@@ -320,12 +340,28 @@ class JobRunner:
                 hint=f"resumable kinds: {known}; submit a new {record.kind} job instead",
             )
 
+    def _owns(self, row: sqlite3.Row) -> bool:
+        """True if this runner's executor launched the row's worker (and so can check and stop it)."""
+        return (row["executor"] or "local") == self.executor_name
+
+    def _check_can_stop(self, job_id: str) -> None:
+        row = self._store.row(job_id)
+        if row is None or not row["launched"] or self._owns(row) or row["executor"] in SELF_STOPPING_EXECUTORS:
+            return
+        theirs = row["executor"] or "local"
+        raise ValidationError(
+            f"job {job_id!r} runs on the {theirs} executor; this runner uses {self.executor_name} and cannot stop it",
+            hint=f"cancel it from a runner with executor {theirs!r} (CLI: --executor {theirs})",
+        )
+
     def _reap(self) -> None:
         for row in self._store.running():
             if not row["launched"]:
                 if time.time() - row["started_at"] > LAUNCH_GRACE_S:
                     self._fail(row, "the worker was never launched (the process starting it ended first)")
                 continue
+            if not self._owns(row):
+                continue  # another executor's worker: only a runner using that executor can tell if it lives
             handle = _handle(row)
             if self.executor.is_alive(handle):
                 continue
@@ -340,7 +376,7 @@ class JobRunner:
         info = {"code": "worker_died", "message": error, "hint": DEFAULT_HINTS["worker_died"]}
         if self._store.finish(row["job_id"], "failed", message="worker died", error=error, error_info=info,
                               attempt=row["attempts"]):
-            _append_log(Path(row["run_dir"]), f"runner: job failed: {error}")
+            append_log(Path(row["run_dir"]), f"runner: job failed: {error}")
 
     def _start_queued(self) -> None:
         while (row := self._store.claim_next(self.max_concurrent)) is not None:
@@ -351,16 +387,21 @@ class JobRunner:
                 self._fail(row, f"could not start the worker: {type(exc).__name__}: {exc}")
                 continue
             pid_start = process_start_time(pid) if pid is not None else None
-            if not self._store.set_worker(job_id, pid, pid_start):
+            if not self._store.set_worker(job_id, pid, pid_start, executor=self.executor_name):
                 # cancelled between the claim and the launch: stop what was just started
-                self.executor.stop(WorkerHandle(job_id=job_id, pid=pid, pid_start=pid_start))
+                self.executor.stop(WorkerHandle(job_id=job_id, pid=pid, pid_start=pid_start, attempt=row["attempts"]))
+
+
+def job_db_path(workspace: str | Path) -> Path:
+    """The job database of ``workspace``: ``<workspace>/.interp-agent/jobs.sqlite`` (absolute)."""
+    return Path(workspace).expanduser().resolve() / STATE_DIR / DB_NAME
 
 
 def _handle(row: sqlite3.Row) -> WorkerHandle:
-    return WorkerHandle(job_id=row["job_id"], pid=row["pid"], pid_start=row["pid_start"])
+    return WorkerHandle(job_id=row["job_id"], pid=row["pid"], pid_start=row["pid_start"], attempt=row["attempts"])
 
 
-def _append_log(run_dir: Path, message: str) -> None:
+def append_log(run_dir: Path, message: str) -> None:
     """Append a timestamped, redacted line to the job's log (best effort)."""
     stamp = _dt.datetime.now().isoformat(timespec="seconds")
     try:

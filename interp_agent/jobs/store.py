@@ -22,7 +22,7 @@ from typing import Any
 from interp_agent.core.artifacts import clean_json
 from interp_agent.jobs.records import JobRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 10.0
 
 _SCHEMA = """
@@ -42,10 +42,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     error         TEXT,
     error_info    TEXT,              -- JSON {code, message, hint} of a failed job
     result        TEXT,              -- JSON object of a completed job
-    pid           INTEGER,           -- worker process id (local executor)
+    pid           INTEGER,           -- worker process id (recorded by the runner, or by a Ray worker itself)
     pid_start     INTEGER,           -- field 22 of /proc/<pid>/stat: tells a reused pid apart
     launched      INTEGER NOT NULL DEFAULT 0, -- 1 once the executor has started the worker
-    attempts      INTEGER NOT NULL DEFAULT 1  -- runs of the job: 1, plus one per resume
+    attempts      INTEGER NOT NULL DEFAULT 1, -- runs of the job: 1, plus one per resume
+    executor      TEXT               -- which executor launched the worker: 'local', 'ray' (NULL: local)
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
@@ -54,6 +55,7 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 _ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("attempts", "INTEGER NOT NULL DEFAULT 1"),  # schema version 2: resume
     ("error_info", "TEXT"),  # schema version 3: structured job errors
+    ("executor", "TEXT"),  # schema version 4: executors other than local processes (Ray)
 )
 """Columns added since schema version 1, as (name, declaration); older databases get them on open."""
 
@@ -172,13 +174,25 @@ class JobStore:
                 raise
         return None if row is None else self.row(row["job_id"])
 
-    def set_worker(self, job_id: str, pid: int | None, pid_start: int | None) -> bool:
-        """Record the worker's pid and start time; False if the job is no longer working."""
+    def set_worker(self, job_id: str, pid: int | None, pid_start: int | None, *, executor: str = "local") -> bool:
+        """Mark the worker launched by ``executor``, with its pid and start time; False if the job is no longer working.
+
+        With ``pid`` None (an executor without local processes) a pid the worker already recorded
+        itself (``set_pid``) is kept, and the message stays 'starting worker' until it does.
+        """
+        if pid is None:
+            return self._update(job_id, "launched = 1, executor = ?", (executor,))
         sets = (
-            "launched = 1, pid = ?, pid_start = ?,"
+            "launched = 1, executor = ?, pid = ?, pid_start = ?,"
             " message = CASE message WHEN 'starting worker' THEN 'running' ELSE message END"
         )
-        return self._update(job_id, sets, (pid, pid_start))
+        return self._update(job_id, sets, (executor, pid, pid_start))
+
+    def set_pid(self, job_id: str, pid: int, pid_start: int | None, *, attempt: int) -> bool:
+        """A worker records its own pid (executors that start no local process); False if the job is no longer
+        working on ``attempt`` (cancelled, reaped or resumed meanwhile: the worker must not run it then)."""
+        sets = "pid = ?, pid_start = ?, message = CASE message WHEN 'starting worker' THEN 'running' ELSE message END"
+        return self._update(job_id, sets, (pid, pid_start), extra="AND attempts = ?", extra_args=(attempt,))
 
     def set_progress(self, job_id: str, progress: float, message: str) -> bool:
         """Store progress (clamped to 0..1) and message; False if the job is no longer working."""
@@ -230,7 +244,7 @@ class JobStore:
             cur = self._db.execute(
                 "UPDATE jobs SET state = 'working', progress = 0, message = ?, started_at = NULL,"
                 " finished_at = NULL, error = NULL, error_info = NULL, result = NULL, pid = NULL, pid_start = NULL,"
-                " launched = 0,"
+                " launched = 0, executor = NULL,"
                 f" attempts = attempts + 1 WHERE job_id = ? AND state IN ({marks})",
                 (message, job_id, *from_states),
             )

@@ -86,7 +86,8 @@ def run_job(store: JobStore, job_id: str) -> int:
     return EXIT_OK
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM handler of a worker: raise ``WorkerTerminated`` in the job (a second SIGTERM kills at once)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
     raise WorkerTerminated()
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", required=True, help="path of jobs.sqlite")
     parser.add_argument("--job", required=True, help="job id (pass as --job=ID)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, on_sigterm)
     store = JobStore(args.db)
     try:
         return run_job(store, args.job)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import pydantic
@@ -71,16 +71,35 @@ def tool_specs(state: ServerState) -> list[ToolSpec]:
             *crossmodel.specs(state)]
 
 
+ExecutorName = Literal["local", "ray"]
+
+
 def build_server(
-    workspace: str | Path, *, read_roots: tuple[str | Path, ...] = (), max_concurrent_jobs: int = 2
+    workspace: str | Path,
+    *,
+    read_roots: tuple[str | Path, ...] = (),
+    max_concurrent_jobs: int = 2,
+    executor: ExecutorName = "local",
+    ray_address: str | None = None,
 ) -> MCPServer:
-    """An MCP server over ``workspace`` (created if missing)."""
+    """An MCP server over ``workspace`` (created if missing).
+
+    Args:
+        workspace: folder for runs, job state and outputs.
+        read_roots: extra folders whose files tools may read.
+        max_concurrent_jobs: background jobs running at once.
+        executor: where background jobs run: 'local' (a process each) or 'ray' (a Ray actor each).
+        ray_address: HOST:PORT of the Ray cluster, with ``executor='ray'``.
+
+    Raises:
+        ValidationError: (Ray) the cluster is unreachable; MissingDependencyError: ray is not installed.
+    """
     root = Path(workspace).expanduser().resolve()
     (root / "runs").mkdir(parents=True, exist_ok=True)
     state = ServerState(
         workspace=root,
         read_roots=tuple(Path(r).expanduser().resolve() for r in read_roots),
-        runner=JobRunner(root, max_concurrent=max_concurrent_jobs),
+        runner=JobRunner(root, max_concurrent=max_concurrent_jobs, executor=executor, ray_address=ray_address),
     )
 
     @asynccontextmanager
@@ -120,9 +139,18 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def serve(workspace: str | Path, *, read_roots: tuple[str | Path, ...] = (), max_concurrent_jobs: int = 2) -> None:
-    """Serve MCP over stdio until the client disconnects. Logs go to stderr; stdout carries JSON-RPC only."""
-    server = build_server(workspace, read_roots=read_roots, max_concurrent_jobs=max_concurrent_jobs)
+def serve(
+    workspace: str | Path,
+    *,
+    read_roots: tuple[str | Path, ...] = (),
+    max_concurrent_jobs: int = 2,
+    executor: ExecutorName = "local",
+    ray_address: str | None = None,
+) -> None:
+    """Serve MCP over stdio until the client disconnects. Logs go to stderr; stdout carries JSON-RPC only.
+
+    ``executor`` and ``ray_address`` are those of :func:`build_server`.
+    """
     handler = logging.StreamHandler()  # stderr
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -130,6 +158,9 @@ def serve(workspace: str | Path, *, read_roots: tuple[str | Path, ...] = (), max
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # after the logging setup: the Ray executor logs which cluster it connected to
+    server = build_server(workspace, read_roots=read_roots, max_concurrent_jobs=max_concurrent_jobs,
+                          executor=executor, ray_address=ray_address)
     server.run("stdio")
 
 

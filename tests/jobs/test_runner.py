@@ -1,5 +1,10 @@
 """The job runner: jobs run in their own processes, report progress, survive a runner
-restart, cancel, fail with a reason, resume, respect the concurrency limit and expire."""
+restart, cancel, fail with a reason, resume, respect the concurrency limit and expire.
+
+Every test that takes ``make_runner`` runs twice: on the local executor (``[local]``) and on
+the Ray executor against a real local Ray cluster (``[ray]``, marked ``ray``: run with
+``make test-ray``). Where the two differ (how a killed worker's reason reads), the test
+asks ``executor`` which it runs on."""
 
 from __future__ import annotations
 
@@ -28,12 +33,22 @@ from interp_agent.jobs.store import JobStore
 MakeRunner = Callable[..., JobRunner]
 
 
+@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
+def executor(request: pytest.FixtureRequest) -> str:
+    """The executor the runners of a test use: 'local' or 'ray'."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_runner(tmp_path: Path) -> Iterator[MakeRunner]:
-    """Makes runners on one workspace; jobs still working at the end are cancelled (no stray workers)."""
+def make_runner(tmp_path: Path, executor: str, request: pytest.FixtureRequest) -> Iterator[MakeRunner]:
+    """Makes runners on one workspace with ``executor`` (unless a test passes its own); jobs still working
+    at the end are cancelled (no stray workers or actors)."""
     made: list[JobRunner] = []
+    address = request.getfixturevalue("ray_address") if executor == "ray" else None
 
     def make(**kwargs: Any) -> JobRunner:
+        if "executor" not in kwargs:
+            kwargs.update(executor=executor, ray_address=address)
         made.append(JobRunner(tmp_path / "ws", **kwargs))
         return made[-1]
 
@@ -44,6 +59,18 @@ def make_runner(tmp_path: Path) -> Iterator[MakeRunner]:
                 runner.cancel(record.job_id)
         except sqlite3.ProgrammingError:  # closed by the test
             continue
+
+
+@pytest.fixture(scope="module", autouse=True)
+def disconnect_from_ray_after_the_module() -> Iterator[None]:
+    """Leave Ray once this module's tests are done: a driver still connected when the session's cluster
+    is stopped is ended by Ray at once, before pytest prints its summary."""
+    yield
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
 
 
 def _db(runner: JobRunner) -> sqlite3.Connection:
@@ -103,15 +130,19 @@ def test_wait_returns_as_soon_as_a_fast_job_ends_and_gives_up_on_a_slow_one_at_t
     runner.cancel(slow.job_id)
 
 
-def test_cancelling_a_running_job_stops_its_worker_process(make_runner: MakeRunner) -> None:
+def test_cancelling_a_running_job_stops_its_worker_process(make_runner: MakeRunner, executor: str) -> None:
     runner = make_runner()
     job = runner.submit("sleep", {"seconds": 60, "steps": 600})
     _until(lambda: _running(runner, job.job_id))
     pid = _worker_pid(runner, job.job_id)
     record = runner.cancel(job.job_id)
     assert record.state == "cancelled" and record.finished_at is not None
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    if executor == "local":  # our child, reaped by the executor
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    else:  # the actor's process, a child of Ray's raylet (it may be a zombie for a moment)
+        assert not pid_is_alive(pid, None)
+    assert "worker received SIGTERM; stopping" in runner.log_path(job.job_id).read_text()  # stopped gracefully
     time.sleep(0.2)
     assert runner.get(job.job_id).state == "cancelled" and runner.result(job.job_id) is None
     assert runner.cancel(job.job_id).state == "cancelled"  # cancelling again changes nothing
@@ -143,14 +174,26 @@ def test_a_new_runner_on_the_same_workspace_lists_earlier_jobs_with_their_result
     assert second.result(job.job_id) == {"seconds": 0.1, "steps": 2}
 
 
-def test_a_worker_killed_with_sigkill_leaves_a_failed_job_naming_the_signal(make_runner: MakeRunner) -> None:
+def _names_sigkill(error: str | None, executor: str) -> bool:
+    """The error of a job whose worker got SIGKILL says so (Ray reports its worker process died)."""
+    assert error is not None
+    if executor == "local":
+        return "signal 9" in error and "SIGKILL" in error
+    return "ray actor died: its worker process has died" in error
+
+
+def test_a_worker_killed_with_sigkill_leaves_a_failed_job_naming_the_signal(
+    make_runner: MakeRunner, executor: str
+) -> None:
     runner = make_runner()
     job = runner.submit("sleep", {"seconds": 60, "steps": 600})
     _until(lambda: _running(runner, job.job_id))
-    os.kill(_worker_pid(runner, job.job_id), signal.SIGKILL)
+    pid = _worker_pid(runner, job.job_id)
+    os.kill(pid, signal.SIGKILL)
     record = runner.wait(job.job_id, 10)
     assert record.state == "failed"
-    assert "signal 9" in record.error and "SIGKILL" in record.error
+    assert _names_sigkill(record.error, executor), record.error
+    assert f"worker process {pid} ended without storing a result" in record.error
     assert "ended without storing a result" in runner.log_path(job.job_id).read_text()
 
 
@@ -201,10 +244,11 @@ def test_a_job_that_raises_fails_with_its_message_and_logs_the_traceback(make_ru
 
 
 def test_a_failing_job_names_the_error_type_and_redacts_secret_environment_values(
-    make_runner: MakeRunner, monkeypatch: pytest.MonkeyPatch
+    make_runner: MakeRunner, monkeypatch: pytest.MonkeyPatch, executor: str
 ) -> None:
     secret = "s3cr3t-value-9f8e7d"
-    monkeypatch.setenv("MY_API_TOKEN", secret)  # the worker inherits it
+    # a local worker inherits every variable; a Ray job gets only those interp-agent reads (INTERP_AGENT_*, HF_*...)
+    monkeypatch.setenv("MY_API_TOKEN" if executor == "local" else "INTERP_AGENT_TEST_TOKEN", secret)
     runner = make_runner()
     bad = runner.workspace / f"{secret}.jsonl"
     bad.write_text("{not json\n")  # exists, so it passes submission; the job reading it fails
@@ -326,14 +370,14 @@ def test_inspect_progress_rises_through_the_association_pass_then_the_candidate_
 
 
 def test_a_resumable_job_killed_with_sigkill_resumes_in_its_run_folder_from_its_checkpoint(
-    make_runner: MakeRunner,
+    make_runner: MakeRunner, executor: str
 ) -> None:
     runner = make_runner()
     job = runner.submit("sleep", {"seconds": 3, "steps": 30, "checkpoint": True})
     _until(lambda: runner.get(job.job_id).progress >= 0.2)
     os.kill(_worker_pid(runner, job.job_id), signal.SIGKILL)
     failed = runner.wait(job.job_id, 10)
-    assert failed.state == "failed" and failed.attempts == 1 and "SIGKILL" in failed.error
+    assert failed.state == "failed" and failed.attempts == 1 and _names_sigkill(failed.error, executor)
     run_dir = Path(failed.run_dir)
     steps_done = int((run_dir / "sleep.checkpoint").read_text())
     assert 0 < steps_done < 30
@@ -467,7 +511,7 @@ def test_a_database_from_before_attempts_gains_the_column_and_its_jobs_can_resum
     with _db(runner) as db:
         columns = {row[1]: row for row in db.execute("PRAGMA table_info(jobs)")}
         (version,) = db.execute("PRAGMA user_version").fetchone()
-    assert {"attempts", "error_info"} <= set(columns) and version == 3
+    assert {"attempts", "error_info", "executor"} <= set(columns) and version == 4
     old = runner.get("old-job-0123456789")
     assert old.state == "failed" and old.attempts == 1
     make_runner()  # opening a migrated database again changes nothing
@@ -501,7 +545,7 @@ def test_redaction_hides_values_of_secret_named_variables_only() -> None:
 def test_importing_the_jobs_package_pulls_in_neither_mcp_nor_the_server_nor_the_cli() -> None:
     code = (
         "import sys, interp_agent.jobs, interp_agent.jobs.worker;"
-        "bad = [m for m in ('mcp', 'interp_agent.server', 'interp_agent.cli') if m in sys.modules];"
+        "bad = [m for m in ('mcp', 'interp_agent.server', 'interp_agent.cli', 'ray') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
