@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, cast
+from typing import Any
 
 from interp_agent.cli.options import Subparsers, add_json_flag
 from interp_agent.cli.output import TerminalProgress, emit
@@ -23,27 +23,17 @@ def _text(result: dict[str, Any]) -> str:
 
 def cmd_harvest(args: argparse.Namespace) -> int:
     """``harvest``: run (or resume) a sharded harvest and print its manifest summary."""
-    from interp_agent.core.errors import ValidationError
-    from interp_agent.core.shards import MANIFEST, HarvestInputs, harvest_shards
+    from interp_agent.core.shards.request import harvest_inputs, run_harvest
 
-    given = [(k, v) for k, v in (("dataset", args.dataset), ("pack", args.pack), ("corpus", args.corpus)) if v]
-    if len(given) != 1:
-        raise ValidationError(f"give exactly one of --dataset, --pack or --corpus, got {len(given)}",
-                              hint="--dataset F (scored prompts JSONL), --pack NAME, or --corpus C")
-    kind, spec = given[0]
-    inputs = HarvestInputs(cast(Any, kind), str(spec), max_length=args.max_length, pooling=args.pooling,
-                           context_length=args.context_length, max_contexts=args.max_contexts)
+    inputs = harvest_inputs(dataset=args.dataset, pack=args.pack, corpus=args.corpus, max_length=args.max_length,
+                            pooling=args.pooling, context_length=args.context_length, max_contexts=args.max_contexts)
     progress = TerminalProgress()
     try:
-        manifest = harvest_shards(args.model, args.hookpoint, inputs, args.out, shard_size=args.shard_size,
-                                  workers=args.workers, engine=args.engine, ray_address=args.ray_address,
-                                  torch_threads=args.torch_threads, progress=progress)
+        result = run_harvest(args.model, args.hookpoint, inputs, args.out, shard_size=args.shard_size,
+                             workers=args.workers, engine=args.engine, ray_address=args.ray_address,
+                             torch_threads=args.torch_threads, progress=progress)
     finally:
         progress.close()
-    body = manifest.to_json()
-    result = {k: body[k] for k in ("model", "hookpoint", "d_in", "dtype", "mode", "records", "n_shards", "complete",
-                                   "totals", "source")}
-    result |= {"folder": str(manifest.folder), "manifest": str(manifest.folder / MANIFEST)}
     emit(args, result, _text(result))
     return 0
 

@@ -16,9 +16,11 @@ the thin ``interp_agent.api``), never the server, the CLI or ``mcp``.
     ray_executor  RayExecutor (one detached Ray actor per job; imports ray only when used)
     worker   the worker process (python -m interp_agent.jobs.worker)
     kinds    JOB_KINDS registry (RESUMABLE_KINDS: kinds that checkpoint) and the built-in kinds
+    crossmodel, scale  the cross-model kinds; the sharded harvest kind
 """
 
 from interp_agent.jobs import crossmodel as _crossmodel  # noqa: F401  (registers the cross-model kinds)
+from interp_agent.jobs import scale as _scale  # noqa: F401  (registers the harvest kind)
 from interp_agent.jobs.context import JobContext
 from interp_agent.jobs.executor import Executor, LocalProcessExecutor, WorkerHandle, make_executor
 from interp_agent.jobs.kinds import JOB_KINDS, KIND_RESOURCES, RESUMABLE_KINDS, Resources, register

@@ -30,7 +30,8 @@ and causal evidence, trains sparse autoencoders when none fits, and matches feat
 Start with profile_env (and plan_scale for big runs); investigate runs a whole investigation in one
 call (inspect, explain, intervene with controls, rank again) into a dossier, or run inspect, explain
 and intervene by hand with dossier=NAME; plan_evidence says what each claim still lacks and which
-calls supply it. train_sae when no SAE fits. Across models: match (fingerprints of two reports, or
+calls supply it. train_sae when no SAE fits; harvest shards a large prompt set or corpus (on Ray
+workers with engine='ray') for train_sae, inspect and explain to read as one dataset. Across models: match (fingerprints of two reports, or
 method='activations' on two model/hookpoint sides), then validate_matches tests the pairs with the same
 intervention on both sides; diff_models compares a model with its fine-tune; train_crosscoder learns
 one dictionary over both.

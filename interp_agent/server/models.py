@@ -385,7 +385,8 @@ class TrainSaeInput(JobStartInput):
         None, description="TransformerLens hook name, e.g. blocks.15.hook_resid_post (required with model)"
     )
     activations: list[str] | None = Field(None, max_length=256, description="Source 2: stored activations (workspace "
-                                                                            "paths): .safetensors, .npy or .parquet")
+                                                                            "paths): .safetensors, .npy or .parquet, "
+                                                                            "or a harvest folder (the harvest tool)")
     records: str | None = Field(
         None, description="Source 3: activation records JSONL (workspace path); each feature id is a dimension"
     )
@@ -414,6 +415,38 @@ class TrainSaeInput(JobStartInput):
     checkpoint_every: int | None = Field(
         None, ge=1, description="Steps between checkpoints (resume continues from the newest)"
     )
+
+
+class HarvestInput(JobStartInput):
+    model: str = Field("smollm2-135m", description="The model: 'smollm2-135m' (embedded), a local folder or a hub id")
+    hookpoint: str = Field(description="TransformerLens hook name, e.g. blocks.15.hook_resid_post")
+    dataset: str | None = Field(None, description="Input 1: scored prompts JSONL (workspace path); shards get "
+                                                  "per-prompt records with each prompt's criterion score")
+    pack: Literal["measurement_unit", "french", "python_code", "negative_sentiment", "question"] | None = Field(
+        None, description="Input 2: a built-in criterion pack as the prompts (records included)")
+    corpus: str | None = Field(None, description="Input 3: a corpus ('builtin', or a .txt/.jsonl/.parquet workspace "
+                                                 "path) cut into context_length-token contexts; no records")
+    shard_size: int = Field(256, ge=1, le=10_000_000, description="Prompts (or contexts) per shard")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local: in the job's worker; ray: Ray actors, one model replica each (needs a cluster)")
+    workers: int = Field(1, ge=1, le=4096, description="Ray actors (engine ray); the local engine runs one")
+    ray_address: str | None = Field(None, description="Ray cluster host:port (engine ray); default RAY_ADDRESS or "
+                                                      "the cluster `ray start` left on this machine")
+    torch_threads: int = Field(1, ge=1, le=1024, description="torch threads of each Ray worker")
+    max_length: int = Field(128, ge=2, le=8192, description="Tokens kept per prompt")
+    pooling: Literal["last", "mean", "max"] = Field("last", description="Pooling of the per-prompt records (last, "
+                                                                        "as inspect's hf backend)")
+    context_length: int = Field(64, ge=8, le=1024, description="Tokens per corpus context")
+    max_contexts: int | None = Field(None, ge=1, description="Corpus contexts read at most")
+
+
+class HarvestOutput(BaseModel):
+    job: JobView
+    result: dict[str, Any] | None = Field(
+        None, description="When finished within wait_seconds: model, hookpoint, d_in, mode, records, n_shards, "
+        "complete, totals (shards, rows, tokens, bytes, seconds), source, folder, manifest")
+    resources: list[str]
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
 class TrainSaeResult(BaseModel):

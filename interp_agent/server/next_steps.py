@@ -148,6 +148,19 @@ def _after_train_sae(state: ServerState, record: JobRecord, result: dict[str, An
                  backend="records", records=workspace_path(state, records), criterion=criterion)]
 
 
+def _after_harvest(state: ServerState, record: JobRecord, result: dict[str, Any]) -> list[NextAction]:
+    folder = workspace_path(state, result.get("folder"))
+    params = record.params
+    actions = [call("train_sae", "train an SAE on the harvest's token activations", hookpoint=params["hookpoint"],
+                    activations=[folder])]
+    if result.get("records"):
+        criterion = params.get("criterion") or _pack_criterion(params.get("pack"))
+        actions.append(call("inspect", "rank the hookpoint's features on the harvest's per-prompt records",
+                            model=params.get("model", "smollm2-135m"), backend="records", records=folder,
+                            criterion=criterion))
+    return actions
+
+
 def _pack_criterion(pack: str | None) -> str | None:
     if not pack:
         return None
@@ -203,5 +216,6 @@ def relative_arguments(state: ServerState, arguments: dict[str, Any]) -> dict[st
 _AFTER: dict[str, Callable[[ServerState, JobRecord, dict[str, Any]], list[NextAction]]] = {
     "inspect": _after_inspect, "intervene": _after_intervene, "train_sae": _after_train_sae,
     "publish": _after_publish, "match": _after_match, "explain": _after_explain, "investigate": _after_investigate,
+    "harvest": _after_harvest,
 }
 """The next calls after a completed job, by kind."""

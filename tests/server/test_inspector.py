@@ -56,6 +56,10 @@ BAD_CALLS = [
     ("diff_models", {"tuned": "finetune:default", "hookpoints": '["blocks.3.hook_resid_post"]',
                      "dataset": "inputs/activation_records.jsonl"}, "invalid_argument", ["needs its criterion"]),
     ("train_crosscoder", {"hookpoints": '["blocks.3.hook_resid_post"]'}, "invalid_argument", ["two or more sources"]),
+    ("harvest", {"hookpoint": "blocks.3.hook_resid_post", "pack": "question", "corpus": "builtin"}, "invalid_argument",
+     ["exactly one of", "dataset", "corpus"]),
+    ("harvest", {"hookpoint": "blocks.3.hook_resid_post", "pack": "question", "workers": "2"}, "invalid_argument",
+     ["local engine runs one worker", "workers=2"]),
 ]
 
 # tools whose successful results carry next_actions, job views and cards: each must pass the client's check
@@ -68,6 +72,8 @@ GOOD_CALLS = [
     ("dossier", {"name": "toy-study"}),
     ("dossier", {}),
     ("plan_evidence", {"dossier": "toy-study"}),
+    ("harvest", {"hookpoint": "blocks.3.hook_resid_post", "pack": "question", "shard_size": "64", "max_length": "32",
+                 "wait_seconds": "45"}),
 ]
 
 
@@ -124,6 +130,10 @@ def test_the_inspector_accepts_every_result_shape_with_next_actions(workspace: P
     assert results["dossier"]["dossiers"][0]["name"] == "toy-study"  # the listing (the last dossier call)
     assert results["plan_evidence"]["missing"]  # a toy report: no live call can raise it, and it says so
     assert results["inspect"]["job"]["state"] == "completed", results["inspect"]["job"]
+    harvested = results["harvest"]
+    assert harvested["job"]["state"] == "completed", harvested["job"]
+    assert harvested["result"]["complete"] and harvested["result"]["records"]
+    assert [a["tool"] for a in harvested["next_actions"]][:2] == ["train_sae", "inspect"]
     run_id = results["inspect"]["job"]["run_id"]
     card = call(version, workspace, "feature_card", {"run_id": run_id})
     assert card.returncode == 0, card.stderr[-2000:]

@@ -33,7 +33,7 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
                               "job_cancel", "job_resume", "job_list", "list_artifacts", "publish", "feature_card",
                               "explain", "feature_evidence", "score_explanation", "judge_explanation",
                               "investigate", "dossier", "plan_evidence", "validate_matches", "diff_models",
-                              "train_crosscoder"}
+                              "train_crosscoder", "harvest"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None
@@ -380,3 +380,26 @@ async def test_publish_is_a_dry_run_by_default_and_fails_clearly_without_a_token
         )
         job = r.structured_content["job"]
         assert job["state"] == "failed" and "HF_TOKEN" in job["error"] and r.structured_content["result"] is None
+
+
+async def test_harvest_runs_as_a_job_and_its_next_action_trains_an_sae_on_the_shards(server, workspace: Path) -> None:
+    async with Client(server) as client:
+        r = await client.call_tool("harvest", {"hookpoint": "blocks.3.hook_resid_post", "pack": "question",
+                                               "shard_size": 64, "max_length": 32, "wait_seconds": 45})
+        assert not r.is_error, r.content
+        out = r.structured_content
+        assert out["job"]["state"] == "completed", out["job"]
+        result = out["result"]
+        assert result["complete"] and result["records"] and result["n_shards"] >= 2 and result["d_in"] == 576
+        manifest = json.loads((workspace / out["next_actions"][0]["arguments"]["activations"][0] /
+                               "manifest.json").read_text())
+        assert manifest["totals"]["n_tokens"] == result["totals"]["n_tokens"]
+        train = out["next_actions"][0]
+        assert train["tool"] == "train_sae" and train["arguments"]["hookpoint"] == "blocks.3.hook_resid_post"
+        sae = await client.call_tool("train_sae", train["arguments"] | {"steps": 20, "latent_dim": 256, "k": 8,
+                                                                         "batch_size": 64, "wait_seconds": 45})
+        assert not sae.is_error, sae.content
+        trained = sae.structured_content
+        assert trained["job"]["state"] == "completed" and trained["result"]["sae"]["d_in"] == 576
+        bad = error_of(await client.call_tool("harvest", {"hookpoint": "blocks.3.hook_resid_post"}))
+        assert bad["code"] == "invalid_argument" and "exactly one of" in bad["message"]

@@ -1,4 +1,5 @@
-"""train_sae: start an SAE training job, wait up to wait_seconds, return a handle or the result."""
+"""train_sae and harvest: start an SAE training or a sharded harvest job, wait up to wait_seconds, return a handle
+or the result."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
-from interp_agent.server.models import TrainSaeInput, TrainSaeOutput, TrainSaeResult
+from interp_agent.server.models import HarvestInput, HarvestOutput, TrainSaeInput, TrainSaeOutput, TrainSaeResult
 from interp_agent.server.next_steps import for_job
 from interp_agent.server.registry import ToolSpec
 from interp_agent.server.state import ServerState, job_view
@@ -45,6 +46,20 @@ def specs(state: ServerState) -> list[ToolSpec]:
         return TrainSaeOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
                               next_actions=for_job(state, record))
 
+    async def harvest_tool(inp: HarvestInput, ctx: Context) -> HarvestOutput:
+        corpus = inp.corpus if inp.corpus in (None, "builtin") else path(inp.corpus, "corpus")
+        params: dict[str, Any] = {
+            "model": inp.model, "hookpoint": inp.hookpoint, "dataset": path(inp.dataset, "dataset"), "pack": inp.pack,
+            "corpus": corpus, "shard_size": inp.shard_size, "engine": inp.engine, "workers": inp.workers,
+            "ray_address": inp.ray_address, "torch_threads": inp.torch_threads, "max_length": inp.max_length,
+            "pooling": inp.pooling, "context_length": inp.context_length, "max_contexts": inp.max_contexts,
+        }
+        params = {k: v for k, v in params.items() if v is not None}
+        record = await wait_for(state, runner.submit("harvest", params).job_id, inp.wait_seconds, ctx)
+        result = runner.result(record.job_id) if record.state == "completed" else None
+        return HarvestOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
+                             next_actions=for_job(state, record))
+
     # a model given by hub id is downloaded
     starts_job = ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
@@ -61,5 +76,16 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "next-token loss and KL with the SAE spliced in) and, for scored prompts, records.jsonl of the latents. "
             "Next: inspect the records, intervene on SAE:L<layer>:F<i> with sae=<run folder>.",
             TrainSaeInput, TrainSaeOutput, train_tool, starts_job, "Train a sparse autoencoder",
+        ),
+        ToolSpec(
+            "harvest",
+            "Harvest a model's activations at one hookpoint over a prompt set (dataset or pack) or a corpus into "
+            "shards, in the job's worker (engine local) or on Ray actors, one model replica each (engine ray, "
+            "workers N, ray_address). Each shard holds dense token activations (safetensors) and, for scored "
+            "prompts, per-prompt records of the hookpoint's features (Parquet); manifest.json lists every shard "
+            "with its sha256 and token counts. A background job; job_resume redoes only unfinished shards. Next: "
+            "train_sae with activations=[<run>/harvest], inspect with backend records and records=<run>/harvest, "
+            "or explain with corpus=<run>/harvest (a corpus harvest).",
+            HarvestInput, HarvestOutput, harvest_tool, starts_job, "Harvest activations into shards",
         ),
     ]

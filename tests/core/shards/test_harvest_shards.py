@@ -184,10 +184,10 @@ def test_harvest_cli_prints_the_manifest_summary(harvest: Path, tmp_path: Path, 
     assert args.func(args) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["complete"] and payload["totals"]["n_shards_done"] == 4 and payload["records"]
-    args = parser.parse_args(["harvest", "--hookpoint", HOOK, "--pack", PACK, "--corpus", "builtin", "--out",
-                              str(out)])
-    with pytest.raises(ValidationError, match="exactly one of --dataset, --pack or --corpus"):
-        args.func(args)
+    from interp_agent.cli import main
+
+    code = main(["harvest", "--hookpoint", HOOK, "--pack", PACK, "--corpus", "builtin", "--out", str(out)])
+    assert code == 2 and "exactly one of --dataset, --pack or --corpus" in capsys.readouterr().err
 
 
 def _same_evidence(got: dict, want: dict) -> None:
