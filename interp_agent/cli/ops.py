@@ -94,6 +94,8 @@ def cmd_plan_scale(args: argparse.Namespace) -> int:
 
 def _calibration(args: argparse.Namespace) -> dict[str, Any] | None:
     """The calibration of ``plan-scale``: measured now (--calibrate), read from a file, or none."""
+    if not (args.calibrate or args.calibration):
+        return None  # plan-scale alone stays on the standard library (no numpy, no torch)
     from interp_agent.core.scale.throughput import calibrate, load_calibration
 
     if args.calibrate:

@@ -23,14 +23,15 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from interp_agent._version import __version__
 from interp_agent.core.artifacts import schema_version
 from interp_agent.core.errors import InputFileError, ValidationError
 from interp_agent.core.scale.plan import DTYPE_BYTES, ScalePlanInput
+
+if TYPE_CHECKING:
+    import numpy as np
 
 THROUGHPUT_SCHEMA = schema_version("throughput")
 
@@ -62,6 +63,8 @@ def _harvest_rate(loaded: Any, hookpoint: str, tokens: int, max_length: int) -> 
 
 def _training_rate(rows: np.ndarray, d_sae: int, k: int, steps: int, batch_size: int, device: str) -> dict[str, Any]:
     """Time ``steps`` TopK training steps on ``rows`` (after one warm-up step)."""
+    import numpy as np
+
     from interp_agent.core.sae.model import SaeShape
     from interp_agent.core.sae.trainer import Optimisation, Trainer, default_lr
 
