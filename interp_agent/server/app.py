@@ -31,10 +31,10 @@ Start with profile_env (and plan_scale for big runs); investigate runs a whole i
 call (inspect, explain, intervene with controls, rank again) into a dossier, or run inspect, explain
 and intervene by hand with dossier=NAME; plan_evidence says what each claim still lacks and which
 calls supply it. train_sae when no SAE fits; harvest shards a large prompt set or corpus (on Ray
-workers with engine='ray') for train_sae, inspect and explain to read as one dataset. Across models: match (fingerprints of two reports, or
-method='activations' on two model/hookpoint sides), then validate_matches tests the pairs with the same
-intervention on both sides; diff_models compares a model with its fine-tune; train_crosscoder learns
-one dictionary over both.
+workers with engine='ray') for train_sae, inspect and explain to read as one dataset. Across models:
+match (fingerprints of two reports, or method='activations' on two model/hookpoint sides), then
+validate_matches tests the pairs with the same intervention on both sides; diff_models compares a
+model with its fine-tune; train_crosscoder learns one dictionary over both.
 Long work runs as background jobs: a call returns a job handle at once (or the result, if it
 finishes within wait_seconds); poll job_status, then job_result. Every result's next_actions are
 tool calls with their arguments filled in: follow them (inspect -> feature_card, intervene ->

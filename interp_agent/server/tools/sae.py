@@ -46,20 +46,6 @@ def specs(state: ServerState) -> list[ToolSpec]:
         return TrainSaeOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
                               next_actions=for_job(state, record))
 
-    async def harvest_tool(inp: HarvestInput, ctx: Context) -> HarvestOutput:
-        corpus = inp.corpus if inp.corpus in (None, "builtin") else path(inp.corpus, "corpus")
-        params: dict[str, Any] = {
-            "model": inp.model, "hookpoint": inp.hookpoint, "dataset": path(inp.dataset, "dataset"), "pack": inp.pack,
-            "corpus": corpus, "shard_size": inp.shard_size, "engine": inp.engine, "workers": inp.workers,
-            "ray_address": inp.ray_address, "torch_threads": inp.torch_threads, "max_length": inp.max_length,
-            "pooling": inp.pooling, "context_length": inp.context_length, "max_contexts": inp.max_contexts,
-        }
-        params = {k: v for k, v in params.items() if v is not None}
-        record = await wait_for(state, runner.submit("harvest", params).job_id, inp.wait_seconds, ctx)
-        result = runner.result(record.job_id) if record.state == "completed" else None
-        return HarvestOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
-                             next_actions=for_job(state, record))
-
     # a model given by hub id is downloaded
     starts_job = ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
@@ -77,15 +63,41 @@ def specs(state: ServerState) -> list[ToolSpec]:
             "Next: inspect the records, intervene on SAE:L<layer>:F<i> with sae=<run folder>.",
             TrainSaeInput, TrainSaeOutput, train_tool, starts_job, "Train a sparse autoencoder",
         ),
-        ToolSpec(
-            "harvest",
-            "Harvest a model's activations at one hookpoint over a prompt set (dataset or pack) or a corpus into "
-            "shards, in the job's worker (engine local) or on Ray actors, one model replica each (engine ray, "
-            "workers N, ray_address). Each shard holds dense token activations (safetensors) and, for scored "
-            "prompts, per-prompt records of the hookpoint's features (Parquet); manifest.json lists every shard "
-            "with its sha256 and token counts. A background job; job_resume redoes only unfinished shards. Next: "
-            "train_sae with activations=[<run>/harvest], inspect with backend records and records=<run>/harvest, "
-            "or explain with corpus=<run>/harvest (a corpus harvest).",
-            HarvestInput, HarvestOutput, harvest_tool, starts_job, "Harvest activations into shards",
-        ),
+        _harvest_spec(state),
     ]
+
+
+def _harvest_spec(state: ServerState) -> ToolSpec:
+    """The harvest tool: a sharded harvest as a background job."""
+    runner = state.runner
+
+    def path(value: str | None, field: str) -> str | None:
+        return None if value is None else str(state.path(value, field))
+
+    async def harvest_tool(inp: HarvestInput, ctx: Context) -> HarvestOutput:
+        corpus = inp.corpus if inp.corpus in (None, "builtin") else path(inp.corpus, "corpus")
+        params: dict[str, Any] = {
+            "model": inp.model, "hookpoint": inp.hookpoint, "dataset": path(inp.dataset, "dataset"), "pack": inp.pack,
+            "corpus": corpus, "shard_size": inp.shard_size, "engine": inp.engine, "workers": inp.workers,
+            "ray_address": inp.ray_address, "torch_threads": inp.torch_threads, "max_length": inp.max_length,
+            "pooling": inp.pooling, "context_length": inp.context_length, "max_contexts": inp.max_contexts,
+        }
+        params = {k: v for k, v in params.items() if v is not None}
+        record = await wait_for(state, runner.submit("harvest", params).job_id, inp.wait_seconds, ctx)
+        result = runner.result(record.job_id) if record.state == "completed" else None
+        return HarvestOutput(job=job_view(record), result=result, resources=state.run_uris(record.run_id),
+                             next_actions=for_job(state, record))
+
+    starts_job = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                                 open_world_hint=True)
+    return ToolSpec(
+        "harvest",
+        "Harvest a model's activations at one hookpoint over a prompt set (dataset or pack) or a corpus into "
+        "shards, in the job's worker (engine local) or on Ray actors, one model replica each (engine ray, "
+        "workers N, ray_address). Each shard holds dense token activations (safetensors) and, for scored "
+        "prompts, per-prompt records of the hookpoint's features (Parquet); manifest.json lists every shard "
+        "with its sha256 and token counts. A background job; job_resume redoes only unfinished shards. Next: "
+        "train_sae with activations=[<run>/harvest], inspect with backend records and records=<run>/harvest, "
+        "or explain with corpus=<run>/harvest (a corpus harvest).",
+        HarvestInput, HarvestOutput, harvest_tool, starts_job, "Harvest activations into shards",
+    )
