@@ -79,8 +79,13 @@ def cmd_plan_scale(args: argparse.Namespace) -> int:
         harvest_depth_fraction=args.harvest_depth_fraction,
     )
     calibration = _calibration(args)
-    plan = plan_scale(inp, env, calibration=calibration, workers=args.workers, ranks=args.ranks,
-                      efficiency=args.scaling_efficiency)
+    if calibration is None:
+        plan = plan_scale(inp, env)
+    else:
+        from interp_agent.core.scale.throughput import plan_with_calibration
+
+        plan = plan_with_calibration(inp, env, calibration=calibration, workers=args.workers, ranks=args.ranks,
+                                     efficiency=args.scaling_efficiency)
     text = render_plan(plan)
     if args.calibration_out and calibration is not None:
         write_json(args.calibration_out, calibration)

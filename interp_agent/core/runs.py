@@ -62,6 +62,7 @@ RUN_COMMANDS: tuple[str, ...] = (
     "calibrate",
     "organism",
     "train-sae",
+    "harvest",
     "match",
     "match-activations",
     "universality",

@@ -12,7 +12,8 @@ the thin ``interp_agent.api``), never the server, the CLI or ``mcp``.
 
     runner   JobRunner: submit / get / result / cancel / resume / list / wait / tick / log_path
     store    the SQLite job table
-    executor Executor protocol, LocalProcessExecutor (one process per job), make_executor
+    executor Executor protocol, LocalProcessExecutor (one process per job), the job log
+    executors  make_executor: an executor by name
     ray_executor  RayExecutor (one detached Ray actor per job; imports ray only when used)
     worker   the worker process (python -m interp_agent.jobs.worker)
     kinds    JOB_KINDS registry (RESUMABLE_KINDS: kinds that checkpoint) and the built-in kinds
@@ -22,7 +23,8 @@ the thin ``interp_agent.api``), never the server, the CLI or ``mcp``.
 from interp_agent.jobs import crossmodel as _crossmodel  # noqa: F401  (registers the cross-model kinds)
 from interp_agent.jobs import scale as _scale  # noqa: F401  (registers the harvest kind)
 from interp_agent.jobs.context import JobContext
-from interp_agent.jobs.executor import Executor, LocalProcessExecutor, WorkerHandle, make_executor
+from interp_agent.jobs.executor import Executor, LocalProcessExecutor, WorkerHandle
+from interp_agent.jobs.executors import make_executor
 from interp_agent.jobs.kinds import JOB_KINDS, KIND_RESOURCES, RESUMABLE_KINDS, Resources, register
 from interp_agent.jobs.ray_executor import RayExecutor
 from interp_agent.jobs.records import JobNotFoundError, JobRecord, JobState

@@ -5,12 +5,14 @@ the worker of a job. ``LocalProcessExecutor`` runs each job in its own process
 (``python -m interp_agent.jobs.worker``) in a new session, so a cancel can signal the
 worker and everything it spawned. A distributed engine (e.g. Ray) fits in as another
 class with the same three methods: ``RayExecutor`` (``jobs.ray_executor``) runs each job in a
-detached Ray actor. ``make_executor`` builds either by name; callers of the runner do not change.
+detached Ray actor. ``jobs.executors.make_executor`` builds either by name; callers of the runner do not
+change.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import os
 import signal
 import subprocess
@@ -21,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-from interp_agent.core.errors import ValidationError
+from interp_agent.core.secrets import redact
+
+LOG_NAME = "job.log"
+"""A job's log in its run folder: worker stdout/stderr, the job's own messages, runner notes."""
 
 STOP_GRACE_S = 3.0
 """Seconds a worker gets between SIGTERM and SIGKILL."""
@@ -30,7 +35,7 @@ _MAX_REMEMBERED_EXITS = 1024
 
 ExecutorName = Literal["local", "ray"]
 EXECUTOR_NAMES: tuple[str, ...] = ("local", "ray")
-"""The executors ``make_executor`` builds: local processes, or Ray actors."""
+"""The executors ``jobs.executors.make_executor`` builds: local processes, or Ray actors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,36 +232,11 @@ class LocalProcessExecutor:
             del self._exits[job_id]
 
 
-def make_executor(
-    kind: ExecutorName | str,
-    db_path: str | Path,
-    workspace: str | Path,
-    *,
-    ray_address: str | None = None,
-    ray_start_local: bool = True,
-) -> Executor:
-    """The executor called ``kind``: 'local' (a process per job) or 'ray' (a Ray actor per job).
-
-    Args:
-        kind: 'local' or 'ray'.
-        db_path: the job database.
-        workspace: the workspace folder.
-        ray_address: HOST:PORT of the Ray cluster ('ray' only); default: RAY_ADDRESS, the cluster
-            ``ray start`` left on this machine, else a new local Ray instance.
-        ray_start_local: False: fail instead of starting a new local Ray instance when no
-            cluster is found (for runners that check jobs a server started).
-
-    Raises:
-        ValidationError: an unknown kind, ``ray_address`` with 'local', or (for 'ray') ray not
-            installed or the cluster unreachable.
-    """
-    if kind == "local":
-        if ray_address:
-            raise ValidationError(f"a Ray address ({ray_address}) was given with the local executor",
-                                  hint="add --executor ray, or drop --ray-address")
-        return LocalProcessExecutor(db_path, workspace)
-    if kind == "ray":
-        from interp_agent.jobs.ray_executor import RayExecutor  # imports ray only now
-
-        return RayExecutor(db_path, workspace, address=ray_address, start_local=ray_start_local)
-    raise ValidationError(f"unknown executor {kind!r}", hint=f"use one of: {', '.join(EXECUTOR_NAMES)}")
+def append_log(run_dir: Path, message: str) -> None:
+    """Append a timestamped, redacted line to the job's log, ``<run_dir>/job.log`` (best effort)."""
+    stamp = _dt.datetime.now().isoformat(timespec="seconds")
+    try:
+        with open(run_dir / LOG_NAME, "a", encoding="utf-8") as fh:
+            fh.write(f"[{stamp}] {redact(message)}\n")
+    except OSError:
+        pass

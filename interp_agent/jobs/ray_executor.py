@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_agent.core.errors import MissingDependencyError, ValidationError
-from interp_agent.jobs.executor import STOP_GRACE_S, WorkerHandle, pid_is_alive, process_start_time
+from interp_agent.jobs.executor import STOP_GRACE_S, WorkerHandle, append_log, pid_is_alive, process_start_time
 from interp_agent.jobs.kinds import Resources, job_resources, load_kind
 
 log = logging.getLogger("interp_agent.jobs.ray")
@@ -363,7 +363,6 @@ class RayExecutor:
         Raises:
             ValidationError: this node has fewer CPUs, GPUs or memory in all than the job needs.
         """
-        from interp_agent.jobs.runner import append_log
         from interp_agent.jobs.store import JobStore
 
         store = JobStore(self.db_path)

@@ -25,7 +25,6 @@ run folders, artifacts included.
 from __future__ import annotations
 
 import builtins
-import datetime as _dt
 import json
 import secrets
 import shutil
@@ -38,7 +37,8 @@ from typing import Any, Literal
 
 from interp_agent.core.errors import DEFAULT_HINTS, ValidationError
 from interp_agent.core.secrets import redact
-from interp_agent.jobs.executor import Executor, ExitReporter, WorkerHandle, make_executor, process_start_time
+from interp_agent.jobs.executor import LOG_NAME, Executor, ExitReporter, WorkerHandle, append_log, process_start_time
+from interp_agent.jobs.executors import make_executor
 from interp_agent.jobs.kinds import JOB_KINDS, PARAM_CHECKS, RESUMABLE_KINDS, load_kind
 from interp_agent.jobs.records import JOB_STATES, RESUMABLE_STATES, JobNotFoundError, JobRecord, JobState
 from interp_agent.jobs.store import JobStore, to_json_text
@@ -57,7 +57,6 @@ LAUNCH_GRACE_S = 60.0
 STATE_DIR = ".interp-agent"
 DB_NAME = "jobs.sqlite"
 RUNS_DIR = "runs"
-LOG_NAME = "job.log"
 
 SELF_STOPPING_EXECUTORS: frozenset[str] = frozenset({"ray"})
 """Executors whose workers watch the job table and stop themselves once their job is cancelled, so a
@@ -399,16 +398,6 @@ def job_db_path(workspace: str | Path) -> Path:
 
 def _handle(row: sqlite3.Row) -> WorkerHandle:
     return WorkerHandle(job_id=row["job_id"], pid=row["pid"], pid_start=row["pid_start"], attempt=row["attempts"])
-
-
-def append_log(run_dir: Path, message: str) -> None:
-    """Append a timestamped, redacted line to the job's log (best effort)."""
-    stamp = _dt.datetime.now().isoformat(timespec="seconds")
-    try:
-        with open(run_dir / LOG_NAME, "a", encoding="utf-8") as fh:
-            fh.write(f"[{stamp}] {redact(message)}\n")
-    except OSError:
-        pass
 
 
 def _duration(seconds: float) -> str:

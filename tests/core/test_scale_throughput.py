@@ -20,6 +20,7 @@ from interp_agent.core.scale.throughput import (
     _training_rate,
     calibrate,
     load_calibration,
+    plan_with_calibration,
     predict,
 )
 
@@ -84,8 +85,8 @@ def test_the_launch_commands_carry_the_workers_ranks_and_shard_size() -> None:
 
 
 def test_plan_scale_holds_the_prediction_only_with_a_calibration_and_renders_it() -> None:
-    assert "measured" not in plan_scale(_plan())
-    plan = plan_scale(_plan(), calibration=_calibration(), workers=2, ranks=2)
+    assert "measured" not in plan_scale(_plan()) and "measured" not in plan_with_calibration(_plan())
+    plan = plan_with_calibration(_plan(), calibration=_calibration(), workers=2, ranks=2)
     assert plan["measured"]["harvest"]["workers"] == 2
     text = render_plan(plan)
     assert "measured on this machine" in text and "launch training: torchrun" in text

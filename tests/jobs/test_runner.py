@@ -442,7 +442,7 @@ def test_resume_is_refused_for_working_and_completed_jobs_and_for_kinds_without_
     assert "submit a new job" in info.value.hint
     with pytest.raises(ValidationError, match="kind 'inspect', which keeps no checkpoints") as info:
         runner.resume(failed_inspect.job_id)
-    assert "resumable kinds: sleep" in info.value.hint
+    assert "resumable kinds: harvest, sleep" in info.value.hint
     with pytest.raises(JobNotFoundError):
         runner.resume("no-such-job")
     assert runner.result(completed.job_id) == {"seconds": 0.05, "steps": 1}

@@ -324,10 +324,10 @@ class _SpillWriter:
 def _harvest_parts(path: Path) -> list[Path]:
     """The records datasets of a sharded harvest's shards (verified, in shard order), or [] for another path."""
     # checked before importing core.shards (which imports torch): a plain records file never needs it
-    name = "manifest.json"  # core.shards.manifest.MANIFEST
+    name = "manifest.json"  # core.formats.harvest.MANIFEST
     if not ((path.is_dir() and (path / name).is_file()) or (path.is_file() and path.name == name)):
         return []
-    from interp_agent.core.shards.reading import record_folders
+    from interp_agent.core.formats.harvest import record_folders
 
     return record_folders(path)
 

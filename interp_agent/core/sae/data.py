@@ -422,7 +422,7 @@ def from_activations(
 ) -> ActivationCache:
     """Cache stored activation tensors (safetensors, .npy, Parquet; several files are concatenated), or a
     sharded harvest (its folder or ``manifest.json``: see ``from_manifest``)."""
-    from interp_agent.core.shards import is_manifest
+    from interp_agent.core.formats.harvest import is_manifest
 
     folder = Path(folder)
     paths = [Path(p) for p in paths]
@@ -490,7 +490,7 @@ def from_manifest(
         InputFileError: a shard missing or corrupt (named; re-run the harvest on its folder).
         ValidationError: ``hookpoint`` differs from the harvest's.
     """
-    from interp_agent.core.shards import iter_shard_activations, manifest_path, open_manifest
+    from interp_agent.core.formats.harvest import iter_shard_activations, manifest_path, open_manifest
 
     manifest = open_manifest(path)
     if hookpoint is not None and hookpoint != manifest.hookpoint:

@@ -868,15 +868,7 @@ def _engines(route: Route) -> dict[str, str]:
     }
 
 
-def plan_scale(
-    inp: ScalePlanInput,
-    env: dict[str, Any] | None = None,
-    *,
-    calibration: dict[str, Any] | None = None,
-    workers: int = 1,
-    ranks: int = 1,
-    efficiency: float | None = None,
-) -> dict[str, Any]:
+def plan_scale(inp: ScalePlanInput, env: dict[str, Any] | None = None) -> dict[str, Any]:
     """Size a harvest → SAE training → causal validation job and pick a route.
 
     Args:
@@ -884,12 +876,6 @@ def plan_scale(
         env: an ``interp-agent.env_profile.v1`` object (from ``profile_env`` or
             ``load_profile``); fills in the accelerator, their count, the host RAM and the
             free disk, and says whether the machine has a CUDA device at all.
-        calibration: an ``interp-agent.throughput.v1`` object (``throughput.calibrate``): the plan
-            then also holds ``measured``, the predicted wall-clock seconds of the harvest and the SAE
-            training from measured tokens/s, and the ray / torchrun commands that launch them.
-        workers: harvest workers the prediction assumes (with ``calibration``).
-        ranks: SAE-training ranks the prediction assumes (with ``calibration``).
-        efficiency: measured scaling efficiency at that many workers/ranks; None assumes 1.
 
     Returns:
         The ``interp-agent.scale_plan.v1`` object: storage, shards, SAE memory, compute,
@@ -927,14 +913,7 @@ def plan_scale(
         "engines": _engines(route),
         "risks": risks,
         "notes": _notes(s, accelerator_route),
-    } | ({} if calibration is None else {"measured": _measured(inp, calibration, workers, ranks, efficiency)})
-
-
-def _measured(inp: ScalePlanInput, calibration: dict[str, Any], workers: int, ranks: int,
-              efficiency: float | None) -> dict[str, Any]:
-    from interp_agent.core.scale.throughput import predict  # pure arithmetic too; kept apart from the FLOP plan
-
-    return predict(inp, calibration, workers=workers, ranks=ranks, efficiency=efficiency)
+    }
 
 
 def render_plan(plan: dict[str, Any]) -> str:
@@ -961,7 +940,7 @@ def render_plan(plan: dict[str, Any]) -> str:
         f"route: {plan['route']} — {'; '.join(plan['route_reasons'])}",
     ]
     lines += [f"risk {r['code']}: {r['message']}" for r in plan["risks"]]
-    if "measured" in plan:
+    if "measured" in plan:  # throughput.plan_with_calibration
         m = plan["measured"]
         lines += [
             f"measured on this machine: harvest {m['harvest']['seconds'] / 3600:,.2f} h on {m['harvest']['workers']} "

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from interp_agent._version import __version__
 from interp_agent.core.artifacts import schema_version
 from interp_agent.core.errors import InputFileError, ValidationError
-from interp_agent.core.scale.plan import DTYPE_BYTES, ScalePlanInput
+from interp_agent.core.scale.plan import DTYPE_BYTES, ScalePlanInput, plan_scale
 
 if TYPE_CHECKING:
     import numpy as np
@@ -248,6 +248,26 @@ def predict(
         "commands": launch_commands(inp, workers=workers, ranks=ranks, shards=shards["count"]),
         "basis": basis,
     }
+
+
+def plan_with_calibration(
+    inp: ScalePlanInput,
+    env: dict[str, Any] | None = None,
+    *,
+    calibration: dict[str, Any] | None = None,
+    workers: int = 1,
+    ranks: int = 1,
+    efficiency: float | None = None,
+) -> dict[str, Any]:
+    """``plan_scale(inp, env)``, and with a calibration its ``measured`` block: :func:`predict`'s seconds and commands.
+
+    Raises:
+        ValidationError: as :func:`plan_scale` and :func:`predict`.
+    """
+    plan = plan_scale(inp, env)
+    if calibration is not None:
+        plan["measured"] = predict(inp, calibration, workers=workers, ranks=ranks, efficiency=efficiency)
+    return plan
 
 
 def launch_commands(inp: ScalePlanInput, *, workers: int, ranks: int, shards: int) -> dict[str, str]:

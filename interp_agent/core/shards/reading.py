@@ -1,8 +1,8 @@
-"""Reading a verified harvest as one dataset: the shards' token activations and records, in shard order."""
+"""Reading a verified harvest's token activations back per batch of contexts (explain); the manifest, the shards'
+rows and their records folders are read by ``core.formats.harvest``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,48 +10,10 @@ import numpy as np
 import torch
 
 from interp_agent.core.errors import InputFileError, ValidationError
-from interp_agent.core.shards.manifest import ACTIVATIONS_FILE, REBUILD_HINT, RECORDS_DIR, Manifest, open_manifest
+from interp_agent.core.formats.harvest import ACTIVATIONS_FILE, REBUILD_HINT, Manifest, open_manifest
 
 if TYPE_CHECKING:
     from interp_agent.core.explain.evidence import Contexts
-
-
-def iter_shard_activations(manifest: Manifest) -> Iterator[dict[str, np.ndarray]]:
-    """Each shard's tensors (``activations`` [n, d_in] float32, ``prompt_index``, ``token_index``, ``token_ids``,
-    ``prompt_fnv``), in shard order.
-
-    Raises:
-        InputFileError: a shard file cannot be read as safetensors (named).
-    """
-    from safetensors.numpy import load_file
-
-    for shard in manifest.shards:
-        path = manifest.shard_dir(shard) / ACTIVATIONS_FILE
-        try:
-            tensors = load_file(str(path))
-        except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a damaged file
-            raise InputFileError(path, f"shard {shard.name} cannot be read: {exc}", hint=REBUILD_HINT) from exc
-        if tensors["activations"].shape != (shard.n_rows, manifest.d_in):
-            raise InputFileError(path, f"shard {shard.name} holds activations of shape "
-                                 f"{tensors['activations'].shape}, the manifest says ({shard.n_rows}, {manifest.d_in})",
-                                 hint=REBUILD_HINT)
-        yield tensors
-
-
-def record_folders(path: str | Path) -> list[Path]:
-    """The records datasets of a verified harvest's shards, in shard order.
-
-    Raises:
-        InputFileError: a shard missing or corrupt (see ``open_manifest``).
-        ValidationError: a corpus harvest, which has no records (no criterion scores).
-    """
-    manifest = open_manifest(path)
-    if not manifest.has_records:
-        raise ValidationError(
-            f"the harvest in {manifest.folder} is of a corpus ({manifest.identity['mode']}): it has token "
-            "activations but no per-prompt records (no criterion scores) to rank",
-            hint="harvest scored prompts (--dataset or --pack) for inspect; use this one for train-sae or explain")
-    return [manifest.shard_dir(s) / RECORDS_DIR for s in manifest.shards]
 
 
 class StoredActivations:

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from interp_agent.core.errors import ValidationError, arg
+from interp_agent.core.formats.harvest import MANIFEST, Manifest
 from interp_agent.core.progress import Progress
 from interp_agent.core.shards.inputs import HarvestInputs
-from interp_agent.core.shards.manifest import MANIFEST, Manifest
 from interp_agent.core.shards.run import harvest_shards
 
 SUMMARY_KEYS = ("model", "hookpoint", "d_in", "dtype", "mode", "records", "n_shards", "complete", "totals", "source")

@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from interp_agent.core.errors import InterpAgentError, ValidationError, arg
-from interp_agent.core.progress import Progress
-from interp_agent.core.shards.inputs import HarvestInputs, Units, resolve_contexts, resolve_prompts
-from interp_agent.core.shards.manifest import (
+from interp_agent.core.formats.harvest import (
     MANIFEST,
     SHARDS_DIR,
     Manifest,
@@ -31,6 +29,8 @@ from interp_agent.core.shards.manifest import (
     read_manifest,
     shard_problem,
 )
+from interp_agent.core.progress import Progress
+from interp_agent.core.shards.inputs import HarvestInputs, Units, resolve_contexts, resolve_prompts
 from interp_agent.core.shards.worker import BATCH_SIZE, ShardPlan, ShardTask, harvest_shard
 
 Engine = Literal["local", "ray"]

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from interp_agent.core.formats.harvest import ACTIVATIONS_FILE, RECORDS_DIR, ShardEntry
 from interp_agent.core.formats.prompts import ScoredPrompt
 from interp_agent.core.formats.records import ActivationRecord, FeatureMeta
-from interp_agent.core.shards.manifest import ACTIVATIONS_FILE, RECORDS_DIR, ShardEntry
 
 BATCH_SIZE = 16
 """Prompts (or contexts) per forward pass."""

@@ -8,8 +8,8 @@ import anyio
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
-from interp_agent.core.scale import ScalePlanInput, load_profile, plan_scale, profile_env, save_profile
-from interp_agent.core.scale.throughput import calibrate, load_calibration
+from interp_agent.core.scale import ScalePlanInput, load_profile, profile_env, save_profile
+from interp_agent.core.scale.throughput import calibrate, load_calibration, plan_with_calibration
 from interp_agent.server.models import PlanScaleInput, PlanScaleOutput, ProfileEnvInput, ProfileEnvOutput
 from interp_agent.server.next_steps import call
 from interp_agent.server.registry import ToolSpec
@@ -95,8 +95,8 @@ def _plan_spec(state: ServerState) -> ToolSpec:
             calibration = load_calibration(state.path(inp.calibration, "calibration"))
         elif inp.calibrate:
             calibration = await anyio.to_thread.run_sync(calibrate)
-        result = plan_scale(sizes, env, calibration=calibration, workers=inp.workers, ranks=inp.ranks,
-                            efficiency=inp.scaling_efficiency)
+        result = plan_with_calibration(sizes, env, calibration=calibration, workers=inp.workers, ranks=inp.ranks,
+                                       efficiency=inp.scaling_efficiency)
         return PlanScaleOutput(
             route=result["route"], headline=_headline(result), risk_flags=result["risks"], notes=result["notes"],
             plan=result,

@@ -64,11 +64,11 @@ def specs(state: ServerState) -> list[ToolSpec]:
                  ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
                                  open_world_hint=False),
                  "Cancel job"),
-        ToolSpec("job_resume", "Restart a failed or cancelled job of a resumable kind (train_sae) in its run folder, "
-                 "continuing from its last checkpoint: same job_id, run_id and params; the folder's files are kept "
-                 "and attempts goes up by one. Instant: the job is 'working' ('queued (resume)') and starts when a "
-                 "slot is free; then poll job_status. Refused for working or completed jobs and for kinds that keep "
-                 "no checkpoints (inspect, match, intervene: start a new job instead).",
+        ToolSpec("job_resume", "Restart a failed or cancelled job of a resumable kind (train_sae, harvest) in its "
+                 "run folder, continuing from its last checkpoint: same job_id, run_id and params; the folder's "
+                 "files are kept and attempts goes up by one. Instant: the job is 'working' ('queued (resume)') and "
+                 "starts when a slot is free; then poll job_status. Refused for working or completed jobs and for "
+                 "kinds that keep no checkpoints (inspect, match, intervene: start a new job instead).",
                  JobIdInput, JobStatusOutput, resume,
                  ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
                                  open_world_hint=False),

@@ -51,9 +51,14 @@ def _train_args(out: Path, *extra: str, steps: int, checkpoint_every: int = 0) -
 
 def _single_process(tmp_path: Path, steps: int) -> dict[str, np.ndarray]:
     """The weights of the same run in this process, without --distributed."""
-    torch.set_num_threads(1)
-    fit_sae(out=tmp_path / "single", activations=tmp_path / "acts.npy", hookpoint=HOOK,
-            settings=TrainSettings(steps=steps, batch_size=256, latent_dim=256, k=8, lr=3e-3, seed=0, device="cpu"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank runs; restored, so later tests keep the default
+    try:
+        fit_sae(out=tmp_path / "single", activations=tmp_path / "acts.npy", hookpoint=HOOK,
+                settings=TrainSettings(steps=steps, batch_size=256, latent_dim=256, k=8, lr=3e-3, seed=0,
+                                       device="cpu"))
+    finally:
+        torch.set_num_threads(before)
     return load_file(str(tmp_path / "single" / "sae_weights.safetensors"))
 
 

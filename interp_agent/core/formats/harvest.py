@@ -1,4 +1,5 @@
-"""The manifest of a sharded harvest: what was harvested, and every finished shard with its files' hashes.
+"""The manifest of a sharded harvest (``core.shards``): what was harvested, and every finished shard with its
+files' hashes; reading its shards' token rows and records folders.
 
 A harvest folder holds ``manifest.json`` and ``shards/shard-NNNNN/``. Each shard folder has
 ``activations.safetensors`` (dense float32 token activations and the int tensors naming each
@@ -13,12 +14,15 @@ names the first one that is missing or differs.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from interp_agent.core.artifacts import schema_version, sha256_of, write_json
-from interp_agent.core.errors import InputFileError
+from interp_agent.core.errors import InputFileError, ValidationError
 
 MANIFEST = "manifest.json"
 SHARDS_DIR = "shards"
@@ -203,3 +207,41 @@ def open_manifest(path: str | Path, *, verify: bool = True) -> Manifest:
             if problem is not None:
                 raise InputFileError(problem[0], f"file of shard {shard.name} is {problem[1]}", hint=REBUILD_HINT)
     return manifest
+
+
+def iter_shard_activations(manifest: Manifest) -> Iterator[dict[str, np.ndarray]]:
+    """Each shard's tensors (``activations`` [n, d_in] float32, ``prompt_index``, ``token_index``, ``token_ids``,
+    ``prompt_fnv``), in shard order.
+
+    Raises:
+        InputFileError: a shard file cannot be read as safetensors (named).
+    """
+    from safetensors.numpy import load_file
+
+    for shard in manifest.shards:
+        path = manifest.shard_dir(shard) / ACTIVATIONS_FILE
+        try:
+            tensors = load_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a damaged file
+            raise InputFileError(path, f"shard {shard.name} cannot be read: {exc}", hint=REBUILD_HINT) from exc
+        if tensors["activations"].shape != (shard.n_rows, manifest.d_in):
+            raise InputFileError(path, f"shard {shard.name} holds activations of shape "
+                                 f"{tensors['activations'].shape}, the manifest says ({shard.n_rows}, {manifest.d_in})",
+                                 hint=REBUILD_HINT)
+        yield tensors
+
+
+def record_folders(path: str | Path) -> list[Path]:
+    """The records datasets of a verified harvest's shards, in shard order.
+
+    Raises:
+        InputFileError: a shard missing or corrupt (see ``open_manifest``).
+        ValidationError: a corpus harvest, which has no records (no criterion scores).
+    """
+    manifest = open_manifest(path)
+    if not manifest.has_records:
+        raise ValidationError(
+            f"the harvest in {manifest.folder} is of a corpus ({manifest.identity['mode']}): it has token "
+            "activations but no per-prompt records (no criterion scores) to rank",
+            hint="harvest scored prompts (--dataset or --pack) for inspect; use this one for train-sae or explain")
+    return [manifest.shard_dir(s) / RECORDS_DIR for s in manifest.shards]
