@@ -6,7 +6,7 @@
                                                 selected_layers=4, latent_dim="1M"), env)
 """
 
-from interp_agent.core.scale.plan import (
+from interp_agent.core.scale.inputs import (
     ACCELERATORS,
     DTYPE_BYTES,
     INPUT_RANGES,
@@ -17,9 +17,8 @@ from interp_agent.core.scale.plan import (
     Route,
     ScalePlanInput,
     StorageKind,
-    plan_scale,
-    render_plan,
 )
+from interp_agent.core.scale.plan import plan_scale, render_plan
 from interp_agent.core.scale.profile import (
     CREDENTIAL_ENV_VARS,
     ENV_PROFILE_SCHEMA,

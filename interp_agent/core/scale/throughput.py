@@ -6,7 +6,7 @@ set-up (model load, SAE initialisation) is done. The result, an ``interp-agent.t
 object, is a measurement of this machine with this software; a plan made elsewhere should
 calibrate there.
 
-``predict`` turns a :class:`~interp_agent.core.scale.plan.ScalePlanInput` and a calibration into
+``predict`` turns a :class:`~interp_agent.core.scale.inputs.ScalePlanInput` and a calibration into
 wall-clock seconds and the commands that launch the run on Ray and torchrun. Its scaling rules are
 stated in its ``basis`` lines: harvest time scales with the model's forward FLOPs per token
 (``2 * params * depth fraction``), SAE training time with the encoder's FLOPs per token
@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from interp_agent._version import __version__
 from interp_agent.core.artifacts import schema_version
 from interp_agent.core.errors import InputFileError, ValidationError
-from interp_agent.core.scale.plan import DTYPE_BYTES, ScalePlanInput, plan_scale
+from interp_agent.core.scale.inputs import DTYPE_BYTES, ScalePlanInput
+from interp_agent.core.scale.plan import plan_scale
 
 if TYPE_CHECKING:
     import numpy as np
