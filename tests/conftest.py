@@ -6,8 +6,9 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,7 +172,7 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # no token auth: the cluster listens on the loopback of a namespace nothing else can reach
     os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
     env = dict(os.environ)
-    port = _free_port()
+    port = pick_free_port()
     cmd = [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=4",
            "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
            f"--object-store-memory={256 * 1024 * 1024}", f"--temp-dir={temp}"]
@@ -187,7 +188,43 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def _free_port() -> int:
+def pick_free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """``pick_free_port``: a fresh free port on 127.0.0.1 per call (torchrun masters, unreachable addresses)."""
+    return pick_free_port
+
+
+@pytest.fixture(scope="session")
+def torchrun_two_ranks() -> Callable[..., list[str]]:
+    """``cmd(*args)``: torchrun (``python -m torch.distributed.run``) of ``args`` on 2 local ranks at 127.0.0.1,
+    each call with a fresh master port."""
+
+    def cmd(*args: str) -> list[str]:
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
+                f"--master-port={pick_free_port()}", *args]
+
+    return cmd
+
+
+@pytest.fixture(scope="session")
+def synthetic_calibration() -> Callable[..., dict[str, Any]]:
+    """``make(harvest_tps, train_tps)``: a hand-written throughput calibration of SmolLM2-135M (576 -> 4608 TopK),
+    labelled synthetic: for tests of what plan_scale does with one, not of the measurement."""
+    from interp_agent.core.scale.throughput import THROUGHPUT_SCHEMA
+
+    def make(harvest_tps: float, train_tps: float) -> dict[str, Any]:
+        return {
+            "schema_version": THROUGHPUT_SCHEMA, "provenance": "synthetic (test)", "device": "cpu", "torch_threads": 1,
+            "model": {"name": "smollm2-135m", "params": 135_000_000, "d_model": 576, "n_layers": 30},
+            "harvest": {"tokens_per_s": harvest_tps, "depth_fraction": 1.0},
+            "sae_training": {"tokens_per_s": train_tps, "d_in": 576, "d_sae": 4608, "k": 32},
+        }
+
+    return make

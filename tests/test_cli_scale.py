@@ -162,16 +162,9 @@ def test_run_with_a_malformed_config_exits_2_with_one_line_naming_file_and_line(
 
 
 def test_plan_scale_with_a_calibration_file_prints_the_predicted_time_and_launch_commands(
-    capsys, tmp_path: Path
+    capsys, tmp_path: Path, synthetic_calibration
 ) -> None:
-    from interp_agent.core.scale.throughput import THROUGHPUT_SCHEMA
-
-    cal = {  # hand-written numbers (synthetic): this test is about the CLI, not the measurement
-        "schema_version": THROUGHPUT_SCHEMA, "provenance": "synthetic (test)", "device": "cpu", "torch_threads": 1,
-        "model": {"name": "smollm2-135m", "params": 135_000_000, "d_model": 576, "n_layers": 30},
-        "harvest": {"tokens_per_s": 900.0, "depth_fraction": 1.0},
-        "sae_training": {"tokens_per_s": 9000.0, "d_in": 576, "d_sae": 4608, "k": 32},
-    }
+    cal = synthetic_calibration(900.0, 9000.0)
     (tmp_path / "cal.json").write_text(json.dumps(cal))
     code, out, _ = run(capsys, "plan-scale", "--model-params", "135M", "--tokens", "9M", "--d-model", "576",
                        "--selected-layers", "1", "--d-sae", "4608", "--calibration", str(tmp_path / "cal.json"),

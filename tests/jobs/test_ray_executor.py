@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,12 +33,6 @@ from interp_agent.jobs.ray_executor import (
 
 TRAIN_ON_GPU = {"activations": ["acts.npy"], "hookpoint": "blocks.1.hook_resid_post", "device": "cuda"}
 """A train_sae job that asks for a GPU (its file is never read: the job never gets a GPU to start on)."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -136,12 +129,12 @@ def test_without_the_ray_package_the_executor_says_which_extra_to_install(tmp_pa
 
 
 def test_an_unreachable_ray_address_fails_fast_naming_the_address_and_how_to_start_a_cluster(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], free_port: Callable[[], int]
 ) -> None:
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'interp-agent[scale]'")
     from interp_agent.cli import main
 
-    address = f"127.0.0.1:{_free_port()}"  # nothing listens there; no cluster is started
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there; no cluster is started
     t0 = time.monotonic()
     with pytest.raises(ValidationError) as info:
         RayExecutor(tmp_path / "jobs.sqlite", tmp_path, address=address)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,14 +26,8 @@ def _cli(*argv: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedPro
     return done
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_ray_harvest_feeds_torchrun_training_and_inspect_ranks_the_trained_latents(
-    ray_address: str, tmp_path: Path
+    ray_address: str, tmp_path: Path, torchrun_two_ranks: Callable[..., list[str]]
 ) -> None:
     harvested = json.loads(_cli("harvest", "--model", "smollm2-135m", "--hookpoint", HOOKPOINT, "--pack",
                                 "measurement_unit", "--out", "h", "--engine", "ray", "--workers", "2",
@@ -44,10 +38,9 @@ def test_a_ray_harvest_feeds_torchrun_training_and_inspect_ranks_the_trained_lat
 
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     train = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
-         f"--master-port={_free_port()}", "-m", "interp_agent", "train-sae", "--distributed", "--device", "cpu",
-         "--activations", "h", "--hookpoint", HOOKPOINT, "--latent-dim", "1024", "--k", "16", "--batch-size", "256",
-         "--steps", "120", "--out", "sae", "--json"],
+        torchrun_two_ranks("-m", "interp_agent", "train-sae", "--distributed", "--device", "cpu", "--activations", "h",
+                           "--hookpoint", HOOKPOINT, "--latent-dim", "1024", "--k", "16", "--batch-size", "256",
+                           "--steps", "120", "--out", "sae", "--json"),
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert train.returncode == 0, train.stderr[-3000:]
     metrics = json.loads((tmp_path / "sae" / "metrics.json").read_text())

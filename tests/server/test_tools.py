@@ -60,15 +60,10 @@ async def test_plan_scale_answers_with_a_route_and_its_formulas(server) -> None:
         assert err["code"] == "invalid_argument" and "lots" in err["message"]
 
 
-async def test_plan_scale_with_a_calibration_file_predicts_seconds_and_launch_commands(server, workspace: Path) -> None:
-    from interp_agent.core.scale.throughput import THROUGHPUT_SCHEMA
-
-    cal = {  # hand-written numbers (synthetic): the tool's plumbing, not the measurement, is under test
-        "schema_version": THROUGHPUT_SCHEMA, "provenance": "synthetic (test)", "device": "cpu", "torch_threads": 1,
-        "model": {"name": "smollm2-135m", "params": 135_000_000, "d_model": 576, "n_layers": 30},
-        "harvest": {"tokens_per_s": 1000.0, "depth_fraction": 1.0},
-        "sae_training": {"tokens_per_s": 10_000.0, "d_in": 576, "d_sae": 4608, "k": 32},
-    }
+async def test_plan_scale_with_a_calibration_file_predicts_seconds_and_launch_commands(
+    server, workspace: Path, synthetic_calibration
+) -> None:
+    cal = synthetic_calibration(1000.0, 10_000.0)
     (workspace / "cal.json").write_text(json.dumps(cal))
     async with Client(server) as client:
         r = await client.call_tool("plan_scale", {"model_params": "135M", "tokens": "10M", "d_model": "576",

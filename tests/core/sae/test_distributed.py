@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +22,10 @@ from interp_agent.core.errors import ValidationError
 from interp_agent.core.sae.distributed import DistContext, check_divisible
 from interp_agent.core.sae.train import TrainSettings, fit_sae
 
+Torchrun = Callable[..., list[str]]
+"""The ``torchrun_two_ranks`` fixture: a torchrun command of 2 local ranks."""
 HERE = Path(__file__).resolve().parent
 HOOK = "blocks.1.hook_resid_post"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _torchrun(*args: str, cwd: Path) -> list[str]:
-    """torchrun (``python -m torch.distributed.run``) on 2 local ranks at 127.0.0.1."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-            "--master-port", str(_free_port()), *args]
 
 
 def _env() -> dict[str, str]:
@@ -88,10 +77,10 @@ def test_a_batch_or_latent_dim_that_does_not_split_over_the_ranks_is_refused() -
         check_divisible(256, 100, DistContext(1, 3, 1, "gloo", torch.device("cpu"), "latent"))
 
 
-def test_two_gloo_ranks_train_the_single_process_sae(tmp_path: Path) -> None:
+def test_two_gloo_ranks_train_the_single_process_sae(tmp_path: Path, torchrun_two_ranks: Torchrun) -> None:
     """Data parallel (topk, batchtopk, relu) and latents sharded (topk, batchtopk), 20 Adam steps with AuxK on."""
     out = tmp_path / "results.json"
-    proc = subprocess.run(_torchrun(str(HERE / "test_distributed_worker.py"), str(out), cwd=tmp_path),
+    proc = subprocess.run(torchrun_two_ranks(str(HERE / "test_distributed_worker.py"), str(out)),
                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
     r = json.loads(out.read_text())
@@ -107,14 +96,14 @@ def test_two_gloo_ranks_train_the_single_process_sae(tmp_path: Path) -> None:
     assert max(r["latent/resumed"].values()) < 3e-5, r["latent/resumed"]  # a sharded run resumed from a checkpoint
 
 
-def test_latent_sharded_train_sae_saves_the_single_process_sae(tmp_path: Path) -> None:
+def test_latent_sharded_train_sae_saves_the_single_process_sae(tmp_path: Path, torchrun_two_ranks: Torchrun) -> None:
     """``train-sae --distributed --shard-latents``: rank 0 gathers the shards into the ordinary SAE folder."""
     from interp_agent.core.sae import load_sae
 
     np.save(tmp_path / "acts.npy", planted(n=12_000)[0])
     out = tmp_path / "sharded"
-    cmd = _torchrun("-m", "interp_agent", "train-sae", "--distributed", "--shard-latents",
-                    *_train_args(out, "--json", steps=30, checkpoint_every=10), cwd=tmp_path)
+    cmd = torchrun_two_ranks("-m", "interp_agent", "train-sae", "--distributed", "--shard-latents",
+                             *_train_args(out, "--json", steps=30, checkpoint_every=10))
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
     payload = json.loads(proc.stdout)  # one JSON document: rank 1 printed nothing
@@ -153,13 +142,15 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_a_rank_killed_under_torchrun_stops_the_run_and_the_rerun_resumes(tmp_path: Path) -> None:
+def test_a_rank_killed_under_torchrun_stops_the_run_and_the_rerun_resumes(
+    tmp_path: Path, torchrun_two_ranks: Torchrun
+) -> None:
     np.save(tmp_path / "acts.npy", planted(n=12_000)[0])
     out = tmp_path / "dp"
 
     def command() -> list[str]:
-        return _torchrun("-m", "interp_agent", "train-sae", "--distributed",
-                         *_train_args(out, "--json", steps=200, checkpoint_every=10), cwd=tmp_path)
+        return torchrun_two_ranks("-m", "interp_agent", "train-sae", "--distributed",
+                                  *_train_args(out, "--json", steps=200, checkpoint_every=10))
 
     proc = subprocess.Popen(command(), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
