@@ -107,6 +107,10 @@ def build_report(
         note = FILES_SYNTHETIC_NOTE
     if note is not None:
         warnings.insert(0, note)
+    alias = {} if request.backend == request.backend_name else {"backend_given": request.backend}
+    if alias:
+        warnings.append(f"backend {request.backend!r} was given: an alias of {request.backend_name!r}, the name "
+                        "this report records")
     live = evidence.live
     report = InspectionReport(
         model=request.model, criterion=evidence.criterion, backend=request.backend_name, synthetic=False,
@@ -114,7 +118,7 @@ def build_report(
             "interventions" if i == 0 else f"interventions.{i}": p
             for i, p in enumerate(evidence.interventions or ())}),
         settings=request.config.to_json()
-        | {"allow_intervention_criterion_mismatch": request.allow_intervention_criterion_mismatch},
+        | {"allow_intervention_criterion_mismatch": request.allow_intervention_criterion_mismatch} | alias,
         summary=ranked.summary, method=ranked.method, warnings=tuple(warnings),
         controls=causal.controls if causal else None,
         live=None if live is None else {k: live[k] for k in ("hookpoints", "pooling", "model_info")},

@@ -26,6 +26,10 @@ from interp_agent.core.ranking.config import RankingConfig
 
 BackendName = Literal["records", "features", "toy", "hf", "neuronpedia", "saelens"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
+BACKEND_ALIASES: dict[str, BackendName] = {"jsonl": "features"}
+"""Other names a backend answers to (jsonl: interp-lab's name of the features backend); reports name the canonical."""
+BackendChoice = Literal["records", "features", "toy", "hf", "neuronpedia", "saelens", "jsonl"]
+"""What ``backend`` accepts: a backend name or an alias."""
 Pooling = Literal["last", "mean", "max"]
 
 LIVE_BACKENDS: tuple[str, ...] = ("hf", "saelens")
@@ -47,13 +51,14 @@ class InspectRequest:
     """
     criterion: str = ""
     """Natural-language criterion to rank features against (a pack brings its own)."""
-    backend: BackendName | None = None
-    """records: activation records; features: a feature JSONL dump (label similarity, no measured association); toy:
-    generated planted records, labelled synthetic; hf: harvest a live model (smollm2-135m embedded, a local folder
-    or a hub id) on a dataset or pack; neuronpedia: import feature cards (no criterion measurement unless records
-    are given too); saelens: hf with an SAE (sae, or saelens_release and saelens_id), its latents harvested at its
-    hookpoint and ranked. Default: inferred from what is given (neuronpedia refs: neuronpedia; a saelens release:
-    saelens; prompts (dataset or pack): hf; records: records; only features: features).
+    backend: BackendChoice | None = None
+    """records: activation records; features (alias jsonl): a feature JSONL dump (label similarity, no measured
+    association); toy: generated planted records, labelled synthetic; hf: harvest a live model (smollm2-135m
+    embedded, a local folder or a hub id) on a dataset or pack; neuronpedia: import feature cards (no criterion
+    measurement unless records are given too); saelens: hf with an SAE (sae, or saelens_release and saelens_id),
+    its latents harvested at its hookpoint and ranked. Default: inferred from what is given (neuronpedia refs:
+    neuronpedia; a saelens release: saelens; prompts (dataset or pack): hf; records: records; only features:
+    features).
     """
     records: str | Path | None = field(default=None, metadata={"path": True})
     """Activation records: JSONL file, Parquet dataset folder, or a harvest folder (``interp-agent harvest``)."""
@@ -93,9 +98,10 @@ class InspectRequest:
     def __post_init__(self) -> None:
         if self.backend is None:
             object.__setattr__(self, "backend", infer_backend({f.name: getattr(self, f.name) for f in fields(self)}))
-        if self.backend not in BACKENDS:
-            raise ValidationError(f"unknown {arg('backend', self.backend)}; use one of {', '.join(BACKENDS)}")
-        live = self.backend in LIVE_BACKENDS
+        if self.backend not in BACKENDS and self.backend not in BACKEND_ALIASES:
+            raise ValidationError(f"unknown {arg('backend', self.backend)}; use one of {', '.join(BACKENDS)} "
+                                  f"(or an alias: {', '.join(f'{a} = {b}' for a, b in BACKEND_ALIASES.items())})")
+        live = self.backend_name in LIVE_BACKENDS
         if (not self.criterion or not self.criterion.strip()) and not (live and self.pack):
             raise ValidationError(f"{arg('criterion')} is empty; describe what the features should relate to",
                                   hint=f"or give a built-in {arg('pack')}, which brings its own criterion")
@@ -115,35 +121,36 @@ class InspectRequest:
 
     def _check_backend_arguments(self, live: bool) -> None:
         """Arguments that the chosen backend does not read are refused, naming the backend that does."""
-        if self.neuronpedia and self.backend != "neuronpedia":
+        if self.neuronpedia and self.backend_name != "neuronpedia":
             raise ValidationError(f"{arg('neuronpedia')} refs/files are read by the neuronpedia backend",
                                   hint=f"set {arg('backend', 'neuronpedia')}, or leave {arg('backend')} out")
-        if self.backend == "neuronpedia" and self.features is not None:
+        if self.backend_name == "neuronpedia" and self.features is not None:
             raise ValidationError("the neuronpedia backend writes its imported cards as feature JSONL to the output "
                                   "folder", hint=f"drop {arg('features')}")
-        if self.backend == "toy" and self.records is not None:
+        if self.backend_name == "toy" and self.records is not None:
             raise ValidationError("the toy backend generates its own records",
                                   hint=f"drop {arg('records')}, or set {arg('backend', 'records')}")
-        if (self.saelens_release or self.saelens_id) and self.backend != "saelens":
+        if (self.saelens_release or self.saelens_id) and self.backend_name != "saelens":
             raise ValidationError(f"{arg('saelens_release')}/{arg('saelens_id')} are read by the saelens backend",
                                   hint=f"set {arg('backend', 'saelens')}, or leave {arg('backend')} out")
         if live and self.records is not None:
-            raise ValidationError(f"the {self.backend} backend harvests its own records",
+            raise ValidationError(f"the {self.backend_name} backend harvests its own records",
                                   hint=f"drop {arg('records')}, or set {arg('backend', 'records')} to rank them")
-        if self.backend == "records" and self.records is None:
+        if self.backend_name == "records" and self.records is None:
             raise ValidationError(
                 f"the records backend needs {arg('records')}: activation records (JSONL file or Parquet folder)",
                 hint=f"give {arg('records')}; to harvest a live model on prompts give {arg('dataset')} or "
                      f"{arg('pack')} with {arg('backend', 'hf')}")
         if live and self.dataset is None and self.pack is None:
-            raise ValidationError(f"the {self.backend} backend harvests a live model on prompts, and none were given",
+            raise ValidationError(
+                f"the {self.backend_name} backend harvests a live model on prompts, and none were given",
                                   hint=f"give {arg('dataset')} (scored prompts JSONL) or a built-in {arg('pack')}")
-        if self.backend == "saelens":
+        if self.backend_name == "saelens":
             from interp_agent.core.bridges.saelens import sae_for_inspection
 
             if self.sae is not None or not (self.saelens_release and self.saelens_id):
                 sae_for_inspection(self.sae, self.saelens_release, self.saelens_id)  # its argument checks only
-        if self.backend == "features" and self.features is None:
+        if self.backend_name == "features" and self.features is None:
             raise ValidationError(f"the features backend needs {arg('features')}: a feature JSONL dump",
                                   hint=f"give {arg('features')}")
 
@@ -151,7 +158,7 @@ class InspectRequest:
     def backend_name(self) -> BackendName:
         """The backend this request runs: the one given, or the one inferred from what it gives."""
         assert self.backend is not None, "__post_init__ sets the backend"
-        return self.backend
+        return BACKEND_ALIASES.get(self.backend, self.backend)  # type: ignore[return-value]  # checked in __post_init__
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> InspectRequest:
@@ -223,7 +230,9 @@ def param_names() -> tuple[str, ...]:
 
 
 def params_read_by(backend: str) -> tuple[str, ...]:
-    """The parameters ``backend`` reads: every field but those scoped to other backends (``config`` included)."""
+    """The parameters ``backend`` (or an alias) reads: every field but those scoped to other backends (``config``
+    included)."""
+    backend = BACKEND_ALIASES.get(backend, backend)
     return tuple(f.name for f in fields(InspectRequest) if backend in f.metadata.get("backends", BACKENDS))
 
 

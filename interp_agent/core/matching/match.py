@@ -69,6 +69,12 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise InputFileError(p, f"cannot be read: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise InputFileError(p, f"is not valid JSON: {exc.msg}", line=exc.lineno) from exc
+    from interp_agent.core.formats.interp_lab import interp_lab_kind
+
+    if interp_lab_kind(report) == "report":
+        raise InputFileError(p, "is an interp-lab inspection report, not ours",
+                             hint=f"convert it first: interp-agent import-interp-lab {p} --out DIR (its scores stay "
+                                  "labelled imported), then pass DIR/report.json")
     if not isinstance(report, dict) or report.get("schema_version") != REPORT_SCHEMA:
         found = report.get("schema_version") if isinstance(report, dict) else type(report).__name__
         raise InputFileError(p, f"expected schema_version '{REPORT_SCHEMA}', found {found!r}",

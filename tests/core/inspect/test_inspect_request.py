@@ -11,6 +11,7 @@ import pytest
 from interp_agent.core.errors import ValidationError
 from interp_agent.core.inspect.backends import BACKEND_REGISTRY
 from interp_agent.core.inspect.request import (
+    BACKEND_ALIASES,
     BACKENDS,
     CLI_RANKING_FIELDS,
     InspectRequest,
@@ -101,7 +102,7 @@ def test_the_cli_flags_are_the_request_fields_with_their_defaults_and_choices() 
     for f in dataclasses.fields(InspectRequest):
         if f.name in actions and f.default is not dataclasses.MISSING:
             assert actions[f.name].default == f.default, f.name
-    assert actions["backend"].choices == list(BACKENDS)
+    assert actions["backend"].choices == [*BACKENDS, *BACKEND_ALIASES]  # jsonl: an alias of features
     assert actions["hookpoints"].option_strings == ["--hookpoint"] and actions["hookpoints"].default is None
     assert actions["top_k"].default == RankingConfig().top_k and actions["candidates"].type is int
 
