@@ -47,20 +47,71 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph_text(doc: dict[str, Any], fmt: str) -> str:
+    if fmt != "native":
+        kinds = [link.get("interp_agent", {}).get("kind", "feature_criterion") for link in doc["links"]]
+        counts = ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds)))
+        return f"neuronpedia graph: {len(doc['nodes'])} nodes, {len(doc['links'])} links" + (
+            f" ({counts})" if counts else "")
+    s = doc["summary"]
+    text = (
+        f"{'[SYNTHETIC] ' if doc['synthetic'] else ''}{s['n_features']} features, {s['n_correlational_edges']} "
+        f"correlational and {s['n_interventional_edges']} interventional edges"
+    )
+    text += (f"; feature -> feature: {s['n_coactivation_edges']} co-activation, "
+             f"{s['n_feature_effect_edges']} feature-effect")
+    info = doc.get("feature_edges") or {}
+    coact = info.get("coactivation") or {}
+    if coact.get("skipped") or coact.get("note"):
+        text += f"\nco-activation: {coact.get('skipped') or coact.get('note')}"
+    elif coact:
+        text += (f"\nco-activation on {coact['n_prompts']} held-out prompts: {coact['n_edges']} of "
+                 f"{coact['n_pairs_tested']} pairs with q <= {coact['alpha']}")
+    effects = info.get("feature_effects") or {}
+    if effects.get("n_left_out"):
+        text += (f"\nfeature effects: {effects['n_left_out']} of {effects['n_rows']} pairs left out "
+                 f"({effects['left_out_because']})")
+    return text
+
+
 def cmd_export_graph(args: argparse.Namespace) -> int:
     """``export-graph``: write a report as a graph, native or Neuronpedia."""
     from interp_agent.core.graphs import export_graph
 
-    doc = export_graph(args.report, args.out, format=args.format, top_k=args.top_k)
-    if args.format == "native":
-        s = doc["summary"]
-        text = (
-            f"{'[SYNTHETIC] ' if doc['synthetic'] else ''}{s['n_features']} features, {s['n_correlational_edges']} "
-            f"correlational and {s['n_interventional_edges']} interventional edges"
-        )
-    else:
-        text = f"neuronpedia graph: {len(doc['nodes'])} nodes, {len(doc['links'])} links"
+    doc = export_graph(args.report, args.out, format=args.format, top_k=args.top_k,
+                       coactivation=not args.no_coactivation, records=args.records, alpha=args.alpha,
+                       feature_effects=args.feature_effects, validate=args.validate)
+    text = _graph_text(doc, args.format)
+    if args.validate:
+        text += "\nvalid against interp-agent.graph.v1" + (" (the native graph it was made from)"
+                                                          if args.format != "native" else "")
     emit(args, {"out": str(args.out), "format": args.format, "graph": doc}, f"{text}\nwrote {args.out}")
+    return 0
+
+
+def cmd_feature_effects(args: argparse.Namespace) -> int:
+    """``feature-effects``: ablate each upstream feature of a report, measure its downstream features."""
+    from interp_agent.cli.output import TerminalProgress
+    from interp_agent.core.feature_effects import FeatureEffectsConfig, feature_effects
+
+    progress = TerminalProgress()
+    try:
+        result = feature_effects(
+            args.model, args.report, out=args.out, top_k=args.top_k, features=args.feature, records=args.records,
+            config=FeatureEffectsConfig(mode=args.mode, n_controls=args.controls, seed=args.seed),
+            progress=lambda phase, done, total: progress(phase, done, total))
+    finally:
+        progress.close()
+    s = result.summary
+    lines = [f"{s['n_pairs']} pairs on {s['settings']['n_held_out']} held-out prompts, {s['n_beating_controls']} "
+             f"beating {s['settings']['n_controls']} random-direction controls"]
+    lines += [f"  {r['source']} -> {r['target']}: {r['mean_effect']:+.4g} [{r['ci95'][0]:+.4g}, {r['ci95'][1]:+.4g}]"
+              f" vs controls {r['control']['mean']:+.4g} (max |{r['control']['max_abs']:.4g}|)"
+              f"{'  beats controls' if r['beats_controls'] else ''}" for r in result.rows]
+    lines += [f"  left out {fid}: {why}" for fid, why in s["skipped_features"].items()]
+    lines += [f"  {len(s['excluded_pairs'])} same-layer pair(s) left out"] if s["excluded_pairs"] else []
+    lines += [f"wrote {result.paths['feature_effects']} and {result.paths['summary']}"]
+    emit(args, {"summary": s, "paths": {k: str(v) for k, v in result.paths.items()}}, "\n".join(lines))
     return 0
 
 
@@ -141,9 +192,49 @@ def _add_export_graph(sub: Subparsers) -> None:
         help="native: interp-agent.graph.v1; neuronpedia: the Neuronpedia/circuit-tracer graph format",
     )
     p.add_argument("--top-k", type=int, default=50, help="ranked features kept as nodes (default 50)")
+    p.add_argument(
+        "--no-coactivation",
+        action="store_true",
+        help="leave out the co-activation edges (default: Pearson r of each pair of features on the report's "
+        "held-out prompts, kept when the BH q-value <= --alpha)",
+    )
+    p.add_argument("--records", help="activation records to measure co-activation on (default: the report's own)")
+    p.add_argument("--alpha", type=float, help="false discovery rate of the co-activation edges (default 0.05)")
+    p.add_argument(
+        "--feature-effects",
+        metavar="FILE",
+        help="feature_effects.jsonl from interp-agent feature-effects: directed feature -> feature edges",
+    )
+    p.add_argument(
+        "--validate", action="store_true", help="check the graph against interp-agent.graph.v1's JSON Schema"
+    )
     p.add_argument("--out", required=True, help="graph JSON file to write")
     add_json_flag(p)
     p.set_defaults(func=cmd_export_graph)
+
+
+def _add_feature_effects(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "feature-effects",
+        help="ablate each upstream feature of a report on its held-out prompts and measure the change of each "
+        "feature at a later layer, against random-direction controls (for export-graph --feature-effects)",
+    )
+    add_live_model(p)
+    p.add_argument("--report", required=True, help="report.json (or its folder) of an inspect run on --model")
+    p.add_argument("--top-k", type=int, default=5, help="the report's top features taking part (default 5)")
+    p.add_argument("--feature", action="append", metavar="ID", help="a feature id instead of the top ones (repeatable)")
+    p.add_argument("--records", help="records to take the prompts from (default: the report's own)")
+    p.add_argument(
+        "--mode",
+        choices=["mean", "zero"],
+        default="mean",
+        help="mean: set A's projection to its training-split mean (default); zero: remove it",
+    )
+    p.add_argument("--controls", type=int, default=8, help="random-direction controls per upstream feature (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the controls and the bootstrap (default 0)")
+    p.add_argument("--out", required=True, help="folder for feature_effects.jsonl and feature_effects_summary.json")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_feature_effects)
 
 
 def _add_export_records(sub: Subparsers) -> None:
@@ -200,8 +291,10 @@ def _add_converters(sub: Subparsers) -> None:
 
 
 def add_bridge_parsers(sub: Subparsers) -> None:
-    """Register ``publish``, ``export-graph``, ``export-records``, ``convert`` and ``convert-goodfire`` on ``sub``."""
+    """Register ``publish``, ``export-graph``, ``feature-effects``, ``export-records``, ``convert`` and
+    ``convert-goodfire`` on ``sub``."""
     _add_publish(sub)
     _add_export_graph(sub)
+    _add_feature_effects(sub)
     _add_export_records(sub)
     _add_converters(sub)

@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 
 from interp_agent.core.errors import InputFileError, ValidationError
-from interp_agent.core.graphs import build_graph, export_graph, parse_feature_id, to_neuronpedia
+from interp_agent.core.graph_edges import FEATURE_EFFECTS_SCHEMA, validate_graph
+from interp_agent.core.graphs import add_feature_edges, build_graph, export_graph, parse_feature_id, to_neuronpedia
 from interp_agent.core.inspection import inspect
 
 _SCHEMA_NAME = Path("neuronpedia") / "neuronpedia_graph-schema.json"
@@ -65,7 +66,11 @@ def test_native_graph_keeps_correlational_and_interventional_edges_apart(seed_re
     assert corr["provenance"] == "correlational" and "ci95" not in corr
     assert causal["weight"] == feature["causal"]["mean_effect"] and causal["ci95"] == feature["causal"]["ci95"]
     assert causal["provenance"] == "interventional" and "split" not in causal
-    assert graph["summary"] == {"n_features": 3, "n_correlational_edges": 3, "n_interventional_edges": 3}
+    assert graph["summary"] == {"n_features": 3, "n_correlational_edges": 3, "n_interventional_edges": 3,
+                                "n_coactivation_edges": 0, "n_feature_effect_edges": 0}
+    assert {e["kind"] for e in graph["edges"]} == {"feature_criterion"}
+    assert "nothing tested" in graph["feature_edges"]["coactivation"]["note"]  # 1 held-out prompt
+    validate_graph(json.loads((tmp_path / "g.json").read_text()))
     assert graph["provenance"]["inputs"][0]["role"] == "report"
 
 
@@ -87,6 +92,7 @@ def test_neuronpedia_export_validates_against_the_schema(seed_report: Path, tmp_
 
 def test_a_synthetic_report_makes_a_synthetic_graph(toy_report: Path, schema: dict) -> None:
     graph = build_graph(json.loads(toy_report.read_text()), top_k=5)
+    validate_graph(json.loads(json.dumps(graph)))
     assert graph["synthetic"] is True and len([n for n in graph["nodes"] if n["kind"] == "feature"]) == 5
     assert {e["provenance"] for e in graph["edges"]} == {"synthetic"}
     assert {e["evidence"] for e in graph["edges"]} == {"correlational", "interventional"}
@@ -108,6 +114,7 @@ def test_directions_and_colliding_indices_get_unique_neuronpedia_ids(schema: dic
                    "causal": {"mean_effect": float("nan")}},
                   {"feature_id": "SAE:L15:F5", "rank": 4, "importance": 0.3}]}
     graph = build_graph(report)
+    validate_graph(json.loads(json.dumps(graph)))
     assert graph["n_layers"] == 30
     assert [e["split"] for e in graph["edges"]] == ["held_out"]
     doc = to_neuronpedia(graph)
@@ -146,3 +153,40 @@ def test_bad_format_and_top_k_are_refused(seed_report: Path, tmp_path: Path) -> 
         export_graph(seed_report, tmp_path / "g.json", format="dot")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="top_k"):
         export_graph(seed_report, tmp_path / "g.json", top_k=0)
+
+
+def test_feature_links_join_feature_nodes_and_a_pair_is_linked_once(toy_report: Path, tmp_path: Path,
+                                                                     schema: dict) -> None:
+    """Feature-effect rows written by hand on a synthetic report: how the three edge kinds travel to both forms."""
+    graph = build_graph(json.loads(toy_report.read_text()), top_k=3)
+    a, b, c = (n["id"] for n in graph["nodes"] if n["kind"] == "feature")
+    row = {"schema_version": FEATURE_EFFECTS_SCHEMA, "source": a, "target": b, "mean_effect": -0.4, "effect_sd": -0.8,
+           "ci95": [-0.6, -0.2], "n": 30, "split": "held_out", "mode": "mean_ablate", "synthetic": True,
+           "control": {"type": "random_direction", "n": 4, "effects": [0.01, -0.02, 0.0, 0.03], "mean": 0.005,
+                       "sd": 0.02, "max_abs": 0.03}, "beats_controls": True}
+    outside = row | {"source": b, "target": "absent"}  # an end outside the graph: left out, and counted
+    (tmp_path / "fe.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(outside) + "\n")
+    coact = [{"kind": "coactivation", "source": min(x, y), "target": max(x, y), "directed": False,
+              "evidence": "correlational", "provenance": "synthetic", "statistic": "pearson_r", "weight": r,
+              "ci95": [r - 0.1, r + 0.1], "split": "held_out", "n": 30, "p_value": 0.001, "q_value": 0.002}
+             for (x, y), r in (((a, b), 0.6), ((b, c), -0.5))]
+    native = export_graph(toy_report, tmp_path / "g.json", top_k=3, coactivation=False,
+                          feature_effects=tmp_path / "fe.jsonl", validate=True)
+    effects = [e for e in native["edges"] if e["kind"] == "feature_effect"]
+    assert [(e["source"], e["target"], e["weight"], e["provenance"]) for e in effects] == [(a, b, -0.8, "synthetic")]
+    assert native["feature_edges"]["feature_effects"]["n_left_out"] == 1
+    both = add_feature_edges(native, coact)
+    validate_graph(json.loads(json.dumps(both)))
+    doc = to_neuronpedia(both)
+    jsonschema.Draft7Validator(schema).validate(json.loads(json.dumps(doc)))
+    ids = {n["interp_agent"].get("feature_id"): n["node_id"] for n in doc["nodes"]}
+    links = {(link["source"], link["target"]): link for link in doc["links"]}
+    assert len(links) == len(doc["links"])
+    ab = links[(ids[a], ids[b])]
+    assert ab["interp_agent"]["kind"] == "feature_effect" and ab["weight"] == -0.8
+    assert ab["interp_agent"]["coactivation"]["weight"] == 0.6  # the same pair's co-activation rides along
+    bc = links[(ids[min(b, c)], ids[max(b, c)])]
+    assert bc["interp_agent"]["kind"] == "coactivation" and bc["weight"] == -0.5
+    assert set(doc["metadata"]["interp_agent"]["link_weights"]) >= {"coactivation", "feature_effect"}
+    with pytest.raises(ValidationError, match="feature -> feature"):
+        add_feature_edges(native, [coact[0] | {"target": "criterion"}])
