@@ -6,7 +6,14 @@ import argparse
 from typing import Any
 
 from interp_agent.cli.investigate import add_dossier_option, file_into, open_dossier
-from interp_agent.cli.options import Subparsers, add_json_flag, add_live_model, add_out_folder, add_prompt_source
+from interp_agent.cli.options import (
+    Subparsers,
+    add_csv_out,
+    add_json_flag,
+    add_live_model,
+    add_out_folder,
+    add_prompt_source,
+)
 from interp_agent.cli.output import TerminalProgress, compact_inspection, emit, inspection_text, path_strings
 from interp_agent.core.errors import ValidationError
 
@@ -24,10 +31,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         result = inspect_request(request, out=args.out, progress=progress)
     finally:
         progress.close()
-    compact = compact_inspection(result.report, result.paths)
+    paths = dict(result.paths)
+    if args.csv_out:
+        from interp_agent.core.reports.csv import write_features_csv
+
+        paths["csv"] = write_features_csv(result.report, args.csv_out)
+    compact = compact_inspection(result.report, paths)
     filed = file_into(store, "inspect", args.out)
     emit(args, compact | ({"dossier": filed} if filed else {}), inspection_text(compact))
     return 0
+
 
 
 def _strengths(value: str) -> tuple[float, ...]:
@@ -96,6 +109,7 @@ def _add_inspect(sub: Subparsers) -> None:
     for flag, options in cli_options():
         p.add_argument(flag, **options)
     add_out_folder(p)
+    add_csv_out(p, "report.json")
     add_dossier_option(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_inspect)

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from interp_agent.cli.options import Subparsers, add_json_flag, add_out_folder, add_prompt_source
+from interp_agent.cli.options import Subparsers, add_csv_out, add_json_flag, add_out_folder, add_prompt_source
 from interp_agent.cli.output import TerminalProgress, emit
 
 DOSSIER_HELP = ("dossier to file what this run measured into: a .json file, or a NAME for dossiers/NAME.json "
@@ -63,7 +63,16 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         run = run_investigation(req, progress=progress)
     finally:
         progress.close()
-    emit(args, run.summary, investigation_text(run.summary))
+    payload, text = run.summary, investigation_text(run.summary)
+    if args.csv_out and "report" in run.paths:
+        from interp_agent.core.graphs import load_report_file
+        from interp_agent.core.reports.csv import write_features_csv
+
+        csv_path = write_features_csv(load_report_file(run.paths["report"])[0], args.csv_out)
+        payload, text = payload | {"csv": str(csv_path)}, text + f"\nranked features as CSV: {csv_path}"
+    elif args.csv_out:
+        text += "\nno CSV written: the investigation stopped before its final ranking (see the steps above)"
+    emit(args, payload, text)
     return 0
 
 
@@ -141,6 +150,7 @@ def _add_investigate(sub: Subparsers) -> None:
     p.add_argument("--max-seconds", type=float, help="budget: wall seconds of all steps")
     p.add_argument("--dossier", help="dossier file or NAME (dossiers/NAME.json); default OUT/dossier.json")
     add_out_folder(p)
+    add_csv_out(p, "the final report (inspect again with the interventions)")
     add_json_flag(p)
     p.set_defaults(func=cmd_investigate)
 

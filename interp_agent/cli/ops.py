@@ -1,9 +1,13 @@
-"""The operations subcommands: ``doctor``, ``demo``, ``profile-env``, ``plan-scale`` and ``run``."""
+"""The operations subcommands: ``doctor``, ``capabilities``, ``demo``, ``profile-env``, ``plan-scale`` and ``run``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import shlex
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     report = diagnose(load_models=not args.quick)
     emit(args, report, render(report))
+    return 0
+
+
+def cmd_capabilities(args: argparse.Namespace) -> int:
+    """``capabilities``: backends, extras, GPU, credentials present, executors, models, commands and tools."""
+    from interp_agent.core.capabilities import capabilities, render_capabilities
+
+    caps = capabilities(cli_commands=args.commands)
+    emit(args, caps, render_capabilities(caps))
     return 0
 
 
@@ -122,15 +135,55 @@ def _manifest_text(manifest: dict[str, Any], config: str) -> str:
     return "\n".join(lines)
 
 
+def _plan_text(plan: dict[str, Any], config: str) -> str:
+    lines = [f"dry run of {plan['name'] or Path(config).name}: {len(plan['steps'])} step(s); nothing was run or "
+             f"written"]
+    lines += [f"  {name} = {var['value']!r} ({'from --var' if var['source'] == 'given' else 'config default'}"
+              + ("" if var["used"] else ", unused") + ")" for name, var in plan["vars"].items()]
+    for step in plan["steps"]:
+        label = f" ({step['name']})" if step["name"] else ""
+        lines.append(f"  {step['index']}: {step['command']}{label}\n     {shlex.join(step['argv'])}")
+        lines += [f"     writes {o['path']}" + (" (exists: replaced)" if o["exists"] else "") for o in step["outputs"]]
+    lines.append(f"manifest: {plan['manifest']}" + (" (exists: replaced)" if plan["manifest_exists"] else ""))
+    return "\n".join(lines)
+
+
+def step_checker(parsers: Mapping[str, argparse.ArgumentParser]) -> Callable[[str, Sequence[str]], str | None]:
+    """Checks a step's args by parsing them with the subcommand's own parser, which runs nothing."""
+
+    def check(command: str, tokens: Sequence[str]) -> str | None:
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                parsers[command].parse_args(list(tokens))
+        except SystemExit as exc:
+            if exc.code:
+                lines = err.getvalue().strip().splitlines()
+                return lines[-1].split(": error: ", 1)[-1] if lines else f"arguments refused (exit {exc.code})"
+        return None
+
+    return check
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run``: the steps of a run config, each in its own process; exits 1 unless all of them completed."""
+    """``run``: the steps of a run config, each in its own process; exits 1 unless all of them completed.
+
+    Every step's args are parsed by its subcommand's parser before the first step runs; ``--dry-run``
+    stops there and prints the plan.
+    """
+    from interp_agent.core.run_vars import parse_vars
     from interp_agent.core.runs import ProgramRunner, run_config
 
     # each step is this command line again, in its own process; args.commands: every subcommand of the parser
-    runner = ProgramRunner(program=(sys.executable, "-m", "interp_agent.cli"), commands=tuple(args.commands))
-    manifest = run_config(args.config, out=args.out, runner=runner)
-    emit(args, manifest, _manifest_text(manifest, args.config))
-    return 0 if manifest["status"] == "completed" else 1
+    runner = ProgramRunner(program=(sys.executable, "-m", "interp_agent.cli"), commands=tuple(args.commands),
+                           checker=step_checker(args.commands))
+    result = run_config(args.config, out=args.out, runner=runner, variables=parse_vars(args.variables),
+                        dry_run=args.dry_run)
+    if args.dry_run:
+        emit(args, result, _plan_text(result, args.config))
+        return 0
+    emit(args, result, _manifest_text(result, args.config))
+    return 0 if result["status"] == "completed" else 1
 
 
 def _add_doctor_and_demo(sub: Subparsers) -> None:
@@ -142,6 +195,14 @@ def _add_doctor_and_demo(sub: Subparsers) -> None:
     )
     add_json_flag(p)
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser(
+        "capabilities",
+        help="what this installation can do, in well under a second: backends that work here, extras, GPU, "
+        "credentials present (names only), executors, the embedded model and encoder, CLI commands, MCP tools",
+    )
+    add_json_flag(p)
+    p.set_defaults(func=cmd_capabilities, commands=sub.choices)  # the live mapping: later subcommands count too
 
     p = sub.add_parser(
         "demo",
@@ -308,12 +369,18 @@ def _add_run(sub: Subparsers) -> None:
         "in it are relative to its folder",
     )
     p.add_argument("--out", help="manifest path (default: <config stem>.manifest.json beside the config)")
-    add_json_flag(p, help_text="print the manifest as JSON")
+    p.add_argument("--var", dest="variables", action="append", default=[], metavar="NAME=VALUE",
+                   help="fill ${NAME} in the steps' args (repeatable; overrides the config's 'vars'); a NAME no "
+                   "step uses is an error")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the config, its variables and every step's arguments, print each step's full "
+                   "command line and the outputs it would write; run nothing, write nothing")
+    add_json_flag(p, help_text="print the manifest (with --dry-run: the plan) as JSON")
     p.set_defaults(func=cmd_run, commands=sub.choices)  # the live mapping: subcommands added later count too
 
 
 def add_ops_parsers(sub: Subparsers) -> None:
-    """Register ``doctor``, ``demo``, ``profile-env``, ``plan-scale`` and ``run`` on the subparsers action ``sub``."""
+    """Register ``doctor``, ``capabilities``, ``demo``, ``profile-env``, ``plan-scale`` and ``run`` on ``sub``."""
     _add_doctor_and_demo(sub)
     _add_profile_env(sub)
     _add_plan_scale(sub)

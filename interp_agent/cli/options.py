@@ -43,3 +43,11 @@ def add_prompt_source(parser: argparse.ArgumentParser, pack_help: str) -> None:
     """``--dataset`` (scored prompts JSONL) and ``--pack`` (a built-in criterion pack): the prompts a live run reads."""
     parser.add_argument("--dataset", help="scored prompts JSONL")
     parser.add_argument("--pack", help=pack_help)
+
+
+def add_csv_out(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--csv-out PATH``: also write the ranked features of ``what`` as a CSV table."""
+    parser.add_argument("--csv-out", metavar="PATH",
+                        help=f"also write the ranked features of {what} as CSV: rank, feature_id, label, importance, "
+                        "train and held-out r / AUROC / p / q with 95%% intervals, causal effect and interval, "
+                        "verdict, provenance (one row per feature; empty cells where the report has null)")

@@ -47,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     serve(
         _workspace(args.workspace), read_roots=tuple(args.read_root), max_concurrent_jobs=args.max_jobs,
-        executor=args.executor, ray_address=args.ray_address,
+        executor=args.executor, ray_address=args.ray_address, read_only=args.read_only,
     )
     return 0
 
@@ -102,6 +102,12 @@ def add_service_parsers(sub: Subparsers) -> None:
     )
     p.add_argument("--max-jobs", type=int, default=2, help="background jobs running at once (default 2)")
     _add_executor(p, "where background jobs run", starts_ray=True)
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="hide the tools that publish, write outside the workspace or are destructive (publish, job_cancel); "
+        "the server's instructions list them. Model and SAE caches still fill (see docs/operations.md)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("jobs", help="list, follow, fetch, cancel or resume background jobs of a workspace")

@@ -18,6 +18,13 @@ stops at the first failing step unless ``continue_on_error`` is true (top level 
 step). The manifest (schema ``interp-agent.run_manifest.v1``) records versions, the
 config's hash, the hash of every input path, and each step's argv, exit code, time,
 stderr tail and outputs.
+
+Variables (``core.run_vars``): ``${NAME}`` in a step's args is filled from the config's
+top-level ``vars`` and the caller's ``variables`` (``--var NAME=VALUE``); the manifest
+records each with its source. ``run_config(dry_run=True)`` (``run --dry-run``) checks the
+config, the variables and (when the runner offers ``check``) every step's arguments, and
+returns the plan (each step's full argv and the outputs it would write) without running
+or writing anything.
 """
 
 from __future__ import annotations
@@ -28,13 +35,15 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from interp_agent.core.artifacts import run_provenance, schema_version, sha256_of, write_json
 from interp_agent.core.errors import InputFileError, ValidationError
+from interp_agent.core.run_vars import RunVar, check_all_used, config_vars, defined_vars, expand_step_args
+from interp_agent.core.secrets import redact
 
 RunStatus = Literal["completed", "failed", "interrupted"]
 """completed: every step exited 0; failed: a step exited non-zero; interrupted: stopped by Ctrl-C."""
@@ -42,10 +51,12 @@ StepStatus = Literal["passed", "failed", "not_run"]
 """What happened to one step."""
 
 RUN_MANIFEST_SCHEMA = schema_version("run_manifest")
+RUN_PLAN_SCHEMA = schema_version("run_plan")
+"""What ``run --dry-run`` prints: the steps that would run, nothing run or written."""
 TAIL_CHARS = 2000
 """Characters of a step's stderr (and stdout) kept in the manifest."""
 
-_TOP_KEYS = {"name", "description", "steps", "continue_on_error"}
+_TOP_KEYS = {"name", "description", "steps", "continue_on_error", "vars"}
 _STEP_KEYS = {"command", "args", "name", "continue_on_error"}
 _COMMAND = re.compile(r"^[a-z][a-z0-9-]*$")
 _HINT = "a run config is an object with 'steps': [{'command': 'inspect', 'args': {...}}, ...]"
@@ -63,6 +74,8 @@ RUN_COMMANDS: tuple[str, ...] = (
     "organism",
     "train-sae",
     "harvest",
+    "compile-criterion",
+    "score-prompts",
     "match",
     "match-activations",
     "universality",
@@ -72,10 +85,16 @@ RUN_COMMANDS: tuple[str, ...] = (
     "train-crosscoder",
     "publish",
     "export-graph",
+    "feature-effects",
     "export-records",
     "convert",
     "convert-goodfire",
+    "import-interp-lab",
+    "convert-hidden-dump",
+    "export-steering",
+    "steer",
     "doctor",
+    "capabilities",
     "demo",
     "profile-env",
     "plan-scale",
@@ -113,6 +132,8 @@ class RunConfig:
     """Optional name of the run."""
     continue_on_error: bool = False
     """Go on after a failing step."""
+    vars: Mapping[str, RunVar] = field(default_factory=dict)
+    """Every defined variable (the config's ``vars``, overridden by the caller's), marked used or not."""
 
 
 def args_to_argv(args: dict[str, Any] | list[Any] | None) -> list[str]:
@@ -218,13 +239,18 @@ def _parse(path: Path, text: str) -> tuple[Any, Literal["json", "toml", "yaml"]]
     )
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Read and check a run config.
+def load_run_config(path: str | Path, variables: Mapping[str, str] | None = None) -> RunConfig:
+    """Read and check a run config, filling ``${NAME}`` in its steps' args.
+
+    Args:
+        path: the config file.
+        variables: values of ``${NAME}`` placeholders, overriding the config's ``vars``.
 
     Raises:
         InputFileError: the file is missing, unparsable (with its line when the parser
-            tells), or not shaped like a run config (names the field).
-        ValidationError: a step's args cannot be turned into CLI tokens.
+            tells), or not shaped like a run config (names the field); a step uses an
+            undefined variable (names the step, the variable and the line).
+        ValidationError: a step's args cannot be turned into CLI tokens; a given variable is used by no step.
     """
     p = Path(path)
     try:
@@ -233,8 +259,11 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise InputFileError(p, f"cannot read the run config: {exc.strerror or exc}", hint=_HINT) from exc
     data, fmt = _parse(p, text)
     raw_steps, top_continue = _check_top_level(p, data)
-    steps = tuple(_parse_step(p, f"steps[{i}]", raw) for i, raw in enumerate(raw_steps))
-    return RunConfig(path=p, format=fmt, steps=steps, name=data.get("name"), continue_on_error=top_continue)
+    defined, used = defined_vars(config_vars(p, data.get("vars")), variables), set()
+    steps = tuple(_parse_step(p, f"steps[{i}]", expand_step_args(p, text, f"steps[{i}]", raw, defined, used))
+                  for i, raw in enumerate(raw_steps))
+    return RunConfig(path=p, format=fmt, steps=steps, name=data.get("name"), continue_on_error=top_continue,
+                     vars=check_all_used(p, defined, used))
 
 
 def _check_top_level(p: Path, data: Any) -> tuple[list[Any], bool]:
@@ -359,6 +388,13 @@ class ProgramRunner:
     """The program's command line (interpreter and module); by default the interp_agent package's."""
     commands: Collection[str] = RUN_COMMANDS
     """Command names a step may use."""
+    checker: Callable[[str, Sequence[str]], str | None] | None = None
+    """Checks a step's args without running it (the CLI parses them with the subcommand's own parser) and
+    returns the problem, or None when they are fine; None: steps are not checked before they run."""
+
+    def check(self, command: str, args: Sequence[str]) -> str | None:
+        """The problem with a step's args, or None (always None without a ``checker``)."""
+        return self.checker(command, args) if self.checker is not None else None
 
     def argv(self, command: str, args: Sequence[str]) -> list[str]:
         """``[*program, command, *args]``."""
@@ -400,28 +436,42 @@ def _tail(text: str) -> str:
     return text[-TAIL_CHARS:]
 
 
-def run_config(path: str | Path, *, out: str | Path | None = None, runner: StepRunner | None = None) -> dict[str, Any]:
-    """Run every step of a run config and write its manifest.
+def run_config(
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    runner: StepRunner | None = None,
+    variables: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Run every step of a run config and write its manifest (or, with ``dry_run``, only say what would run).
 
     Args:
         path: the run config (``*.json``, ``*.toml``, ``*.yaml``/``*.yml``).
         out: where to write the manifest; ``<config stem>.manifest.json`` beside the config by default.
         runner: what runs the steps; ``ProgramRunner()`` (the interp_agent program) by default.
+        variables: values of the ``${NAME}`` placeholders in step args (``--var NAME=VALUE``), overriding the
+            config's ``vars``; each must be used by some step.
+        dry_run: check everything, run nothing, write nothing; return the plan.
 
     Returns:
         The ``interp-agent.run_manifest.v1`` object, also written to ``manifest`` (its path).
-        ``status`` is ``"completed"`` when every step exited 0, else ``"failed"``.
+        ``status`` is ``"completed"`` when every step exited 0, else ``"failed"``. With
+        ``dry_run``: the ``interp-agent.run_plan.v1`` object (each step's argv and outputs).
 
     Raises:
-        InputFileError: the config is unreadable or malformed.
-        ValidationError: a step names a command the runner does not offer.
+        InputFileError: the config is unreadable or malformed, or uses an undefined variable.
+        ValidationError: a step names a command the runner does not offer, or args its ``check`` refuses;
+            a given variable is used by no step.
     """
-    config = load_run_config(path)
+    config = load_run_config(path, variables)
     cfg_path = config.path.resolve()
     cwd = cfg_path.parent
     manifest_path = Path(out).resolve() if out is not None else cwd / f"{cfg_path.stem}.manifest.json"
     runner = runner if runner is not None else ProgramRunner()
     _check_commands(config, cfg_path, runner)
+    if dry_run:
+        return plan_run(config, runner, manifest_path)
 
     prov = run_provenance({"config": cfg_path})
     started = time.perf_counter()
@@ -432,7 +482,7 @@ def run_config(path: str | Path, *, out: str | Path | None = None, runner: StepR
     stop = False
     try:
         for i, step in enumerate(config.steps):
-            record = _pending_record(i, step, runner.argv(step.command, step.argv))
+            record = _pending_record(i, step, _hidden(config, runner.argv(step.command, step.argv)))
             records.append(record)
             if stop:
                 continue
@@ -449,10 +499,12 @@ def run_config(path: str | Path, *, out: str | Path | None = None, runner: StepR
 
 
 def _check_commands(config: RunConfig, cfg_path: Path, runner: StepRunner) -> None:
-    """Check that every step names a command the runner offers (``run`` never counts).
+    """Check that every step names a command the runner offers (``run`` never counts), and its args when the
+    runner can check them (a ``check(command, args)`` method), before any step runs.
 
     Raises:
-        ValidationError: naming the first step whose command is unknown, and the known ones.
+        ValidationError: naming the first step whose command is unknown, and the known ones; or the first
+            step whose args the runner refuses, and why.
     """
     known = [c for c in runner.commands if c != "run"]
     for i, step in enumerate(config.steps):
@@ -461,6 +513,71 @@ def _check_commands(config: RunConfig, cfg_path: Path, runner: StepRunner) -> No
                 f"{cfg_path}: steps[{i}].command {step.command!r} is not an interp-agent "
                 f"command; known: {', '.join(known)}"
             )
+    check: Callable[[str, Sequence[str]], str | None] | None = getattr(runner, "check", None)
+    for i, step in enumerate(config.steps):
+        problem = check(step.command, step.argv) if check is not None else None
+        if problem:
+            label = f" ({step.name})" if step.name else ""
+            raise ValidationError(f"{cfg_path}: steps[{i}]{label}: {step.command}: {redact(problem, _values(config))}",
+                                  hint="fix the step's args; nothing has run")
+
+
+_OUT_FLAG = re.compile(r"^--(?:[a-z0-9-]+-)?out$")
+"""Flags naming a file or folder a step writes: ``--out`` and ``--*-out`` (``--csv-out``, ``--calibration-out``)."""
+
+
+def step_outputs(argv: Sequence[str], cwd: Path) -> list[dict[str, Any]]:
+    """The paths a step's ``--out`` / ``--*-out`` flags name, resolved from ``cwd``, and whether each exists."""
+    found = []
+    for i, tok in enumerate(argv):
+        flag, _, value = tok.partition("=")
+        if not _OUT_FLAG.match(flag):
+            continue
+        value = value if "=" in tok else (argv[i + 1] if i + 1 < len(argv) else "")
+        if value:
+            path = (cwd / value).resolve()
+            found.append({"flag": flag, "path": str(path), "exists": path.exists()})
+    return found
+
+
+def plan_run(config: RunConfig, runner: StepRunner, manifest_path: Path) -> dict[str, Any]:
+    """What running ``config`` would do (``interp-agent.run_plan.v1``): every step's full argv and outputs.
+
+    Nothing is run or written; ``exists`` marks outputs an earlier run left (a real run replaces them).
+    """
+    cfg_path = config.path.resolve()
+    steps = [{"index": i, "name": step.name, "command": step.command,
+              "argv": _hidden(config, runner.argv(step.command, step.argv)),
+              "outputs": step_outputs(step.argv, cfg_path.parent)} for i, step in enumerate(config.steps)]
+    return {
+        "schema_version": RUN_PLAN_SCHEMA,
+        "dry_run": True,
+        "name": config.name,
+        "status": "planned",
+        "config": {"path": str(cfg_path), "format": config.format, "sha256": sha256_of(cfg_path)},
+        "working_folder": str(cfg_path.parent),
+        "continue_on_error": config.continue_on_error,
+        "vars": _vars_json(config),
+        "steps": steps,
+        "manifest": str(manifest_path),
+        "manifest_exists": manifest_path.exists(),
+    }
+
+
+def _values(config: RunConfig) -> dict[str, str]:
+    return {name: var.value for name, var in config.vars.items()}
+
+
+def _hidden(config: RunConfig, argv: list[str]) -> list[str]:
+    """``argv`` with the values of secret-named variables (``*TOKEN*``, ``*KEY*``, …) replaced by [REDACTED]."""
+    values = _values(config)
+    return [redact(tok, values) for tok in argv] if values else argv
+
+
+def _vars_json(config: RunConfig) -> dict[str, Any]:
+    """The run's variables as manifest and plan record them, secret-named values redacted."""
+    values = _values(config)
+    return {name: var.to_json() | {"value": redact(var.value, values)} for name, var in config.vars.items()}
 
 
 def _pending_record(index: int, step: RunStep, argv: list[str]) -> dict[str, Any]:
@@ -532,6 +649,7 @@ def _write_manifest(
         "config": {"path": str(cfg_path), "format": config.format, "sha256": prov["inputs"][0]["sha256"]},
         "working_folder": str(cfg_path.parent),
         "continue_on_error": config.continue_on_error,
+        "vars": _vars_json(config),
         "inputs": list(external.values()),
         "steps": records,
         "failed_steps": failed,

@@ -66,6 +66,43 @@ class ProfileEnvOutput(BaseModel):
     next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
 
 
+class CapabilitiesInput(ToolInput):
+    probe_accelerators: bool = Field(
+        True, description="Ask the NVIDIA driver for CUDA devices (nvidia-smi, well under a second); false reports "
+        "none without asking"
+    )
+
+
+class BackendCapability(BaseModel):
+    name: str = Field(description="inspect backend name")
+    works: bool = Field(description="Whether every package it needs is installed here (the network is not probed)")
+    needs_extras: list[str] = Field(description="interp-agent extras it needs")
+    missing_packages: list[str] = Field(description="Packages of those extras that are not installed")
+    what: str = Field(description="What it does and what it needs beyond packages (files, network)")
+    install: str | None = Field(None, description="The pip command that makes it work, when it does not")
+    note: str | None = Field(None, description="A caveat for this machine")
+
+
+class CapabilitiesOutput(BaseModel):
+    interp_agent: str = Field(description="Installed interp-agent version")
+    read_only: bool = Field(description="Whether this server runs in read-only mode (serve --read-only)")
+    backends: list[BackendCapability] = Field(description="Each inspect backend and whether it works here")
+    extras: dict[str, dict[str, Any]] = Field(description="Extra -> {installed, missing}")
+    gpu: dict[str, Any] = Field(description="CUDA devices (count, names, memory GiB), the torch build and whether "
+                                            "torch can use them (usable)")
+    credentials: dict[str, dict[str, Any]] = Field(
+        description="Credential name -> {present, used_for}; presence only, values are never read out")
+    executors: list[dict[str, Any]] = Field(description="Job executors (local, ray, torchrun) and whether each works")
+    models: dict[str, Any] = Field(description="The embedded model (smollm2-135m) and the sentence encoder: "
+                                               "installed, cache built; nothing is loaded")
+    mcp_tools: list[str] = Field(description="The tools this server serves")
+    hidden_tools: dict[str, str] = Field(description="Tools hidden by read-only mode, each with why (empty "
+                                                     "otherwise)")
+    cli_commands: list[str] = Field(description="interp-agent CLI subcommands")
+    capabilities: dict[str, Any] = Field(description="The whole object (interp-agent.capabilities.v1)")
+    next_actions: list[NextAction] = Field(description=NEXT_ACTIONS)
+
+
 class PlanScaleInput(ToolInput):
     model_params: int | str = Field(description="Model parameters, human size: '135M', '70B', '1T'")
     tokens: int | str = Field(description="Tokens to harvest, human size: '10M', '1B'")
@@ -254,12 +291,13 @@ class InspectInput(PromptsInput):
     criterion: str = Field(
         "", max_length=2000, description="Natural-language criterion to rank features against (a pack brings its own)"
     )
-    backend: Literal["records", "features", "toy", "hf", "neuronpedia", "saelens"] | None = Field(
+    backend: Literal["records", "features", "toy", "hf", "neuronpedia", "saelens", "jsonl"] | None = Field(
         None,
         description="Default: inferred from what is given (positives/negatives, dataset or pack: hf; records: "
         "records; features: features; neuronpedia: neuronpedia; saelens_release: saelens). "
-        "records: activation records (needs records); features: a feature JSONL dump, ordered by "
-        "label similarity (no measured association); toy: generated planted data, labelled synthetic; hf: harvest "
+        "records: activation records (needs records); features (alias jsonl, interp-lab's name): a "
+        "feature JSONL dump, ordered by label similarity (no measured association); toy: generated planted data, "
+        "labelled synthetic; hf: harvest "
         "a live model on a prompt set (needs dataset or pack); neuronpedia: import feature cards (needs "
         "neuronpedia; reads the network for refs; no criterion measurement unless records are given); saelens: hf "
         "with an SAE (sae, or saelens_release + saelens_id): its latents are harvested at its hookpoint and ranked",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from interp_agent.core.errors import ValidationError
@@ -29,6 +29,8 @@ class ServerState:
     """Extra folders whose files may be read (never written)."""
     runner: JobRunner
     """Background jobs."""
+    hidden_tools: dict[str, str] = field(default_factory=dict)
+    """Tool name -> why ``serve --read-only`` hides it; empty when every tool is served."""
 
     def path(self, value: str, field: str, *, must_exist: bool = True) -> Path:
         """A path argument, checked to lie inside the workspace or a read root."""

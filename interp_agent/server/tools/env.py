@@ -1,4 +1,4 @@
-"""profile_env and plan_scale: size the work before starting it. Instant, no jobs."""
+"""profile_env, capabilities and plan_scale: size the work before starting it. Instant, no jobs."""
 
 from __future__ import annotations
 
@@ -8,9 +8,19 @@ import anyio
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
+from interp_agent.core.capabilities import capabilities
+from interp_agent.core.runs import RUN_COMMANDS
 from interp_agent.core.scale import ScalePlanInput, load_profile, profile_env, save_profile
 from interp_agent.core.scale.throughput import calibrate, load_calibration, plan_with_calibration
-from interp_agent.server.models import PlanScaleInput, PlanScaleOutput, ProfileEnvInput, ProfileEnvOutput
+from interp_agent.server.models import (
+    BackendCapability,
+    CapabilitiesInput,
+    CapabilitiesOutput,
+    PlanScaleInput,
+    PlanScaleOutput,
+    ProfileEnvInput,
+    ProfileEnvOutput,
+)
 from interp_agent.server.next_steps import call
 from interp_agent.server.registry import ToolSpec
 from interp_agent.server.state import ServerState
@@ -50,6 +60,44 @@ def _profile_spec(state: ServerState) -> ToolSpec:
         ProfileEnvInput, ProfileEnvOutput, profile,
         ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
         "Profile the environment",
+    )
+
+
+def _capabilities_spec(state: ServerState) -> ToolSpec:
+    """The capabilities tool: what this installation and this server can do, in one call."""
+
+    async def caps(inp: CapabilitiesInput, ctx: Context) -> CapabilitiesOutput:
+        served = [tool.name for tool in await ctx.mcp_server.list_tools()]
+        hidden = {name: why for name, why in state.hidden_tools.items() if name not in served}
+        found = await anyio.to_thread.run_sync(lambda: capabilities(
+            cli_commands=(*RUN_COMMANDS, "run"), mcp_tools=served, workspace=state.workspace,
+            probe_accelerators=inp.probe_accelerators))
+        found |= {"read_only": bool(hidden), "hidden_tools": hidden}
+        works = [b["name"] for b in found["backends"] if b["works"]]
+        return CapabilitiesOutput(
+            interp_agent=found["interp_agent"], read_only=bool(hidden),
+            backends=[BackendCapability(**b) for b in found["backends"]], extras=found["extras"], gpu=found["gpu"],
+            credentials=found["credentials"], executors=found["executors"], models=found["models"],
+            mcp_tools=served, hidden_tools=hidden, cli_commands=found["cli_commands"], capabilities=found,
+            next_actions=[
+                call("inspect", "rank features with a backend that works here",
+                     **({"model": "smollm2-135m", "pack": "question", "wait_seconds": 45} if "hf" in works
+                        else {"model": "toy/model-a", "backend": "toy", "criterion": "mentions a unit"})),
+                call("profile_env", "cores, memory, disk and the route to run on"),
+            ],
+        )
+
+    return ToolSpec(
+        "capabilities",
+        "What this installation can do, in one call: each inspect backend and whether it works here (with the pip "
+        "command when not), the extras and package versions, CUDA devices and whether torch can use them, which "
+        "credentials are set (names only, never values), the job executors (local, ray, torchrun), whether the "
+        "embedded model smollm2-135m and the sentence encoder are installed, and the tools this server serves "
+        "(read_only and hidden_tools say what serve --read-only hid). Loads nothing, well under a second, writes "
+        "nothing; the network is not probed. Call it first to choose a backend; profile_env adds the resources.",
+        CapabilitiesInput, CapabilitiesOutput, caps,
+        ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+        "What this installation can do",
     )
 
 
@@ -124,4 +172,4 @@ def _plan_spec(state: ServerState) -> ToolSpec:
 
 def specs(state: ServerState) -> list[ToolSpec]:
     """The environment tools."""
-    return [_profile_spec(state), _plan_spec(state)]
+    return [_profile_spec(state), _capabilities_spec(state), _plan_spec(state)]
