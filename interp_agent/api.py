@@ -1,6 +1,8 @@
 """The Python API: ``inspect``, ``intervene``, ``explain``, ``investigate``, ``calibrate``, ``train_sae``,
-``match`` and ``convert``, and the cross-model ``match_activations``, ``validate_matches``, ``finetune``,
-``diff_models`` and ``train_crosscoder``: thin wrappers over ``interp_agent.core``.
+``match`` and ``convert``, the cross-model ``match_activations``, ``validate_matches``, ``finetune``,
+``diff_models`` and ``train_crosscoder``, criterion authoring (``compile_criterion``, ``score_prompts``),
+steering artifacts (``export_steering``, ``apply_steering``), imports (``import_interp_lab``,
+``convert_hidden_dump``), ``feature_effects`` and ``capabilities``: thin wrappers over ``interp_agent.core``.
 
 Each function imports the core modules it wraps when called, not when this module is
 imported: the CLI imports this module for ``match`` and ``convert``, which need neither
@@ -20,8 +22,10 @@ from interp_agent.core.errors import InputFileError, ValidationError
 if TYPE_CHECKING:
     from interp_agent.core.inspection import InspectionResult, inspect
 
-__all__ = ["calibrate", "convert", "diff_models", "explain", "finetune", "inspect", "intervene", "investigate", "match",
-           "match_activations", "train_crosscoder", "train_sae", "validate_matches"]
+__all__ = ["apply_steering", "calibrate", "capabilities", "compile_criterion", "convert", "convert_hidden_dump",
+           "diff_models", "explain", "export_steering", "feature_effects", "finetune", "import_interp_lab", "inspect",
+           "intervene", "investigate", "match", "match_activations", "score_prompts", "train_crosscoder", "train_sae",
+           "validate_matches"]
 
 
 def __getattr__(name: str) -> Any:
@@ -349,3 +353,74 @@ def train_crosscoder(*, out: str | Path, models: list[str], hookpoints: list[str
     from interp_agent.core.diffing.named import resolve_model_name
 
     return run(out=out, models=[resolve_model_name(m) for m in models], hookpoints=hookpoints, **options)
+
+
+def compile_criterion(criterion: str, **options: Any) -> Any:
+    """A criterion in words → a scored, balanced prompt set that passed every gate; see
+    ``interp_agent.core.criteria.authoring.compile_criterion``.
+
+    Args:
+        criterion: what should hold, in words.
+        options: ``positives``/``negatives`` (the agent's prompts), ``prompts`` (a scored-prompts file),
+            ``source`` (agent, model or template), ``template``, ``n_per_class``, ``seed``, ``out``,
+            ``allow_failures``.
+    """
+    from interp_agent.core.criteria.authoring import compile_criterion as run
+
+    return run(criterion, **options)
+
+
+def score_prompts(prompts_file: str | Path, criterion: str | None = None, **options: Any) -> Any:
+    """Score every prompt of a file against a criterion with a classifier, reporting its held-out accuracy; see
+    ``interp_agent.core.criteria.authoring.score_prompts`` (``scorer``, ``train``, ``binarize``, ``out``)."""
+    from interp_agent.core.criteria.authoring import score_prompts as run
+
+    return run(prompts_file, criterion, **options)
+
+
+def export_steering(*, interventions: str | Path, feature: str, out: str | Path, **options: Any) -> Any:
+    """The steering edit ``intervene`` chose for a feature, as a file (safetensors, or a llama.cpp control-vector
+    GGUF by ``out``'s suffix or ``format``); see ``interp_agent.core.steering.export_steering``."""
+    from interp_agent.core.steering import export_steering as run
+
+    return run(interventions=interventions, feature=feature, out=out, **options)
+
+
+def apply_steering(model: Any, vector: Any, prompts: list[str], **options: Any) -> dict[str, Any]:
+    """Greedy continuations with and without a saved steering vector, side by side, with the KL of the next-token
+    distributions; see ``interp_agent.core.steering.apply_steering`` (``scale``, ``max_new_tokens``, ...)."""
+    from interp_agent.core.steering import apply_steering as run
+
+    return run(model, vector, prompts, **options)
+
+
+def import_interp_lab(path: str | Path, out: str | Path) -> dict[str, Any]:
+    """An interp-lab report, match report or run config, converted into ours and written into ``out``; see
+    ``interp_agent.core.migrate.interp_lab.import_interp_lab``."""
+    from interp_agent.core.migrate.interp_lab import import_interp_lab as run
+
+    return run(path, out)
+
+
+def convert_hidden_dump(src: str | Path, *, out: str | Path, **options: Any) -> dict[str, Any]:
+    """Hidden states dumped by any runtime → activation records or a train-sae training set; see
+    ``interp_agent.core.formats.hidden_dump.convert_hidden_dump`` (``to``, ``manifest``, ``hookpoint``, ``pooling``)."""
+    from interp_agent.core.formats.hidden_dump import convert_hidden_dump as run
+
+    return run(src, out=out, **options)
+
+
+def feature_effects(model: str, report: str | Path, *, out: str | Path, **options: Any) -> Any:
+    """Ablate each upstream top feature of a report on its held-out prompts and measure every feature at a later
+    layer against random-direction controls; see ``interp_agent.core.feature_effects``."""
+    from interp_agent.core.feature_effects import feature_effects as run
+
+    return run(model, report, out=out, **options)
+
+
+def capabilities(**options: Any) -> dict[str, Any]:
+    """What this installation can do, in one call (backends, extras, GPU, credentials present, executors);
+    see ``interp_agent.core.capabilities.capabilities``."""
+    from interp_agent.core.capabilities import capabilities as run
+
+    return run(**options)

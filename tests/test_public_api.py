@@ -12,9 +12,10 @@ def test_public_names_are_pinned() -> None:
     assert sorted(interp_agent.__all__) == sorted(
         [
             "EvidenceError", "InputFileError", "InspectionResult", "InterpAgentError", "MissingDependencyError",
-            "RankingConfig", "ValidationError", "__version__", "calibrate", "convert", "diff_models", "explain",
-            "finetune", "inspect", "intervene", "investigate", "load_report", "match", "match_activations",
-            "train_crosscoder", "train_sae", "validate_matches",
+            "RankingConfig", "ValidationError", "__version__", "apply_steering", "calibrate", "capabilities",
+            "compile_criterion", "convert", "convert_hidden_dump", "diff_models", "explain", "export_steering",
+            "feature_effects", "finetune", "import_interp_lab", "inspect", "intervene", "investigate", "load_report",
+            "match", "match_activations", "score_prompts", "train_crosscoder", "train_sae", "validate_matches",
         ]
     )
     for name in interp_agent.__all__:

@@ -11,15 +11,18 @@ from interp_agent._version import __version__
 from interp_agent.cli.analysis import add_analysis_parsers
 from interp_agent.cli.bridges import add_bridge_parsers
 from interp_agent.cli.calibrate import add_calibrate_parsers
+from interp_agent.cli.criteria import add_criteria_parsers
 from interp_agent.cli.crosscoder import add_crosscoder_parsers
 from interp_agent.cli.diffing import add_diffing_parsers
 from interp_agent.cli.explain import add_explain_parsers
 from interp_agent.cli.harvest import add_harvest_parser
+from interp_agent.cli.imports import add_import_parsers
 from interp_agent.cli.investigate import add_investigation_parsers
 from interp_agent.cli.matching import add_matching_parsers
 from interp_agent.cli.ops import add_ops_parsers
 from interp_agent.cli.organism import add_organism_parsers
 from interp_agent.cli.service import add_service_parsers
+from interp_agent.cli.steering import add_steering_parsers
 from interp_agent.cli.training import add_training_parsers
 from interp_agent.cli.validate import add_validate_parsers
 from interp_agent.core.errors import InterpAgentError, render_args
@@ -44,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_service_parsers(sub)
     add_analysis_parsers(sub)
     add_explain_parsers(sub)
+    add_steering_parsers(sub)
     add_investigation_parsers(sub)
     add_calibrate_parsers(sub)
+    add_criteria_parsers(sub)
     add_organism_parsers(sub)
     add_training_parsers(sub)
     add_harvest_parser(sub)
@@ -54,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_diffing_parsers(sub)
     add_crosscoder_parsers(sub)
     add_bridge_parsers(sub)
+    add_import_parsers(sub)
     add_ops_parsers(sub)
     for command in sub.choices.values():
         command.set_defaults(command_parser=command)

@@ -18,9 +18,24 @@ from interp_agent.core.secrets import redact
 from interp_agent.jobs import JobRunner
 from interp_agent.server.errors import error_result, from_exception, validation_result
 from interp_agent.server.prompts import register_prompts
+from interp_agent.server.read_only import read_only_instructions, split_read_only
 from interp_agent.server.registry import ToolSpec, add_tool
 from interp_agent.server.state import ServerState
-from interp_agent.server.tools import analysis, artifacts, cards, crossmodel, dossiers, env, explain, hub, jobs, sae
+from interp_agent.server.tools import (
+    analysis,
+    artifacts,
+    cards,
+    criteria,
+    crossmodel,
+    dossiers,
+    env,
+    explain,
+    hub,
+    imports,
+    jobs,
+    sae,
+    steering,
+)
 
 log = logging.getLogger("interp_agent.server")
 
@@ -69,7 +84,8 @@ def tool_specs(state: ServerState) -> list[ToolSpec]:
     """Every tool the server serves; adding a tool means adding its module's specs here."""
     return [*env.specs(state), *analysis.specs(state), *sae.specs(state), *hub.specs(state), *jobs.specs(state),
             *artifacts.specs(state), *cards.specs(state), *explain.specs(state), *dossiers.specs(state),
-            *crossmodel.specs(state)]
+            *crossmodel.specs(state), *imports.specs(state), *steering.specs(state),
+            *criteria.specs(state)]
 
 
 ExecutorName = Literal["local", "ray"]
@@ -82,6 +98,7 @@ def build_server(
     max_concurrent_jobs: int = 2,
     executor: ExecutorName = "local",
     ray_address: str | None = None,
+    read_only: bool = False,
 ) -> MCPServer:
     """An MCP server over ``workspace`` (created if missing).
 
@@ -91,6 +108,8 @@ def build_server(
         max_concurrent_jobs: background jobs running at once.
         executor: where background jobs run: 'local' (a process each) or 'ray' (a Ray actor each).
         ray_address: HOST:PORT of the Ray cluster, with ``executor='ray'``.
+        read_only: hide the tools that publish, write outside the workspace or are destructive
+            (the rule: :mod:`interp_agent.server.read_only`); the instructions list them.
 
     Raises:
         ValidationError: (Ray) the cluster is unreachable; MissingDependencyError: ray is not installed.
@@ -121,11 +140,12 @@ def build_server(
             finally:
                 tg.cancel_scope.cancel()
 
+    specs, hidden = split_read_only(tool_specs(state)) if read_only else (tool_specs(state), {})
+    state.hidden_tools = hidden
     server = InterpAgentServer(
-        "interp-agent", title="interp-agent", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
-        log_level="WARNING",
-    )
-    for spec in tool_specs(state):
+        "interp-agent", title="interp-agent", version=__version__, lifespan=lifespan, log_level="WARNING",
+        instructions=INSTRUCTIONS + (read_only_instructions(hidden) if read_only else ""))
+    for spec in specs:
         add_tool(server, spec)
     artifacts.register_resources(server, state)
     dossiers.register_resources(server, state)
@@ -147,10 +167,11 @@ def serve(
     max_concurrent_jobs: int = 2,
     executor: ExecutorName = "local",
     ray_address: str | None = None,
+    read_only: bool = False,
 ) -> None:
     """Serve MCP over stdio until the client disconnects. Logs go to stderr; stdout carries JSON-RPC only.
 
-    ``executor`` and ``ray_address`` are those of :func:`build_server`.
+    ``executor``, ``ray_address`` and ``read_only`` are those of :func:`build_server`.
     """
     handler = logging.StreamHandler()  # stderr
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -161,7 +182,7 @@ def serve(
     root.setLevel(logging.INFO)
     # after the logging setup: the Ray executor logs which cluster it connected to
     server = build_server(workspace, read_roots=read_roots, max_concurrent_jobs=max_concurrent_jobs,
-                          executor=executor, ray_address=ray_address)
+                          executor=executor, ray_address=ray_address, read_only=read_only)
     server.run("stdio")
 
 

@@ -60,6 +60,17 @@ BAD_CALLS = [
      ["exactly one of", "dataset", "corpus"]),
     ("harvest", {"hookpoint": "blocks.3.hook_resid_post", "pack": "question", "workers": "2"}, "invalid_argument",
      ["local engine runs one worker", "workers=2"]),
+    ("compile_criterion", {"criterion": "the text is a question", "positives": '["Is it?", "Is it?"]',
+                           "negatives": '["It is.", "It was."]'}, "invalid_argument",
+     ["exact_duplicates", "class_balance", "pos-1"]),
+    ("score_prompts", {"prompts": "inputs/nope.jsonl", "criterion": "c"}, "invalid_argument",
+     ["nope.jsonl", "does not exist"]),
+    ("export_steering", {"interventions": "inputs/interventions.jsonl", "feature_id": "L3:D1"}, "invalid_argument",
+     ["L3:D1", "no (non-control) rows"]),
+    ("apply_steering", {"vector": "inputs/features.jsonl", "prompts": '["Hello"]'}, "bad_input_file",
+     ["features.jsonl", "safetensors"]),
+    ("import_interp_lab", {"path": "inputs/features.jsonl"}, "bad_input_file", ["features.jsonl", "not valid JSON"]),
+    ("convert_hidden_dump", {"src": "inputs/activation_records.jsonl"}, "bad_input_file", ["prompt_index"]),
 ]
 
 # tools whose successful results carry next_actions, job views and cards: each must pass the client's check
@@ -74,7 +85,11 @@ GOOD_CALLS = [
     ("plan_evidence", {"dossier": "toy-study"}),
     ("harvest", {"hookpoint": "blocks.3.hook_resid_post", "pack": "question", "shard_size": "64", "max_length": "32",
                  "wait_seconds": "45"}),
+    ("capabilities", {}),
+    ("compile_criterion", {"criterion": "the text is a question"}),
+    ("import_interp_lab", {"path": "inputs/report_records_3_1_0.json"}),
 ]
+INTERP_LAB_REPORT = Path(__file__).resolve().parents[1] / "fixtures" / "interp_lab" / "report_records_3_1_0.json"
 
 
 def inspector(version: str, workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -122,6 +137,7 @@ def test_the_inspector_shows_our_code_message_and_hint_for_every_bad_call(worksp
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_the_inspector_accepts_every_result_shape_with_next_actions(workspace: Path, version: str) -> None:
+    shutil.copy(INTERP_LAB_REPORT, workspace / "inputs" / INTERP_LAB_REPORT.name)
     results = {}
     for tool, arguments in GOOD_CALLS:  # in order: the inspect job's run is listed and carded below
         proc = call(version, workspace, tool, arguments)
@@ -134,6 +150,10 @@ def test_the_inspector_accepts_every_result_shape_with_next_actions(workspace: P
     assert harvested["job"]["state"] == "completed", harvested["job"]
     assert harvested["result"]["complete"] and harvested["result"]["records"]
     assert [a["tool"] for a in harvested["next_actions"]][:2] == ["train_sae", "inspect"]
+    assert "hf" in {b["name"] for b in results["capabilities"]["backends"]}
+    assert results["compile_criterion"]["brief"]["per_class"]["recommended"] > 0
+    imported = results["import_interp_lab"]
+    assert imported["kind"] == "report" and imported["next_actions"][0]["tool"] == "feature_card"
     run_id = results["inspect"]["job"]["run_id"]
     card = call(version, workspace, "feature_card", {"run_id": run_id})
     assert card.returncode == 0, card.stderr[-2000:]

@@ -33,7 +33,9 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
                               "job_cancel", "job_resume", "job_list", "list_artifacts", "publish", "feature_card",
                               "explain", "feature_evidence", "score_explanation", "judge_explanation",
                               "investigate", "dossier", "plan_evidence", "validate_matches", "diff_models",
-                              "train_crosscoder", "harvest"}
+                              "train_crosscoder", "harvest", "capabilities", "import_interp_lab",
+                              "convert_hidden_dump", "export_steering", "apply_steering", "compile_criterion",
+                              "score_prompts"}
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None
@@ -44,7 +46,8 @@ async def test_both_protocol_revisions_list_every_tool_with_schemas(server, mode
         assert (resume.read_only_hint, resume.destructive_hint, resume.idempotent_hint) == (False, False, False)
         backend = tools["inspect"].input_schema["properties"]["backend"]  # optional: inferred when left out
         assert [b.get("enum") for b in backend["anyOf"]] == [
-            ["records", "features", "toy", "hf", "neuronpedia", "saelens"], None] and backend["default"] is None
+            ["records", "features", "toy", "hf", "neuronpedia", "saelens", "jsonl"], None]
+        assert backend["default"] is None
 
 
 async def test_plan_scale_answers_with_a_route_and_its_formulas(server) -> None:
