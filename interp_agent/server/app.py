@@ -42,14 +42,19 @@ log = logging.getLogger("interp_agent.server")
 INSTRUCTIONS = """\
 interp-agent ranks a model's internal features against a natural-language criterion, with held-out
 and causal evidence, trains sparse autoencoders when none fits, and matches features across models.
-Start with profile_env (and plan_scale for big runs); investigate runs a whole investigation in one
+Start with capabilities or profile_env (and plan_scale for big runs); compile_criterion turns a
+criterion into a gated prompt set (called with the criterion alone it says what a good set needs),
+and score_prompts scores other prompts against it; investigate runs a whole investigation in one
 call (inspect, explain, intervene with controls, rank again) into a dossier, or run inspect, explain
 and intervene by hand with dossier=NAME; plan_evidence says what each claim still lacks and which
 calls supply it. train_sae when no SAE fits; harvest shards a large prompt set or corpus (on Ray
 workers with engine='ray') for train_sae, inspect and explain to read as one dataset. Across models:
 match (fingerprints of two reports, or method='activations' on two model/hookpoint sides), then
 validate_matches tests the pairs with the same intervention on both sides; diff_models compares a
-model with its fine-tune; train_crosscoder learns one dictionary over both.
+model with its fine-tune; train_crosscoder learns one dictionary over both. export_steering saves
+the edit intervene chose as a file (safetensors or a llama.cpp control vector) and apply_steering
+generates with it side by side. import_interp_lab and convert_hidden_dump bring results and hidden
+states made elsewhere.
 Long work runs as background jobs: a call returns a job handle at once (or the result, if it
 finishes within wait_seconds); poll job_status, then job_result. Every result's next_actions are
 tool calls with their arguments filled in: follow them (inspect -> feature_card, intervene ->
