@@ -37,6 +37,19 @@ KNOWN_SAE_LAYERS: dict[str, int] = {
 
 _FIELDS = ("uuid", "label", "max_activation_strength", "index_in_sae")
 
+PLACEHOLDER_NOTE = (
+    "max_activation_strength dropped: it is 1 for every feature, the constant goodfire>=0.3's Feature.json() "
+    "writes, not a measured activation"
+)
+"""The note of cards whose export carried only the SDK's constant strength."""
+
+
+def _placeholder_strengths(features: list[Any]) -> bool:
+    """True when every feature's ``max_activation_strength`` is exactly 1: what ``Feature.json()`` of the
+    0.3 SDK writes for any feature (the attribute no longer exists there), so it measures nothing."""
+    strengths = [_field(f, "max_activation_strength") for f in features]
+    return bool(strengths) and all(type(v) in (int, float) and v == 1 for v in strengths)
+
 
 def _field(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
@@ -91,14 +104,17 @@ def cards_from_goodfire(
     retrieved = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     src = {"kind": "goodfire", "objects": "supplied in Python", "retrieved_at": retrieved, "live_search": False}
     src = {k: v for k, v in (src | (source or {})).items() if v is not None}
+    flat = _flatten(features)
+    if _placeholder_strengths(flat):
+        notes.append(PLACEHOLDER_NOTE)
     cards: dict[str, FeatureCard] = {}
-    for i, feat in enumerate(_flatten(features)):
+    for i, feat in enumerate(flat):
         index = _field(feat, "index_in_sae")
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise ValidationError(f"Goodfire feature {i} ({_field(feat, 'label')!r}): index_in_sae is {index!r}; "
                                   "it must be a non-negative integer (it names the latent)")
         label = _field(feat, "label")
-        strength = _field(feat, "max_activation_strength")
+        strength = None if PLACEHOLDER_NOTE in notes else _field(feat, "max_activation_strength")
         if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))):
             raise ValidationError(f"Goodfire feature {i}: max_activation_strength is {strength!r}, not a number")
         uuid = _field(feat, "uuid")

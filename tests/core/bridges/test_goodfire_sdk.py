@@ -14,7 +14,12 @@ goodfire = pytest.importorskip(
     "goodfire", reason="the goodfire extra (pip install 'interp-agent[goodfire]') is not installed")
 
 from interp_agent.cli import main  # noqa: E402
-from interp_agent.core.bridges.goodfire import cards_from_goodfire, search_goodfire  # noqa: E402
+from interp_agent.core.bridges.goodfire import (  # noqa: E402
+    PLACEHOLDER_NOTE,
+    cards_from_goodfire,
+    read_goodfire_export,
+    search_goodfire,
+)
 from interp_agent.core.errors import RemoteServiceError  # noqa: E402
 from interp_agent.core.formats.features import read_features  # noqa: E402
 
@@ -57,6 +62,10 @@ def test_convert_goodfire_reads_the_sdks_own_json_export(tmp_path: Path, no_netw
     feats = read_features(out)
     assert [f.feature_id for f in feats] == ["SAE:L50:F1204", "SAE:L50:F88"]
     assert feats[1].label == "metric prefixes such as kilo and milli"
+    # Feature.json() writes max_activation_strength 1 for every feature: a constant, never kept as a measurement
+    assert all(f["max_activation_strength"] == 1 for f in _group().json()["features"])
+    cards = read_goodfire_export(src, model=MODEL, layer=50)
+    assert all(c.max_activation is None and PLACEHOLDER_NOTE in c.notes for c in cards)
 
 
 def test_live_search_is_refused_saying_why(no_network: None) -> None:
