@@ -38,6 +38,14 @@ class ServerState:
             value, field=field, workspace=self.workspace, read_roots=self.read_roots, must_exist=must_exist
         )
 
+    def output_path(self, value: str, field: str) -> Path:
+        """A path to write: inside the workspace only (read roots are read-only); it need not exist yet."""
+        path = self.path(value, field, must_exist=False)
+        if not path.is_relative_to(self.workspace.resolve()):
+            raise ValidationError(f"{field}: {value!r} resolves to {path}, inside a read root; read roots are "
+                                  "read-only", hint="give a workspace-relative path to write to")
+        return path
+
     def run_dir(self, run_id: str) -> Path:
         """Folder of a run, refusing ids that could escape ``runs/``."""
         if not run_id or not set(run_id) <= _RUN_ID_CHARS:

@@ -401,3 +401,16 @@ async def test_harvest_runs_as_a_job_and_its_next_action_trains_an_sae_on_the_sh
         assert trained["job"]["state"] == "completed" and trained["result"]["sae"]["d_in"] == 576
         bad = error_of(await client.call_tool("harvest", {"hookpoint": "blocks.3.hook_resid_post"}))
         assert bad["code"] == "invalid_argument" and "exactly one of" in bad["message"]
+
+
+async def test_read_roots_are_read_but_never_written(workspace: Path, tmp_path: Path) -> None:
+    from interp_agent.server import build_server
+
+    root = tmp_path / "shared"
+    root.mkdir()
+    async with Client(build_server(workspace, read_roots=(root,))) as client:
+        bad = error_of(await client.call_tool("profile_env", {"save_to": str(root / "env.json")}))
+        assert "read root" in bad["message"] and "read-only" in bad["message"], bad
+        assert not (root / "env.json").exists()
+        good = await client.call_tool("profile_env", {"save_to": "env.json"})
+        assert not good.is_error and (workspace / "env.json").is_file()

@@ -13,7 +13,6 @@ import anyio
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
-from interp_agent.core.errors import ValidationError, arg
 from interp_agent.server.criteria_models import (
     CompileCriterionInput,
     CompileCriterionOutput,
@@ -29,11 +28,7 @@ _WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempote
 
 def _out_folder(state: ServerState, value: str | None, default: str) -> Path:
     """A folder to write, inside the workspace (never a read root)."""
-    path = state.path(value or default, "out", must_exist=False)
-    if not path.is_relative_to(state.workspace.resolve()):
-        raise ValidationError(f"{arg('out', value)} must lie inside the workspace; read roots are read-only",
-                              hint="give a workspace-relative folder, e.g. criteria/my-criterion")
-    return path
+    return state.output_path(value or default, "out")
 
 
 def _slug(text: str) -> str:

@@ -30,7 +30,7 @@ def _profile_spec(state: ServerState) -> ToolSpec:
     """The profile_env tool: this machine's cores, memory, disk, accelerators and the route to run on."""
 
     async def profile(inp: ProfileEnvInput, ctx: Context) -> ProfileEnvOutput:
-        target = state.path(inp.save_to, "save_to", must_exist=False) if inp.save_to else None
+        target = state.output_path(inp.save_to, "save_to") if inp.save_to else None
         # nvidia-smi and the disk are asked in a subprocess and syscalls: keep the event loop free
         prof = await anyio.to_thread.run_sync(lambda: profile_env(state.workspace))
         if target is not None:

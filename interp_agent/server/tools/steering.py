@@ -37,11 +37,11 @@ def _run_or_path(state: ServerState, value: str, field: str, marker: str) -> Pat
 def _out_path(state: ServerState, inp: ExportSteeringInput, interventions: Path) -> Path:
     """Where to write: ``out`` (inside the workspace), else beside the run's interventions.jsonl."""
     if inp.out is not None:
-        path = state.path(inp.out, "out", must_exist=False)
-        if not path.is_relative_to(state.workspace.resolve()):
-            raise ValidationError(f"{arg('out', inp.out)} must lie inside the workspace (read roots are read-only)")
-        return path
+        return state.output_path(inp.out, "out")
     folder = interventions if interventions.is_dir() else interventions.parent
+    if not folder.resolve().is_relative_to(state.workspace.resolve()):
+        raise ValidationError(f"the interventions lie in a read root ({folder}), which is read-only, so the vector "
+                              f"cannot be written beside them", hint="give out=, a workspace-relative file")
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", inp.feature_id).strip("_")
     return folder / f"steering_{slug}.{inp.format}"
 
