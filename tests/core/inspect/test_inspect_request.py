@@ -97,7 +97,8 @@ def test_the_cli_flags_are_the_request_fields_with_their_defaults_and_choices() 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     actions = {a.dest: a for a in sub.choices["inspect"]._actions if a.dest != "help"}
-    expected = {n for n in param_names() if n != "config"} | set(CLI_RANKING_FIELDS) | {"out", "json", "dossier"}
+    expected = {n for n in param_names() if n != "config"} | set(CLI_RANKING_FIELDS) | {"out", "json", "dossier",
+                                                                                     "csv_out"}
     assert set(actions) == expected
     for f in dataclasses.fields(InspectRequest):
         if f.name in actions and f.default is not dataclasses.MISSING:
