@@ -31,7 +31,8 @@ def cmd_convert_hidden_dump(args: argparse.Namespace) -> int:
     from interp_agent.core.formats.hidden_dump import convert_hidden_dump
 
     result = convert_hidden_dump(args.src, out=args.out, to=args.to, manifest=args.manifest,
-                                 hookpoint=args.hookpoint, model=args.model, pooling=args.pool)
+                                 hookpoint=args.hookpoint, model=args.model, pooling=args.pool,
+                                 keep_first=args.keep_first)
     dims = ", ".join(f"{h} ({d})" for h, d in result["hookpoints"].items())
     text = f"{result['n_prompts']} prompts, {result['n_tokens']} tokens at {dims}\n" + "\n".join(
         f"wrote {p}" for p in result["paths"].values())
@@ -62,5 +63,8 @@ def add_import_parsers(sub: Subparsers) -> None:
     p.add_argument("--model", help="model the hidden states came from (default: the manifest's)")
     p.add_argument("--pool", choices=["last", "mean", "max"], default="last",
                    help="records from [N,T,D]: last real token, or mean/max over tokens 1.. (default last)")
+    p.add_argument("--keep-first", action="store_true",
+                   help="keep token position 0 (dropped by default as a BOS with massive activations; keep it for "
+                        "dumps that have no BOS)")
     add_json_flag(p)
     p.set_defaults(func=cmd_convert_hidden_dump)

@@ -38,6 +38,8 @@ class ConvertHiddenDumpInput(ToolInput):
     model: str | None = Field(None, description="Model the hidden states came from (default: the manifest's)")
     pool: Literal["last", "mean", "max"] = Field("last", description="records from [N,T,D]: the last real token, "
                                                  "or the mean/max over tokens 1..")
+    keep_first: bool = Field(False, description="Keep token position 0 (dropped by default as a BOS with massive "
+                             "activations; keep it for dumps without a BOS)")
 
 
 class ConvertHiddenDumpOutput(BaseModel):

@@ -103,3 +103,18 @@ def test_a_pt_file_holding_more_than_tensors_is_refused(tmp_path: Path) -> None:
     torch.save({"acts": torch.zeros(2, 3), "cfg": {"lr": 1.0}}, tmp_path / "h.pt")
     with pytest.raises(InputFileError, match="not a tensor or a dict of tensors|weights_only"):
         convert_hidden_dump(tmp_path / "h.pt", out=tmp_path / "r.jsonl", hookpoint="blocks.1.hook_resid_post")
+
+
+def test_keep_first_keeps_position_zero_for_dumps_without_a_bos(tmp_path: Path) -> None:
+    acts, manifest = _dump(tmp_path)
+    np.save(tmp_path / "h.npy", acts)
+    lengths = np.full(N, T)
+    assert np.allclose(pool(acts, lengths, "mean", keep_first=True), acts.mean(axis=1), atol=1e-6)
+    assert np.allclose(pool(acts, lengths, "mean"), acts[:, 1:].mean(axis=1), atol=1e-6)
+    info = convert_hidden_dump(tmp_path / "h.npy", out=tmp_path / "train", to="training", manifest=manifest,
+                               keep_first=True)
+    from safetensors.numpy import load_file
+
+    rows = load_file(info["paths"]["blocks.3.hook_resid_post"])["activations"]
+    assert rows.shape == (N * T, D) and info["keep_first"] is True
+    assert np.array_equal(rows[:T], acts[0])

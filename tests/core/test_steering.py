@@ -267,3 +267,11 @@ def test_the_cli_exports_a_gguf_and_refuses_a_steer_without_prompts(tmp_path: Pa
     assert payload["vector"]["strength"] == -4.0 and load_steering(out).added(0)[7] == -4.0
     assert main(["steer", str(out)]) == EXIT_BAD_INPUT
     assert "no prompts" in capsys.readouterr().err
+
+
+def test_the_embedded_model_and_the_hub_checkpoint_it_quantises_are_one_model() -> None:
+    from interp_agent.core.steering.apply import same_model
+
+    assert same_model("HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2-135m")
+    assert same_model("smollm2-135m-instruct", "SmolLM2-135M")
+    assert not same_model("HuggingFaceTB/SmolLM2-360M-Instruct", "smollm2-135m")

@@ -21,9 +21,10 @@ interp-lab's ``--dataset`` takes) is a manifest too: its prompts in row order.
 
 Records: one row per prompt; a ``[N, T, D]`` dump is pooled over each prompt's real tokens
 (``last``: the last one; ``mean``/``max``: over positions 1… when there are several, since
-position 0 carries massive activations in most LMs). Feature ids are the hookpoint's basis
-ids (``L6:D12``). Training: every real token row (position 0 dropped when a prompt has
-several), written as ``<hookpoint>.safetensors`` (tensor ``activations``) that
+position 0 carries massive activations in most LMs; ``keep_first`` keeps it, for a dump
+whose first position is a real token rather than a BOS). Feature ids are the hookpoint's
+basis ids (``L6:D12``). Training: every real token row (position 0 dropped when a prompt has
+several, unless ``keep_first``), written as ``<hookpoint>.safetensors`` (tensor ``activations``) that
 ``train-sae --activations`` reads.
 """
 
@@ -268,32 +269,34 @@ def _assemble_interp_lab(p: Path, rows: dict[tuple[int, int], np.ndarray], inlin
     return Dump(tensors, lengths, _prompts(meta, n, p), model or meta.get("model") or next(iter(models), None))
 
 
-def pool(acts_NTD: np.ndarray, lengths_N: np.ndarray, how: DumpPooling) -> np.ndarray:
+def pool(acts_NTD: np.ndarray, lengths_N: np.ndarray, how: DumpPooling, *, keep_first: bool = False) -> np.ndarray:
     """One row per prompt ``[N, D]`` from ``[N, T, D]`` over each prompt's real tokens (see the module docstring)."""
     n = acts_NTD.shape[0]
     if how == "last":
         return acts_NTD[np.arange(n), lengths_N - 1]
     out_ND = np.empty((n, acts_NTD.shape[2]), dtype=np.float32)
     for i, length in enumerate(lengths_N):
-        span = acts_NTD[i, 1:length] if length > 1 else acts_NTD[i, :1]
+        span = acts_NTD[i, 1:length] if length > 1 and not keep_first else acts_NTD[i, :length]
         out_ND[i] = span.mean(axis=0) if how == "mean" else span.max(axis=0)
     return out_ND
 
 
-def token_rows(acts_NTD: np.ndarray, lengths_N: np.ndarray) -> np.ndarray:
-    """Every real token row ``[R, D]``, position 0 dropped where a prompt has several tokens."""
-    return np.concatenate([acts_NTD[i, (1 if n > 1 else 0):n] for i, n in enumerate(lengths_N)], axis=0)
+def token_rows(acts_NTD: np.ndarray, lengths_N: np.ndarray, *, keep_first: bool = False) -> np.ndarray:
+    """Every real token row ``[R, D]``, position 0 dropped where a prompt has several tokens unless ``keep_first``."""
+    return np.concatenate([acts_NTD[i, (1 if n > 1 and not keep_first else 0):n] for i, n in enumerate(lengths_N)],
+                          axis=0)
 
 
 def convert_hidden_dump(
     src: str | Path, *, out: str | Path, to: DumpTarget = "records", manifest: str | Path | None = None,
-    hookpoint: str | None = None, model: str | None = None, pooling: DumpPooling = "last",
+    hookpoint: str | None = None, model: str | None = None, pooling: DumpPooling = "last", keep_first: bool = False,
 ) -> dict[str, Any]:
     """Convert a hidden-state dump into activation records (``to="records"``) or a training set (``"training"``).
 
     Args:
         out: records: a ``.jsonl`` file, or a Parquet dataset folder for any other name; training: a folder.
         hookpoint: the hookpoint of an unnamed tensor, or the one tensor to take from several.
+        keep_first: keep token position 0 (dropped by default: in most LMs it is a BOS with massive activations).
 
     Returns:
         What was written: ``{"to", "paths", "n_prompts", "hookpoints", "d_model", ...}``.
@@ -308,20 +311,21 @@ def convert_hidden_dump(
         raise ValidationError(f"{arg('pooling', pooling)} must be last, mean or max")
     dump = read_dump(src, manifest=manifest, hookpoint=hookpoint, model=model)
     info = {"to": to, "src": str(src), "n_prompts": len(dump.prompts), "model": dump.model,
-            "hookpoints": {h: int(a.shape[2]) for h, a in dump.tensors.items()}, "n_tokens": int(dump.lengths.sum())}
+            "hookpoints": {h: int(a.shape[2]) for h, a in dump.tensors.items()}, "n_tokens": int(dump.lengths.sum()),
+            "keep_first": keep_first}
     if to == "training":
-        return info | {"paths": _write_training(dump, Path(out).expanduser(), info)}
+        return info | {"paths": _write_training(dump, Path(out).expanduser(), info, keep_first)}
     return info | {"pooling": pooling, "paths": {"records": str(_write_records(dump, Path(out).expanduser(),
-                                                                              pooling, Path(src)))}}
+                                                                              pooling, Path(src), keep_first))}}
 
 
-def _write_training(dump: Dump, folder: Path, info: dict[str, Any]) -> dict[str, str]:
+def _write_training(dump: Dump, folder: Path, info: dict[str, Any], keep_first: bool) -> dict[str, str]:
     from safetensors.numpy import save
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for h, acts in dump.tensors.items():
-        rows_RD = np.ascontiguousarray(token_rows(acts, dump.lengths))
+        rows_RD = np.ascontiguousarray(token_rows(acts, dump.lengths, keep_first=keep_first))
         with atomic_open(folder / f"{h}.safetensors", "wb") as fh:
             fh.write(save({"activations": rows_RD}, metadata={"hookpoint": h, "model": dump.model or ""}))
         paths[h] = str(folder / f"{h}.safetensors")
@@ -329,7 +333,7 @@ def _write_training(dump: Dump, folder: Path, info: dict[str, Any]) -> dict[str,
     return paths
 
 
-def _write_records(dump: Dump, out: Path, pooling: DumpPooling, src: Path) -> Path:
+def _write_records(dump: Dump, out: Path, pooling: DumpPooling, src: Path, keep_first: bool) -> Path:
     from interp_agent.core.formats.records import ActivationRecord, write_records
 
     unscored = [p.prompt_id for p in dump.prompts if p.criterion_score is None]
@@ -342,7 +346,7 @@ def _write_records(dump: Dump, out: Path, pooling: DumpPooling, src: Path) -> Pa
         point = match_hookpoint(h)
         width = acts.shape[2]
         ids += basis_feature_ids(point, width) if point else [f"{h}:D{i}" for i in range(width)]
-        columns.append(pool(acts, dump.lengths, pooling))
+        columns.append(pool(acts, dump.lengths, pooling, keep_first=keep_first))
     acts_NF = np.concatenate(columns, axis=1)
     records = (ActivationRecord(prompt_id=p.prompt_id, criterion_score=float(p.criterion_score or 0.0),
                                 feature_ids=tuple(ids), activations=tuple(float(v) for v in acts_NF[i]),

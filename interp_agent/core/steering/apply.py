@@ -31,12 +31,17 @@ CAVEAT = ("single greedy generations without controls, labelled interventional; 
           "the held-out effect with controls)")
 
 
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""The hub checkpoint the embedded model's GGUF file quantises."""
+
+
 def same_model(a: str, b: str) -> bool:
-    """Whether two model names denote the same model (the embedded model's aliases; folders by resolved path)."""
+    """Whether two model names denote the same model (the embedded model's aliases and the hub id of the
+    checkpoint it quantises, whose residual basis it shares; folders by resolved path)."""
     from interp_agent.core.models.loading import EMBEDDED_ALIASES
 
     def norm(name: str) -> str:
-        if name.strip().lower() in EMBEDDED_ALIASES:
+        if name.strip().lower() in EMBEDDED_ALIASES | {EMBEDDED_HUB_ID.lower()}:
             return "smollm2-135m"
         path = Path(name).expanduser()
         return str(path.resolve()) if path.is_dir() else name.strip()

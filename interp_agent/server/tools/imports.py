@@ -72,7 +72,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
         run_id, folder = _new_run(state, "dump")
         out = folder / ("records.jsonl" if inp.to == "records" else "activations")
         result: dict[str, Any] = await anyio.to_thread.run_sync(lambda: convert(
-            src, out=out, to=inp.to, manifest=manifest, hookpoint=inp.hookpoint, model=inp.model, pooling=inp.pool))
+            src, out=out, to=inp.to, manifest=manifest, hookpoint=inp.hookpoint, model=inp.model, pooling=inp.pool,
+            keep_first=inp.keep_first))
         if inp.to == "records":
             nxt = [call("inspect", "rank the converted records against the criterion the manifest's scores measure",
                         model=result.get("model") or "dump", criterion="<criterion>", backend="records",
