@@ -240,7 +240,7 @@ def inspect_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
     Params: the fields of ``InspectRequest`` (``config`` as an object of RankingConfig
     fields). Result: paths of report.json/.html/.md
-    (``report``, ``html``, ``md``), ``synthetic``, the ``summary``, the ``warnings`` and
+    (``report``, ``html``, ``md``) and features.csv (``csv``), ``synthetic``, the ``summary``, the ``warnings`` and
     ``top``: compact rows of the first 10 features.
     """
     from interp_agent.core.inspection import inspect_request
@@ -254,9 +254,13 @@ def inspect_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0.0, f"inspect {params['model']} against {params.get('criterion') or params.get('pack')!r}")
     result = inspect_request(request, out=ctx.run_dir, progress=on_progress)
     report = result.report
+    from interp_agent.core.reports.csv import write_features_csv
+
+    table = write_features_csv(report, Path(ctx.run_dir) / "features.csv")
     ctx.progress(1.0, f"report written: {len(report['features'])} features")
     return {
         "report": str(result.paths["json"]),
+        "csv": str(table),
         "html": str(result.paths["html"]),
         "md": str(result.paths["md"]),
         "synthetic": bool(report["synthetic"]),

@@ -556,6 +556,8 @@ class InspectResult(BaseModel):
         "rank}: ids to pass to intervene(features=...) with report=<run_id>, whether or not they made the top rows")
     report: str = Field(description="URI of report.json")
     html: str = Field(description="URI of the readable report.html")
+    csv: str | None = Field(None, description="URI of features.csv: every ranked feature as one row (held-out "
+                            "statistics with intervals, causal effect, verdict, provenance; an empty cell is null)")
 
 
 MODEL_ARG = "'smollm2-135m' (embedded), a local model folder (workspace path, e.g. a fine-tune) or a hub id"

@@ -160,6 +160,8 @@ async def test_match_two_toy_reports_by_run_id(server) -> None:
             )
             assert r.structured_content["job"]["state"] == "completed"
             assert r.structured_content["result"]["synthetic"] is True
+            table = await client.read_resource(r.structured_content["result"]["csv"])  # every ranked feature
+            assert table.contents[0].text.startswith("rank,feature_id")
             runs.append(r.structured_content["job"]["run_id"])
         m = await client.call_tool("match", {"left": runs[0], "right": runs[1], "use_text": False, "wait_seconds": 40})
         out = m.structured_content

@@ -118,9 +118,16 @@ def init_distributed(device: str = "auto", *, mode: Mode = "data", timeout_s: fl
     return DistContext(rank, world, local, dist.get_backend(), dev, mode)
 
 
-def shutdown() -> None:
-    """Leave the process group (no-op when none is joined)."""
+def shutdown(*, wait_for_all: bool = False) -> None:
+    """Leave the process group (no-op when none is joined).
+
+    ``wait_for_all``: first wait at a barrier until every rank is done, so that no rank tears
+    its connections down while rank 0 still gathers or writes (a run that ended normally; after
+    an error on one rank the others would only wait out the timeout).
+    """
     if dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -217,14 +217,17 @@ def fit_sae(
     """
     cfg = check_request(settings, model, activations, records)
     ctx = _join(cfg)
+    finished = False
     try:
-        return _train_and_write(cfg, Path(out), ctx, progress, on_point, model=model, dataset=dataset, pack=pack,
-                                hookpoint=hookpoint, activations=activations, records=records)
+        result = _train_and_write(cfg, Path(out), ctx, progress, on_point, model=model, dataset=dataset, pack=pack,
+                                  hookpoint=hookpoint, activations=activations, records=records)
+        finished = True
+        return result
     finally:
         if ctx is not None:
             from interp_agent.core.sae.distributed import shutdown
 
-            shutdown()
+            shutdown(wait_for_all=finished)
 
 
 def _join(cfg: dict[str, Any]) -> DistContext | None:

@@ -77,6 +77,7 @@ def inspect_result(state: ServerState, record: JobRecord, result: dict[str, Any]
         directions=result.get("directions", []),
         report=_uri(state, record, result.get("report")),
         html=_uri(state, record, result.get("html")),
+        csv=_uri(state, record, result.get("csv")) or None,
     )
 
 
