@@ -39,7 +39,7 @@ class JobRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    job_id: str = Field(description="Unguessable job id (secrets.token_urlsafe(16)).")
+    job_id: str = Field(description="Unguessable job id (secrets.token_urlsafe(16), never beginning with '-').")
     kind: str = Field(description="Registered job kind, e.g. 'inspect', 'match', 'sleep'.")
     state: JobState = Field(description="working, input_required, completed, failed or cancelled.")
     progress: float = Field(ge=0.0, le=1.0, description="Fraction done, 0..1; never decreases while working.")

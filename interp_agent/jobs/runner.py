@@ -68,6 +68,14 @@ _NOT_RESUMABLE_HINTS = {
 }
 
 
+def new_job_id() -> str:
+    """An unguessable job id (``secrets.token_urlsafe(16)``) that never begins with '-': the command line
+    would read such an id as an option (``interp-agent jobs resume -Rd...``)."""
+    while (job_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return job_id
+
+
 class JobRunner:
     """Durable background jobs of one workspace, each in its own worker process."""
 
@@ -138,7 +146,7 @@ class JobRunner:
             raise ValidationError(f"job params must be JSON-serialisable: {exc}") from None
         if kind in PARAM_CHECKS:
             PARAM_CHECKS[kind](params)
-        job_id = secrets.token_urlsafe(16)
+        job_id = new_job_id()
         run_dir = self.runs_dir / job_id
         run_dir.mkdir(parents=True, exist_ok=False)
         (run_dir / LOG_NAME).touch()

@@ -550,3 +550,13 @@ def test_importing_the_jobs_package_pulls_in_neither_mcp_nor_the_server_nor_the_
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_job_id_never_begins_with_a_dash_so_the_command_line_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import secrets
+
+    from interp_agent.jobs.runner import new_job_id
+
+    drawn = iter(["-RdFQD7V5iD_ZNmHSIRekg", "--x", "RdFQD7V5iD_ZNmHSIRekg"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(drawn))
+    assert new_job_id() == "RdFQD7V5iD_ZNmHSIRekg"
