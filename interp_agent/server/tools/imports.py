@@ -39,12 +39,11 @@ def _uris(state: ServerState, run_id: str, folder: Path, paths: dict[str, str]) 
     return [state.uri(run_id, name) for name in sorted(names)]
 
 
-def _import_next(state: ServerState, run_id: str, folder: Path, kind: str) -> list[NextAction]:
+def _import_next(run_id: str, kind: str) -> list[NextAction]:
     if kind == "report":
-        return [call("feature_card", "read the top imported feature; its scores are interp-lab's, kept as imported",
-                     run_id=run_id),
-                call("inspect", "rank again with our held-out statistics; interp-lab's cards carry no records, so "
-                     "give the activation records or a live model", model="smollm2-135m", criterion="<criterion>")]
+        return [call("feature_card", "read the top imported feature; its scores are interp-lab's, kept as imported "
+                     "(to measure them with held-out statistics, give inspect the activation records or a live model)",
+                     run_id=run_id)]
     if kind == "run_config":
         return [call("list_artifacts", "read the converted run.json; run it with `interp-agent run`", run_id=run_id)]
     return [call("list_artifacts", "read the converted matches.json", run_id=run_id)]
@@ -62,7 +61,7 @@ def specs(state: ServerState) -> list[ToolSpec]:
         summary = {k: v for k, v in result.items() if k not in ("kind", "schema_version", "paths")}
         return ImportInterpLabOutput(kind=result["kind"], schema_version=result["schema_version"], run_id=run_id,
                                      summary=summary, files=_uris(state, run_id, folder, result["paths"]),
-                                     next_actions=_import_next(state, run_id, folder, result["kind"]))
+                                     next_actions=_import_next(run_id, result["kind"]))
 
     async def convert_hidden_dump(inp: ConvertHiddenDumpInput, ctx: Context) -> ConvertHiddenDumpOutput:
         from interp_agent.core.formats.hidden_dump import convert_hidden_dump as convert
@@ -75,8 +74,8 @@ def specs(state: ServerState) -> list[ToolSpec]:
             src, out=out, to=inp.to, manifest=manifest, hookpoint=inp.hookpoint, model=inp.model, pooling=inp.pool,
             keep_first=inp.keep_first))
         if inp.to == "records":
-            nxt = [call("inspect", "rank the converted records against the criterion the manifest's scores measure",
-                        model=result.get("model") or "dump", criterion="<criterion>", backend="records",
+            nxt = [call("inspect", "rank the converted records; add criterion=, the words the manifest's scores "
+                        "measure", model=result.get("model") or "dump", backend="records",
                         records=workspace_path(state, out))]
         else:
             hookpoint = next(iter(result["hookpoints"]))
